@@ -1,0 +1,30 @@
+/* Parsing of init's multiboot command line, e.g.
+ *   "/boot/init-x86-amd64.bin serial=115200,8n1,0x3f8 boot_drive=0x80"
+ * The first word is the kernel path (GRUB passes it) and is skipped when it holds no '='. */
+#ifndef LIB_CMDLINE_H
+#define LIB_CMDLINE_H
+#include <xmhf/types.h>
+
+enum on_ready_action { ON_READY_HALT = 0, ON_READY_POWEROFF = 1 };
+
+struct boot_cmdline {
+	u32 baud;            /* serial=BAUD,...      default 115200 */
+	u8 data_bits;        /* 5..8                  default 8 */
+	char parity;         /* 'n', 'o' or 'e'       default 'n' */
+	u8 stop_bits;        /* 1 or 2                default 1 */
+	u16 serial_port;     /* I/O port              default 0x3f8 */
+	u8 boot_drive;       /* boot_drive=0xNN       default 0x80 */
+	u8 on_ready;         /* on_ready=halt|poweroff: what the BSP does once the runtime is ready
+	                        (until the guest can be started); default halt */
+	u32 unknown_keys;    /* count of words with an unknown key (ignored, XMHF compatibility) */
+};
+
+/* Fills *out with the defaults, then applies the words of s (NULL means empty).
+ * Returns 0 on success; on a malformed value of a known key returns -1 and writes a one-line reason
+ * (e.g. "serial: bad baud rate 'garbage'") into err (NUL-terminated, truncated to errlen).
+ * Keys: serial=BAUD[,DPS[,PORT]] where DPS is like 8n1; PORT hex (0x..) or decimal;
+ *       boot_drive=0xNN (hex or decimal, 0..255); on_ready=halt|poweroff.
+ * Unknown keys and words without '=' are counted in unknown_keys and otherwise ignored. */
+int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t errlen);
+
+#endif
