@@ -1,0 +1,55 @@
+/* Local APIC access for the runtime: xAPIC through MMIO, or x2APIC through MSRs when the firmware left
+ * the APIC in x2APIC mode (SDM Vol. 3, 11.12). */
+#include <xmhf/runtime.h>
+#include <x86/cpu.h>
+#include <x86/lapic.h>
+#include <x86/msr.h>
+
+static volatile u32 *lapic_mmio;
+static bool x2apic;
+
+static u32 lapic_read(u32 reg)
+{
+	if (x2apic)
+		return (u32)rdmsr(MSR_X2APIC_BASE + (reg >> 4));
+	return lapic_mmio[reg / 4];
+}
+
+void lapic_init_bsp(u64 base)
+{
+	u64 apic_base = rdmsr(MSR_IA32_APIC_BASE);
+
+	x2apic = (apic_base & APIC_BASE_EXTD) != 0;
+	lapic_mmio = (volatile u32 *)(uintptr_t)(base ? base : (apic_base & ~0xfffULL));
+	if (!(apic_base & APIC_BASE_EN))
+		panic("the BSP's local APIC is disabled (IA32_APIC_BASE=0x%llx)", (unsigned long long)apic_base);
+}
+
+u32 lapic_read_id(void)
+{
+	return x2apic ? lapic_read(LAPIC_ID) : lapic_read(LAPIC_ID) >> 24;
+}
+
+bool lapic_wait_idle(void)
+{
+	if (x2apic)
+		return true; /* x2APIC ICR writes complete synchronously */
+	for (u32 i = 0; i < 1000; i++) {
+		if (!(lapic_mmio[LAPIC_ICR_LO / 4] & ICR_SEND_PENDING))
+			return true;
+		udelay(10);
+	}
+	return false;
+}
+
+void lapic_send_ipi(u32 apic_id, u32 icr_low)
+{
+	if (x2apic) {
+		wrmsr(MSR_X2APIC_BASE + (LAPIC_ICR_LO >> 4), ((u64)apic_id << 32) | icr_low);
+		return;
+	}
+	lapic_mmio[LAPIC_ICR_HI / 4] = apic_id << 24;
+	lapic_mmio[LAPIC_ICR_LO / 4] = icr_low;
+	if (!lapic_wait_idle())
+		panic("the local APIC did not send an IPI (ICR 0x%x to APIC id %u)", icr_low, apic_id);
+}
