@@ -10,7 +10,8 @@ static void check_defaults_except_unknown(const struct boot_cmdline *c)
 	CHECK_EQ(c->stop_bits, 1);
 	CHECK_EQ(c->serial_port, 0x3f8);
 	CHECK_EQ(c->boot_drive, 0x80);
-	CHECK_EQ(c->on_ready, ON_READY_HALT);
+	CHECK_EQ(c->on_ready, ON_READY_GUEST);
+	CHECK_EQ(c->on_stop, ON_STOP_HALT);
 }
 
 TEST(cmdline_defaults)
@@ -94,6 +95,24 @@ TEST(cmdline_boot_drive_and_on_ready)
 	CHECK_EQ(cmdline_parse("on_ready=poweroff on_ready=halt", &c, err, sizeof(err)), 0);
 	CHECK_EQ(c.on_ready, ON_READY_HALT);
 	CHECK_EQ(c.unknown_keys, 0);
+	CHECK_EQ(cmdline_parse("on_ready=guest", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.on_ready, ON_READY_GUEST);
+	CHECK_EQ(cmdline_parse("on_ready=later", &c, err, sizeof(err)), -1);
+}
+
+TEST(cmdline_on_stop)
+{
+	struct boot_cmdline c;
+	char err[64];
+
+	CHECK_EQ(cmdline_parse("on_stop=reset", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.on_stop, ON_STOP_RESET);
+	CHECK_EQ(cmdline_parse("on_stop=poweroff", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.on_stop, ON_STOP_POWEROFF);
+	CHECK_EQ(cmdline_parse("on_stop=halt", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.on_stop, ON_STOP_HALT);
+	CHECK_EQ(cmdline_parse("on_stop=explode", &c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "on_stop") != NULL);
 }
 
 TEST(cmdline_unknown_keys)

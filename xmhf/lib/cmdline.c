@@ -132,12 +132,25 @@ static int apply_word(struct tok w, struct boot_cmdline *out, char *err, size_t 
 		return 0;
 	}
 	if (tok_eq(key, "on_ready")) {
-		if (tok_eq(val, "halt"))
+		if (tok_eq(val, "guest"))
+			out->on_ready = ON_READY_GUEST;
+		else if (tok_eq(val, "halt"))
 			out->on_ready = ON_READY_HALT;
 		else if (tok_eq(val, "poweroff"))
 			out->on_ready = ON_READY_POWEROFF;
 		else
-			return fail(err, errlen, "on_ready: want halt or poweroff, not", val);
+			return fail(err, errlen, "on_ready: want guest, halt or poweroff, not", val);
+		return 0;
+	}
+	if (tok_eq(key, "on_stop")) {
+		if (tok_eq(val, "halt"))
+			out->on_stop = ON_STOP_HALT;
+		else if (tok_eq(val, "reset"))
+			out->on_stop = ON_STOP_RESET;
+		else if (tok_eq(val, "poweroff"))
+			out->on_stop = ON_STOP_POWEROFF;
+		else
+			return fail(err, errlen, "on_stop: want halt, reset or poweroff, not", val);
 		return 0;
 	}
 	out->unknown_keys++;
@@ -154,7 +167,8 @@ int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t err
 	out->stop_bits = 1;
 	out->serial_port = 0x3f8;
 	out->boot_drive = 0x80;
-	out->on_ready = ON_READY_HALT;
+	out->on_ready = ON_READY_GUEST;
+	out->on_stop = ON_STOP_HALT;
 	out->unknown_keys = 0;
 	if (err && errlen)
 		err[0] = '\0';

@@ -5,17 +5,21 @@
 #define LIB_CMDLINE_H
 #include <xmhf/types.h>
 
-enum on_ready_action { ON_READY_HALT = 0, ON_READY_POWEROFF = 1 };
+/* What the runtime does once every CPU is up: start the guest (default), or, for boot tests of the
+ * runtime alone, halt or power off. */
+enum on_ready_action { ON_READY_GUEST = 0, ON_READY_HALT = 1, ON_READY_POWEROFF = 2 };
+/* What the hypervisor does when it stops the guest (triple fault, security violation, hypervisor bug). */
+enum on_stop_action { ON_STOP_HALT = 0, ON_STOP_RESET = 1, ON_STOP_POWEROFF = 2 };
 
 struct boot_cmdline {
 	u32 baud;            /* serial=BAUD,...      default 115200 */
 	u8 data_bits;        /* 5..8                  default 8 */
 	char parity;         /* 'n', 'o' or 'e'       default 'n' */
 	u8 stop_bits;        /* 1 or 2                default 1 */
+	u8 on_stop;          /* on_stop=halt|reset|poweroff, default halt */
 	u16 serial_port;     /* I/O port              default 0x3f8 */
 	u8 boot_drive;       /* boot_drive=0xNN       default 0x80 */
-	u8 on_ready;         /* on_ready=halt|poweroff: what the BSP does once the runtime is ready
-	                        (until the guest can be started); default halt */
+	u8 on_ready;         /* on_ready=guest|halt|poweroff, default guest */
 	u32 unknown_keys;    /* count of words with an unknown key (ignored, XMHF compatibility) */
 };
 
@@ -23,7 +27,8 @@ struct boot_cmdline {
  * Returns 0 on success; on a malformed value of a known key returns -1 and writes a one-line reason
  * (e.g. "serial: bad baud rate 'garbage'") into err (NUL-terminated, truncated to errlen).
  * Keys: serial=BAUD[,DPS[,PORT]] where DPS is like 8n1; PORT hex (0x..) or decimal;
- *       boot_drive=0xNN (hex or decimal, 0..255); on_ready=halt|poweroff.
+ *       boot_drive=0xNN (hex or decimal, 0..255); on_ready=guest|halt|poweroff;
+ *       on_stop=halt|reset|poweroff.
  * Unknown keys and words without '=' are counted in unknown_keys and otherwise ignored. */
 int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t errlen);
 

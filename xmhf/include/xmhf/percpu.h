@@ -25,6 +25,9 @@ struct cpu {
 	u64 ist_top[3];          /* NMI, #DF, #MC */
 	volatile u32 online;     /* set by the CPU itself once it runs 64-bit runtime code */
 	u32 nmi_count;
+	void *vcpu;              /* struct vcpu of this CPU (VMX core) */
+	u32 ept_generation;      /* EPT01 generation this CPU last flushed for */
+	void *event_log;         /* build.sh --event-logger counters */
 	u64 gdt[GDT_ENTRIES] __attribute__((aligned(16)));
 	struct tss64 tss __attribute__((aligned(16)));
 };

@@ -1,6 +1,7 @@
 /* The runtime's BSP path: console, heap, page tables, per-CPU state, the APs, then ready. */
 #include <xmhf/runtime.h>
 #include <xmhf/percpu.h>
+#include <xmhf/vcpu.h>
 #include <lib/printf.h>
 #include <lib/string.h>
 #include <x86/cpu.h>
@@ -18,6 +19,8 @@ static u64 phys_top_of(const struct e820_map *m)
 	return top;
 }
 
+extern volatile u32 smp_go;
+
 static NORETURN void on_ready(void)
 {
 	const struct bootinfo *bi = boot_info;
@@ -28,8 +31,14 @@ static NORETURN void on_ready(void)
 	       (unsigned long long)(heap_total_bytes() >> 10));
 	if (bi->cmdline.on_ready == ON_READY_POWEROFF)
 		platform_poweroff();
-	printf("XMHF: no guest can be started yet (VMX support is not built); halting\n");
-	cpu_halt_forever();
+	if (bi->cmdline.on_ready == ON_READY_HALT) {
+		printf("XMHF: on_ready=halt: not starting the guest\n");
+		cpu_halt_forever();
+	}
+	vmx_check_and_read_caps();
+	ept01_init();
+	__atomic_store_n(&smp_go, 1, __ATOMIC_RELEASE);
+	vmx_start_guest_on_this_cpu();
 }
 
 NORETURN void runtime_main(u64 bootinfo_pa)

@@ -5,6 +5,7 @@
 #include <xmhf/percpu.h>
 #include <x86/cpu.h>
 #include <x86/msr.h>
+#include <xmhf/vcpu.h>
 
 struct exception_frame {
 	u64 r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax;
@@ -78,13 +79,30 @@ static void dump_and_halt(struct exception_frame *f)
 	cpu_halt_forever();
 }
 
+/* .extable: {fault RIP, resume RIP} as 32-bit offsets from each field (msr-safe.c). */
+extern const s32 __extable_start[], __extable_end[];
+
+static bool fixup(struct exception_frame *f)
+{
+	for (const s32 *e = __extable_start; e < __extable_end; e += 2) {
+		u64 insn = (u64)(uintptr_t)e + (s64)e[0];
+		u64 resume = (u64)(uintptr_t)(e + 1) + (s64)e[1];
+		if (insn == f->rip) {
+			f->rip = resume;
+			return true;
+		}
+	}
+	return false;
+}
+
 void exception_dispatch(struct exception_frame *f)
 {
 	if (f->vector == 2) {
-		struct cpu *c = this_cpu();
-		c->nmi_count++;
-		printf("XMHF: CPU %u: NMI in the hypervisor (%u so far)\n", c->index, c->nmi_count);
+		this_cpu()->nmi_count++;
+		nmi_host();
 		return;
 	}
+	if (f->vector == 13 && fixup(f))
+		return;
 	dump_and_halt(f);
 }

@@ -6,6 +6,7 @@
 #include <lib/string.h>
 #include <x86/cpu.h>
 #include <x86/lapic.h>
+#include <xmhf/vcpu.h>
 
 extern const u8 tramp_start[], tramp_end[], tramp_params[];
 void ap_entry64(void);
@@ -32,6 +33,9 @@ _Static_assert(sizeof(struct tramp_params) == 68, "trampoline parameter block la
 
 #define AP_ONLINE_TIMEOUT_MS 1000
 
+/* Set by the BSP once the VMX set-up every CPU shares (capabilities, EPT01) is done. */
+volatile u32 smp_go;
+
 NORETURN void ap_main(struct cpu *c)
 {
 	percpu_load(c);
@@ -39,8 +43,9 @@ NORETURN void ap_main(struct cpu *c)
 		panic("AP started as APIC id %u but was expected to be %u", lapic_read_id(), c->apic_id);
 	printf("XMHF: CPU %u (APIC id %u) online\n", c->index, c->apic_id);
 	__atomic_store_n(&c->online, 1, __ATOMIC_RELEASE);
-	/* Until the VMX core exists an AP has nothing to do. */
-	cpu_halt_forever();
+	while (!__atomic_load_n(&smp_go, __ATOMIC_ACQUIRE))
+		cpu_relax();
+	vmx_start_guest_on_this_cpu();
 }
 
 static bool wait_online(struct cpu *c, u32 ms)

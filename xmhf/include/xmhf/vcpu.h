@@ -1,0 +1,123 @@
+/* The guest CPU each physical CPU runs (VMX non-root), and the VMX core's interface. */
+#ifndef XMHF_VCPU_H
+#define XMHF_VCPU_H
+#include <xmhf/types.h>
+#include <xmhf/percpu.h>
+#include <x86/vmx.h>
+
+/* Guest general-purpose registers in the SDM's register-number order (Table 28-3), so a register
+ * number from an exit qualification indexes gpr[]. RSP lives in the VMCS; gpr[4] is unused. */
+struct guest_regs {
+	u64 gpr[16];
+};
+#define REG_RAX 0
+#define REG_RCX 1
+#define REG_RDX 2
+#define REG_RBX 3
+#define REG_RSP 4
+#define REG_RBP 5
+#define REG_RSI 6
+#define REG_RDI 7
+
+struct vcpu {
+	struct guest_regs regs; /* must stay first: the exit stub saves registers at offset 0 */
+	struct cpu *cpu;
+	u64 vmxon_pa;
+	u64 vmcs_pa;
+	u32 exit_reason;        /* of the exit being handled */
+	u32 launched;
+	volatile u32 nmi_pending;  /* guest NMIs to inject (0..2) */
+	u32 pad;
+	u64 exits;
+};
+
+static inline struct vcpu *this_vcpu(void) { return (struct vcpu *)this_cpu()->vcpu; }
+
+/* VMCS accessors on the current VMCS. A failed VMWRITE is a hypervisor bug. */
+void vmcs_write(u64 field, u64 value);
+static inline u64 vmcs_read(u64 field) { return vmread(field); }
+static inline void vmcs_set_bits(u64 field, u64 bits) { vmcs_write(field, vmcs_read(field) | bits); }
+static inline void vmcs_clear_bits(u64 field, u64 bits) { vmcs_write(field, vmcs_read(field) & ~bits); }
+
+/* Capabilities read once on the BSP. */
+struct vmx_caps {
+	u64 basic, misc, ept_vpid;
+	u32 pin0, pin1, proc0, proc1, proc2_0, proc2_1, exit0, exit1, entry0, entry1; /* allowed 0/1 */
+	u64 cr0_fixed0, cr0_fixed1, cr4_fixed0, cr4_fixed1;
+	u32 maxphyaddr;
+};
+extern struct vmx_caps vmx_caps;
+
+void vmx_check_and_read_caps(void);     /* BSP: stops with a clear message if VMX is unusable */
+void vmx_enable_on_this_cpu(struct vcpu *v);
+void vmcs01_setup(struct vcpu *v, bool bsp);
+NORETURN void vmx_launch(struct vcpu *v);
+NORETURN void vmx_start_guest_on_this_cpu(void);
+
+/* Event injection into the guest at the next VM entry. */
+void guest_inject_exception(u32 vector, bool has_error, u32 error_code);
+static inline void guest_inject_gp(void) { guest_inject_exception(13, true, 0); }
+static inline void guest_inject_ud(void) { guest_inject_exception(6, false, 0); }
+void guest_skip_instruction(void);
+u32 guest_cpl(void);
+
+/* Guest state resets (SDM Vol. 3, 10.1.1 / 9.1.1). */
+void guest_state_real_mode(u16 cs_sel, u64 cs_base, u64 rip);
+void guest_state_after_init(struct vcpu *v, bool bsp);
+
+/* Stops the whole machine after a report: as the cmdline's on_stop says. */
+NORETURN void xmhf_stop(const char *why);
+
+/* Exit handlers, one per concern; each returns after arranging the guest's next entry. */
+typedef void (*exit_handler_t)(struct vcpu *v);
+void handle_cpuid(struct vcpu *v);
+void handle_rdmsr(struct vcpu *v);
+void handle_wrmsr(struct vcpu *v);
+void handle_cr_access(struct vcpu *v);
+void handle_xsetbv(struct vcpu *v);
+void handle_vmcall(struct vcpu *v);
+void handle_init(struct vcpu *v);
+void handle_sipi(struct vcpu *v);
+void handle_triple_fault(struct vcpu *v);
+void handle_ept_violation(struct vcpu *v);
+void handle_ept_misconfig(struct vcpu *v);
+void handle_exception_nmi(struct vcpu *v);
+void handle_nmi_window(struct vcpu *v);
+void handle_vmx_instruction(struct vcpu *v);
+void handle_invd(struct vcpu *v);
+void handle_getsec(struct vcpu *v);
+
+/* Hypervisor NMIs in root mode. */
+void nmi_host(void);
+
+/* EPT01 (runtime/ept). */
+void ept01_init(void);
+u64 ept01_eptp(void);
+void ept01_mtrr_write(u32 msr, u64 value);
+bool ept01_is_mtrr_msr(u32 msr);
+void ept01_check_generation(void);
+
+/* Guest memory: GPA -> pointer, refusing the hypervisor's region. NULL if not allowed. */
+void *guestmem_ptr(u64 gpa, u64 len);
+
+/* INT 15h E820 hook (runtime/guest/e820.c). */
+void e820_hook_install(void);
+bool e820_hook_handle(struct vcpu *v);
+
+/* MSR access with fault recovery. Return 0, or the exception vector on a fault. */
+int rdmsr_safe(u32 msr, u64 *value);
+int wrmsr_safe(u32 msr, u64 value);
+
+/* Event logger (build.sh --event-logger): per-CPU VM-exit counts by reason, CPUID by leaf, MSR by
+ * index. Without the option these are empty. */
+#ifdef XMHF_EVENT_LOGGER
+void event_log_exit(struct vcpu *v, u32 reason);
+void event_log_key(struct vcpu *v, u32 reason, u32 key);
+void event_log_print_all(void);
+#else
+static inline void event_log_exit(struct vcpu *v, u32 reason) { (void)v; (void)reason; }
+static inline void event_log_key(struct vcpu *v, u32 reason, u32 key) { (void)v; (void)reason; (void)key; }
+static inline void event_log_print_all(void) {}
+#endif
+
+#endif

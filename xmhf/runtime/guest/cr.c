@@ -1,0 +1,54 @@
+/* MOV to CR0/CR4 exits: only bits in the guest/host masks exit (CR0.NE, CR4.VMXE, CR4.SMXE and reserved
+ * bits: vmcs01.c). The guest sees its own values in the read shadows; the real registers keep the bits
+ * VMX operation requires (SDM Vol. 3, 25.6.6 and 24.8). Paging-mode changes need no work here: with
+ * unrestricted guest the CPU itself updates EFER.LMA and the PDPTEs in non-root operation. */
+#include <xmhf/runtime.h>
+#include <xmhf/vcpu.h>
+#include <x86/cpu.h>
+
+#define CR4_SMXE (1ULL << 14)
+
+static void mov_to_cr0(struct vcpu *v, u64 val)
+{
+	(void)v;
+	/* #GP for reserved bits, NW without CD, PG without PE (SDM Vol. 3, 2.5). */
+	if ((val >> 32) || ((val & CR0_NW) && !(val & CR0_CD)) || ((val & CR0_PG) && !(val & CR0_PE))) {
+		guest_inject_gp();
+		return;
+	}
+	vmcs_write(VMCS_CR0_READ_SHADOW, val);
+	vmcs_write(VMCS_GUEST_CR0, (val | (vmx_caps.cr0_fixed0 & ~(CR0_PE | CR0_PG))) & vmx_caps.cr0_fixed1);
+	guest_skip_instruction();
+}
+
+static void mov_to_cr4(struct vcpu *v, u64 val)
+{
+	(void)v;
+	/* VMX and SMX are hidden: their enable bits are reserved from the guest's point of view. */
+	if ((val & ~vmx_caps.cr4_fixed1) || (val & (CR4_VMXE | CR4_SMXE))) {
+		guest_inject_gp();
+		return;
+	}
+	vmcs_write(VMCS_CR4_READ_SHADOW, val);
+	vmcs_write(VMCS_GUEST_CR4, (val | vmx_caps.cr4_fixed0) & vmx_caps.cr4_fixed1);
+	guest_skip_instruction();
+}
+
+void handle_cr_access(struct vcpu *v)
+{
+	u64 q = vmcs_read(VMCS_EXIT_QUALIFICATION);
+	u32 cr = q & 15, type = (q >> 4) & 3, reg = (q >> 8) & 15;
+	u64 val;
+
+	if (type != 0) /* MOV from CR, CLTS and LMSW never exit with these masks */
+		panic("unexpected control-register exit, qualification 0x%llx", (unsigned long long)q);
+	val = reg == REG_RSP ? vmcs_read(VMCS_GUEST_RSP) : v->regs.gpr[reg];
+	if (!(vmcs_read(VMCS_ENTRY_CONTROLS) & ENTRY_IA32E_MODE_GUEST) || !(vmcs_read(VMCS_GUEST_CS_ACCESS_RIGHTS) & (1 << 13)))
+		val = (u32)val; /* outside 64-bit mode only 32 bits are moved */
+	if (cr == 0)
+		mov_to_cr0(v, val);
+	else if (cr == 4)
+		mov_to_cr4(v, val);
+	else
+		panic("unexpected MOV to CR%u exit", cr);
+}

@@ -1,0 +1,66 @@
+/* RDMSR/WRMSR exits: only the MSRs in the bitmap (vmcs01.c) and those outside the bitmap's ranges exit.
+ * VMX stays hidden, MTRR writes update EPT01's memory types, microcode loads are refused, and an access
+ * the hardware faults on gets that fault (#GP) in the guest. */
+#include <xmhf/runtime.h>
+#include <xmhf/vcpu.h>
+#include <x86/msr.h>
+
+#define MSR_BIOS_UPDT_TRIG 0x79
+
+static bool is_vmx_cap_msr(u32 msr)
+{
+	return msr >= MSR_IA32_VMX_BASIC && msr <= MSR_IA32_VMX_PROCBASED_CTLS3;
+}
+
+void handle_rdmsr(struct vcpu *v)
+{
+	u32 msr = (u32)v->regs.gpr[REG_RCX];
+	u64 value;
+
+	event_log_key(v, EXIT_REASON_RDMSR, msr);
+	if (is_vmx_cap_msr(msr)) {
+		guest_inject_gp(); /* as on a CPU without VMX */
+		return;
+	}
+	if (rdmsr_safe(msr, &value)) {
+		guest_inject_gp();
+		return;
+	}
+	if (msr == MSR_IA32_FEATURE_CONTROL)
+		value &= ~(FEATURE_CONTROL_VMX_IN_SMX | FEATURE_CONTROL_VMX_OUTSIDE_SMX | (0x7fULL << 8));
+	v->regs.gpr[REG_RAX] = (u32)value;
+	v->regs.gpr[REG_RDX] = value >> 32;
+	guest_skip_instruction();
+}
+
+void handle_wrmsr(struct vcpu *v)
+{
+	u32 msr = (u32)v->regs.gpr[REG_RCX];
+	u64 value = (v->regs.gpr[REG_RDX] << 32) | (u32)v->regs.gpr[REG_RAX];
+
+	event_log_key(v, EXIT_REASON_WRMSR, msr);
+	if (is_vmx_cap_msr(msr) || msr == MSR_IA32_FEATURE_CONTROL) {
+		guest_inject_gp(); /* read-only, and IA32_FEATURE_CONTROL is locked */
+		return;
+	}
+	if (msr == MSR_BIOS_UPDT_TRIG) {
+		/* A microcode update from the guest would run unchecked code below the hypervisor: ignored,
+		 * as XMHF does without a whitelist. */
+		guest_skip_instruction();
+		return;
+	}
+	if (ept01_is_mtrr_msr(msr)) {
+		if (wrmsr_safe(msr, value)) {
+			guest_inject_gp();
+			return;
+		}
+		ept01_mtrr_write(msr, value);
+		guest_skip_instruction();
+		return;
+	}
+	if (wrmsr_safe(msr, value)) {
+		guest_inject_gp();
+		return;
+	}
+	guest_skip_instruction();
+}

@@ -1,0 +1,197 @@
+/* The event hub: every VM exit comes to vmexit_dispatch(), which calls the one handler for its exit
+ * reason from a table. A reason without a handler is a hypervisor bug or an unexpected guest event:
+ * it is reported with the guest state and the machine stops. */
+#include <xmhf/runtime.h>
+#include <xmhf/vcpu.h>
+#include <x86/cpu.h>
+
+static const exit_handler_t exit_handlers[EXIT_REASON_MAX] = {
+	[EXIT_REASON_EXCEPTION_NMI] = handle_exception_nmi,
+	[EXIT_REASON_TRIPLE_FAULT] = handle_triple_fault,
+	[EXIT_REASON_INIT] = handle_init,
+	[EXIT_REASON_SIPI] = handle_sipi,
+	[EXIT_REASON_NMI_WINDOW] = handle_nmi_window,
+	[EXIT_REASON_CPUID] = handle_cpuid,
+	[EXIT_REASON_GETSEC] = handle_getsec,
+	[EXIT_REASON_INVD] = handle_invd,
+	[EXIT_REASON_VMCALL] = handle_vmcall,
+	[EXIT_REASON_VMCLEAR] = handle_vmx_instruction,
+	[EXIT_REASON_VMLAUNCH] = handle_vmx_instruction,
+	[EXIT_REASON_VMPTRLD] = handle_vmx_instruction,
+	[EXIT_REASON_VMPTRST] = handle_vmx_instruction,
+	[EXIT_REASON_VMREAD] = handle_vmx_instruction,
+	[EXIT_REASON_VMRESUME] = handle_vmx_instruction,
+	[EXIT_REASON_VMWRITE] = handle_vmx_instruction,
+	[EXIT_REASON_VMXOFF] = handle_vmx_instruction,
+	[EXIT_REASON_VMXON] = handle_vmx_instruction,
+	[EXIT_REASON_INVEPT] = handle_vmx_instruction,
+	[EXIT_REASON_INVVPID] = handle_vmx_instruction,
+	[EXIT_REASON_VMFUNC] = handle_vmx_instruction,
+	[EXIT_REASON_CR_ACCESS] = handle_cr_access,
+	[EXIT_REASON_RDMSR] = handle_rdmsr,
+	[EXIT_REASON_WRMSR] = handle_wrmsr,
+	[EXIT_REASON_EPT_VIOLATION] = handle_ept_violation,
+	[EXIT_REASON_EPT_MISCONFIG] = handle_ept_misconfig,
+	[EXIT_REASON_XSETBV] = handle_xsetbv,
+};
+
+struct field_desc {
+	u32 enc;
+	const char *name;
+};
+static const struct field_desc guest_fields[] = {
+#define GUEST_FIELD_GUEST(name, enc) { enc, #name },
+#define GUEST_FIELD_CTRL(name, enc)
+#define GUEST_FIELD_RO(name, enc) { enc, #name },
+#define GUEST_FIELD_HOST(name, enc)
+#define VMCS_FIELD(name, enc, class, nested) GUEST_FIELD_##class(name, enc)
+#include <x86/vmcs-fields.def>
+#undef VMCS_FIELD
+};
+
+/* Prints the exit information and every guest-state field this CPU has. */
+static void dump_guest(struct vcpu *v)
+{
+	printf("  exit reason 0x%x, qualification 0x%llx\n", v->exit_reason,
+	       (unsigned long long)vmcs_read(VMCS_EXIT_QUALIFICATION));
+	for (int i = 0; i < 16; i += 4)
+		printf("  R%-2d..: %016llx %016llx %016llx %016llx\n", i, (unsigned long long)v->regs.gpr[i],
+		       (unsigned long long)v->regs.gpr[i + 1], (unsigned long long)v->regs.gpr[i + 2],
+		       (unsigned long long)v->regs.gpr[i + 3]);
+	for (u32 i = 0; i < ARRAY_SIZE(guest_fields); i++) {
+		u64 val;
+		/* Fields the CPU lacks fail VMREAD; skip them. */
+		u8 fail;
+		__asm__ volatile("vmread %2, %0; setna %1" : "=r"(val), "=qm"(fail) : "r"((u64)guest_fields[i].enc) : "cc");
+		if (!fail)
+			printf("  %-32s %016llx\n", guest_fields[i].name, (unsigned long long)val);
+	}
+}
+
+static NORETURN void unexpected_exit(struct vcpu *v)
+{
+	printf("XMHF: FATAL: CPU %u: unexpected VM exit %u from the guest\n", v->cpu->index, v->exit_reason & 0xffff);
+	dump_guest(v);
+	panic("unhandled VM exit reason %u", v->exit_reason & 0xffff);
+}
+
+/* An exit in the middle of delivering an event (IDT-vectoring information valid, SDM 28.2.4) must
+ * deliver that event again at the next entry, unless the handler injects something itself. */
+static void reinject_interrupted_event(void)
+{
+	u32 idt = (u32)vmcs_read(VMCS_IDT_VECTORING_INFO);
+	u32 type = idt & INTR_TYPE_MASK;
+
+	if (!(idt & INTR_INFO_VALID) || (vmcs_read(VMCS_ENTRY_INTR_INFO) & INTR_INFO_VALID))
+		return;
+	vmcs_write(VMCS_ENTRY_INTR_INFO, idt & ~INTR_INFO_NMI_UNBLOCKED_BY_IRET);
+	if (idt & INTR_INFO_DELIVER_ERROR_CODE)
+		vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR_CODE, vmcs_read(VMCS_IDT_VECTORING_ERROR_CODE));
+	if (type == INTR_TYPE_SW_INTERRUPT || type == INTR_TYPE_SW_EXCEPTION || type == INTR_TYPE_PRIV_SW_EXCEPTION)
+		vmcs_write(VMCS_ENTRY_INSTRUCTION_LENGTH, vmcs_read(VMCS_EXIT_INSTRUCTION_LENGTH));
+}
+
+void vmexit_dispatch(struct vcpu *v);
+void vmexit_dispatch(struct vcpu *v)
+{
+	u32 reason = (u32)vmcs_read(VMCS_EXIT_REASON);
+	u32 basic = reason & 0xffff;
+
+	v->exit_reason = reason;
+	v->exits++;
+	if (reason & EXIT_REASON_ENTRY_FAILURE) {
+		printf("XMHF: FATAL: CPU %u: VM entry failed (exit reason 0x%x: %s)\n", v->cpu->index, reason,
+		       basic == EXIT_REASON_INVALID_GUEST_STATE ? "invalid guest state" :
+		       basic == EXIT_REASON_MSR_LOADING     ? "MSR loading" :
+							      "machine check");
+		dump_guest(v);
+		panic("VM entry failure");
+	}
+	event_log_exit(v, basic);
+	if (basic >= EXIT_REASON_MAX || !exit_handlers[basic])
+		unexpected_exit(v);
+	exit_handlers[basic](v);
+	reinject_interrupted_event();
+	ept01_check_generation();
+	/* Guest NMIs that arrived while the hypervisor ran: ask for an NMI-window exit. */
+	if (v->nmi_pending)
+		vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING);
+}
+
+void vmx_entry_failed(struct vcpu *v, int resume);
+void vmx_entry_failed(struct vcpu *v, int resume)
+{
+	printf("XMHF: FATAL: CPU %u: %s failed, VM-instruction error %llu\n", v->cpu->index,
+	       resume ? "VMRESUME" : "VMLAUNCH", (unsigned long long)vmcs_read(VMCS_VM_INSTRUCTION_ERROR));
+	dump_guest(v);
+	panic("VM entry failed");
+}
+
+void guest_inject_exception(u32 vector, bool has_error, u32 error_code)
+{
+	/* Real mode has no error codes (SDM 27.2.1.3: deliver-error-code must be 0 when CR0.PE = 0). */
+	if (!(vmcs_read(VMCS_GUEST_CR0) & CR0_PE))
+		has_error = false;
+	vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | vector |
+						 (has_error ? INTR_INFO_DELIVER_ERROR_CODE : 0));
+	if (has_error)
+		vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR_CODE, error_code);
+}
+
+void guest_skip_instruction(void)
+{
+	u64 interruptibility = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
+
+	vmcs_write(VMCS_GUEST_RIP, vmcs_read(VMCS_GUEST_RIP) + vmcs_read(VMCS_EXIT_INSTRUCTION_LENGTH));
+	/* Completing an instruction ends STI / MOV SS blocking (SDM 26.3.1.5 expectations on resume). */
+	if (interruptibility & (INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOV_SS))
+		vmcs_write(VMCS_GUEST_INTERRUPTIBILITY,
+			   interruptibility & ~(u64)(INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOV_SS));
+}
+
+u32 guest_cpl(void)
+{
+	/* SS.DPL is the CPL (SDM 5.5); in real mode it is 0. */
+	if (!(vmcs_read(VMCS_GUEST_CR0) & CR0_PE))
+		return 0;
+	if (vmcs_read(VMCS_GUEST_RFLAGS) & (1ULL << 17)) /* virtual-8086 */
+		return 3;
+	return (u32)(vmcs_read(VMCS_GUEST_SS_ACCESS_RIGHTS) >> 5) & 3;
+}
+
+void handle_vmx_instruction(struct vcpu *v)
+{
+	(void)v;
+	/* VMX is not offered to the guest (CPUID hides it, CR4.VMXE cannot be set): #UD as on a CPU
+	 * without VMX (SDM Vol. 3, 31.3: VMX instructions #UD outside VMX operation). */
+	guest_inject_ud();
+}
+
+void handle_invd(struct vcpu *v)
+{
+	(void)v;
+	/* INVD would drop the hypervisor's dirty cache lines too: write them back instead. */
+	__asm__ volatile("wbinvd" ::: "memory");
+	guest_skip_instruction();
+}
+
+void handle_getsec(struct vcpu *v)
+{
+	(void)v;
+	guest_inject_ud(); /* SMX is hidden (CPUID.1:ECX.SMX = 0, CR4.SMXE cannot be set) */
+}
+
+void handle_triple_fault(struct vcpu *v)
+{
+	printf("XMHF: CPU %u: the guest triple-faulted (shutdown)\n", v->cpu->index);
+	dump_guest(v);
+	xmhf_stop("guest triple fault");
+}
+
+void handle_ept_misconfig(struct vcpu *v)
+{
+	printf("XMHF: FATAL: CPU %u: EPT misconfiguration at GPA 0x%llx\n", v->cpu->index,
+	       (unsigned long long)vmcs_read(VMCS_GUEST_PHYSICAL_ADDRESS));
+	dump_guest(v);
+	panic("EPT misconfiguration");
+}

@@ -1,0 +1,25 @@
+/* Starting the guest on a CPU: VMXON, VMCS01, then VMLAUNCH. The BSP first puts the guest's boot
+ * sector at 0:7C00 and hooks INT 15h; APs enter the guest waiting for its SIPI. */
+#include <xmhf/runtime.h>
+#include <xmhf/vcpu.h>
+#include <lib/string.h>
+
+NORETURN void vmx_start_guest_on_this_cpu(void)
+{
+	struct cpu *c = this_cpu();
+	struct vcpu *v = page_alloc(ALIGN_UP(sizeof(struct vcpu), PAGE_SIZE_4K) / PAGE_SIZE_4K);
+
+	v->cpu = c;
+	vmx_enable_on_this_cpu(v);
+	vmcs01_setup(v, c->index == 0);
+	if (c->index == 0) {
+		void *bs = guestmem_ptr(0x7c00, 512);
+		BUG_ON(!bs);
+		memcpy(bs, boot_info->guest_boot_sector, 512);
+		e820_hook_install();
+		printf("XMHF: CPU 0: starting the guest at 0000:7c00 with DL=0x%02x\n", boot_info->cmdline.boot_drive);
+	}
+	c->vcpu = v;
+	console_flush(); /* the guest may reprogram the UART at once */
+	vmx_launch(v);
+}
