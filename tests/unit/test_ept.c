@@ -343,7 +343,7 @@ TEST(ept_identity_4g_1g_pages)
 		AT(&t, pml4, a, 3, MT_WB);
 	AT(&t, pml4, 0, 3, MT_WB);
 	AT(&t, pml4, 4 * GiB - 4 * KiB, 3, MT_WB);
-	AT(&t, pml4, 0x123456789ULL & ~0xfffULL, 3, MT_WB);
+	AT(&t, pml4, 0xd2345000, 3, MT_WB);
 	ABSENT(&t, pml4, 4 * GiB);
 	ABSENT(&t, pml4, 5 * GiB);
 	ABSENT(&t, pml4, 512 * GiB);
@@ -622,7 +622,8 @@ TEST(ept_holes)
 	ABSENT(&t, pml4, 0x1100000);
 	ABSENT(&t, pml4, 0x11ff000);
 	AT(&t, pml4, 0x1200000, 2, MT_WB);
-	AT(&t, pml4, 0x4fff000, 1, MT_WB);
+	AT(&t, pml4, 0x4fff000, 2, MT_WB); /* block 0x4e00000 has no hole */
+	AT(&t, pml4, 0x4e00000, 2, MT_WB);
 	ABSENT(&t, pml4, 0x5000000);
 	ABSENT(&t, pml4, 0x5001000);
 	AT(&t, pml4, 0x5002000, 1, MT_WB);
@@ -648,7 +649,7 @@ TEST(ept_holes_with_fixed_and_2m_only)
 	AT(&t, pml4, 0xb9000, 1, MT_UC);
 	ABSENT(&t, pml4, 0xfa00000);
 	AT(&t, pml4, 0xfe00000, 2, MT_WB);
-	AT(&t, pml4, 0xfedff000, 1, MT_WB);
+	AT(&t, pml4, 0xfedff000, 2, MT_WB);
 	ABSENT(&t, pml4, 0xfee00000);
 	AT(&t, pml4, 0xfee01000, 1, MT_WB);
 	AT(&t, pml4, 0xff000000, 2, MT_WB);
@@ -970,9 +971,8 @@ TEST(ept_update_memtypes_after_mtrr_writes)
 	e = ept_leaf(&t.env, pml4, 0x40002000, false);
 	REQUIRE(e != NULL);
 	*e &= ~W;
-	REQUIRE_EQ(mtrr_state_write(&t.m, 0x203, (~(8 * KiB - 1) & t.m.phys_mask) | VALID), 0);
-	REQUIRE_EQ(mtrr_state_write(&t.m, 0x202, 0x40000000 | MT_WP), 0);
 	REQUIRE_EQ(mtrr_state_write(&t.m, 0x202, 0x40002000 | MT_WP), 0);
+	REQUIRE_EQ(mtrr_state_write(&t.m, 0x203, (~(8 * KiB - 1) & t.m.phys_mask) | VALID), 0);
 	CHECK_EQ(ept_update_memtypes(&t.env, pml4), 0);
 	CHECK_EQ(*e, 0x40002000 | R | X | (MT_WP << 3));
 	AT(&t, pml4, 0x40001000, 1, MT_WB);
@@ -1019,6 +1019,64 @@ TEST(ept_update_memtypes_after_mtrr_writes)
 	AT(&t, pml4, 3 * GiB, 2, MT_UC);
 	ABSENT(&t, pml4, 0xf800000);
 	ABSENT(&t, pml4, 4 * GiB);
+	CHECK_MAP_TYPES(&t, pml4);
+	pool_free(&t.pool);
+}
+
+/* Leaves whose rights were removed (trapped pages, as ept_leaf hands them out) keep their place in the
+ * map; their memory type must follow the MTRRs too, so that it is right when the rights come back. */
+TEST(ept_update_memtypes_trapped_leaves)
+{
+	struct tenv t;
+	u64 pml4, *p4k, *p1g, *e;
+
+	setup(&t, false, true, true);
+	pml4 = build(&t, 4 * GiB);
+	REQUIRE(pml4 != 0);
+	p4k = ept_leaf(&t.env, pml4, 2 * GiB + 0x5000, true);
+	p1g = ept_leaf(&t.env, pml4, 3 * GiB, false);
+	REQUIRE(p4k != NULL && p1g != NULL);
+	CHECK_EQ(*p1g & PS, PS);
+	*p4k &= ~RWX;
+	*p1g &= ~RWX;
+	ABSENT(&t, pml4, 2 * GiB + 0x5000);
+	ABSENT(&t, pml4, 3 * GiB);
+
+	/* UC for 2G-4G, and a WT 2 MiB range that makes the trapped GiB mixed. */
+	set_var(&t.m, 0, 2 * GiB, 2 * GiB, MT_UC);
+	set_var(&t.m, 1, 3 * GiB + 2 * MiB, 2 * MiB, MT_WC);
+	CHECK_EQ(ept_update_memtypes(&t.env, pml4), 0);
+	/* Still trapped ... */
+	ABSENT(&t, pml4, 2 * GiB + 0x5000);
+	ABSENT(&t, pml4, 3 * GiB);
+	ABSENT(&t, pml4, 3 * GiB + 2 * MiB);
+	ABSENT(&t, pml4, 4 * GiB - 4 * KiB);
+	AT(&t, pml4, 2 * GiB + 0x4000, 1, MT_UC);
+	/* ... with the new types. */
+	CHECK_EQ(*p4k, (2 * GiB + 0x5000) | (MT_UC << 3));
+	e = ept_leaf(&t.env, pml4, 3 * GiB, false);
+	REQUIRE(e != NULL);
+	CHECK_EQ(*e, 3 * GiB | (MT_UC << 3) | PS);
+	e = ept_leaf(&t.env, pml4, 3 * GiB + 2 * MiB, false);
+	REQUIRE(e != NULL);
+	/* WC + UC overlap: UC. */
+	CHECK_EQ(*e, (3 * GiB + 2 * MiB) | (MT_UC << 3) | PS);
+	t.m.var[0].mask = 0;
+	CHECK_EQ(ept_update_memtypes(&t.env, pml4), 0);
+	CHECK_EQ(*e, (3 * GiB + 2 * MiB) | (MT_WC << 3) | PS);
+	CHECK_EQ(*p4k, (2 * GiB + 0x5000) | (MT_WB << 3));
+
+	/* Rights restored: right types. */
+	*p4k |= RWX;
+	AT(&t, pml4, 2 * GiB + 0x5000, 1, MT_WB);
+	for (u64 a = 3 * GiB; a < 4 * GiB; a += 2 * MiB) {
+		e = ept_leaf(&t.env, pml4, a, false);
+		REQUIRE(e != NULL);
+		*e |= RWX;
+	}
+	AT(&t, pml4, 3 * GiB, 2, MT_WB);
+	AT(&t, pml4, 3 * GiB + 2 * MiB, 2, MT_WC);
+	AT(&t, pml4, 3 * GiB + 4 * MiB, 2, MT_WB);
 	CHECK_MAP_TYPES(&t, pml4);
 	pool_free(&t.pool);
 }

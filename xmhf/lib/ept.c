@@ -140,7 +140,11 @@ static int retype(const struct ept_env *env, u64 table_pa, int level, u64 base)
 		u64 *e = &t[i];
 		u64 addr = base + i * size;
 
-		if (!(*e & (EPT_R | EPT_W | EPT_X)))
+		/* Fix: a leaf whose rights were removed (a trapped page: a non-zero 4 KiB entry, or a large
+		 * one with PS, as ept_leaf treats them) was skipped and kept a stale type (and a large one
+		 * was not split), wrong once its rights are restored. Only empty entries (holes) and
+		 * not-present tables are skipped. */
+		if (!(*e & (EPT_R | EPT_W | EPT_X)) && !(level == 1 ? *e != 0 : (*e & EPT_PS) != 0))
 			continue;
 		if (level > 1 && !(*e & EPT_PS)) {
 			if (retype(env, *e & EPT_ADDR_MASK, level - 1, addr))
