@@ -82,6 +82,5 @@ NORETURN void panic_at(const char *file, int line, const char *fmt, ...)
 		printf("XMHF: FATAL: CPU %u (APIC id %u): %s at %s:%d\n", c->index, c->apic_id, msg, file, line);
 	else
 		printf("XMHF: FATAL: CPU ?: %s at %s:%d\n", msg, file, line);
-	printf("XMHF: CPU halted.\n");
-	cpu_halt_forever();
+	xmhf_stop("hypervisor error");
 }

@@ -1,18 +1,52 @@
 /* MOV to CR0/CR4 exits: only bits in the guest/host masks exit (CR0.NE, CR4.VMXE, CR4.SMXE and reserved
  * bits: vmcs01.c). The guest sees its own values in the read shadows; the real registers keep the bits
  * VMX operation requires (SDM Vol. 3, 25.6.6 and 24.8). Paging-mode changes need no work here: with
- * unrestricted guest the CPU itself updates EFER.LMA and the PDPTEs in non-root operation. */
+ * unrestricted guest the CPU itself updates EFER.LMA and the PDPTEs in non-root operation, except when
+ * the MOV itself exits (the guest changed CR0.NE): then paging_transition() does it. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <x86/cpu.h>
 
 #define CR4_SMXE (1ULL << 14)
 
+/* The MOV to CR0 is emulated, so its side effects on paging are too (SDM Vol. 3, 10.8.5 and 4.4.1):
+ * setting PG with EFER.LME activates IA-32e mode (EFER.LMA and the "IA-32e mode guest" entry control),
+ * clearing PG deactivates it, and entering PAE paging loads the PDPTEs from CR3. */
+static bool paging_transition(u64 old_cr0, u64 new_cr0)
+{
+	u64 efer = vmcs_read(VMCS_GUEST_IA32_EFER);
+	bool pg_on = !(old_cr0 & CR0_PG) && (new_cr0 & CR0_PG);
+	bool pg_off = (old_cr0 & CR0_PG) && !(new_cr0 & CR0_PG);
+
+	if (pg_on && (efer & EFER_LME)) {
+		if (!(vmcs_read(VMCS_GUEST_CR4) & CR4_PAE))
+			return false; /* #GP: IA-32e mode needs PAE */
+		vmcs_write(VMCS_GUEST_IA32_EFER, efer | EFER_LMA);
+		vmcs_set_bits(VMCS_ENTRY_CONTROLS, ENTRY_IA32E_MODE_GUEST);
+	} else if (pg_off && (efer & EFER_LMA)) {
+		vmcs_write(VMCS_GUEST_IA32_EFER, efer & ~EFER_LMA);
+		vmcs_clear_bits(VMCS_ENTRY_CONTROLS, ENTRY_IA32E_MODE_GUEST);
+	} else if (pg_on && (vmcs_read(VMCS_GUEST_CR4) & CR4_PAE)) {
+		u64 *pdpte = guestmem_ptr(vmcs_read(VMCS_GUEST_CR3) & ~0x1fULL, 32);
+		if (!pdpte)
+			return false;
+		for (int i = 0; i < 4; i++)
+			vmcs_write(VMCS_GUEST_PDPTE0 + 2 * i, pdpte[i]);
+	}
+	return true;
+}
+
 static void mov_to_cr0(struct vcpu *v, u64 val)
 {
+	u64 old = vmcs_read(VMCS_GUEST_CR0);
+
 	(void)v;
 	/* #GP for reserved bits, NW without CD, PG without PE (SDM Vol. 3, 2.5). */
 	if ((val >> 32) || ((val & CR0_NW) && !(val & CR0_CD)) || ((val & CR0_PG) && !(val & CR0_PE))) {
+		guest_inject_gp();
+		return;
+	}
+	if (!paging_transition(old, val)) {
 		guest_inject_gp();
 		return;
 	}
@@ -24,8 +58,10 @@ static void mov_to_cr0(struct vcpu *v, u64 val)
 static void mov_to_cr4(struct vcpu *v, u64 val)
 {
 	(void)v;
-	/* VMX and SMX are hidden: their enable bits are reserved from the guest's point of view. */
-	if ((val & ~vmx_caps.cr4_fixed1) || (val & (CR4_VMXE | CR4_SMXE))) {
+	/* VMX and SMX are hidden: their enable bits are reserved from the guest's point of view.
+	 * Clearing PAE in IA-32e mode is #GP too. */
+	if ((val & ~vmx_caps.cr4_fixed1) || (val & (CR4_VMXE | CR4_SMXE)) ||
+	    (!(val & CR4_PAE) && (vmcs_read(VMCS_GUEST_IA32_EFER) & EFER_LMA))) {
 		guest_inject_gp();
 		return;
 	}

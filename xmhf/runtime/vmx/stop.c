@@ -11,7 +11,12 @@ extern volatile u32 xmhf_stopping;
 NORETURN void xmhf_stop(const char *why)
 {
 	printf("XMHF: stopping the machine: %s\n", why);
-	if (!__atomic_exchange_n(&xmhf_stopping, 1, __ATOMIC_ACQ_REL) && ncpus > 1)
+	if (__atomic_exchange_n(&xmhf_stopping, 1, __ATOMIC_ACQ_REL)) {
+		/* Another CPU is already stopping the machine (or this one failed while doing so). */
+		printf("XMHF: CPU halted.\n");
+		cpu_halt_forever();
+	}
+	if (ncpus > 1 && cpu_table && cpu_table[0]->online)
 		lapic_send_ipi(0, ICR_DELIVERY_NMI | ICR_SHORTHAND_OTHERS);
 	switch (boot_info->cmdline.on_stop) {
 	case ON_STOP_POWEROFF:
@@ -23,7 +28,7 @@ NORETURN void xmhf_stop(const char *why)
 		outb(0x64, 0xfe);  /* keyboard controller reset line */
 		cpu_halt_forever();
 	default:
-		printf("XMHF: halted\n");
+		printf("XMHF: CPU halted.\n");
 		cpu_halt_forever();
 	}
 }

@@ -1,0 +1,128 @@
+"""Differential guest tests: each test kernel of tests/guests/kernels boots from its own GRUB disk
+(a) bare on Bochs, the reference hardware, and (b) as the guest of the hypervisor (disk 0: XMHF's GRUB
+disk; disk 1: the kernel's GRUB disk, chain-loaded from its boot sector with DL = 0x81). Every
+`TEST <name>: ...` line must be PASS in both runs; a check that differs is reported with both results.
+INFO lines are not compared, except where a check below reads them."""
+
+import os
+import re
+import threading
+
+from core import BUILD, ROOT, Result, Test, read, run_emulator, sh
+from boot import grub_disk, parse_map
+
+GUEST_OUT = os.path.join(ROOT, "build", "guests")
+_build_lock = threading.Lock()
+_built = [False]
+
+# Kernels and the CPU counts each runs with.
+KERNELS = [
+    ("cpuid", (1, 2)),
+    ("msr", (1, 2)),
+    ("cr", (1, 2)),
+    ("e820", (1, 2)),
+    ("smp", (2, 4)),
+    ("nmi", (2,)),
+]
+
+# Checks whose result legitimately differs under the hypervisor: (kernel, check) -> reason.
+KNOWN_DIFFERENCES = {}
+
+HV_CMDLINE = "serial=115200,8n1,0x3f8 boot_drive=0x81 on_stop=poweroff"
+
+
+def build_kernels(log):
+    with _build_lock:
+        if not _built[0]:
+            sh(["tests/guests/lib/build.sh", GUEST_OUT], log)
+            _built[0] = True
+
+
+def kernel_disk(log_dir, kernel, args, log):
+    cfg = os.path.join(log_dir, "guest-grub.cfg")
+    with open(cfg, "w") as f:
+        f.write("set timeout=0\nset default=0\n")
+        f.write('menuentry "%s" {\n\tmultiboot /boot/%s.bin %s\n\tboot\n}\n' % (kernel, kernel, args))
+    img = os.path.join(log_dir, "guest.img")
+    sh(["tools/mkgrubdisk.sh", "-o", img, "-c", cfg,
+        "-f", "%s/%s.bin:/boot/%s.bin" % (GUEST_OUT, kernel, kernel)], log)
+    return img
+
+
+def parse_tests(text):
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^TEST (\S+): (.*)$", text, re.M)}
+
+
+def check_guest_map_hides_region(text):
+    """Under XMHF, no usable entry the guest got from E820 may overlap the hypervisor region."""
+    m = re.search(r"^XMHF: hypervisor region 0x([0-9a-f]+)-0x([0-9a-f]+)", text, re.M)
+    if not m:
+        return "no hypervisor region line"
+    lo, hi = int(m.group(1), 16), int(m.group(2), 16)
+    entries = re.findall(r"^INFO e820 0x([0-9a-f]+)-0x([0-9a-f]+) (\S+)", text, re.M)
+    if not entries:
+        return "the guest printed no E820 entries"
+    for a, b, t in entries:
+        a, b = int(a, 16), int(b, 16)
+        if t == "usable" and a <= hi and lo < b:
+            return "the guest's E820 shows usable RAM 0x%x-0x%x over the region 0x%x-0x%x" % (a, b, lo, hi)
+    return ""
+
+
+class DiffTest(Test):
+    platform = "bochs"
+
+    def __init__(self, kernel, smp, mem=256, timeout=180):
+        super().__init__("diff-%s-smp%d" % (kernel, smp))
+        self.kernel = kernel
+        self.smp = smp
+        self.mem = mem
+        self.timeout = timeout
+
+    def run_variant(self, log_dir, hv, log):
+        d = os.path.join(log_dir, "hv" if hv else "bare")
+        os.makedirs(d, exist_ok=True)
+        disk = kernel_disk(d, self.kernel, "", log)
+        disks = [disk]
+        if hv:
+            disks = [grub_disk(d, HV_CMDLINE, ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd1)+1"], log),
+                     disk]
+        serial = os.path.join(d, "serial.log")
+        text, secs, ended = run_emulator("bochs", disks, serial, d, smp=self.smp, mem=self.mem,
+                                         timeout=self.timeout, end=r"^TESTS DONE:|^XMHF: CPU halted", grace=1.0)
+        return text, secs, ended
+
+    def run(self, log_dir):
+        log = os.path.join(log_dir, "build.log")
+        build_kernels(log)
+        bare, s1, e1 = self.run_variant(log_dir, False, log)
+        hv, s2, e2 = self.run_variant(log_dir, True, log)
+        secs = s1 + s2
+        results = []
+        if not re.search(r"^TESTS DONE:", bare, re.M):
+            return [Result(self.name, False, "bare run did not finish (%s), see %s/bare" % (e1, log_dir), secs)]
+        if not re.search(r"^TESTS DONE:", hv, re.M):
+            why = re.search(r"^XMHF: (FATAL|SECURITY).*$", hv, re.M)
+            return [Result(self.name, False, "run under XMHF did not finish (%s)%s, see %s/hv" %
+                           (e2, ": " + why.group(0) if why else "", log_dir), secs)]
+        tb, th = parse_tests(bare), parse_tests(hv)
+        for check in sorted(set(tb) | set(th)):
+            b, h = tb.get(check, "(missing)"), th.get(check, "(missing)")
+            name = "%s/%s" % (self.name, check)
+            known = KNOWN_DIFFERENCES.get((self.kernel, check))
+            if b == h == "PASS":
+                results.append(Result(name, True))
+            elif known and b != h:
+                results.append(Result(name, True, "known difference: " + known))
+            else:
+                results.append(Result(name, False, "bare: %s; under XMHF: %s" % (b, h)))
+        if self.kernel == "e820":
+            err = check_guest_map_hides_region(hv)
+            results.append(Result("%s/region-hidden" % self.name, not err, err))
+        for r in results:
+            r.seconds = secs / max(1, len(results))
+        return results
+
+
+def tests():
+    return [DiffTest(k, n) for k, smps in KERNELS for n in smps]
