@@ -54,6 +54,19 @@ void vmcs01_setup(struct vcpu *v, bool bsp);
 NORETURN void vmx_launch(struct vcpu *v);
 NORETURN void vmx_start_guest_on_this_cpu(void);
 
+/* CR0/CR4 as the guest reads them: host-owned bits (in the guest/host mask) from the read shadow,
+ * the others from the real register (SDM Vol. 3, 25.6.6). */
+static inline u64 guest_cr0(void)
+{
+	u64 mask = vmcs_read(VMCS_CR0_GUEST_HOST_MASK);
+	return (vmcs_read(VMCS_GUEST_CR0) & ~mask) | (vmcs_read(VMCS_CR0_READ_SHADOW) & mask);
+}
+static inline u64 guest_cr4(void)
+{
+	u64 mask = vmcs_read(VMCS_CR4_GUEST_HOST_MASK);
+	return (vmcs_read(VMCS_GUEST_CR4) & ~mask) | (vmcs_read(VMCS_CR4_READ_SHADOW) & mask);
+}
+
 /* Event injection into the guest at the next VM entry. */
 void guest_inject_exception(u32 vector, bool has_error, u32 error_code);
 static inline void guest_inject_gp(void) { guest_inject_exception(13, true, 0); }

@@ -15,7 +15,7 @@
 void handle_cpuid(struct vcpu *v)
 {
 	u32 leaf = (u32)v->regs.gpr[REG_RAX], sub = (u32)v->regs.gpr[REG_RCX];
-	u64 cr4 = vmcs_read(VMCS_CR4_READ_SHADOW);
+	u64 cr4 = guest_cr4();
 	struct cpuid_regs r;
 
 	if (leaf >= HV_LEAF_BASE && leaf < HV_LEAF_BASE + 0x100) {

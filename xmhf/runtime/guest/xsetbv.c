@@ -17,7 +17,7 @@ void handle_xsetbv(struct vcpu *v)
 	struct cpuid_regs d = cpuid(0xd, 0);
 	u64 supported = ((u64)d.edx << 32) | d.eax;
 
-	if (!(vmcs_read(VMCS_CR4_READ_SHADOW) & (1ULL << 18))) {
+	if (!(guest_cr4() & (1ULL << 18))) {
 		guest_inject_ud();
 		return;
 	}
