@@ -23,6 +23,7 @@ class Result:
         self.detail = detail
         self.seconds = seconds
         self.figures = figures or {}
+        self.xfail = False  # a known open bug: reported, counted neither as passed nor as failed
 
 
 class Test:

@@ -28,6 +28,27 @@ KERNELS = [
 # Checks whose result legitimately differs under the hypervisor: (kernel, check) -> reason.
 KNOWN_DIFFERENCES = {}
 
+# Open bugs: checks known to fail under XMHF today, as (kernel, smp or None, check prefix or "") ->
+# reason. They are reported as XFAIL (not counted as passed) while the bare run passes, and as passed
+# once they pass under XMHF too. Each is listed in docs/known-bugs.md; remove the entry with the fix.
+BOCHS_INIT = ("guest APs do not start under XMHF on Bochs 2.7: Bochs leaves the INIT pending after "
+              "the INIT VM exit, so the AP exits again at once after its SIPI (docs/known-bugs.md #1)")
+EXPECTED_FAILURES = {
+    ("cpuid", 2, ""): BOCHS_INIT,
+    ("msr", 2, "msr-apic-base"): BOCHS_INIT,
+    ("smp", None, ""): BOCHS_INIT,
+    ("nmi", 2, ""): BOCHS_INIT + "; and guest self-NMIs are lost or late (docs/known-bugs.md #2)",
+    ("cr", None, "cr-initial-values"): "guest CR0 reads CD|NW after the emulated MOV to CR0 (docs/known-bugs.md #3)",
+    ("cr", None, "cr0-invalid-gp"): "follows from the CR0 CD|NW bug (docs/known-bugs.md #3)",
+}
+
+
+def expected_failure(kernel, smp, check):
+    for (k, n, prefix), why in EXPECTED_FAILURES.items():
+        if k == kernel and (n is None or n == smp) and check.startswith(prefix):
+            return why
+    return None
+
 HV_CMDLINE = "serial=115200,8n1,0x3f8 boot_drive=0x81 on_stop=poweroff"
 
 
@@ -103,17 +124,24 @@ class DiffTest(Test):
             return [Result(self.name, False, "bare run did not finish (%s), see %s/bare" % (e1, log_dir), secs)]
         if not re.search(r"^TESTS DONE:", hv, re.M):
             why = re.search(r"^XMHF: (FATAL|SECURITY).*$", hv, re.M)
-            return [Result(self.name, False, "run under XMHF did not finish (%s)%s, see %s/hv" %
-                           (e2, ": " + why.group(0) if why else "", log_dir), secs)]
+            r = Result(self.name, False, "run under XMHF did not finish (%s)%s, see %s/hv" %
+                       (e2, ": " + why.group(0) if why else "", log_dir), secs)
+            r.xfail = bool(expected_failure(self.kernel, self.smp, ""))
+            return [r]
         tb, th = parse_tests(bare), parse_tests(hv)
         for check in sorted(set(tb) | set(th)):
             b, h = tb.get(check, "(missing)"), th.get(check, "(missing)")
             name = "%s/%s" % (self.name, check)
             known = KNOWN_DIFFERENCES.get((self.kernel, check))
+            xfail = expected_failure(self.kernel, self.smp, check)
             if b == h == "PASS":
                 results.append(Result(name, True))
             elif known and b != h:
                 results.append(Result(name, True, "known difference: " + known))
+            elif xfail and b == "PASS":
+                r = Result(name, False, "bare: %s; under XMHF: %s -- %s" % (b, h, xfail))
+                r.xfail = True
+                results.append(r)
             else:
                 results.append(Result(name, False, "bare: %s; under XMHF: %s" % (b, h)))
         if self.kernel == "e820":
