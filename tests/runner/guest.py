@@ -38,8 +38,6 @@ EXPECTED_FAILURES = {
     ("msr", 2, "msr-apic-base"): BOCHS_INIT,
     ("smp", None, ""): BOCHS_INIT,
     ("nmi", 2, ""): BOCHS_INIT + "; and guest self-NMIs are lost or late (docs/known-bugs.md #2)",
-    ("cr", None, "cr-initial-values"): "guest CR0 reads CD|NW after the emulated MOV to CR0 (docs/known-bugs.md #3)",
-    ("cr", None, "cr0-invalid-gp"): "follows from the CR0 CD|NW bug (docs/known-bugs.md #3)",
 }
 
 

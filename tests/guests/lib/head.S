@@ -34,8 +34,9 @@ _start32:
     mov $__bss_start, %edi
     mov $__bss_end, %ecx
     sub %edi, %ecx
+    shr $2, %ecx                  /* both ends are 16-byte aligned (link.ld) */
     xor %eax, %eax
-    rep stosb
+    rep stosl
     mov %esi, boot_mb_magic
     mov %ebp, boot_mb_info
 

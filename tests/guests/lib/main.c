@@ -289,7 +289,8 @@ void kmain(void)
     info("cmdline: %s", boot_cmdline);
     if (boot_mb_magic != 0x2badb002)
         info("not booted by a multiboot loader (eax=0x%x)", boot_mb_magic);
-    info("apic mode: %s", bsp->x2apic ? "x2apic" : "xapic");
+    info("apic mode: %s%s", bsp->x2apic ? "x2apic" : "xapic",
+         want_x2apic && !bsp->x2apic ? " (x2apic=1 asked, CPU has no x2APIC)" : "");
 
     test_main();
     tests_done();

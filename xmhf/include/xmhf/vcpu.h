@@ -74,6 +74,8 @@ static inline void guest_inject_ud(void) { guest_inject_exception(6, false, 0); 
 void guest_skip_instruction(void);
 u32 guest_cpl(void);
 
+void guest_cr0_sync_cache_bits(u64 cr0);
+
 /* Guest state resets (SDM Vol. 3, 10.1.1 / 9.1.1). */
 void guest_state_real_mode(u16 cs_sel, u64 cs_base, u64 rip);
 void guest_state_after_init(struct vcpu *v, bool bsp);

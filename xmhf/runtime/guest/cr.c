@@ -36,6 +36,15 @@ static bool paging_transition(u64 old_cr0, u64 new_cr0)
 	return true;
 }
 
+/* VM exits do not load CR0.CD and CR0.NW from the host-state area (SDM Vol. 3, 28.5.1), so the
+ * hypervisor runs with the guest's cache-control bits anyway; and Bochs 2.7 also keeps the current
+ * CD/NW on VM entry instead of loading them from the guest CR0 field. Setting them here to the value
+ * the guest is given makes both behave the same. */
+void guest_cr0_sync_cache_bits(u64 cr0)
+{
+	write_cr0((read_cr0() & ~(CR0_CD | CR0_NW)) | (cr0 & (CR0_CD | CR0_NW)));
+}
+
 static void mov_to_cr0(struct vcpu *v, u64 val)
 {
 	u64 old = vmcs_read(VMCS_GUEST_CR0);
@@ -52,6 +61,7 @@ static void mov_to_cr0(struct vcpu *v, u64 val)
 	}
 	vmcs_write(VMCS_CR0_READ_SHADOW, val);
 	vmcs_write(VMCS_GUEST_CR0, (val | (vmx_caps.cr0_fixed0 & ~(CR0_PE | CR0_PG))) & vmx_caps.cr0_fixed1);
+	guest_cr0_sync_cache_bits(val);
 	guest_skip_instruction();
 }
 

@@ -146,6 +146,7 @@ void guest_state_real_mode(u16 cs_sel, u64 cs_base, u64 rip)
 	u64 cr0 = CR0_ET | CR0_NE; /* NE is fixed to 1 in VMX operation; the shadow below shows 0 */
 
 	vmcs_write(VMCS_GUEST_CR0, (cr0 | (vmx_caps.cr0_fixed0 & ~(CR0_PE | CR0_PG))) & vmx_caps.cr0_fixed1);
+	guest_cr0_sync_cache_bits(cr0);
 	vmcs_write(VMCS_CR0_READ_SHADOW, CR0_ET);
 	vmcs_write(VMCS_GUEST_CR3, 0);
 	vmcs_write(VMCS_GUEST_CR4, vmx_caps.cr4_fixed0 & vmx_caps.cr4_fixed1);
@@ -192,6 +193,7 @@ void guest_state_after_init(struct vcpu *v, bool bsp)
 	}
 	vmcs_write(VMCS_GUEST_CR0, vmcs_read(VMCS_GUEST_CR0) | CR0_CD | CR0_NW);
 	vmcs_write(VMCS_CR0_READ_SHADOW, CR0_CD | CR0_NW | CR0_ET);
+	guest_cr0_sync_cache_bits(CR0_CD | CR0_NW);
 }
 
 void vmcs01_setup(struct vcpu *v, bool bsp)
