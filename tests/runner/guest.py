@@ -31,13 +31,7 @@ KNOWN_DIFFERENCES = {}
 # Open bugs: checks known to fail under XMHF today, as (kernel, smp or None, check prefix or "") ->
 # reason. They are reported as XFAIL (not counted as passed) while the bare run passes, and as passed
 # once they pass under XMHF too. Each is listed in docs/known-bugs.md; remove the entry with the fix.
-BOCHS_INIT = ("guest APs do not start under XMHF on Bochs 2.7: Bochs leaves the INIT pending after "
-              "the INIT VM exit, so the AP exits again at once after its SIPI (docs/known-bugs.md #1)")
 EXPECTED_FAILURES = {
-    ("cpuid", 2, ""): BOCHS_INIT,
-    ("msr", 2, "msr-apic-base"): BOCHS_INIT,
-    ("smp", None, ""): BOCHS_INIT,
-    ("nmi", 2, ""): BOCHS_INIT + "; and guest self-NMIs are lost or late (docs/known-bugs.md #2)",
 }
 
 

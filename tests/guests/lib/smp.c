@@ -96,8 +96,15 @@ bool smp_start_ap(int idx, unsigned flags)
         return false;
     reset_online(idx);
     init_sipi_sipi(cpu_apic_ids[idx]);
-    if (flags & SMP_TWICE)
+    if (flags & SMP_TWICE) {
+        /* Back to back, as OVMF does. The first round may already have brought the AP online when
+         * the second INIT stops it again, so "online" is only trusted once no restart can still be in
+         * flight: after the second round, wait, let any restart settle, and wait again. */
         init_sipi_sipi(cpu_apic_ids[idx]);
+        if (!smp_wait_online(idx, AP_ONLINE_TIMEOUT_MS))
+            return false;
+        mdelay(20);
+    }
     return smp_wait_online(idx, AP_ONLINE_TIMEOUT_MS);
 }
 

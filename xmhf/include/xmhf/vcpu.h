@@ -25,9 +25,13 @@ struct vcpu {
 	u64 vmxon_pa;
 	u64 vmcs_pa;
 	u32 exit_reason;        /* of the exit being handled */
-	u32 launched;
+	u32 pad0;
 	volatile u32 nmi_pending;  /* guest NMIs to inject (0..2) */
-	u32 pad;
+	/* Guest INIT/SIPI, emulated (runtime/guest/ipi.c): set by the sending CPU. */
+	volatile u32 init_pending; /* an INIT was sent; the CPU must go to wait-for-SIPI */
+	volatile u32 wait_sipi;    /* waiting in the hypervisor for a SIPI */
+	volatile u32 sipi_pending; /* a SIPI arrived with sipi_vector */
+	volatile u32 sipi_vector;
 	u64 exits;
 };
 
@@ -114,6 +118,18 @@ void ept01_check_generation(void);
 
 /* Guest memory: GPA -> pointer, refusing the hypervisor's region. NULL if not allowed. */
 void *guestmem_ptr(u64 gpa, u64 len);
+
+/* Guest INIT/SIPI (runtime/guest/ipi.c) and the local APIC trap (runtime/guest/lapic-trap.c). */
+void ipi_emulate(struct vcpu *src, u32 dest, u32 icr_low, bool x2apic);
+void ipi_check_init(struct vcpu *v);
+void ap_wait_for_sipi(struct vcpu *v);
+void lapic_trap_init(void);
+bool lapic_trap_handle_ept(struct vcpu *v, u64 gpa);
+bool lapic_trap_handle_wrmsr(struct vcpu *v, u32 msr, u64 value);
+void guest_advance_rip(u64 length);
+
+/* EPT01 permissions of one 4 KiB guest page (EPT_READ/WRITE/EXEC bits), before the guest runs. */
+void ept01_set_page_rights(u64 gpa, u64 rights);
 
 /* INT 15h E820 hook (runtime/guest/e820.c). */
 void e820_hook_install(void);

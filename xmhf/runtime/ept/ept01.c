@@ -11,6 +11,8 @@ static struct phys_range hole;
 static struct ept_env env;
 static u64 pml4_pa;
 static volatile u32 ept_lock;
+static void lock(void);
+static void unlock(void);
 static volatile u32 generation;
 
 static u64 alloc_table(void *ctx)
@@ -78,6 +80,19 @@ void ept01_init(void)
 	printf("XMHF: EPT01: identity map of %llu GiB, %llu KiB of tables, region 0x%llx-0x%llx not present\n",
 	       (unsigned long long)(top >> 30), (unsigned long long)((before - heap_free_bytes()) >> 10),
 	       (unsigned long long)hole.base, (unsigned long long)(hole.base + hole.length - 1));
+}
+
+void ept01_set_page_rights(u64 gpa, u64 rights)
+{
+	u64 *e;
+
+	lock();
+	e = ept_leaf(&env, pml4_pa, gpa, true);
+	if (!e)
+		panic("EPT01 has no leaf for GPA 0x%llx", (unsigned long long)gpa);
+	*e = (*e & ~EPT_RWX) | (rights & EPT_RWX);
+	__atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
+	unlock();
 }
 
 u64 ept01_eptp(void)

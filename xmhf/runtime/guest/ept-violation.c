@@ -1,5 +1,6 @@
-/* EPT violations. EPT01 maps everything but the hypervisor's region, so a violation is the guest
- * reaching for the hypervisor's memory: a security event, reported and the machine stopped. */
+/* EPT violations. EPT01 maps everything but the hypervisor's region and write-protects the local
+ * APIC page (writes are emulated, lapic-trap.c); any other violation is the guest reaching for the
+ * hypervisor's memory: a security event, reported and the machine stopped. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 
@@ -7,6 +8,9 @@ void handle_ept_violation(struct vcpu *v)
 {
 	u64 q = vmcs_read(VMCS_EXIT_QUALIFICATION);
 	u64 gpa = vmcs_read(VMCS_GUEST_PHYSICAL_ADDRESS);
+
+	if (lapic_trap_handle_ept(v, gpa))
+		return;
 
 	printf("XMHF: SECURITY: CPU %u: the guest %s hypervisor memory at GPA 0x%llx (RIP 0x%llx, "
 	       "qualification 0x%llx)\n",

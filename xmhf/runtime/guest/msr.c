@@ -43,6 +43,8 @@ void handle_wrmsr(struct vcpu *v)
 		guest_inject_gp(); /* read-only, and IA32_FEATURE_CONTROL is locked */
 		return;
 	}
+	if (lapic_trap_handle_wrmsr(v, msr, value))
+		return;
 	if (msr == MSR_BIOS_UPDT_TRIG) {
 		/* A microcode update from the guest would run unchecked code below the hypervisor: ignored,
 		 * as XMHF does without a whitelist. */

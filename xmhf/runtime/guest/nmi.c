@@ -28,11 +28,36 @@ static bool hypervisor_nmi(void)
 void nmi_host(void)
 {
 	struct cpu *c = this_cpu();
+	struct vcpu *v = c->vcpu;
 
-	if (hypervisor_nmi())
+	if (hypervisor_nmi() || !v)
 		return;
-	if (c->vcpu)
-		guest_nmi_arrived(c->vcpu);
+	/* An INIT request's NMI is handled when this exit ends (ipi_check_init); a guest NMI is injected
+	 * at the next NMI window. Asking for an NMI-window exit now makes the guest exit again at once if
+	 * the NMI came after the last check before VM entry. */
+	if (!__atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))
+		guest_nmi_arrived(v);
+	vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING); /* c->vcpu set: VMCS01 is current */
+}
+
+/* A VM exit caused by an NMI leaves NMIs blocked in the hypervisor until the next IRET (SDM Vol. 3,
+ * 27.2.3 and 26.7.1 (NMI blocking after VM exits caused by NMIs)); VM entry does not lift it when "virtual NMIs"
+ * is set. An IRET to the next instruction unblocks them, or the next NMI (another INIT request, a
+ * guest NMI) would never arrive. */
+static void unblock_nmis(void)
+{
+	__asm__ volatile("movq %%rsp, %%rax\n\t"
+			 "pushq %[ss]\n\t"
+			 "pushq %%rax\n\t"
+			 "pushfq\n\t"
+			 "pushq %[cs]\n\t"
+			 "leaq 1f(%%rip), %%rax\n\t"
+			 "pushq %%rax\n\t"
+			 "iretq\n"
+			 "1:"
+			 :
+			 : [ss] "i"((u64)GDT_SEL_DATA), [cs] "i"((u64)GDT_SEL_CODE64)
+			 : "rax", "memory", "cc");
 }
 
 void handle_exception_nmi(struct vcpu *v)
@@ -40,7 +65,9 @@ void handle_exception_nmi(struct vcpu *v)
 	u32 info = (u32)vmcs_read(VMCS_EXIT_INTR_INFO);
 
 	if ((info & INTR_TYPE_MASK) == INTR_TYPE_NMI && (info & 0xff) == 2) {
-		if (!hypervisor_nmi())
+		unblock_nmis();
+		/* The NMI of an INIT request (ipi.c) is not the guest's. */
+		if (!hypervisor_nmi() && !__atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))
 			guest_nmi_arrived(v);
 		return;
 	}

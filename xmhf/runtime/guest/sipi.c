@@ -1,14 +1,17 @@
-/* Guest INIT and SIPI (SDM Vol. 3, 9.4 and 26.2/27.1): INIT always exits in VMX non-root operation;
- * the CPU then waits for SIPI in the wait-for-SIPI activity state, and a SIPI to a CPU in that state
- * exits with the vector, which starts it in real mode at vector * 4096. Whatever way the guest sent
- * them (xAPIC, x2APIC, shorthands, twice) the CPU delivers them: no APIC trapping is needed. */
+/* INIT and SIPI VM exits (SDM Vol. 3, 26.2). The guest's INIT/SIPI IPIs are intercepted and emulated
+ * (ipi.c), so these exits only come from IPIs sent as they are (logical destinations): an AP then
+ * waits for its SIPI in the hypervisor like after an emulated INIT. A SIPI exit needs the guest in the
+ * wait-for-SIPI activity state, which the hypervisor does not use; it is handled all the same. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <x86/cpu.h>
 
 void handle_init(struct vcpu *v)
 {
-	guest_state_after_init(v, v->cpu->index == 0);
+	/* Only INITs the hypervisor did not intercept get here (ipi.c). The BSP ignores them. */
+	if (v->cpu->index == 0)
+		return;
+	ap_wait_for_sipi(v);
 }
 
 void handle_sipi(struct vcpu *v)

@@ -112,6 +112,7 @@ void vmexit_dispatch(struct vcpu *v)
 		unexpected_exit(v);
 	exit_handlers[basic](v);
 	reinject_interrupted_event();
+	ipi_check_init(v);
 	ept01_check_generation();
 	/* Guest NMIs that arrived while the hypervisor ran: ask for an NMI-window exit. */
 	if (v->nmi_pending)
@@ -140,9 +141,15 @@ void guest_inject_exception(u32 vector, bool has_error, u32 error_code)
 
 void guest_skip_instruction(void)
 {
+	guest_advance_rip(vmcs_read(VMCS_EXIT_INSTRUCTION_LENGTH));
+}
+
+/* Moves RIP past an emulated instruction of the given length. */
+void guest_advance_rip(u64 length)
+{
 	u64 interruptibility = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
 
-	vmcs_write(VMCS_GUEST_RIP, vmcs_read(VMCS_GUEST_RIP) + vmcs_read(VMCS_EXIT_INSTRUCTION_LENGTH));
+	vmcs_write(VMCS_GUEST_RIP, vmcs_read(VMCS_GUEST_RIP) + length);
 	/* Completing an instruction ends STI / MOV SS blocking (SDM 26.3.1.5 expectations on resume). */
 	if (interruptibility & (INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOV_SS))
 		vmcs_write(VMCS_GUEST_INTERRUPTIBILITY,

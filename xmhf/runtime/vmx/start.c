@@ -18,8 +18,12 @@ NORETURN void vmx_start_guest_on_this_cpu(void)
 		memcpy(bs, boot_info->guest_boot_sector, 512);
 		e820_hook_install();
 		printf("XMHF: CPU 0: starting the guest at 0000:7c00 with DL=0x%02x\n", boot_info->cmdline.boot_drive);
+		c->vcpu = v;
+	} else {
+		/* An AP enters the guest when the guest's BSP starts it with INIT-SIPI. */
+		c->vcpu = v;
+		ap_wait_for_sipi(v);
 	}
-	c->vcpu = v;
 	console_flush(); /* the guest may reprogram the UART at once */
 	vmx_launch(v);
 }

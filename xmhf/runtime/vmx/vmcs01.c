@@ -46,6 +46,7 @@ static void build_msr_bitmap(void)
 	for (u32 m = 0x480; m <= 0x492; m++)
 		intercept_msr(m, true, true);                 /* VMX capability MSRs */
 	intercept_msr(0x79, false, true);                    /* microcode update trigger */
+	intercept_msr(0x830, false, true);                   /* x2APIC ICR: guest INIT/SIPI (ipi.c) */
 	for (u32 m = 0x200; m < 0x300; m++)
 		if (ept01_is_mtrr_msr(m))
 			intercept_msr(m, false, true);        /* MTRRs: EPT01 memory types follow them */

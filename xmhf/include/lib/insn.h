@@ -1,0 +1,39 @@
+/* Decoding the few guest instructions the hypervisor must emulate: stores to a trapped MMIO page
+ * (the local APIC's ICR). Pure logic, unit-tested on the host. */
+#ifndef LIB_INSN_H
+#define LIB_INSN_H
+#include <xmhf/types.h>
+
+enum insn_kind {
+	INSN_UNSUPPORTED = 0,
+	INSN_MOV_STORE_REG, /* MOV r/m, reg (89 /r) */
+	INSN_MOV_STORE_IMM, /* MOV r/m, imm (C7 /0) */
+	INSN_XCHG_REG,      /* XCHG r/m, reg (87 /r) */
+};
+
+struct insn_store {
+	enum insn_kind kind;
+	u32 length;      /* bytes, prefixes included */
+	u32 size;        /* operand bytes: 2, 4 or 8 */
+	u32 reg;         /* source register number (SDM order, REX.R included) */
+	u64 imm;         /* immediate (sign-extended to size for 8-byte operands) */
+	bool mem;        /* the r/m operand is memory (mod != 3) */
+};
+
+/* Decodes the store at bytes[0..avail) in a code segment of default size cs_bits (16, 32 or 64).
+ * Returns 0, or -1 if the instruction is not one of the kinds above, or truncated. */
+int insn_decode_store(const u8 *bytes, u32 avail, u32 cs_bits, struct insn_store *out);
+
+/* Guest linear-to-physical translation by walking the guest's page tables (SDM Vol. 3, 4.3-4.5).
+ * read_phys reads 8 bytes at a guest-physical address (returns false if unreadable). */
+enum guest_paging { GUEST_PAGING_NONE, GUEST_PAGING_32, GUEST_PAGING_PAE, GUEST_PAGING_4LEVEL };
+
+typedef bool (*read_phys_fn)(void *ctx, u64 gpa, u64 *value);
+
+/* pdpte: the four PAE PDPTEs (from the VMCS) for GUEST_PAGING_PAE. cr4_pse: CR4.PSE for 32-bit
+ * paging. Returns 0 and sets *gpa, or -1 if not present (no permission checks: the CPU already made
+ * the access that exited). */
+int guest_linear_to_phys(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bool cr4_pse, u64 linear,
+			 read_phys_fn read_phys, void *ctx, u64 *gpa);
+
+#endif

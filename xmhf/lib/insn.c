@@ -1,0 +1,169 @@
+/* Store-instruction decoding (SDM Vol. 2, 2.1-2.2: prefixes, ModR/M, SIB, displacement) and guest
+ * page walks (SDM Vol. 3, chapter 4). */
+#include <lib/insn.h>
+
+/* Bytes of ModR/M + SIB + displacement for the addressing form, or -1 if truncated. */
+static int modrm_length(const u8 *b, u32 avail, u32 addr_bits)
+{
+	u8 modrm, mod, rm;
+	int len = 1;
+
+	if (avail < 1)
+		return -1;
+	modrm = b[0];
+	mod = modrm >> 6;
+	rm = modrm & 7;
+	if (mod == 3)
+		return 1;
+	if (addr_bits == 16) {
+		if (mod == 0 && rm == 6)
+			return 3;
+		return 1 + (mod == 1 ? 1 : mod == 2 ? 2 : 0);
+	}
+	if (rm == 4) { /* SIB */
+		if (avail < 2)
+			return -1;
+		len++;
+		if (mod == 0 && (b[1] & 7) == 5)
+			len += 4;
+	} else if (mod == 0 && rm == 5) {
+		len += 4; /* disp32 (RIP-relative in 64-bit mode) */
+	}
+	if (mod == 1)
+		len += 1;
+	else if (mod == 2)
+		len += 4;
+	return len;
+}
+
+int insn_decode_store(const u8 *b, u32 avail, u32 cs_bits, struct insn_store *out)
+{
+	u32 i = 0, opsize_prefix = 0, addrsize_prefix = 0;
+	u8 rex = 0, op;
+	int mlen;
+
+	*out = (struct insn_store){ 0 };
+	for (; i < avail && i < 15; i++) {
+		u8 p = b[i];
+		if (p == 0x66)
+			opsize_prefix = 1;
+		else if (p == 0x67)
+			addrsize_prefix = 1;
+		else if (p == 0x26 || p == 0x2e || p == 0x36 || p == 0x3e || p == 0x64 || p == 0x65 || p == 0xf0)
+			;
+		else
+			break;
+	}
+	if (cs_bits == 64 && i < avail && (b[i] & 0xf0) == 0x40)
+		rex = b[i++];
+	if (i >= avail)
+		return -1;
+	op = b[i++];
+
+	u32 addr_bits = cs_bits == 64 ? (addrsize_prefix ? 32 : 64) : cs_bits == 32 ? (addrsize_prefix ? 16 : 32) :
+						 (addrsize_prefix ? 32 : 16);
+	u32 size = (rex & 8) ? 8 : cs_bits == 16 ? (opsize_prefix ? 4 : 2) : (opsize_prefix ? 2 : 4);
+
+	if (op != 0x89 && op != 0xc7 && op != 0x87)
+		return -1;
+	mlen = modrm_length(b + i, avail - i, addr_bits);
+	/* modrm_length only checks that the ModR/M and SIB bytes are there: also reject a truncated
+	 * displacement (it used to be accepted for 89 and 87, with a length beyond avail). */
+	if (mlen < 0 || i + (u32)mlen > avail)
+		return -1;
+	out->mem = (b[i] >> 6) != 3;
+	out->reg = ((b[i] >> 3) & 7) | ((rex & 4) ? 8 : 0);
+	out->size = size;
+	i += (u32)mlen;
+	if (op == 0x89) {
+		out->kind = INSN_MOV_STORE_REG;
+	} else if (op == 0x87) {
+		out->kind = INSN_XCHG_REG;
+	} else {
+		u32 isize = size == 2 ? 2 : 4;
+		if ((out->reg & 7) != 0 || i + isize > avail)
+			return -1; /* C7 /0 only */
+		u64 imm = 0;
+		for (u32 k = 0; k < isize; k++)
+			imm |= (u64)b[i + k] << (8 * k);
+		if (size == 8 && (imm & 0x80000000ULL))
+			imm |= 0xffffffff00000000ULL;
+		out->imm = imm;
+		out->reg = 0;
+		out->kind = INSN_MOV_STORE_IMM;
+		i += isize;
+	}
+	if (i > 15)
+		return -1;
+	out->length = i;
+	return 0;
+}
+
+/* A 4-byte 32-bit-paging entry at addr (4-aligned): read_phys reads 8 bytes, so read the aligned
+ * quadword holding it. Reading 8 bytes at addr itself went 4 bytes past the entry, past the end of
+ * the table for entry 1023 (a spurious failure if the next page is unreadable). */
+static bool read_entry32(read_phys_fn read_phys, void *ctx, u64 addr, u64 *e)
+{
+	u64 q;
+
+	if (!read_phys(ctx, addr & ~7ULL, &q))
+		return false;
+	*e = (q >> ((addr & 4) * 8)) & 0xffffffffULL;
+	return true;
+}
+
+int guest_linear_to_phys(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bool cr4_pse, u64 linear,
+			 read_phys_fn read_phys, void *ctx, u64 *gpa)
+{
+	u64 e;
+
+	switch (mode) {
+	case GUEST_PAGING_NONE:
+		*gpa = linear;
+		return 0;
+	case GUEST_PAGING_32: {
+		u64 pde_addr = (cr3 & 0xfffff000ULL) + ((linear >> 22) & 0x3ff) * 4;
+		if (!read_entry32(read_phys, ctx, pde_addr, &e) || !(e & 1))
+			return -1;
+		e &= 0xffffffffULL;
+		if ((e & 0x80) && cr4_pse) {
+			*gpa = ((e & 0xffc00000ULL) | ((e >> 13 & 0xff) << 32)) + (linear & 0x3fffff);
+			return 0;
+		}
+		u64 pte_addr = (e & 0xfffff000ULL) + ((linear >> 12) & 0x3ff) * 4;
+		if (!read_entry32(read_phys, ctx, pte_addr, &e) || !(e & 1))
+			return -1;
+		*gpa = (e & 0xfffff000ULL) + (linear & 0xfff);
+		return 0;
+	}
+	case GUEST_PAGING_PAE:
+	case GUEST_PAGING_4LEVEL: {
+		const u64 addr_mask = 0x000ffffffffff000ULL;
+		int level;
+		u64 table;
+		if (mode == GUEST_PAGING_PAE) {
+			e = pdpte[(linear >> 30) & 3];
+			if (!(e & 1))
+				return -1;
+			table = e & addr_mask;
+			level = 2;
+		} else {
+			table = cr3 & addr_mask;
+			level = 4;
+		}
+		for (; level >= 1; level--) {
+			u32 shift = 12 + 9 * (u32)(level - 1);
+			if (!read_phys(ctx, table + ((linear >> shift) & 511) * 8, &e) || !(e & 1))
+				return -1;
+			if (level == 1 || ((level == 2 || level == 3) && (e & 0x80))) {
+				u64 page = 1ULL << shift;
+				*gpa = (e & addr_mask & ~(page - 1)) + (linear & (page - 1));
+				return 0;
+			}
+			table = e & addr_mask;
+		}
+		return -1;
+	}
+	}
+	return -1;
+}

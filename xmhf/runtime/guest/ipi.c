@@ -1,0 +1,108 @@
+/* Guest INIT and SIPI, emulated. The hypervisor sees every INIT/SIPI IPI the guest sends (xAPIC ICR
+ * writes trap in EPT01, x2APIC ICR writes exit: lapic-trap.c) and never lets a real INIT reach a CPU
+ * that runs the guest: an INIT becomes "init_pending" plus an NMI to the target, which then waits in
+ * the hypervisor for a SIPI and enters the guest in real mode at vector * 4096 (SDM Vol. 3, 9.4,
+ * 11.6.1). This works the same for one CPU, all-excluding-self and broadcast, xAPIC or x2APIC, once
+ * or twice, and it keeps the guest from resetting a CPU out of VMX operation (XMHF64 bugs 075/086).
+ * Other IPIs go to the real APIC unchanged. */
+#include <xmhf/runtime.h>
+#include <xmhf/vcpu.h>
+#include <x86/cpu.h>
+#include <x86/lapic.h>
+
+#define DELIVERY(icr) (((icr) >> 8) & 7)
+#define DELIVERY_INIT 5
+#define DELIVERY_SIPI 6
+#define DEST_LOGICAL (1U << 11)
+#define LEVEL_ASSERT (1U << 14)
+#define TRIGGER_LEVEL (1U << 15)
+#define SHORTHAND(icr) (((icr) >> 18) & 3)
+
+static void deliver(struct vcpu *src, struct cpu *target, u32 icr_low)
+{
+	struct vcpu *t = target->vcpu;
+
+	if (!t || target == src->cpu)
+		return; /* INIT/SIPI to oneself is not a valid request (SDM 11.6.1) */
+	if (target->index == 0) {
+		/* INIT to the BSP would restart the firmware; nobody does it to a running OS. */
+		return;
+	}
+	if (DELIVERY(icr_low) == DELIVERY_INIT) {
+		if ((icr_low & TRIGGER_LEVEL) && !(icr_low & LEVEL_ASSERT))
+			return; /* INIT level de-assert: no effect on current processors */
+		__atomic_store_n(&t->sipi_pending, 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&t->init_pending, 1, __ATOMIC_RELEASE);
+		if (!__atomic_load_n(&t->wait_sipi, __ATOMIC_ACQUIRE))
+			lapic_send_ipi(target->apic_id, ICR_DELIVERY_NMI); /* make it leave the guest */
+	} else if (__atomic_load_n(&t->wait_sipi, __ATOMIC_ACQUIRE) ||
+		   __atomic_load_n(&t->init_pending, __ATOMIC_ACQUIRE)) {
+		/* A SIPI counts only for a CPU in wait-for-SIPI (or about to be, its INIT on the way). */
+		t->sipi_vector = icr_low & 0xff;
+		__atomic_store_n(&t->sipi_pending, 1, __ATOMIC_RELEASE);
+	}
+}
+
+void ipi_emulate(struct vcpu *src, u32 dest, u32 icr_low, bool x2apic)
+{
+	u32 sh = SHORTHAND(icr_low);
+	u32 broadcast = x2apic ? 0xffffffffU : 0xffU;
+
+	if (sh == 1)
+		return; /* self */
+	if (sh == 0 && (icr_low & DEST_LOGICAL)) {
+		/* Logical destinations for INIT/SIPI are not emulated: send them for real. The target then
+		 * takes an INIT VM exit, handled in handle_init() the same way. */
+		static u32 warned;
+		if (!warned++)
+			printf("XMHF: CPU %u: guest INIT/SIPI with a logical destination sent to the APIC as is\n",
+			       src->cpu->index);
+		lapic_send_ipi(dest, icr_low);
+		return;
+	}
+	for (u32 i = 0; i < ncpus; i++) {
+		struct cpu *c = cpu_table[i];
+		if (sh == 0 && dest != broadcast && c->apic_id != dest)
+			continue;
+		if (sh == 3 && c == src->cpu)
+			continue;
+		deliver(src, c, icr_low);
+	}
+}
+
+/* In the hypervisor, until a SIPI for this CPU arrives; then the guest resumes in real mode at the
+ * SIPI vector. */
+void ap_wait_for_sipi(struct vcpu *v)
+{
+	do {
+		__atomic_store_n(&v->wait_sipi, 1, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&v->init_pending, 0, __ATOMIC_SEQ_CST);
+		for (;;) {
+			while (!__atomic_load_n(&v->sipi_pending, __ATOMIC_ACQUIRE))
+				cpu_relax();
+			__atomic_store_n(&v->sipi_pending, 0, __ATOMIC_RELEASE);
+			/* An INIT that came after the SIPI restarts the wait. */
+			if (!__atomic_exchange_n(&v->init_pending, 0, __ATOMIC_ACQ_REL))
+				break;
+		}
+		guest_state_after_init(v, false);
+		guest_state_real_mode((u16)(v->sipi_vector << 8), (u64)v->sipi_vector << 12, 0);
+		vmcs_write(VMCS_GUEST_CR0, vmcs_read(VMCS_GUEST_CR0) | CR0_CD | CR0_NW);
+		vmcs_write(VMCS_CR0_READ_SHADOW, CR0_CD | CR0_NW | CR0_ET);
+		guest_cr0_sync_cache_bits(CR0_CD | CR0_NW);
+		v->regs.gpr[REG_RDX] = 0x600;
+		/* Events pending for the old guest context are gone with the INIT. */
+		vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
+		v->nmi_pending = 0;
+		vmcs_clear_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING);
+		__atomic_store_n(&v->wait_sipi, 0, __ATOMIC_SEQ_CST);
+		/* An INIT sent while wait_sipi was still set sent no NMI: take it now. */
+	} while (__atomic_load_n(&v->init_pending, __ATOMIC_SEQ_CST));
+}
+
+/* At the end of every exit: an INIT sent to this CPU takes it out of the guest. */
+void ipi_check_init(struct vcpu *v)
+{
+	if (__atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))
+		ap_wait_for_sipi(v);
+}
