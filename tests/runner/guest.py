@@ -8,21 +8,23 @@ import os
 import re
 import threading
 
-from core import BUILD, ROOT, Result, Test, read, run_emulator, sh
+from core import BUILD, ROOT, Result, Test, check_patterns, read, run_emulator, sh
 from boot import grub_disk, parse_map
 
 GUEST_OUT = os.path.join(ROOT, "build", "guests")
 _build_lock = threading.Lock()
 _built = [False]
 
-# Kernels and the CPU counts each runs with.
+# Kernels, the CPU counts each runs with, and kernel arguments (a name suffix for each).
 KERNELS = [
-    ("cpuid", (1, 2)),
-    ("msr", (1, 2)),
-    ("cr", (1, 2)),
-    ("e820", (1, 2)),
-    ("smp", (2, 4)),
-    ("nmi", (2,)),
+    ("cpuid", (1, 2), ""),
+    ("msr", (1, 2), ""),
+    ("cr", (1, 2), ""),
+    ("e820", (1, 2), ""),
+    ("smp", (2, 4), ""),
+    ("smp", (2,), "x2apic=1"),
+    ("nmi", (2,), ""),
+    ("nmi", (2,), "x2apic=1"),
 ]
 
 # Checks whose result legitimately differs under the hypervisor: (kernel, check) -> reason.
@@ -85,9 +87,11 @@ def check_guest_map_hides_region(text):
 class DiffTest(Test):
     platform = "bochs"
 
-    def __init__(self, kernel, smp, mem=256, timeout=180):
-        super().__init__("diff-%s-smp%d" % (kernel, smp))
+    def __init__(self, kernel, smp, args="", mem=256, timeout=180):
+        suffix = "-" + args.replace("=1", "").replace("=", "-") if args else ""
+        super().__init__("diff-%s%s-smp%d" % (kernel, suffix, smp))
         self.kernel = kernel
+        self.args = args
         self.smp = smp
         self.mem = mem
         self.timeout = timeout
@@ -95,7 +99,7 @@ class DiffTest(Test):
     def run_variant(self, log_dir, hv, log):
         d = os.path.join(log_dir, "hv" if hv else "bare")
         os.makedirs(d, exist_ok=True)
-        disk = kernel_disk(d, self.kernel, "", log)
+        disk = kernel_disk(d, self.kernel, self.args, log)
         disks = [disk]
         if hv:
             disks = [grub_disk(d, HV_CMDLINE, ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd1)+1"], log),
@@ -144,5 +148,60 @@ class DiffTest(Test):
         return results
 
 
+class HvTest(Test):
+    """A kernel run under XMHF only, for behaviour bare hardware has no counterpart of (security
+    reports, the hypervisor's reaction to a guest triple fault): the serial log must match expect in
+    order and none of forbid; check(text) may add a condition."""
+
+    platform = "bochs"
+
+    def __init__(self, name, kernel, args, smp, expect, forbid=(), check=None, timeout=120):
+        super().__init__(name)
+        self.kernel, self.args, self.smp = kernel, args, smp
+        self.expect, self.forbid, self.check = expect, forbid, check
+        self.timeout = timeout
+
+    def run(self, log_dir):
+        log = os.path.join(log_dir, "build.log")
+        build_kernels(log)
+        disks = [grub_disk(log_dir, HV_CMDLINE, ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd1)+1"], log),
+                 kernel_disk(log_dir, self.kernel, self.args, log)]
+        serial = os.path.join(log_dir, "serial.log")
+        text, secs, ended = run_emulator("bochs", disks, serial, log_dir, smp=self.smp, timeout=self.timeout,
+                                         end=r"^XMHF: CPU halted|^TESTS DONE:", grace=1.0)
+        if ended == "timeout":
+            return Result(self.name, False, "timed out (see %s)" % serial, secs)
+        err = check_patterns(text, self.expect, self.forbid)
+        if not err and self.check:
+            err = self.check(text)
+        return Result(self.name, not err, err, secs)
+
+
+def check_probe_hit_region(text):
+    """The reported GPA is the region's first byte: the guest read exactly what probe.bin aimed at."""
+    region = re.search(r"^XMHF: hypervisor region 0x([0-9a-f]+)-", text, re.M)
+    probe = re.search(r"^INFO reading physical 0x([0-9a-f]+)", text, re.M)
+    report = re.search(r"^XMHF: SECURITY: .* at GPA 0x([0-9a-f]+)", text, re.M)
+    if not (region and probe and report):
+        return "missing region, probe or report line"
+    if not int(region.group(1), 16) == int(probe.group(1), 16) == int(report.group(1), 16):
+        return "region 0x%s, probe 0x%s, report 0x%s differ" % (region.group(1), probe.group(1), report.group(1))
+    return ""
+
+
+def security_tests():
+    stop = [r"^XMHF: stopping the machine: guest access to hypervisor memory", r"^XMHF: powering off"]
+    out = []
+    for smp in (1, 2):
+        out.append(HvTest("security-read-region-smp%d" % smp, "probe", "probe=hole", smp,
+                          [r"^INFO reading physical 0x", r"^XMHF: SECURITY: CPU 0: the guest read hypervisor memory"]
+                          + stop, forbid=[r"^INFO read 0x", r"^TESTS DONE"], check=check_probe_hit_region))
+    out.append(HvTest("guest-triple-fault", "probe", "triple=1", 1,
+                      [r"^INFO triple fault now", r"^XMHF: CPU 0: the guest triple-faulted",
+                       r"^XMHF: stopping the machine: guest triple fault", r"^XMHF: powering off"],
+                      forbid=[r"^TESTS DONE", r"FATAL"]))
+    return out
+
+
 def tests():
-    return [DiffTest(k, n) for k, smps in KERNELS for n in smps]
+    return [DiffTest(k, n, args) for k, smps, args in KERNELS for n in smps] + security_tests()

@@ -6,11 +6,16 @@
 #include <x86/msr.h>
 
 static volatile u32 *lapic_mmio;
-static bool x2apic;
+
+/* The guest may switch its (that is, the real) APIC to x2APIC mode at any time: ask the CPU. */
+static bool x2apic_mode(void)
+{
+	return (rdmsr(MSR_IA32_APIC_BASE) & APIC_BASE_EXTD) != 0;
+}
 
 static u32 lapic_read(u32 reg)
 {
-	if (x2apic)
+	if (x2apic_mode())
 		return (u32)rdmsr(MSR_X2APIC_BASE + (reg >> 4));
 	return lapic_mmio[reg / 4];
 }
@@ -19,7 +24,6 @@ void lapic_init_bsp(u64 base)
 {
 	u64 apic_base = rdmsr(MSR_IA32_APIC_BASE);
 
-	x2apic = (apic_base & APIC_BASE_EXTD) != 0;
 	lapic_mmio = (volatile u32 *)(uintptr_t)(base ? base : (apic_base & ~0xfffULL));
 	if (!(apic_base & APIC_BASE_EN))
 		panic("the BSP's local APIC is disabled (IA32_APIC_BASE=0x%llx)", (unsigned long long)apic_base);
@@ -27,12 +31,12 @@ void lapic_init_bsp(u64 base)
 
 u32 lapic_read_id(void)
 {
-	return x2apic ? lapic_read(LAPIC_ID) : lapic_read(LAPIC_ID) >> 24;
+	return x2apic_mode() ? lapic_read(LAPIC_ID) : lapic_read(LAPIC_ID) >> 24;
 }
 
 bool lapic_wait_idle(void)
 {
-	if (x2apic)
+	if (x2apic_mode())
 		return true; /* x2APIC ICR writes complete synchronously */
 	for (u32 i = 0; i < 1000; i++) {
 		if (!(lapic_mmio[LAPIC_ICR_LO / 4] & ICR_SEND_PENDING))
@@ -44,7 +48,7 @@ bool lapic_wait_idle(void)
 
 void lapic_send_ipi(u32 apic_id, u32 icr_low)
 {
-	if (x2apic) {
+	if (x2apic_mode()) {
 		wrmsr(MSR_X2APIC_BASE + (LAPIC_ICR_LO >> 4), ((u64)apic_id << 32) | icr_low);
 		return;
 	}
