@@ -7,6 +7,8 @@
 #   EVENT_LOGGER=1 per-CPU VM-exit counters
 #   APP=NAME       link hypapps/NAME into the runtime
 #   V=1            show commands
+#   B=DIR OUT=DIR  object and output directories (default build/ and the top of the tree), for
+#                  building variants side by side (tests build hypapp and event-logger variants)
 
 OPT ?= O2
 FAST ?=
@@ -14,7 +16,8 @@ MEM ?=
 EVENT_LOGGER ?=
 APP ?=
 
-B := build
+B ?= build
+OUT ?= .
 CC := gcc
 LD := ld
 OBJCOPY := objcopy
@@ -48,7 +51,7 @@ CFLAGS_RT := $(CFLAGS_COMMON) -m64 -fPIE -mno-red-zone -fvisibility=hidden
 
 # Library files used by each side.
 LIB_INIT := printf string console uart16550 cmdline e820 acpi sha1 region
-LIB_RT := printf string console uart16550 palloc e820 mtrr ept insn
+LIB_RT := printf string console uart16550 palloc e820 mtrr ept insn acpi
 
 INIT_SRC := xmhf/boot/header.S xmhf/boot/longmode.S xmhf/boot/init.c $(LIB_INIT:%=xmhf/lib/%.c)
 RT_SRC := $(sort $(wildcard xmhf/runtime/*/*.S xmhf/runtime/*/*.c)) $(LIB_RT:%=xmhf/lib/%.c)
@@ -59,7 +62,12 @@ endif
 INIT_OBJ := $(patsubst %,$(B)/init/%.o,$(basename $(INIT_SRC)))
 RT_OBJ := $(patsubst %,$(B)/runtime/%.o,$(basename $(RT_SRC)))
 
-all: init-x86-amd64.bin hypervisor-x86-amd64.bin.gz
+INIT_BIN := $(OUT)/init-x86-amd64.bin
+INIT_ELF := $(OUT)/init-x86-amd64.elf
+RT_ELF := $(OUT)/hypervisor-x86-amd64.elf
+RT_GZ := $(OUT)/hypervisor-x86-amd64.bin.gz
+
+all: $(INIT_BIN) $(RT_GZ)
 
 # Rebuild everything when the options change.
 CONFIG := OPT=$(OPT) FAST=$(FAST) MEM=$(MEM) EVENT_LOGGER=$(EVENT_LOGGER) APP=$(APP)
@@ -84,23 +92,25 @@ $(B)/runtime/%.o: %.S $(B)/config.stamp
 	@echo "  AS64  $<"
 	$(Q)$(CC) $(CFLAGS_RT) -MMD -MP -c $< -o $@
 
-init-x86-amd64.elf: $(INIT_OBJ) xmhf/boot/init.lds
+$(INIT_ELF): $(INIT_OBJ) xmhf/boot/init.lds
+	@mkdir -p $(OUT)
 	@echo "  LD    $@"
 	$(Q)$(LD) -m elf_i386 -nostdlib -z noexecstack --no-warn-rwx-segments -T xmhf/boot/init.lds -o $@ $(INIT_OBJ)
-init-x86-amd64.bin: init-x86-amd64.elf
+$(INIT_BIN): $(INIT_ELF)
 	$(Q)$(OBJCOPY) -O binary $< $@
 
 # The runtime is a static PIE linked at 0; only R_X86_64_RELATIVE relocations are allowed (init applies
 # just those), which the check below enforces at build time.
-hypervisor-x86-amd64.elf: $(RT_OBJ) xmhf/runtime/runtime.lds
+$(RT_ELF): $(RT_OBJ) xmhf/runtime/runtime.lds
+	@mkdir -p $(OUT)
 	@echo "  LD    $@"
 	$(Q)$(LD) -m elf_x86_64 -nostdlib -pie --no-dynamic-linker -z noexecstack --no-warn-rwx-segments -z norelro --hash-style=sysv \
 		-T xmhf/runtime/runtime.lds -o $@ $(RT_OBJ)
 	$(Q)if readelf -rW $@ | awk 'NR>3 && NF>2 && $$3 ~ /^R_X86_64/ && $$3 != "R_X86_64_RELATIVE"' | grep .; then \
 		echo "error: the runtime has relocations other than R_X86_64_RELATIVE" >&2; rm -f $@; exit 1; fi
-$(B)/hypervisor-x86-amd64.bin: hypervisor-x86-amd64.elf
+$(B)/hypervisor-x86-amd64.bin: $(RT_ELF)
 	$(Q)$(OBJCOPY) -O binary $< $@
-hypervisor-x86-amd64.bin.gz: $(B)/hypervisor-x86-amd64.bin
+$(RT_GZ): $(B)/hypervisor-x86-amd64.bin
 	@echo "  GZIP  $@"
 	$(Q)gzip -9 -n -c $< > $@
 

@@ -32,18 +32,18 @@ def guest_disk(log):
     return GUEST_DISK
 
 
-def grub_disk(log_dir, cmdline, modules, log):
-    """A GRUB disk holding init and the runtime, whose only menu entry boots XMHF with the given
-    command line and module lines."""
+def grub_disk(log_dir, cmdline, modules, log, build_dir="."):
+    """A GRUB disk holding init and the runtime (from build_dir, relative to the top of the tree),
+    whose only menu entry boots XMHF with the given command line and module lines."""
     cfg = os.path.join(log_dir, "grub.cfg")
     with open(cfg, "w") as f:
         f.write("set timeout=0\nset default=0\n")
         f.write(XMHF_ENTRY.format(cmdline=cmdline, modules="\n".join("\tmodule " + m for m in modules)))
     img = os.path.join(log_dir, "disk0.img")
     sh(["tools/mkgrubdisk.sh", "-o", img, "-c", cfg,
-        "-f", "init-x86-amd64.bin:/boot/init-x86-amd64.bin",
-        "-f", "hypervisor-x86-amd64.bin.gz:/boot/hypervisor-x86-amd64.bin.gz",
-        "-f", "hypervisor-x86-amd64.bin.gz:/boot/hypervisor-nounzip-test.bin.gz"], log)
+        "-f", "%s/init-x86-amd64.bin:/boot/init-x86-amd64.bin" % build_dir,
+        "-f", "%s/hypervisor-x86-amd64.bin.gz:/boot/hypervisor-x86-amd64.bin.gz" % build_dir,
+        "-f", "%s/hypervisor-x86-amd64.bin.gz:/boot/hypervisor-nounzip-test.bin.gz" % build_dir], log)
     return img
 
 

@@ -25,7 +25,27 @@ KERNELS = [
     ("smp", (2,), "x2apic=1"),
     ("nmi", (2,), ""),
     ("nmi", (2,), "x2apic=1"),
+    ("hypapp", (1,), ""),
 ]
+
+# Hypervisor variants some tests boot: name -> make variables. Built once per run, beside the default.
+VARIANTS = {
+    "helloworld": ["APP=helloworld"],
+    "pageprot": ["APP=pageprot"],
+    "event-logger": ["EVENT_LOGGER=1"],
+}
+_variant_lock = threading.Lock()
+_variants_built = set()
+
+
+def build_variant(name, log):
+    """Returns the variant's output directory (relative to the top of the tree), building it once."""
+    out = "build/variants/%s" % name
+    with _variant_lock:
+        if name not in _variants_built:
+            sh(["make", "-s", "B=%s/obj" % out, "OUT=%s" % out] + VARIANTS[name], log)
+            _variants_built.add(name)
+    return out
 
 # Checks whose result legitimately differs under the hypervisor: (kernel, check) -> reason.
 KNOWN_DIFFERENCES = {}
@@ -155,16 +175,18 @@ class HvTest(Test):
 
     platform = "bochs"
 
-    def __init__(self, name, kernel, args, smp, expect, forbid=(), check=None, timeout=120):
+    def __init__(self, name, kernel, args, smp, expect, forbid=(), check=None, timeout=120, variant=None):
         super().__init__(name)
-        self.kernel, self.args, self.smp = kernel, args, smp
+        self.kernel, self.args, self.smp, self.variant = kernel, args, smp, variant
         self.expect, self.forbid, self.check = expect, forbid, check
         self.timeout = timeout
 
     def run(self, log_dir):
         log = os.path.join(log_dir, "build.log")
         build_kernels(log)
-        disks = [grub_disk(log_dir, HV_CMDLINE, ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd1)+1"], log),
+        build_dir = build_variant(self.variant, log) if self.variant else "."
+        disks = [grub_disk(log_dir, HV_CMDLINE, ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd1)+1"], log,
+                           build_dir),
                  kernel_disk(log_dir, self.kernel, self.args, log)]
         serial = os.path.join(log_dir, "serial.log")
         text, secs, ended = run_emulator("bochs", disks, serial, log_dir, smp=self.smp, timeout=self.timeout,
@@ -203,5 +225,30 @@ def security_tests():
     return out
 
 
+def hypapp_tests():
+    done = [r"^TESTS DONE: \d+ passed, 0 failed"]
+    return [
+        HvTest("hypapp-helloworld-smp2", "hypapp", "app=helloworld", 2, variant="helloworld",
+               expect=[r"^helloworld: hello from CPU 0$", r"^helloworld: hypercall 2 from CPU 0$",
+                       r"^TEST hypercall-helloworld: PASS$"] + done +
+               [r"^helloworld: CPU 0: the guest is powering off after 2 hypercalls; goodbye$"],
+               forbid=[r"FAIL", r"FATAL"],
+               check=lambda t: "" if re.search(r"^helloworld: hello from CPU 1$", t, re.M)
+               else "no greeting from CPU 1"),
+        HvTest("hypapp-pageprot-smp2", "hypapp", "app=pageprot", 2, variant="pageprot",
+               expect=[r"^pageprot: CPU 0: GPA 0x[0-9a-f]+ is now read-only$", r"^TEST pageprot-protect: PASS$",
+                       r"^pageprot: CPU 0 blocked a write to read-only GPA 0x[0-9a-f]+38 at RIP 0x",
+                       r"^pageprot: CPU 0 blocked a write to read-only GPA 0x[0-9a-f]+40 at RIP 0x",
+                       r"^TEST pageprot-write-blocked: PASS$", r"^TEST pageprot-unprotect: PASS$",
+                       r"^TEST pageprot-refuses-hypervisor-memory: PASS$"] + done,
+               forbid=[r"FAIL", r"FATAL", r"SECURITY"]),
+        HvTest("event-logger-smp2", "cpuid", "", 2, variant="event-logger",
+               expect=[r"^TESTS DONE", r"^XMHF: exits CPU 0: .*r10=\d+", r"^XMHF: exits CPU 0: cpuid 0x0 = \d+",
+                       r"^XMHF: exits CPU 1: .*r10=\d+"],
+               forbid=[r"FATAL"]),
+    ]
+
+
 def tests():
-    return [DiffTest(k, n, args) for k, smps, args in KERNELS for n in smps] + security_tests()
+    return ([DiffTest(k, n, args) for k, smps, args in KERNELS for n in smps] + security_tests() +
+            hypapp_tests())

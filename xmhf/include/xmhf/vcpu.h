@@ -109,6 +109,18 @@ void handle_getsec(struct vcpu *v);
 /* Hypervisor NMIs in root mode. */
 void nmi_host(void);
 
+/* Quiesce (runtime/smp/quiesce.c). */
+void quiesce_begin(void);
+void quiesce_end(void);
+bool quiesce_nmi(void);
+
+/* Port I/O exits (runtime/guest/io.c): hypapp intercepts and the guest's power-off. */
+void io_intercept_init(void);
+void io_bitmap_set(u32 port, u32 count, bool intercept);
+u64 io_bitmap_a(void);
+u64 io_bitmap_b(void);
+void handle_io(struct vcpu *v);
+
 /* EPT01 (runtime/ept). */
 void ept01_init(void);
 u64 ept01_eptp(void);
@@ -127,9 +139,16 @@ void lapic_trap_init(void);
 bool lapic_trap_handle_ept(struct vcpu *v, u64 gpa);
 bool lapic_trap_handle_wrmsr(struct vcpu *v, u32 msr, u64 value);
 void guest_advance_rip(u64 length);
+/* The guest's instruction at CS:RIP (up to 15 bytes; returns how many could be read), and the
+ * default operand size of its code segment (16, 32 or 64). */
+u32 guest_fetch_instruction(u8 *buf);
+u32 guest_code_bits(void);
 
-/* EPT01 permissions of one 4 KiB guest page (EPT_READ/WRITE/EXEC bits), before the guest runs. */
+/* EPT01 permissions of one 4 KiB guest page (EPT_READ/WRITE/EXEC bits): set before the guest runs,
+ * or changed while it runs (other CPUs quiesced), and read. */
 void ept01_set_page_rights(u64 gpa, u64 rights);
+void ept01_change_page_rights(u64 gpa, u64 rights);
+u64 ept01_page_rights(u64 gpa);
 
 /* INT 15h E820 hook (runtime/guest/e820.c). */
 void e820_hook_install(void);

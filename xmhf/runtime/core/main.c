@@ -38,6 +38,7 @@ static NORETURN void on_ready(void)
 	vmx_check_and_read_caps();
 	ept01_init();
 	lapic_trap_init();
+	io_intercept_init();
 	__atomic_store_n(&smp_go, 1, __ATOMIC_RELEASE);
 	vmx_start_guest_on_this_cpu();
 }

@@ -95,6 +95,34 @@ void ept01_set_page_rights(u64 gpa, u64 rights)
 	unlock();
 }
 
+void ept01_change_page_rights(u64 gpa, u64 rights)
+{
+	u64 *e;
+
+	/* Split first: it keeps every translation as it was, so other CPUs need not stop for it, and
+	 * it allocates (a quiesced CPU might hold the heap lock). */
+	lock();
+	e = ept_leaf(&env, pml4_pa, gpa, true);
+	unlock();
+	if (!e)
+		panic("EPT01 has no leaf for GPA 0x%llx", (unsigned long long)gpa);
+	/* With the EPT lock held before quiescing, no stopped CPU holds it. */
+	lock();
+	quiesce_begin();
+	*e = (*e & ~EPT_RWX) | (rights & EPT_RWX);
+	__atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
+	quiesce_end();
+	unlock();
+	/* Every CPU, this one included, runs INVEPT before its next VM entry (ept01_check_generation). */
+}
+
+u64 ept01_page_rights(u64 gpa)
+{
+	int level;
+
+	return ept_lookup(&env, pml4_pa, gpa, &level) & EPT_RWX;
+}
+
 u64 ept01_eptp(void)
 {
 	return pml4_pa | EPTP_WB | EPTP_WALK_4;

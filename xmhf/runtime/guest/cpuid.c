@@ -2,6 +2,7 @@
  * hypervisor-present bit set, identical on every CPU except the per-CPU APIC ids. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
+#include <xmhf/app.h>
 #include <x86/cpu.h>
 
 #define CPUID1_ECX_XSAVE (1U << 26)
@@ -18,6 +19,10 @@ void handle_cpuid(struct vcpu *v)
 	u64 cr4 = guest_cr4();
 	struct cpuid_regs r;
 
+	if (xmhf_app_handlecpuid(v, &v->regs) == APP_CPUID_SKIP) {
+		guest_skip_instruction();
+		return;
+	}
 	if (leaf >= HV_LEAF_BASE && leaf < HV_LEAF_BASE + 0x100) {
 		/* Hypervisor vendor leaf: "XMHFXMHFXMHF", no further leaves. */
 		r.eax = HV_LEAF_BASE;

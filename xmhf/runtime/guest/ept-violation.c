@@ -3,6 +3,7 @@
  * hypervisor's memory: a security event, reported and the machine stopped. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
+#include <xmhf/app.h>
 
 void handle_ept_violation(struct vcpu *v)
 {
@@ -11,12 +12,20 @@ void handle_ept_violation(struct vcpu *v)
 
 	if (lapic_trap_handle_ept(v, gpa))
 		return;
+	if (guestmem_ptr(gpa, 1) &&
+	    xmhf_app_handleintercept_hwpgtblviolation(v, &v->regs, gpa, vmcs_read(VMCS_GUEST_LINEAR_ADDRESS), q) ==
+		    APP_SUCCESS)
+		return;
 
+	if (gpa < boot_info->region_base || gpa >= boot_info->region_base + boot_info->region_size) {
+		printf("XMHF: FATAL: CPU %u: EPT violation at GPA 0x%llx (qualification 0x%llx) that no hypapp "
+		       "handled\n",
+		       v->cpu->index, (unsigned long long)gpa, (unsigned long long)q);
+		panic("unhandled EPT violation");
+	}
 	printf("XMHF: SECURITY: CPU %u: the guest %s hypervisor memory at GPA 0x%llx (RIP 0x%llx, "
 	       "qualification 0x%llx)\n",
 	       v->cpu->index, (q & 2) ? "wrote" : (q & 4) ? "fetched from" : "read", (unsigned long long)gpa,
 	       (unsigned long long)vmcs_read(VMCS_GUEST_RIP), (unsigned long long)q);
-	if (gpa < boot_info->region_base || gpa >= boot_info->region_base + boot_info->region_size)
-		panic("EPT violation outside the hypervisor region (GPA 0x%llx)", (unsigned long long)gpa);
 	xmhf_stop("guest access to hypervisor memory");
 }

@@ -18,66 +18,6 @@ void lapic_trap_init(void)
 	ept01_set_page_rights(apic_page, EPT_READ);
 }
 
-static bool read_phys(void *ctx, u64 gpa, u64 *value)
-{
-	const u64 *p = guestmem_ptr(gpa, 8);
-
-	(void)ctx;
-	if (!p)
-		return false;
-	memcpy(value, p, 8);
-	return true;
-}
-
-static enum guest_paging paging_mode(void)
-{
-	u64 cr0 = vmcs_read(VMCS_GUEST_CR0), cr4 = vmcs_read(VMCS_GUEST_CR4);
-
-	if (!(cr0 & CR0_PG))
-		return GUEST_PAGING_NONE;
-	if (vmcs_read(VMCS_GUEST_IA32_EFER) & EFER_LMA)
-		return GUEST_PAGING_4LEVEL;
-	return (cr4 & CR4_PAE) ? GUEST_PAGING_PAE : GUEST_PAGING_32;
-}
-
-/* Copies up to 15 instruction bytes at the guest's CS:RIP; returns how many could be read. */
-static u32 fetch_instruction(u8 *buf)
-{
-	u64 pdpte[4];
-	u64 linear = vmcs_read(VMCS_GUEST_CS_BASE) + vmcs_read(VMCS_GUEST_RIP);
-	enum guest_paging mode = paging_mode();
-	u32 n = 0;
-
-	for (int i = 0; i < 4; i++)
-		pdpte[i] = vmcs_read(VMCS_GUEST_PDPTE0 + 2 * i);
-	if (!(vmcs_read(VMCS_GUEST_CS_ACCESS_RIGHTS) & (1 << 13)))
-		linear &= 0xffffffffULL; /* outside 64-bit mode linear addresses are 32 bits */
-	while (n < 15) {
-		u64 gpa;
-		if (guest_linear_to_phys(mode, vmcs_read(VMCS_GUEST_CR3), pdpte, (vmcs_read(VMCS_GUEST_CR4) >> 4) & 1,
-					 linear + n, read_phys, NULL, &gpa))
-			break;
-		u32 chunk = (u32)MIN(15 - n, PAGE_SIZE_4K - (gpa & 0xfff));
-		const u8 *p = guestmem_ptr(gpa, chunk);
-		if (!p)
-			break;
-		memcpy(buf + n, p, chunk);
-		n += chunk;
-	}
-	return n;
-}
-
-static u32 cs_bits(void)
-{
-	u64 ar = vmcs_read(VMCS_GUEST_CS_ACCESS_RIGHTS);
-
-	if (!(vmcs_read(VMCS_GUEST_CR0) & CR0_PE))
-		return 16;
-	if ((ar & (1 << 13)) && (vmcs_read(VMCS_GUEST_IA32_EFER) & EFER_LMA))
-		return 64;
-	return (ar & (1 << 14)) ? 32 : 16;
-}
-
 static void apic_write(u32 offset, u32 value)
 {
 	*(volatile u32 *)(uintptr_t)(apic_page + offset) = value;
@@ -97,8 +37,8 @@ bool lapic_trap_handle_ept(struct vcpu *v, u64 gpa)
 
 	if ((gpa & ~0xfffULL) != apic_page)
 		return false;
-	n = fetch_instruction(bytes);
-	if (insn_decode_store(bytes, n, cs_bits(), &insn) || !insn.mem || insn.size != 4 || (offset & 3))
+	n = guest_fetch_instruction(bytes);
+	if (insn_decode_store(bytes, n, guest_code_bits(), &insn) || !insn.mem || insn.size != 4 || (offset & 3))
 		panic("unsupported guest write to the local APIC at offset 0x%x (instruction %02x %02x %02x %02x, "
 		      "%u bytes readable)",
 		      offset, bytes[0], bytes[1], bytes[2], bytes[3], n);

@@ -3,6 +3,7 @@
  * the hardware faults on gets that fault (#GP) in the guest. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
+#include <xmhf/app.h>
 #include <x86/msr.h>
 
 #define MSR_BIOS_UPDT_TRIG 0x79
@@ -52,7 +53,7 @@ void handle_wrmsr(struct vcpu *v)
 		return;
 	}
 	if (ept01_is_mtrr_msr(msr)) {
-		if (wrmsr_safe(msr, value)) {
+		if (xmhf_app_handlemtrr(v, msr, value) != APP_SUCCESS || wrmsr_safe(msr, value)) {
 			guest_inject_gp();
 			return;
 		}

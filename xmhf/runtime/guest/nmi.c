@@ -22,7 +22,7 @@ static bool hypervisor_nmi(void)
 		/* Another CPU is stopping the machine: park here for good. */
 		cpu_halt_forever();
 	}
-	return false;
+	return quiesce_nmi();
 }
 
 void nmi_host(void)

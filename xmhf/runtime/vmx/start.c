@@ -2,6 +2,7 @@
  * sector at 0:7C00 and hooks INT 15h; APs enter the guest waiting for its SIPI. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
+#include <xmhf/app.h>
 #include <lib/string.h>
 
 NORETURN void vmx_start_guest_on_this_cpu(void)
@@ -9,9 +10,13 @@ NORETURN void vmx_start_guest_on_this_cpu(void)
 	struct cpu *c = this_cpu();
 	struct vcpu *v = page_alloc(ALIGN_UP(sizeof(struct vcpu), PAGE_SIZE_4K) / PAGE_SIZE_4K);
 
+	APP_PARAM_BLOCK apb = { .bootinfo = boot_info, .cmdline = boot_info->cmdline_str };
+
 	v->cpu = c;
 	vmx_enable_on_this_cpu(v);
 	vmcs01_setup(v, c->index == 0);
+	if (xmhf_app_main(v, &apb) != APP_SUCCESS)
+		panic("the hypapp failed to start on this CPU");
 	if (c->index == 0) {
 		void *bs = guestmem_ptr(0x7c00, 512);
 		BUG_ON(!bs);

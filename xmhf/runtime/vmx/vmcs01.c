@@ -55,8 +55,8 @@ static void build_msr_bitmap(void)
 static void setup_controls(void)
 {
 	u32 pin = adjust(PIN_NMI_EXITING | PIN_VIRTUAL_NMIS, vmx_caps.pin0, vmx_caps.pin1, "pin-based");
-	u32 proc = adjust(PROC_USE_MSR_BITMAPS | PROC_SECONDARY_CONTROLS, vmx_caps.proc0, vmx_caps.proc1,
-			  "processor-based");
+	u32 proc = adjust(PROC_USE_MSR_BITMAPS | PROC_USE_IO_BITMAPS | PROC_SECONDARY_CONTROLS, vmx_caps.proc0,
+			  vmx_caps.proc1, "processor-based");
 	u32 want2 = PROC2_EPT | PROC2_UNRESTRICTED_GUEST;
 	/* Features the guest OS may use natively; without these controls their instructions #UD. */
 	want2 |= vmx_caps.proc2_1 & (PROC2_RDTSCP | PROC2_INVPCID | PROC2_XSAVES | PROC2_VPID);
@@ -67,7 +67,7 @@ static void setup_controls(void)
 	u32 entry = adjust(ENTRY_LOAD_EFER | ENTRY_LOAD_PAT | ENTRY_LOAD_DEBUG_CONTROLS, vmx_caps.entry0,
 			   vmx_caps.entry1, "VM-entry");
 
-	/* Neither I/O bitmaps nor unconditional I/O exiting: port I/O runs natively. */
+	/* I/O bitmaps (io.c): only watched and hypapp ports exit. */
 	proc &= ~(PROC_UNCOND_IO_EXITING | PROC_CR3_LOAD_EXITING | PROC_CR3_STORE_EXITING | PROC_INVLPG_EXITING |
 		  PROC_RDTSC_EXITING) | vmx_caps.proc0;
 	vmcs_write(VMCS_PIN_BASED_CONTROLS, pin);
@@ -80,6 +80,8 @@ static void setup_controls(void)
 	vmcs_write(VMCS_PAGE_FAULT_ERROR_MATCH, 0);
 	vmcs_write(VMCS_CR3_TARGET_COUNT, 0);
 	vmcs_write(VMCS_MSR_BITMAP, (u64)(uintptr_t)msr_bitmap);
+	vmcs_write(VMCS_IO_BITMAP_A, io_bitmap_a());
+	vmcs_write(VMCS_IO_BITMAP_B, io_bitmap_b());
 	vmcs_write(VMCS_EPT_POINTER, ept01_eptp());
 	if (proc2 & PROC2_VPID)
 		vmcs_write(VMCS_VPID, 1); /* 0 is the host's */
