@@ -22,7 +22,9 @@ NORETURN void vmx_start_guest_on_this_cpu(void)
 		BUG_ON(!bs);
 		memcpy(bs, boot_info->guest_boot_sector, 512);
 		e820_hook_install();
-		printf("XMHF: CPU 0: starting the guest at 0000:7c00 with DL=0x%02x\n", boot_info->cmdline.boot_drive);
+		printf("XMHF: CPU 0: starting the guest at 0000:7c00 with DL=0x%02x; region %llu KiB, %llu KiB free\n",
+		       boot_info->cmdline.boot_drive, (unsigned long long)(boot_info->region_size >> 10),
+		       (unsigned long long)(heap_free_bytes() >> 10));
 		c->vcpu = v;
 	} else {
 		/* An AP enters the guest when the guest's BSP starts it with INIT-SIPI. */
