@@ -100,6 +100,19 @@ TEST(cmdline_boot_drive_and_on_ready)
 	CHECK_EQ(cmdline_parse("on_ready=later", &c, err, sizeof(err)), -1);
 }
 
+TEST(cmdline_nested)
+{
+	struct boot_cmdline c;
+	char err[64];
+
+	CHECK_EQ(cmdline_parse("", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.nested, 0);
+	CHECK_EQ(cmdline_parse("nested=1", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.nested, 1);
+	CHECK_EQ(cmdline_parse("nested=yes", &c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "nested") != NULL);
+}
+
 TEST(cmdline_on_stop)
 {
 	struct boot_cmdline c;

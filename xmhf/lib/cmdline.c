@@ -142,6 +142,15 @@ static int apply_word(struct tok w, struct boot_cmdline *out, char *err, size_t 
 			return fail(err, errlen, "on_ready: want guest, halt or poweroff, not", val);
 		return 0;
 	}
+	if (tok_eq(key, "nested")) {
+		if (tok_eq(val, "0"))
+			out->nested = 0;
+		else if (tok_eq(val, "1"))
+			out->nested = 1;
+		else
+			return fail(err, errlen, "nested: want 0 or 1, not", val);
+		return 0;
+	}
 	if (tok_eq(key, "on_stop")) {
 		if (tok_eq(val, "halt"))
 			out->on_stop = ON_STOP_HALT;
@@ -169,6 +178,9 @@ int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t err
 	out->boot_drive = 0x80;
 	out->on_ready = ON_READY_GUEST;
 	out->on_stop = ON_STOP_HALT;
+	out->nested = 0;
+	for (u32 i = 0; i < sizeof(out->pad); i++)
+		out->pad[i] = 0;
 	out->unknown_keys = 0;
 	if (err && errlen)
 		err[0] = '\0';

@@ -70,10 +70,10 @@ static inline const u32 *bootinfo_apic_ids(const struct bootinfo *bi)
 }
 
 _Static_assert(sizeof(struct runtime_header) == 64, "runtime_header layout");
-_Static_assert(sizeof(struct boot_cmdline) == 16, "boot_cmdline layout");
+_Static_assert(sizeof(struct boot_cmdline) == 24, "boot_cmdline layout");
 _Static_assert(__builtin_offsetof(struct bootinfo, cmdline) == 112, "bootinfo layout");
-_Static_assert(__builtin_offsetof(struct bootinfo, extra_modules) == 128, "bootinfo layout");
-_Static_assert(sizeof(struct bootinfo) == 7696, "bootinfo layout");
+_Static_assert(__builtin_offsetof(struct bootinfo, extra_modules) == 136, "bootinfo layout");
+_Static_assert(sizeof(struct bootinfo) == 7704, "bootinfo layout");
 _Static_assert(sizeof(struct e820_entry) == 24, "e820 layout");
 _Static_assert(__builtin_offsetof(struct bootinfo, e820_firmware) % 8 == 0, "bootinfo layout");
 

@@ -33,6 +33,11 @@ struct vcpu {
 	volatile u32 sipi_pending; /* a SIPI arrived with sipi_vector */
 	volatile u32 sipi_vector;
 	u64 exits;
+	/* Nested VMX (runtime/nested/), when the cmdline says nested=1. */
+	u32 l1_vmx_on;          /* L1 executed VMXON (it is in VMX root operation) */
+	u32 pad1;
+	u64 l1_vmxon_ptr;
+	u64 l1_current_vmcs;    /* L1's current-VMCS pointer, ~0 if none */
 };
 
 static inline struct vcpu *this_vcpu(void) { return (struct vcpu *)this_cpu()->vcpu; }
@@ -130,6 +135,16 @@ void ept01_check_generation(void);
 
 /* Guest memory: GPA -> pointer, refusing the hypervisor's region. NULL if not allowed. */
 void *guestmem_ptr(u64 gpa, u64 len);
+
+/* Nested VMX (runtime/nested/). */
+bool nested_enabled(void);
+void nested_handle_vmx_instruction(struct vcpu *v);
+bool nested_rdmsr(u32 msr, u64 *value);   /* the VMX capability MSRs and IA32_FEATURE_CONTROL for L1 */
+/* Guest-virtual memory access for instruction operands: copies n bytes at a linear address (page
+ * walks of the guest's paging mode); injects #PF and returns false if a page is not mapped. */
+bool guest_linear_read(u64 linear, void *buf, u32 n);
+bool guest_linear_write(u64 linear, const void *buf, u32 n);
+void guest_inject_pf(u64 linear, u32 error_code);
 
 /* Guest INIT/SIPI (runtime/guest/ipi.c) and the local APIC trap (runtime/guest/lapic-trap.c). */
 void ipi_emulate(struct vcpu *src, u32 dest, u32 icr_low, bool x2apic);

@@ -34,7 +34,7 @@ void handle_cpuid(struct vcpu *v)
 	}
 	switch (leaf) {
 	case 1:
-		r.ecx &= ~(CPUID1_ECX_VMX | CPUID1_ECX_SMX);
+		r.ecx &= ~(CPUID1_ECX_SMX | (nested_enabled() ? 0 : CPUID1_ECX_VMX));
 		r.ecx |= CPUID1_ECX_HYPERVISOR;
 		/* OSXSAVE mirrors the guest's CR4, not the host's. */
 		r.ecx &= ~CPUID1_ECX_OSXSAVE;

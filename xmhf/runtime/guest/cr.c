@@ -67,10 +67,12 @@ static void mov_to_cr0(struct vcpu *v, u64 val)
 
 static void mov_to_cr4(struct vcpu *v, u64 val)
 {
-	(void)v;
-	/* VMX and SMX are hidden: their enable bits are reserved from the guest's point of view.
-	 * Clearing PAE in IA-32e mode is #GP too. */
-	if ((val & ~vmx_caps.cr4_fixed1) || (val & (CR4_VMXE | CR4_SMXE)) ||
+	/* SMX is hidden, and VMX unless nested VMX is on: their enable bits are reserved from the guest's
+	 * point of view. CR4.VMXE cannot be cleared in VMX operation; PAE cannot be cleared in IA-32e
+	 * mode. */
+	u64 hidden = CR4_SMXE | (nested_enabled() ? 0 : CR4_VMXE);
+
+	if ((val & ~vmx_caps.cr4_fixed1) || (val & hidden) || (v->l1_vmx_on && !(val & CR4_VMXE)) ||
 	    (!(val & CR4_PAE) && (vmcs_read(VMCS_GUEST_IA32_EFER) & EFER_LMA))) {
 		guest_inject_gp();
 		return;

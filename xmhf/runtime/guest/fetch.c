@@ -66,3 +66,52 @@ u32 guest_code_bits(void)
 	return (ar & (1 << 14)) ? 32 : 16;
 }
 
+
+static int linear_to_gpa(u64 linear, u64 *gpa)
+{
+	u64 pdpte[4];
+
+	for (int i = 0; i < 4; i++)
+		pdpte[i] = vmcs_read(VMCS_GUEST_PDPTE0 + 2 * i);
+	return guest_linear_to_phys(paging_mode(), vmcs_read(VMCS_GUEST_CR3), pdpte, (vmcs_read(VMCS_GUEST_CR4) >> 4) & 1,
+				    linear, read_phys, NULL, gpa);
+}
+
+void guest_inject_pf(u64 linear, u32 error_code)
+{
+	/* CR2 is not part of the VMCS: the guest's CR2 is the CPU's while the hypervisor runs. */
+	__asm__ volatile("mov %0, %%cr2" : : "r"(linear));
+	guest_inject_exception(14, true, error_code);
+}
+
+static bool linear_copy(u64 linear, u8 *buf, u32 n, bool write)
+{
+	while (n) {
+		u64 gpa;
+		u32 chunk = (u32)MIN(n, PAGE_SIZE_4K - (linear & 0xfff));
+		u8 *p;
+
+		if (linear_to_gpa(linear, &gpa) || !(p = guestmem_ptr(gpa, chunk))) {
+			guest_inject_pf(linear, write ? 2 : 0);
+			return false;
+		}
+		if (write)
+			memcpy(p, buf, chunk);
+		else
+			memcpy(buf, p, chunk);
+		linear += chunk;
+		buf += chunk;
+		n -= chunk;
+	}
+	return true;
+}
+
+bool guest_linear_read(u64 linear, void *buf, u32 n)
+{
+	return linear_copy(linear, buf, n, false);
+}
+
+bool guest_linear_write(u64 linear, const void *buf, u32 n)
+{
+	return linear_copy(linear, (u8 *)(uintptr_t)buf, n, true);
+}

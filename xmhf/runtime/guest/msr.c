@@ -19,6 +19,12 @@ void handle_rdmsr(struct vcpu *v)
 	u64 value;
 
 	event_log_key(v, EXIT_REASON_RDMSR, msr);
+	if (nested_enabled() && nested_rdmsr(msr, &value)) {
+		v->regs.gpr[REG_RAX] = (u32)value;
+		v->regs.gpr[REG_RDX] = value >> 32;
+		guest_skip_instruction();
+		return;
+	}
 	if (is_vmx_cap_msr(msr)) {
 		guest_inject_gp(); /* as on a CPU without VMX */
 		return;

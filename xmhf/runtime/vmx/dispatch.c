@@ -169,7 +169,10 @@ u32 guest_cpl(void)
 
 void handle_vmx_instruction(struct vcpu *v)
 {
-	(void)v;
+	if (nested_enabled()) {
+		nested_handle_vmx_instruction(v);
+		return;
+	}
 	/* VMX is not offered to the guest (CPUID hides it, CR4.VMXE cannot be set): #UD as on a CPU
 	 * without VMX (SDM Vol. 3, 31.3: VMX instructions #UD outside VMX operation). */
 	guest_inject_ud();

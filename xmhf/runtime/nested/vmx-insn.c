@@ -1,0 +1,315 @@
+/* L1's VMX instructions (SDM Vol. 3, chapter 31 "VMX instruction reference"): operand decoding from the
+ * VM-exit instruction information (SDM 28.2.5), the #UD/#GP conditions in L1's view (its CR4.VMXE is
+ * the read shadow's), and the VMsucceed / VMfailInvalid / VMfailValid results with the SDM's error
+ * numbers (31.4). VMCS12s live in L1's memory in this hypervisor's layout (vmcs12.c).
+ * Phase 1: VMXON, VMXOFF, VMCLEAR, VMPTRLD, VMPTRST, VMREAD, VMWRITE. VM entry (VMLAUNCH/VMRESUME),
+ * INVEPT and INVVPID are not emulated yet: the hypervisor stops with a clear report. */
+#include <xmhf/runtime.h>
+#include <xmhf/vcpu.h>
+#include <lib/vmcs-fields.h>
+#include <x86/cpu.h>
+#include <x86/msr.h>
+#include "nested.h"
+
+#define RFLAGS_CF (1ULL << 0)
+#define RFLAGS_PF (1ULL << 2)
+#define RFLAGS_AF (1ULL << 4)
+#define RFLAGS_ZF (1ULL << 6)
+#define RFLAGS_SF (1ULL << 7)
+#define RFLAGS_OF (1ULL << 11)
+#define RFLAGS_VM (1ULL << 17)
+#define RFLAGS_ARITH (RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_OF)
+
+/* VM-instruction error numbers (SDM 31.4). */
+#define VMXERR_VMCLEAR_INVALID_ADDR 2
+#define VMXERR_VMCLEAR_VMXON_PTR 3
+#define VMXERR_VMPTRLD_INVALID_ADDR 9
+#define VMXERR_VMPTRLD_VMXON_PTR 10
+#define VMXERR_VMPTRLD_BAD_REVISION 11
+#define VMXERR_UNSUPPORTED_FIELD 12
+#define VMXERR_WRITE_READ_ONLY 13
+#define VMXERR_VMXON_IN_ROOT 15
+
+static void set_result_flags(u64 set)
+{
+	vmcs_write(VMCS_GUEST_RFLAGS, (vmcs_read(VMCS_GUEST_RFLAGS) & ~RFLAGS_ARITH) | set);
+	guest_skip_instruction();
+}
+
+static void vm_succeed(void)
+{
+	set_result_flags(0);
+}
+
+static void vm_fail_invalid(void)
+{
+	set_result_flags(RFLAGS_CF);
+}
+
+static void vm_fail(struct vcpu *v, u32 error)
+{
+	if (v->l1_current_vmcs == ~0ULL) {
+		vm_fail_invalid();
+		return;
+	}
+	vmcs12_write_field(v->l1_current_vmcs, VMCS_VM_INSTRUCTION_ERROR, error);
+	set_result_flags(RFLAGS_ZF);
+}
+
+static bool in_64bit_mode(void)
+{
+	return (vmcs_read(VMCS_GUEST_IA32_EFER) & EFER_LMA) && (vmcs_read(VMCS_GUEST_CS_ACCESS_RIGHTS) & (1 << 13));
+}
+
+/* #UD and #GP conditions shared by the VMX instructions (the first lines of each one's operation
+ * section). Returns false if an exception was injected. */
+static bool checks(struct vcpu *v, bool need_vmx_operation)
+{
+	u64 cr0 = guest_cr0(), cr4 = guest_cr4();
+
+	if (!(cr0 & CR0_PE) || !(cr4 & CR4_VMXE) || (vmcs_read(VMCS_GUEST_RFLAGS) & RFLAGS_VM) ||
+	    ((vmcs_read(VMCS_GUEST_IA32_EFER) & EFER_LMA) && !(vmcs_read(VMCS_GUEST_CS_ACCESS_RIGHTS) & (1 << 13))) ||
+	    (need_vmx_operation && !v->l1_vmx_on)) {
+		guest_inject_ud();
+		return false;
+	}
+	if (guest_cpl() != 0) {
+		guest_inject_gp();
+		return false;
+	}
+	return true;
+}
+
+/* The memory operand's linear address from the instruction information and qualification. */
+static u64 operand_linear(struct vcpu *v, u32 info)
+{
+	static const u32 seg_base[6] = { VMCS_GUEST_ES_BASE, VMCS_GUEST_CS_BASE, VMCS_GUEST_SS_BASE,
+					 VMCS_GUEST_DS_BASE, VMCS_GUEST_FS_BASE, VMCS_GUEST_GS_BASE };
+	u64 addr = vmcs_read(VMCS_EXIT_QUALIFICATION); /* displacement */
+	u32 scale = info & 3, asize = (info >> 7) & 7, seg = (info >> 15) & 7;
+	u32 index = (info >> 18) & 15, base = (info >> 23) & 15;
+
+	if (!(info & (1U << 22)))
+		addr += (index == REG_RSP ? vmcs_read(VMCS_GUEST_RSP) : v->regs.gpr[index]) << scale;
+	if (!(info & (1U << 27)))
+		addr += base == REG_RSP ? vmcs_read(VMCS_GUEST_RSP) : v->regs.gpr[base];
+	if (asize == 0)
+		addr &= 0xffff;
+	else if (asize == 1)
+		addr &= 0xffffffffULL;
+	/* In 64-bit mode only FS and GS have bases (SDM 3.4.4). */
+	if (!in_64bit_mode() || seg >= 4)
+		addr += vmcs_read(seg_base[seg < 6 ? seg : 3]);
+	if (!in_64bit_mode())
+		addr &= 0xffffffffULL;
+	return addr;
+}
+
+/* Reads the 64-bit memory operand (VMXON, VMCLEAR, VMPTRLD). False if a fault was injected. */
+static bool read_m64(struct vcpu *v, u64 *value)
+{
+	u32 info = (u32)vmcs_read(VMCS_EXIT_INSTRUCTION_INFO);
+
+	if (info & (1U << 10)) { /* register operand: #UD (these instructions take only memory) */
+		guest_inject_ud();
+		return false;
+	}
+	return guest_linear_read(operand_linear(v, info), value, 8);
+}
+
+static bool bad_address(u64 pa)
+{
+	return (pa & 0xfff) || (pa >> vmx_caps.maxphyaddr) || !guestmem_ptr(pa, PAGE_SIZE_4K);
+}
+
+static void emulate_vmxon(struct vcpu *v)
+{
+	u64 ptr;
+	u32 rev;
+
+	if (!checks(v, false))
+		return;
+	if (v->l1_vmx_on) {
+		vm_fail(v, VMXERR_VMXON_IN_ROOT);
+		return;
+	}
+	/* #GP if L1's CR0/CR4 break the fixed bits, or its IA32_FEATURE_CONTROL forbids VMX (it never
+	 * does: we show it locked with VMX enabled). */
+	if ((guest_cr0() & vmx_caps.cr0_fixed0) != vmx_caps.cr0_fixed0 ||
+	    (guest_cr4() & vmx_caps.cr4_fixed0) != vmx_caps.cr4_fixed0) {
+		guest_inject_gp();
+		return;
+	}
+	if (!read_m64(v, &ptr))
+		return;
+	if (bad_address(ptr)) {
+		vm_fail_invalid();
+		return;
+	}
+	rev = *(const u32 *)guestmem_ptr(ptr, 4);
+	if (rev != nested_vmcs_revision()) {
+		vm_fail_invalid();
+		return;
+	}
+	v->l1_vmx_on = 1;
+	v->l1_vmxon_ptr = ptr;
+	v->l1_current_vmcs = ~0ULL;
+	vm_succeed();
+}
+
+static void emulate_vmxoff(struct vcpu *v)
+{
+	if (!checks(v, true))
+		return;
+	v->l1_vmx_on = 0;
+	v->l1_current_vmcs = ~0ULL;
+	vm_succeed();
+}
+
+static void emulate_vmclear(struct vcpu *v)
+{
+	u64 ptr;
+
+	if (!checks(v, true) || !read_m64(v, &ptr))
+		return;
+	if (bad_address(ptr)) {
+		vm_fail(v, VMXERR_VMCLEAR_INVALID_ADDR);
+		return;
+	}
+	if (ptr == v->l1_vmxon_ptr) {
+		vm_fail(v, VMXERR_VMCLEAR_VMXON_PTR);
+		return;
+	}
+	/* The VMCS12 data is already in L1's memory; VMCLEAR makes its launch state "clear". */
+	vmcs12_set_launched(ptr, false);
+	if (ptr == v->l1_current_vmcs)
+		v->l1_current_vmcs = ~0ULL;
+	vm_succeed();
+}
+
+static void emulate_vmptrld(struct vcpu *v)
+{
+	u64 ptr;
+
+	if (!checks(v, true) || !read_m64(v, &ptr))
+		return;
+	if (bad_address(ptr)) {
+		vm_fail(v, VMXERR_VMPTRLD_INVALID_ADDR);
+		return;
+	}
+	if (ptr == v->l1_vmxon_ptr) {
+		vm_fail(v, VMXERR_VMPTRLD_VMXON_PTR);
+		return;
+	}
+	/* Bit 31 (shadow VMCS) is not accepted: VMCS shadowing is not offered to L1. */
+	if (*(const u32 *)guestmem_ptr(ptr, 4) != nested_vmcs_revision()) {
+		vm_fail(v, VMXERR_VMPTRLD_BAD_REVISION);
+		return;
+	}
+	v->l1_current_vmcs = ptr;
+	vm_succeed();
+}
+
+static void emulate_vmptrst(struct vcpu *v)
+{
+	u32 info = (u32)vmcs_read(VMCS_EXIT_INSTRUCTION_INFO);
+
+	if (!checks(v, true))
+		return;
+	if (info & (1U << 10)) {
+		guest_inject_ud();
+		return;
+	}
+	if (!guest_linear_write(operand_linear(v, info), &v->l1_current_vmcs, 8))
+		return;
+	vm_succeed();
+}
+
+/* VMREAD and VMWRITE: the field encoding is in reg2; the other operand is a register (reg1, bits
+ * 6:3) or memory; operands are 64 bits in 64-bit mode, else 32 (SDM 31.3 VMREAD/VMWRITE). */
+static void emulate_vmread_vmwrite(struct vcpu *v, bool write)
+{
+	u32 info = (u32)vmcs_read(VMCS_EXIT_INSTRUCTION_INFO);
+	u32 reg2 = (info >> 28) & 15, reg1 = (info >> 3) & 15;
+	bool mem = !(info & (1U << 10));
+	u32 opsize = in_64bit_mode() ? 8 : 4;
+	u64 enc = reg2 == REG_RSP ? vmcs_read(VMCS_GUEST_RSP) : v->regs.gpr[reg2];
+	u64 value = 0;
+	int idx;
+
+	if (!checks(v, true))
+		return;
+	if (opsize == 4)
+		enc = (u32)enc;
+	if (v->l1_current_vmcs == ~0ULL) {
+		vm_fail_invalid();
+		return;
+	}
+	idx = vmcs_field_index((u32)enc);
+	if ((enc >> 32) || idx < 0 || !nested_field_supported((u32)idx)) {
+		vm_fail(v, VMXERR_UNSUPPORTED_FIELD);
+		return;
+	}
+	if (write) {
+		if (mem) {
+			if (!guest_linear_read(operand_linear(v, info), &value, opsize))
+				return;
+		} else {
+			value = reg1 == REG_RSP ? vmcs_read(VMCS_GUEST_RSP) : v->regs.gpr[reg1];
+		}
+		if (opsize == 4)
+			value = (u32)value;
+		if (vmcs_field_read_only((u32)enc) && !(nested_vmx_misc() & (1ULL << 29))) {
+			vm_fail(v, VMXERR_WRITE_READ_ONLY);
+			return;
+		}
+		vmcs12_write((u64)v->l1_current_vmcs, (u32)enc, value);
+	} else {
+		value = vmcs12_read(v->l1_current_vmcs, (u32)enc);
+		if (opsize == 4)
+			value = (u32)value;
+		if (mem) {
+			if (!guest_linear_write(operand_linear(v, info), &value, opsize))
+				return;
+		} else if (reg1 == REG_RSP) {
+			vmcs_write(VMCS_GUEST_RSP, value);
+		} else {
+			v->regs.gpr[reg1] = value; /* 32-bit results zero-extend (outside 64-bit mode RAX's top is unused) */
+		}
+	}
+	vm_succeed();
+}
+
+void nested_handle_vmx_instruction(struct vcpu *v)
+{
+	switch (v->exit_reason & 0xffff) {
+	case EXIT_REASON_VMXON:
+		emulate_vmxon(v);
+		break;
+	case EXIT_REASON_VMXOFF:
+		emulate_vmxoff(v);
+		break;
+	case EXIT_REASON_VMCLEAR:
+		emulate_vmclear(v);
+		break;
+	case EXIT_REASON_VMPTRLD:
+		emulate_vmptrld(v);
+		break;
+	case EXIT_REASON_VMPTRST:
+		emulate_vmptrst(v);
+		break;
+	case EXIT_REASON_VMREAD:
+		emulate_vmread_vmwrite(v, false);
+		break;
+	case EXIT_REASON_VMWRITE:
+		emulate_vmread_vmwrite(v, true);
+		break;
+	default:
+		if (!checks(v, true))
+			return;
+		printf("XMHF: FATAL: CPU %u: L1 executed VM exit reason %u (VMLAUNCH/VMRESUME/INVEPT/INVVPID/VMFUNC), "
+		       "which nested VMX does not emulate yet\n",
+		       v->cpu->index, v->exit_reason & 0xffff);
+		xmhf_stop("nested VMX: instruction not emulated yet");
+	}
+}
