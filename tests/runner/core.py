@@ -24,6 +24,7 @@ class Result:
         self.seconds = seconds
         self.figures = figures or {}
         self.xfail = False  # a known open bug: reported, counted neither as passed nor as failed
+        self.skipped = False  # not run on purpose (e.g. a feature not implemented yet)
 
 
 class Test:

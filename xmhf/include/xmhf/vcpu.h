@@ -59,6 +59,7 @@ extern struct vmx_caps vmx_caps;
 
 void vmx_check_and_read_caps(void);     /* BSP: stops with a clear message if VMX is unusable */
 void vmx_enable_on_this_cpu(struct vcpu *v);
+void vmcs01_global_init(void);
 void vmcs01_setup(struct vcpu *v, bool bsp);
 NORETURN void vmx_launch(struct vcpu *v);
 NORETURN void vmx_start_guest_on_this_cpu(void);

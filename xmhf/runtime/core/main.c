@@ -39,6 +39,7 @@ static NORETURN void on_ready(void)
 	ept01_init();
 	lapic_trap_init();
 	io_intercept_init();
+	vmcs01_global_init();
 	__atomic_store_n(&smp_go, 1, __ATOMIC_RELEASE);
 	vmx_start_guest_on_this_cpu();
 }

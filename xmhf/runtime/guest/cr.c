@@ -49,9 +49,10 @@ static void mov_to_cr0(struct vcpu *v, u64 val)
 {
 	u64 old = vmcs_read(VMCS_GUEST_CR0);
 
-	(void)v;
-	/* #GP for reserved bits, NW without CD, PG without PE (SDM Vol. 3, 2.5). */
-	if ((val >> 32) || ((val & CR0_NW) && !(val & CR0_CD)) || ((val & CR0_PG) && !(val & CR0_PE))) {
+	/* #GP for reserved bits, NW without CD, PG without PE (SDM Vol. 3, 2.5), and, once L1 is in VMX
+	 * operation, for clearing a bit VMX requires (IA32_VMX_CR0_FIXED0, SDM 24.8). */
+	if ((val >> 32) || ((val & CR0_NW) && !(val & CR0_CD)) || ((val & CR0_PG) && !(val & CR0_PE)) ||
+	    (v->l1_vmx_on && (val & vmx_caps.cr0_fixed0) != vmx_caps.cr0_fixed0)) {
 		guest_inject_gp();
 		return;
 	}

@@ -39,7 +39,8 @@ static void intercept_msr(u32 msr, bool read, bool write)
 		msr_bitmap[2048 + base + idx / 8] |= (u8)(1 << (idx % 8));
 }
 
-static void build_msr_bitmap(void)
+/* Shared by every CPU's VMCS01: built by the BSP before any AP sets up its VMCS. */
+void vmcs01_global_init(void)
 {
 	msr_bitmap = page_alloc(1);
 	intercept_msr(MSR_IA32_FEATURE_CONTROL, true, true); /* VMX hidden from the guest */
@@ -203,8 +204,7 @@ void vmcs01_setup(struct vcpu *v, bool bsp)
 {
 	u32 *vmcs = page_alloc(1);
 
-	if (bsp)
-		build_msr_bitmap();
+	BUG_ON(!msr_bitmap);
 	vmcs[0] = (u32)vmx_caps.basic & 0x7fffffff;
 	v->vmcs_pa = (u64)(uintptr_t)vmcs;
 	if (vmclear(v->vmcs_pa) || vmptrld(v->vmcs_pa))

@@ -1,0 +1,219 @@
+"""Linux guest tests: Debian's 6.1 kernel with a busybox initramfs (tests/linux/build.sh) boots from its
+own GRUB disk (a) bare on Bochs and (b) as the guest of the hypervisor (disk 0: XMHF's GRUB disk; disk 1:
+the Linux disk, chain-loaded with DL = 0x81). tests/linux/init prints `LINUX: ...` lines and powers
+off through ACPI S5; each test checks the CPU count, MemTotal and, under XMHF, that the memory map
+Linux got from the firmware keeps the hypervisor region out of its RAM.
+
+Figures: `ticks` (Bochs instructions, deterministic for a fixed disk: the kernel runs with nokaslr
+and without RDRAND/RDSEED) and, with the event-logger build, VM exits by reason. bench() compares a
+bare and an XMHF boot with one CPU.
+
+Bochs needs tests/linux/msrs.def: its CPU model lacks MSRs Linux reads without a fallback (see there).
+"""
+
+import os
+import re
+import threading
+
+from core import BUILD, ROOT, Result, Test, check_patterns, read, run_emulator, sh
+from boot import grub_disk
+from guest import HV_CMDLINE, build_variant
+
+LINUX_OUT = os.path.join(ROOT, "build", "linux")
+LINUX_DISK = os.path.join(LINUX_OUT, "linux-disk.img")
+MSRS = os.path.join(ROOT, "tests", "linux", "msrs.def")
+HV_MODULES = ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd1)+1"]
+# Failures that leave Bochs running: the emulator is stopped a few seconds after one of these.
+# (A panic reboots through a triple fault, reboot=t, which ends bare Bochs and stops XMHF.)
+END = r"^LINUX: poweroff failed|Kernel panic - not syncing|^XMHF: CPU halted"
+
+_build_lock = threading.Lock()
+_built = [False]
+
+# Basic VM-exit reasons (Intel SDM vol. 3, appendix C), for the bench output.
+EXIT_REASONS = {
+    0: "exception/NMI", 1: "external interrupt", 2: "triple fault", 3: "INIT", 4: "SIPI", 7: "interrupt window",
+    8: "NMI window", 9: "task switch", 10: "CPUID", 12: "HLT", 13: "INVD", 14: "INVLPG", 15: "RDPMC",
+    16: "RDTSC", 18: "VMCALL", 19: "VMCLEAR", 20: "VMLAUNCH", 21: "VMPTRLD", 22: "VMPTRST", 23: "VMREAD",
+    24: "VMRESUME", 25: "VMWRITE", 26: "VMXOFF", 27: "VMXON", 28: "CR access", 29: "MOV DR", 30: "I/O",
+    31: "RDMSR", 32: "WRMSR", 33: "bad guest state", 34: "MSR loading", 36: "MWAIT", 37: "MTF", 39: "MONITOR",
+    40: "PAUSE", 41: "machine check", 43: "TPR below threshold", 44: "APIC access", 45: "virtualized EOI",
+    46: "GDTR/IDTR access", 47: "LDTR/TR access", 48: "EPT violation", 49: "EPT misconfiguration",
+    50: "INVEPT", 51: "RDTSCP", 52: "preemption timer", 53: "INVVPID", 54: "WBINVD", 55: "XSETBV",
+    56: "APIC write", 57: "RDRAND", 58: "INVPCID", 59: "VMFUNC", 61: "RDSEED", 63: "XSAVES", 64: "XRSTORS",
+}
+
+
+def build_linux(log):
+    """The Linux guest disk, built (or checked up to date) once per run."""
+    with _build_lock:
+        if not _built[0]:
+            sh(["tests/linux/build.sh", LINUX_OUT], log)
+            _built[0] = True
+    return LINUX_DISK
+
+
+def parse_ticks(log_dir):
+    """Bochs's instruction count at the end: tools/bios-bochs.sh's `bochs: N ticks` line, or (when the
+    runner killed Bochs) the tick stamp of the last bochs.log line."""
+    m = re.findall(r"^bochs: (\d+) ticks", read(os.path.join(log_dir, "emulator.out")), re.M)
+    if m:
+        return int(m[-1])
+    m = re.findall(r"^(\d{11,})[a-z]\[", read(os.path.join(log_dir, "bochs.log")), re.M)
+    return int(m[-1]) if m else None
+
+
+def parse_exits(text):
+    """The last `XMHF: exits CPU n: rR=N ...` block of the event logger: {cpu: {reason: count}}."""
+    out = {}
+    for cpu, rest in re.findall(r"^XMHF: exits CPU (\d+):((?: r\d+=\d+)+)\s*$", text, re.M):
+        out[int(cpu)] = {int(r): int(n) for r, n in re.findall(r"r(\d+)=(\d+)", rest)}
+    return out
+
+
+def exit_lines(text):
+    """The event logger's lines of its last print-out (one per CPU plus per-leaf/MSR lines)."""
+    lines = re.findall(r"^XMHF: exits CPU .*$", text, re.M)
+    starts = [i for i, l in enumerate(lines) if re.match(r"XMHF: exits CPU 0:( r\d+=\d+)+\s*$", l)]
+    return lines[starts[-1]:] if starts else lines
+
+
+def check_region_hidden(text):
+    """No "System RAM" entry of Linux's firmware map overlaps the hypervisor region, and the region lies
+    inside a "Reserved" entry (both ends inclusive, as XMHF and /sys/firmware/memmap print them)."""
+    m = re.search(r"^XMHF: hypervisor region 0x([0-9a-f]+)-0x([0-9a-f]+)", text, re.M)
+    if not m:
+        return "no 'XMHF: hypervisor region' line"
+    lo, hi = int(m.group(1), 16), int(m.group(2), 16)
+    entries = [(int(a, 16), int(b, 16), t.strip())
+               for a, b, t in re.findall(r"^LINUX: e820 0x([0-9a-f]+)-0x([0-9a-f]+) (.*)$", text, re.M)]
+    if not entries:
+        return "Linux printed no firmware memory map"
+    for a, b, t in entries:
+        if t == "System RAM" and a <= hi and lo <= b:
+            return "Linux's firmware map has System RAM 0x%x-0x%x over the hypervisor region 0x%x-0x%x" % (
+                a, b, lo, hi)
+    if not any(a <= lo and hi <= b and t == "Reserved" for a, b, t in entries):
+        return "the hypervisor region 0x%x-0x%x is not inside one Reserved entry of Linux's map" % (lo, hi)
+    return ""
+
+
+class LinuxTest(Test):
+    platform = "bochs"
+
+    def __init__(self, name, smp, hv, mem=256, timeout=400, variant=None):
+        super().__init__(name)
+        self.smp, self.hv, self.mem, self.timeout, self.variant = smp, hv, mem, timeout, variant
+
+    def run(self, log_dir):
+        log = os.path.join(log_dir, "build.log")
+        disk = build_linux(log)
+        disks = [disk]
+        if self.hv:
+            build_dir = build_variant(self.variant, log) if self.variant else "."
+            disks = [grub_disk(log_dir, HV_CMDLINE, HV_MODULES, log, build_dir), disk]
+        serial = os.path.join(log_dir, "serial.log")
+        text, secs, ended = run_emulator("bochs", disks, serial, log_dir, smp=self.smp, mem=self.mem,
+                                         timeout=self.timeout, end=END, grace=3.0,
+                                         extra=["--bochsrc-extra", 'cpu: msrs="%s"' % MSRS])
+        figures = {}
+        ticks = parse_ticks(log_dir)
+        if ticks:
+            figures["ticks"] = ticks
+        exits = parse_exits(text)
+        if exits:
+            figures["exits"] = sum(sum(c.values()) for c in exits.values())
+            for reason in sorted({r for c in exits.values() for r in c}):
+                figures["exits_r%d" % reason] = sum(c.get(reason, 0) for c in exits.values())
+        err = self.check(text, ended)
+        if err:
+            why = re.search(r"^(XMHF: (FATAL|SECURITY).*|.*Kernel panic - not syncing.*)$", text, re.M)
+            if why and why.group(0) not in err:
+                err += " [%s]" % why.group(0).strip()
+            err += " (see %s)" % serial
+        return Result(self.name, not err, err, secs, figures)
+
+    def check(self, text, ended):
+        if not re.search(r"^LINUX: done$", text, re.M):
+            return "Linux did not reach 'LINUX: done' (%s)" % ended
+        expect = [r"^LINUX: init started$", r"^LINUX: cpus \d+$", r"^LINUX: memtotal \d+$", r"^LINUX: e820 ",
+                  r"^LINUX: done$"]
+        forbid = [r"Kernel panic", r"^LINUX: poweroff failed", r"^XMHF: (FATAL|SECURITY)", r"triple-faulted"]
+        if self.hv:
+            expect = [r"^XMHF: hypervisor region 0x", r"^XMHF: CPU 0: starting the guest at 0000:7c00 with DL=0x81"
+                      ] + expect
+        err = check_patterns(text, expect, forbid)
+        if err:
+            return err
+        cpus = int(re.search(r"^LINUX: cpus (\d+)$", text, re.M).group(1))
+        if cpus != self.smp:
+            return "Linux sees %d CPUs, want %d" % (cpus, self.smp)
+        kb = int(re.search(r"^LINUX: memtotal (\d+)$", text, re.M).group(1))
+        # MemTotal is RAM less the kernel's own reservations: well above half of what Bochs has.
+        if not self.mem * 1024 // 2 < kb < self.mem * 1024:
+            return "MemTotal %d kB is implausible for %d MiB" % (kb, self.mem)
+        if self.hv:
+            return check_region_hidden(text)
+        return ""
+
+
+def tests():
+    return [LinuxTest("linux-%s-smp%d" % ("xmhf" if hv else "bare", smp), smp, hv)
+            for hv in (False, True) for smp in (1, 2)]
+
+
+def bench(log_root=None):
+    """Boots Linux with one CPU bare and under XMHF (the event-logger build when it can be built, for exit
+    counts), in parallel, and prints ticks, their ratio and the VM exits by reason. Returns the Results."""
+    log_root = log_root or os.path.join(BUILD, "linux-bench")
+    os.makedirs(log_root, exist_ok=True)
+    log = os.path.join(log_root, "build.log")
+    variant = "event-logger"
+    try:
+        build_variant(variant, log)
+    except RuntimeError as e:
+        print("linux bench: event-logger build failed (%s); using the default build, no exit counts" % e)
+        variant = None
+    runs = [LinuxTest("linux-bare-smp1", 1, False), LinuxTest("linux-xmhf-smp1", 1, True, variant=variant)]
+    results = [None, None]
+
+    def go(i):
+        d = os.path.join(log_root, runs[i].name)
+        os.makedirs(d, exist_ok=True)
+        try:
+            results[i] = runs[i].run(d)
+        except Exception as e:  # a broken set-up is a failed run, not a crash of the runner
+            results[i] = Result(runs[i].name, False, "%s: %s" % (type(e).__name__, e))
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    bare, hv = results
+    for r in results:
+        print("linux bench: %s %s (%.1f s wall)%s" % (r.name, "PASS" if r.ok else "FAIL", r.seconds,
+                                                     ": " + r.detail if r.detail else ""))
+    tb, th = bare.figures.get("ticks"), hv.figures.get("ticks")
+    print("linux bench: ticks bare %s" % (tb if tb else "(unknown)"))
+    print("linux bench: ticks under XMHF %s%s" % (th if th else "(unknown)", " (%s build)" % variant if variant else ""))
+    if tb and th:
+        print("linux bench: ratio %.3f (XMHF / bare), overhead %d ticks" % (th / tb, th - tb))
+    text = read(os.path.join(log_root, hv.name, "serial.log"))
+    lines = exit_lines(text)
+    for l in lines:
+        print(l)
+    exits = parse_exits(text)
+    if exits:
+        total = {}
+        for c in exits.values():
+            for r, n in c.items():
+                total[r] = total.get(r, 0) + n
+        print("linux bench: VM exits %d in all%s" % (sum(total.values()),
+                                                     ", %.0f ticks per exit of overhead" % ((th - tb) / sum(total.values()))
+                                                     if tb and th and sum(total.values()) else ""))
+        for r, n in sorted(total.items(), key=lambda x: -x[1]):
+            print("linux bench:   %-22s (r%d) %d" % (EXIT_REASONS.get(r, "reason %d" % r), r, n))
+    elif variant:
+        print("linux bench: no exit counts in %s" % os.path.join(log_root, hv.name, "serial.log"))
+    return results
