@@ -89,12 +89,35 @@ void handle_cr_access(struct vcpu *v)
 	u32 cr = q & 15, type = (q >> 4) & 3, reg = (q >> 8) & 15;
 	u64 val;
 
-	if (type != 0) /* MOV from CR, CLTS and LMSW never exit with these masks */
+	if (cr == 3 && type == 1) {
+		/* MOV from CR3 exits only where CR3-store exiting cannot be turned off (no TRUE controls). */
+		if (reg == REG_RSP)
+			vmcs_write(VMCS_GUEST_RSP, vmcs_read(VMCS_GUEST_CR3));
+		else
+			v->regs.gpr[reg] = vmcs_read(VMCS_GUEST_CR3);
+		guest_skip_instruction();
+		return;
+	}
+	if (type != 0) /* CLTS and LMSW never exit with these masks */
 		panic("unexpected control-register exit, qualification 0x%llx", (unsigned long long)q);
 	val = reg == REG_RSP ? vmcs_read(VMCS_GUEST_RSP) : v->regs.gpr[reg];
 	if (!(vmcs_read(VMCS_ENTRY_CONTROLS) & ENTRY_IA32E_MODE_GUEST) || !(vmcs_read(VMCS_GUEST_CS_ACCESS_RIGHTS) & (1 << 13)))
 		val = (u32)val; /* outside 64-bit mode only 32 bits are moved */
-	if (cr == 0)
+	if (cr == 3) {
+		/* As for the store: only without TRUE controls. PAE paging loads the PDPTEs from the new CR3. */
+		if ((vmcs_read(VMCS_GUEST_CR0) & CR0_PG) && (vmcs_read(VMCS_GUEST_CR4) & CR4_PAE) &&
+		    !(vmcs_read(VMCS_GUEST_IA32_EFER) & EFER_LMA)) {
+			u64 *pdpte = guestmem_ptr(val & ~0x1fULL, 32);
+			if (!pdpte) {
+				guest_inject_gp();
+				return;
+			}
+			for (int i = 0; i < 4; i++)
+				vmcs_write(VMCS_GUEST_PDPTE0 + 2 * i, pdpte[i]);
+		}
+		vmcs_write(VMCS_GUEST_CR3, val);
+		guest_skip_instruction();
+	} else if (cr == 0)
 		mov_to_cr0(v, val);
 	else if (cr == 4)
 		mov_to_cr4(v, val);
