@@ -2,8 +2,8 @@
  * VM-exit instruction information (SDM 28.2.5), the #UD/#GP conditions in L1's view (its CR4.VMXE is
  * the read shadow's), and the VMsucceed / VMfailInvalid / VMfailValid results with the SDM's error
  * numbers (31.4). VMCS12s live in L1's memory in this hypervisor's layout (vmcs12.c).
- * Phase 1: VMXON, VMXOFF, VMCLEAR, VMPTRLD, VMPTRST, VMREAD, VMWRITE. VM entry (VMLAUNCH/VMRESUME),
- * INVEPT and INVVPID are not emulated yet: the hypervisor stops with a clear report. */
+ * Phase 1: VMXON, VMXOFF, VMCLEAR, VMPTRLD, VMPTRST, VMREAD, VMWRITE, INVEPT, INVVPID. VM entry
+ * (VMLAUNCH/VMRESUME) is not emulated yet: the hypervisor stops with a clear report. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <lib/vmcs-fields.h>
@@ -29,6 +29,7 @@
 #define VMXERR_UNSUPPORTED_FIELD 12
 #define VMXERR_WRITE_READ_ONLY 13
 #define VMXERR_VMXON_IN_ROOT 15
+#define VMXERR_INVALID_INVEPT_INVVPID 28
 
 static void set_result_flags(u64 set)
 {
@@ -280,6 +281,60 @@ static void emulate_vmread_vmwrite(struct vcpu *v, bool write)
 	vm_succeed();
 }
 
+/* INVEPT and INVVPID (SDM 31.3): the type is in reg2 (64 bits in 64-bit mode, else 32), the 128-bit
+ * descriptor in memory. No L2 has run yet, so nothing L1 could invalidate is cached: after the
+ * checks they succeed. */
+static void emulate_invept_invvpid(struct vcpu *v, bool ept)
+{
+	u32 info = (u32)vmcs_read(VMCS_EXIT_INSTRUCTION_INFO);
+	u32 reg2 = (info >> 28) & 15;
+	u64 type = reg2 == REG_RSP ? vmcs_read(VMCS_GUEST_RSP) : v->regs.gpr[reg2];
+	u64 cap = vmx_caps.ept_vpid;
+	u64 desc[2];
+
+	if (!checks(v, true))
+		return;
+	if (!in_64bit_mode())
+		type = (u32)type;
+	if (info & (1U << 10)) {
+		guest_inject_ud();
+		return;
+	}
+	if (!guest_linear_read(operand_linear(v, info), desc, 16))
+		return;
+	if (ept) {
+		/* Types 1 (single-context) and 2 (all-context), if supported (EPT_VPID_CAP bits 25, 26). */
+		if ((type != 1 && type != 2) || !(cap & (1ULL << (24 + type)))) {
+			vm_fail(v, VMXERR_INVALID_INVEPT_INVVPID);
+			return;
+		}
+		if (type == 1) {
+			u64 eptp = desc[0];
+			u32 memtype = eptp & 7;
+			bool type_ok = (memtype == 0 && (cap & (1ULL << 8))) || (memtype == 6 && (cap & (1ULL << 14)));
+			if (!type_ok || ((eptp >> 3) & 7) != 3 || (eptp & (0x1fULL << 7)) ||
+			    ((eptp & (1ULL << 6)) && !(cap & (1ULL << 21))) || (eptp >> vmx_caps.maxphyaddr)) {
+				vm_fail(v, VMXERR_INVALID_INVEPT_INVVPID);
+				return;
+			}
+		}
+	} else {
+		/* Types 0-3 (individual-address, single-context, all-context, single-context retaining
+		 * globals), if supported (EPT_VPID_CAP bits 40-43). */
+		u64 vpid = desc[0] & 0xffff, linear = desc[1];
+		if (type > 3 || !(cap & (1ULL << (40 + type))) || (desc[0] >> 16) || (type != 2 && vpid == 0)) {
+			vm_fail(v, VMXERR_INVALID_INVEPT_INVVPID);
+			return;
+		}
+		/* Individual-address: the address must be canonical (48-bit linear addresses). */
+		if (type == 0 && (u64)((s64)(linear << 16) >> 16) != linear) {
+			vm_fail(v, VMXERR_INVALID_INVEPT_INVVPID);
+			return;
+		}
+	}
+	vm_succeed();
+}
+
 void nested_handle_vmx_instruction(struct vcpu *v)
 {
 	switch (v->exit_reason & 0xffff) {
@@ -304,10 +359,16 @@ void nested_handle_vmx_instruction(struct vcpu *v)
 	case EXIT_REASON_VMWRITE:
 		emulate_vmread_vmwrite(v, true);
 		break;
+	case EXIT_REASON_INVEPT:
+		emulate_invept_invvpid(v, true);
+		break;
+	case EXIT_REASON_INVVPID:
+		emulate_invept_invvpid(v, false);
+		break;
 	default:
 		if (!checks(v, true))
 			return;
-		printf("XMHF: FATAL: CPU %u: L1 executed VM exit reason %u (VMLAUNCH/VMRESUME/INVEPT/INVVPID/VMFUNC), "
+		printf("XMHF: FATAL: CPU %u: L1 executed VM exit reason %u (VMLAUNCH/VMRESUME/VMFUNC), "
 		       "which nested VMX does not emulate yet\n",
 		       v->cpu->index, v->exit_reason & 0xffff);
 		xmhf_stop("nested VMX: instruction not emulated yet");
