@@ -518,4 +518,114 @@ static inline const char *vmx_outcome_name(int o, char *buf, size_t n)
 /* Physical address of a kernel object (identity map). */
 static inline uint64_t vmx_pa(const void *p) { return (uint64_t)(uintptr_t)p; }
 
+/* ---------------------------------------------------------------------------------------------
+ * VM exits (SDM Vol. 3 Appendix C, 28.2) and event injection (25.8.3)
+ */
+#define VMX_EXIT_REASON_BASIC(r)        ((uint32_t)(r) & 0xffffu)
+#define VMX_EXIT_REASON_ENTRY_FAIL      (1u << 31)
+enum {
+    EXIT_REASON_EXCEPTION_NMI = 0,
+    EXIT_REASON_EXTERNAL_INTERRUPT = 1,
+    EXIT_REASON_TRIPLE_FAULT = 2,
+    EXIT_REASON_INIT = 3,
+    EXIT_REASON_SIPI = 4,
+    EXIT_REASON_INTERRUPT_WINDOW = 7,
+    EXIT_REASON_NMI_WINDOW = 8,
+    EXIT_REASON_TASK_SWITCH = 9,
+    EXIT_REASON_CPUID = 10,
+    EXIT_REASON_HLT = 12,
+    EXIT_REASON_INVD = 13,
+    EXIT_REASON_INVLPG = 14,
+    EXIT_REASON_RDPMC = 15,
+    EXIT_REASON_RDTSC = 16,
+    EXIT_REASON_VMCALL = 18,
+    EXIT_REASON_VMCLEAR = 19,
+    EXIT_REASON_VMLAUNCH = 20,
+    EXIT_REASON_VMPTRLD = 21,
+    EXIT_REASON_VMPTRST = 22,
+    EXIT_REASON_VMREAD = 23,
+    EXIT_REASON_VMRESUME = 24,
+    EXIT_REASON_VMWRITE = 25,
+    EXIT_REASON_VMXOFF = 26,
+    EXIT_REASON_VMXON = 27,
+    EXIT_REASON_CR_ACCESS = 28,
+    EXIT_REASON_DR_ACCESS = 29,
+    EXIT_REASON_IO = 30,
+    EXIT_REASON_RDMSR = 31,
+    EXIT_REASON_WRMSR = 32,
+    EXIT_REASON_INVALID_GUEST_STATE = 33,
+    EXIT_REASON_MSR_LOADING = 34,
+    EXIT_REASON_MWAIT = 36,
+    EXIT_REASON_MTF = 37,
+    EXIT_REASON_MONITOR = 39,
+    EXIT_REASON_PAUSE = 40,
+    EXIT_REASON_MACHINE_CHECK = 41,
+    EXIT_REASON_TPR_BELOW_THRESHOLD = 43,
+    EXIT_REASON_APIC_ACCESS = 44,
+    EXIT_REASON_EOI_INDUCED = 45,
+    EXIT_REASON_GDTR_IDTR = 46,
+    EXIT_REASON_LDTR_TR = 47,
+    EXIT_REASON_EPT_VIOLATION = 48,
+    EXIT_REASON_EPT_MISCONFIG = 49,
+    EXIT_REASON_INVEPT = 50,
+    EXIT_REASON_RDTSCP = 51,
+    EXIT_REASON_PREEMPTION_TIMER = 52,
+    EXIT_REASON_INVVPID = 53,
+    EXIT_REASON_WBINVD = 54,
+    EXIT_REASON_XSETBV = 55,
+    EXIT_REASON_APIC_WRITE = 56,
+    EXIT_REASON_RDRAND = 57,
+    EXIT_REASON_INVPCID = 58,
+    EXIT_REASON_VMFUNC = 59,
+    EXIT_REASON_RDSEED = 61,
+    EXIT_REASON_XSAVES = 63,
+    EXIT_REASON_XRSTORS = 64,
+};
+
+/* Interruption information (VM-entry interruption info, VM-exit interruption info, IDT vectoring) */
+#define INTR_INFO_VECTOR(i)             ((uint32_t)(i) & 0xffu)
+#define INTR_INFO_TYPE(i)               (((uint32_t)(i) >> 8) & 7u)
+#define INTR_INFO_ERROR_CODE            (1u << 11)
+#define INTR_INFO_NMI_UNBLOCKED_IRET    (1u << 12)
+#define INTR_INFO_VALID                 (1u << 31)
+#define INTR_TYPE_EXT_INTR              0u
+#define INTR_TYPE_NMI                   2u
+#define INTR_TYPE_HW_EXCEPTION          3u
+#define INTR_TYPE_SW_INTR               4u
+#define INTR_TYPE_PRIV_SW_EXCEPTION     5u
+#define INTR_TYPE_SW_EXCEPTION          6u
+#define INTR_TYPE_OTHER                 7u
+#define INTR_INFO(type, vector)         (INTR_INFO_VALID | ((uint32_t)(type) << 8) | ((vector) & 0xffu))
+
+/* I/O instruction exit qualification (SDM Vol. 3 Table 28-5) */
+#define IO_QUAL_SIZE(q)                 ((uint32_t)((q) & 7u) + 1u)
+#define IO_QUAL_IN                      (1u << 3)
+#define IO_QUAL_STRING                  (1u << 4)
+#define IO_QUAL_REP                     (1u << 5)
+#define IO_QUAL_IMMEDIATE               (1u << 6)
+#define IO_QUAL_PORT(q)                 ((uint32_t)((q) >> 16) & 0xffffu)
+
+/* Guest activity states */
+#define GUEST_ACTIVITY_ACTIVE           0
+#define GUEST_ACTIVITY_HLT              1
+#define GUEST_ACTIVITY_SHUTDOWN         2
+#define GUEST_ACTIVITY_WAIT_SIPI        3
+
+/* Segment access rights as VMCS fields hold them (SDM Vol. 3 Table 25-2) */
+#define VMX_AR_UNUSABLE                 (1u << 16)
+#define VMX_AR_CODE64                   0xa09bu   /* P, DPL 0, S, execute/read accessed, L, G */
+#define VMX_AR_DATA                     0xc093u   /* P, DPL 0, S, read/write accessed, D/B, G */
+#define VMX_AR_TSS64_BUSY               0x008bu   /* P, 64-bit busy TSS */
+
+/* Control values from a capability MSR: required bits set, optional `want` bits kept only when
+ * allowed. msr is the TRUE_* MSR when IA32_VMX_BASIC[55] says so. */
+static inline uint32_t vmx_ctl_value(uint64_t msr, uint32_t want)
+{
+    return ((uint32_t)msr | want) & (uint32_t)(msr >> 32);
+}
+static inline bool vmx_ctl_allowed(uint64_t msr, uint32_t bits)
+{
+    return (bits & ~(uint32_t)(msr >> 32)) == 0;
+}
+
 #endif

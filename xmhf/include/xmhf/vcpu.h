@@ -21,6 +21,8 @@ struct guest_regs {
 
 struct vcpu {
 	struct guest_regs regs; /* must stay first: the exit stub saves registers at offset 0 */
+	u32 launch_next;        /* offset 128: the next entry is a VMLAUNCH (a fresh VMCS02), read by the stub */
+	u32 pad2;
 	struct cpu *cpu;
 	u64 vmxon_pa;
 	u64 vmcs_pa;
@@ -38,7 +40,14 @@ struct vcpu {
 	u32 pad1;
 	u64 l1_vmxon_ptr;
 	u64 l1_current_vmcs;    /* L1's current-VMCS pointer, ~0 if none */
+	u32 in_l2;              /* VMCS02 is current: the guest is L2 */
+	u32 pad3;
+	u64 vmcs02_pa;          /* this CPU's VMCS02 */
+	u64 vmcs02_of;          /* the VMCS12 it was last built from (~0: none, VMCLEARed) */
+	u8 *msr_bitmap02;       /* VMCS02's MSR bitmap: L0's intercepts | L1's */
 };
+
+_Static_assert(__builtin_offsetof(struct vcpu, launch_next) == 128, "exit-stub.S reads launch_next at 128");
 
 static inline struct vcpu *this_vcpu(void) { return (struct vcpu *)this_cpu()->vcpu; }
 
@@ -141,6 +150,13 @@ void *guestmem_ptr(u64 gpa, u64 len);
 bool nested_enabled(void);
 void nested_handle_vmx_instruction(struct vcpu *v);
 bool nested_rdmsr(u32 msr, u64 *value);   /* the VMX capability MSRs and IA32_FEATURE_CONTROL for L1 */
+bool nested_l2_exit(struct vcpu *v);       /* an exit while L2 ran: true if L0 handled it (L2 resumes) */
+bool nested_l0_nmi(struct vcpu *v);        /* an NMI exit from L2: true if L0 keeps it */
+bool vmcs12_read_pin_nmi_exiting(struct vcpu *v);
+void reinject_interrupted_event(void);
+bool nested_entry_failed(struct vcpu *v, u32 error); /* VMLAUNCH/VMRESUME of VMCS02 failed */
+void vmcs01_host_state(struct vcpu *v);   /* this CPU's host state into the current VMCS */
+u8 *vmcs01_msr_bitmap(void);
 /* Guest-virtual memory access for instruction operands: copies n bytes at a linear address (page
  * walks of the guest's paging mode); injects #PF and returns false if a page is not mapped. */
 bool guest_linear_read(u64 linear, void *buf, u32 n);

@@ -75,6 +75,19 @@ void handle_exception_nmi(struct vcpu *v)
 	panic("unexpected exception exit, interruption information 0x%x", info);
 }
 
+/* An NMI exit while L2 runs: L0's own NMIs stay here; a guest NMI goes to L1 if L1 asked for NMI
+ * exiting (reflected: returns false), else into L2 at its next NMI window. */
+bool nested_l0_nmi(struct vcpu *v)
+{
+	unblock_nmis();
+	if (hypervisor_nmi() || __atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))
+		return true;
+	if (vmcs12_read_pin_nmi_exiting(v))
+		return false;
+	guest_nmi_arrived(v);
+	return true;
+}
+
 void handle_nmi_window(struct vcpu *v)
 {
 	/* The guest can take an NMI now (no virtual-NMI blocking, not in an STI/MOV SS shadow). If an

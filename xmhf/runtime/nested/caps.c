@@ -27,6 +27,12 @@ bool nested_field_supported(u32 field_index)
 	return vmcs_fields[field_index].nested != VMCS_NESTED_UNSUPP;
 }
 
+bool vmcs12_read_pin_nmi_exiting(struct vcpu *v)
+{
+	return v->l1_current_vmcs != ~0ULL &&
+	       (vmcs12_read(v->l1_current_vmcs, VMCS_PIN_BASED_CONTROLS) & PIN_NMI_EXITING);
+}
+
 bool nested_rdmsr(u32 msr, u64 *value)
 {
 	if (msr == MSR_IA32_FEATURE_CONTROL) {

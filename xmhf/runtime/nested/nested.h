@@ -2,12 +2,23 @@
 #ifndef RUNTIME_NESTED_H
 #define RUNTIME_NESTED_H
 #include <xmhf/types.h>
+#include <xmhf/vcpu.h>
 
 /* VMCS12 regions in L1 memory (vmcs12.c). */
 u64 vmcs12_read(u64 vmcs12_pa, u32 encoding);
 void vmcs12_write(u64 vmcs12_pa, u32 encoding, u64 value);
 void vmcs12_write_field(u64 vmcs12_pa, u32 encoding, u64 value); /* also read-only fields */
 void vmcs12_set_launched(u64 vmcs12_pa, bool launched);
+bool vmcs12_launched(u64 vmcs12_pa);
+
+/* Results of L1's VMX instructions (vmx-insn.c); they also move L1's RIP past the instruction. */
+void nested_vm_succeed(void);
+void nested_vm_fail_invalid(void);
+void nested_vm_fail(struct vcpu *v, u32 error);
+void nested_vm_fail_noskip(struct vcpu *v, u32 error);
+
+/* VM entry to L2 (entry.c). */
+void nested_vmentry(struct vcpu *v, bool launch);
 
 /* What L1 sees (caps.c). */
 u32 nested_vmcs_revision(void);

@@ -61,6 +61,14 @@ void vmcs12_write(u64 vmcs12_pa, u32 encoding, u64 value)
 	vmcs12_write_field(vmcs12_pa, encoding, value);
 }
 
+bool vmcs12_launched(u64 vmcs12_pa)
+{
+	const u32 *region = guestmem_ptr(vmcs12_pa, PAGE_SIZE_4K);
+
+	BUG_ON(!region);
+	return region[LAUNCH_STATE_OFFSET / 4] != 0;
+}
+
 void vmcs12_set_launched(u64 vmcs12_pa, bool launched)
 {
 	u32 *region = guestmem_ptr(vmcs12_pa, PAGE_SIZE_4K);

@@ -2,8 +2,7 @@
  * VM-exit instruction information (SDM 28.2.5), the #UD/#GP conditions in L1's view (its CR4.VMXE is
  * the read shadow's), and the VMsucceed / VMfailInvalid / VMfailValid results with the SDM's error
  * numbers (31.4). VMCS12s live in L1's memory in this hypervisor's layout (vmcs12.c).
- * Phase 1: VMXON, VMXOFF, VMCLEAR, VMPTRLD, VMPTRST, VMREAD, VMWRITE, INVEPT, INVVPID. VM entry
- * (VMLAUNCH/VMRESUME) is not emulated yet: the hypervisor stops with a clear report. */
+ * VMLAUNCH/VMRESUME go to entry.c. VMFUNC is not emulated: the hypervisor stops with a clear report. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <lib/vmcs-fields.h>
@@ -37,20 +36,32 @@ static void set_result_flags(u64 set)
 	guest_skip_instruction();
 }
 
-static void vm_succeed(void)
+void nested_vm_succeed(void)
 {
 	set_result_flags(0);
 }
 
-static void vm_fail_invalid(void)
+void nested_vm_fail_invalid(void)
 {
 	set_result_flags(RFLAGS_CF);
 }
 
-static void vm_fail(struct vcpu *v, u32 error)
+/* VMfail for an entry the CPU refused after L1's RIP already moved past VMLAUNCH/VMRESUME. */
+void nested_vm_fail_noskip(struct vcpu *v, u32 error)
+{
+	u64 set = RFLAGS_CF;
+
+	if (v->l1_current_vmcs != ~0ULL && error) {
+		vmcs12_write_field(v->l1_current_vmcs, VMCS_VM_INSTRUCTION_ERROR, error);
+		set = RFLAGS_ZF;
+	}
+	vmcs_write(VMCS_GUEST_RFLAGS, (vmcs_read(VMCS_GUEST_RFLAGS) & ~RFLAGS_ARITH) | set);
+}
+
+void nested_vm_fail(struct vcpu *v, u32 error)
 {
 	if (v->l1_current_vmcs == ~0ULL) {
-		vm_fail_invalid();
+		nested_vm_fail_invalid();
 		return;
 	}
 	vmcs12_write_field(v->l1_current_vmcs, VMCS_VM_INSTRUCTION_ERROR, error);
@@ -131,7 +142,7 @@ static void emulate_vmxon(struct vcpu *v)
 	if (!checks(v, false))
 		return;
 	if (v->l1_vmx_on) {
-		vm_fail(v, VMXERR_VMXON_IN_ROOT);
+		nested_vm_fail(v, VMXERR_VMXON_IN_ROOT);
 		return;
 	}
 	/* #GP if L1's CR0/CR4 break the fixed bits, or its IA32_FEATURE_CONTROL forbids VMX (it never
@@ -144,18 +155,18 @@ static void emulate_vmxon(struct vcpu *v)
 	if (!read_m64(v, &ptr))
 		return;
 	if (bad_address(ptr)) {
-		vm_fail_invalid();
+		nested_vm_fail_invalid();
 		return;
 	}
 	rev = *(const u32 *)guestmem_ptr(ptr, 4);
 	if (rev != nested_vmcs_revision()) {
-		vm_fail_invalid();
+		nested_vm_fail_invalid();
 		return;
 	}
 	v->l1_vmx_on = 1;
 	v->l1_vmxon_ptr = ptr;
 	v->l1_current_vmcs = ~0ULL;
-	vm_succeed();
+	nested_vm_succeed();
 }
 
 static void emulate_vmxoff(struct vcpu *v)
@@ -164,7 +175,7 @@ static void emulate_vmxoff(struct vcpu *v)
 		return;
 	v->l1_vmx_on = 0;
 	v->l1_current_vmcs = ~0ULL;
-	vm_succeed();
+	nested_vm_succeed();
 }
 
 static void emulate_vmclear(struct vcpu *v)
@@ -174,18 +185,18 @@ static void emulate_vmclear(struct vcpu *v)
 	if (!checks(v, true) || !read_m64(v, &ptr))
 		return;
 	if (bad_address(ptr)) {
-		vm_fail(v, VMXERR_VMCLEAR_INVALID_ADDR);
+		nested_vm_fail(v, VMXERR_VMCLEAR_INVALID_ADDR);
 		return;
 	}
 	if (ptr == v->l1_vmxon_ptr) {
-		vm_fail(v, VMXERR_VMCLEAR_VMXON_PTR);
+		nested_vm_fail(v, VMXERR_VMCLEAR_VMXON_PTR);
 		return;
 	}
 	/* The VMCS12 data is already in L1's memory; VMCLEAR makes its launch state "clear". */
 	vmcs12_set_launched(ptr, false);
 	if (ptr == v->l1_current_vmcs)
 		v->l1_current_vmcs = ~0ULL;
-	vm_succeed();
+	nested_vm_succeed();
 }
 
 static void emulate_vmptrld(struct vcpu *v)
@@ -195,20 +206,20 @@ static void emulate_vmptrld(struct vcpu *v)
 	if (!checks(v, true) || !read_m64(v, &ptr))
 		return;
 	if (bad_address(ptr)) {
-		vm_fail(v, VMXERR_VMPTRLD_INVALID_ADDR);
+		nested_vm_fail(v, VMXERR_VMPTRLD_INVALID_ADDR);
 		return;
 	}
 	if (ptr == v->l1_vmxon_ptr) {
-		vm_fail(v, VMXERR_VMPTRLD_VMXON_PTR);
+		nested_vm_fail(v, VMXERR_VMPTRLD_VMXON_PTR);
 		return;
 	}
 	/* Bit 31 (shadow VMCS) is not accepted: VMCS shadowing is not offered to L1. */
 	if (*(const u32 *)guestmem_ptr(ptr, 4) != nested_vmcs_revision()) {
-		vm_fail(v, VMXERR_VMPTRLD_BAD_REVISION);
+		nested_vm_fail(v, VMXERR_VMPTRLD_BAD_REVISION);
 		return;
 	}
 	v->l1_current_vmcs = ptr;
-	vm_succeed();
+	nested_vm_succeed();
 }
 
 static void emulate_vmptrst(struct vcpu *v)
@@ -223,7 +234,7 @@ static void emulate_vmptrst(struct vcpu *v)
 	}
 	if (!guest_linear_write(operand_linear(v, info), &v->l1_current_vmcs, 8))
 		return;
-	vm_succeed();
+	nested_vm_succeed();
 }
 
 /* VMREAD and VMWRITE: the field encoding is in reg2; the other operand is a register (reg1, bits
@@ -243,12 +254,12 @@ static void emulate_vmread_vmwrite(struct vcpu *v, bool write)
 	if (opsize == 4)
 		enc = (u32)enc;
 	if (v->l1_current_vmcs == ~0ULL) {
-		vm_fail_invalid();
+		nested_vm_fail_invalid();
 		return;
 	}
 	idx = vmcs_field_index((u32)enc);
 	if ((enc >> 32) || idx < 0 || !nested_field_supported((u32)idx)) {
-		vm_fail(v, VMXERR_UNSUPPORTED_FIELD);
+		nested_vm_fail(v, VMXERR_UNSUPPORTED_FIELD);
 		return;
 	}
 	if (write) {
@@ -261,7 +272,7 @@ static void emulate_vmread_vmwrite(struct vcpu *v, bool write)
 		if (opsize == 4)
 			value = (u32)value;
 		if (vmcs_field_read_only((u32)enc) && !(nested_vmx_misc() & (1ULL << 29))) {
-			vm_fail(v, VMXERR_WRITE_READ_ONLY);
+			nested_vm_fail(v, VMXERR_WRITE_READ_ONLY);
 			return;
 		}
 		vmcs12_write((u64)v->l1_current_vmcs, (u32)enc, value);
@@ -278,7 +289,7 @@ static void emulate_vmread_vmwrite(struct vcpu *v, bool write)
 			v->regs.gpr[reg1] = value; /* 32-bit results zero-extend (outside 64-bit mode RAX's top is unused) */
 		}
 	}
-	vm_succeed();
+	nested_vm_succeed();
 }
 
 /* INVEPT and INVVPID (SDM 31.3): the type is in reg2 (64 bits in 64-bit mode, else 32), the 128-bit
@@ -305,7 +316,7 @@ static void emulate_invept_invvpid(struct vcpu *v, bool ept)
 	if (ept) {
 		/* Types 1 (single-context) and 2 (all-context), if supported (EPT_VPID_CAP bits 25, 26). */
 		if ((type != 1 && type != 2) || !(cap & (1ULL << (24 + type)))) {
-			vm_fail(v, VMXERR_INVALID_INVEPT_INVVPID);
+			nested_vm_fail(v, VMXERR_INVALID_INVEPT_INVVPID);
 			return;
 		}
 		if (type == 1) {
@@ -314,7 +325,7 @@ static void emulate_invept_invvpid(struct vcpu *v, bool ept)
 			bool type_ok = (memtype == 0 && (cap & (1ULL << 8))) || (memtype == 6 && (cap & (1ULL << 14)));
 			if (!type_ok || ((eptp >> 3) & 7) != 3 || (eptp & (0x1fULL << 7)) ||
 			    ((eptp & (1ULL << 6)) && !(cap & (1ULL << 21))) || (eptp >> vmx_caps.maxphyaddr)) {
-				vm_fail(v, VMXERR_INVALID_INVEPT_INVVPID);
+				nested_vm_fail(v, VMXERR_INVALID_INVEPT_INVVPID);
 				return;
 			}
 		}
@@ -323,16 +334,16 @@ static void emulate_invept_invvpid(struct vcpu *v, bool ept)
 		 * globals), if supported (EPT_VPID_CAP bits 40-43). */
 		u64 vpid = desc[0] & 0xffff, linear = desc[1];
 		if (type > 3 || !(cap & (1ULL << (40 + type))) || (desc[0] >> 16) || (type != 2 && vpid == 0)) {
-			vm_fail(v, VMXERR_INVALID_INVEPT_INVVPID);
+			nested_vm_fail(v, VMXERR_INVALID_INVEPT_INVVPID);
 			return;
 		}
 		/* Individual-address: the address must be canonical (48-bit linear addresses). */
 		if (type == 0 && (u64)((s64)(linear << 16) >> 16) != linear) {
-			vm_fail(v, VMXERR_INVALID_INVEPT_INVVPID);
+			nested_vm_fail(v, VMXERR_INVALID_INVEPT_INVVPID);
 			return;
 		}
 	}
-	vm_succeed();
+	nested_vm_succeed();
 }
 
 void nested_handle_vmx_instruction(struct vcpu *v)
@@ -365,10 +376,15 @@ void nested_handle_vmx_instruction(struct vcpu *v)
 	case EXIT_REASON_INVVPID:
 		emulate_invept_invvpid(v, false);
 		break;
+	case EXIT_REASON_VMLAUNCH:
+	case EXIT_REASON_VMRESUME:
+		if (checks(v, true))
+			nested_vmentry(v, (v->exit_reason & 0xffff) == EXIT_REASON_VMLAUNCH);
+		break;
 	default:
 		if (!checks(v, true))
 			return;
-		printf("XMHF: FATAL: CPU %u: L1 executed VM exit reason %u (VMLAUNCH/VMRESUME/VMFUNC), "
+		printf("XMHF: FATAL: CPU %u: L1 executed VM exit reason %u (VMFUNC), "
 		       "which nested VMX does not emulate yet\n",
 		       v->cpu->index, v->exit_reason & 0xffff);
 		xmhf_stop("nested VMX: instruction not emulated yet");

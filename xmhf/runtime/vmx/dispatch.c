@@ -78,7 +78,7 @@ static NORETURN void unexpected_exit(struct vcpu *v)
 
 /* An exit in the middle of delivering an event (IDT-vectoring information valid, SDM 28.2.4) must
  * deliver that event again at the next entry, unless the handler injects something itself. */
-static void reinject_interrupted_event(void)
+void reinject_interrupted_event(void)
 {
 	u32 idt = (u32)vmcs_read(VMCS_IDT_VECTORING_INFO);
 	u32 type = idt & INTR_TYPE_MASK;
@@ -100,6 +100,14 @@ void vmexit_dispatch(struct vcpu *v)
 
 	v->exit_reason = reason;
 	v->exits++;
+	if (v->in_l2) {
+		if (nested_l2_exit(v))
+			reinject_interrupted_event();
+		ept01_check_generation();
+		if (v->in_l2 && v->nmi_pending)
+			vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING);
+		return;
+	}
 	if (reason & EXIT_REASON_ENTRY_FAILURE) {
 		printf("XMHF: FATAL: CPU %u: VM entry failed (exit reason 0x%x: %s)\n", v->cpu->index, reason,
 		       basic == EXIT_REASON_INVALID_GUEST_STATE ? "invalid guest state" :
@@ -120,11 +128,13 @@ void vmexit_dispatch(struct vcpu *v)
 		vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING);
 }
 
-void vmx_entry_failed(struct vcpu *v, int resume);
-void vmx_entry_failed(struct vcpu *v, int resume)
+void vmx_entry_failed(struct vcpu *v, u32 error);
+void vmx_entry_failed(struct vcpu *v, u32 error)
 {
-	printf("XMHF: FATAL: CPU %u: %s failed, VM-instruction error %llu\n", v->cpu->index,
-	       resume ? "VMRESUME" : "VMLAUNCH", (unsigned long long)vmcs_read(VMCS_VM_INSTRUCTION_ERROR));
+	if (v->in_l2 && nested_entry_failed(v, error))
+		return; /* back to L1, which sees the failure of its VMLAUNCH/VMRESUME */
+	printf("XMHF: FATAL: CPU %u: VM entry failed, VM-instruction error %u (0: VMfailInvalid)\n",
+	       v->cpu->index, error);
 	dump_guest(v);
 	panic("VM entry failed");
 }

@@ -1,8 +1,11 @@
 /* VM exits land here (HOST_RIP) with RSP = HOST_RSP, where the vcpu pointer is stored. The stub saves
  * the guest GPRs into vcpu->regs (offset 0, SDM register order), calls vmexit_dispatch(vcpu), restores
- * them and resumes the guest. vmx_launch(vcpu) performs the first entry the same way. A failed entry
- * calls vmx_entry_failed(vcpu, launched?) which dumps and stops. */
+ * them and enters the guest again: VMRESUME, or VMLAUNCH when vcpu->launch_next says the current VMCS
+ * is fresh (a new VMCS02). vmx_launch(vcpu) performs the first entry the same way. A failed entry calls
+ * vmx_entry_failed(vcpu, error), which returns only when it arranged another entry (a failed VMCS02
+ * entry goes back to L1). */
 #define R(n) (8 * (n))
+#define LAUNCH_NEXT 128
 
 	.text
 	.code64
@@ -29,16 +32,26 @@ vmx_exit_stub:
 	movq %rax, %rdi
 	cld
 	call vmexit_dispatch        /* RSP = HOST_RSP, 16-byte aligned */
+enter_guest:
 	movq (%rsp), %rax
+	cmpl $0, LAUNCH_NEXT(%rax)
+	jne 2f
 	call restore_guest_regs
 	vmresume
-	/* VMRESUME failed: fall through with the flags it set. */
+	jmp entry_failed
+2:	movl $0, LAUNCH_NEXT(%rax)
+	call restore_guest_regs
+	vmlaunch
+entry_failed:
+	/* The entry failed with the flags it set: VMfailInvalid (CF) or VMfailValid (ZF, error in the
+	 * VMCS). Pass the VM-instruction error (0 for VMfailInvalid). */
 	movq (%rsp), %rdi
-	movl $1, %esi
-	call vmx_entry_failed
-1:	cli
-	hlt
-	jmp 1b
+	movl $0, %esi
+	jc 3f
+	movq $0x4400, %rax
+	vmread %rax, %rsi
+3:	call vmx_entry_failed
+	jmp enter_guest
 
 /* rax = vcpu; loads every GPR from vcpu->regs, rax last. */
 restore_guest_regs:
@@ -63,12 +76,5 @@ restore_guest_regs:
 vmx_launch:
 	movq $0x6c14, %rax          /* VMCS_HOST_RSP */
 	vmread %rax, %rsp
-	movq %rdi, %rax
-	call restore_guest_regs
-	vmlaunch
-	movq (%rsp), %rdi
-	xorl %esi, %esi
-	call vmx_entry_failed
-2:	cli
-	hlt
-	jmp 2b
+	movl $1, LAUNCH_NEXT(%rdi)
+	jmp enter_guest

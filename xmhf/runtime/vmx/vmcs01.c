@@ -97,7 +97,12 @@ static void setup_controls(void)
 	vmcs_write(VMCS_CR4_GUEST_HOST_MASK, vmx_caps.cr4_fixed0 | ~vmx_caps.cr4_fixed1 | (1UL << 14));
 }
 
-static void setup_host_state(struct vcpu *v)
+u8 *vmcs01_msr_bitmap(void)
+{
+	return msr_bitmap;
+}
+
+void vmcs01_host_state(struct vcpu *v)
 {
 	extern char vmx_exit_stub[];
 	struct cpu *c = v->cpu;
@@ -210,7 +215,7 @@ void vmcs01_setup(struct vcpu *v, bool bsp)
 	if (vmclear(v->vmcs_pa) || vmptrld(v->vmcs_pa))
 		panic("VMCLEAR/VMPTRLD of VMCS01 failed");
 	setup_controls();
-	setup_host_state(v);
+	vmcs01_host_state(v);
 	if (bsp) {
 		/* The guest starts like a BIOS boot: the boot sector at 0:7C00, DL = boot drive. */
 		guest_state_real_mode(0, 0, 0x7c00);

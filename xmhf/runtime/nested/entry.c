@@ -1,0 +1,256 @@
+/* VM entry to L2 (SDM Vol. 3, chapter 27): L1's VMLAUNCH/VMRESUME checks what must fail with
+ * VMfailValid (controls: error 7, host state: error 8), then builds VMCS02 from VMCS12 and this CPU's
+ * host state, and lets the CPU enter L2. The CPU's own checks of the guest state then give the
+ * VM-entry failure exit (reason 33) that exit.c reflects to L1.
+ * Phase 2 limits, each reported rather than run wrongly: no EPT or unrestricted guest in VMCS12 (L2's
+ * guest-physical addresses are L1's), no MSR-load/store lists, no VMCS shadowing. */
+#include <xmhf/runtime.h>
+#include <xmhf/vcpu.h>
+#include <lib/string.h>
+#include <lib/vmcs-fields.h>
+#include <x86/cpu.h>
+#include <x86/msr.h>
+#include "nested.h"
+
+#define VMXERR_VMLAUNCH_NONCLEAR 4
+#define VMXERR_VMRESUME_NONLAUNCHED 5
+#define VMXERR_INVALID_CONTROLS 7
+#define VMXERR_INVALID_HOST_STATE 8
+#define VMXERR_ENTRY_MOV_SS 26
+
+static u64 r12(struct vcpu *v, u32 enc)
+{
+	return vmcs12_read(v->l1_current_vmcs, enc);
+}
+
+/* Allowed-0/1 check of one control field against the capability MSR L1 reads (SDM 27.2.1.1). */
+static bool ctl_ok(u32 value, u32 true_msr, u32 msr)
+{
+	u64 cap;
+
+	if (!nested_rdmsr((vmx_caps.basic & VMX_BASIC_TRUE_CTLS) && true_msr ? true_msr : msr, &cap))
+		return false;
+	return (value & (u32)cap) == (u32)cap && (value & ~(u32)(cap >> 32)) == 0;
+}
+
+static bool check_controls(struct vcpu *v)
+{
+	u32 pin = (u32)r12(v, VMCS_PIN_BASED_CONTROLS), proc = (u32)r12(v, VMCS_PROC_BASED_CONTROLS);
+	u32 proc2 = (proc & PROC_SECONDARY_CONTROLS) ? (u32)r12(v, VMCS_PROC_BASED_CONTROLS2) : 0;
+
+	if (!ctl_ok(pin, MSR_IA32_VMX_TRUE_PINBASED_CTLS, MSR_IA32_VMX_PINBASED_CTLS) ||
+	    !ctl_ok(proc, MSR_IA32_VMX_TRUE_PROCBASED_CTLS, MSR_IA32_VMX_PROCBASED_CTLS) ||
+	    ((proc & PROC_SECONDARY_CONTROLS) && !ctl_ok(proc2, 0, MSR_IA32_VMX_PROCBASED_CTLS2)) ||
+	    !ctl_ok((u32)r12(v, VMCS_EXIT_CONTROLS), MSR_IA32_VMX_TRUE_EXIT_CTLS, MSR_IA32_VMX_EXIT_CTLS) ||
+	    !ctl_ok((u32)r12(v, VMCS_ENTRY_CONTROLS), MSR_IA32_VMX_TRUE_ENTRY_CTLS, MSR_IA32_VMX_ENTRY_CTLS))
+		return false;
+	/* Virtual NMIs need NMI exiting; unrestricted guest needs EPT (SDM 27.2.1.1). */
+	if ((pin & PIN_VIRTUAL_NMIS) && !(pin & PIN_NMI_EXITING))
+		return false;
+	if ((proc2 & PROC2_UNRESTRICTED_GUEST) && !(proc2 & PROC2_EPT))
+		return false;
+	if ((proc & PROC_NMI_WINDOW_EXITING) && !(pin & PIN_VIRTUAL_NMIS))
+		return false;
+	if (r12(v, VMCS_CR3_TARGET_COUNT) > ((vmx_caps.misc >> 16) & 0x1ff))
+		return false;
+	/* Bitmap addresses: 4 KiB aligned, in guest memory. */
+	if ((proc & PROC_USE_IO_BITMAPS) && (!guestmem_ptr(r12(v, VMCS_IO_BITMAP_A), PAGE_SIZE_4K) ||
+					     !guestmem_ptr(r12(v, VMCS_IO_BITMAP_B), PAGE_SIZE_4K) ||
+					     ((r12(v, VMCS_IO_BITMAP_A) | r12(v, VMCS_IO_BITMAP_B)) & 0xfff)))
+		return false;
+	if ((proc & PROC_USE_MSR_BITMAPS) &&
+	    (!guestmem_ptr(r12(v, VMCS_MSR_BITMAP), PAGE_SIZE_4K) || (r12(v, VMCS_MSR_BITMAP) & 0xfff)))
+		return false;
+	return true;
+}
+
+static bool canonical(u64 a)
+{
+	return (u64)((s64)(a << 16) >> 16) == a;
+}
+
+/* SDM 27.2.2 (a subset: the checks a 64-bit L1 can get wrong). */
+static bool check_host_state(struct vcpu *v)
+{
+	u64 cr0 = r12(v, VMCS_HOST_CR0), cr4 = r12(v, VMCS_HOST_CR4);
+	bool host64 = r12(v, VMCS_EXIT_CONTROLS) & EXIT_HOST_ADDR_SPACE_SIZE;
+
+	if ((cr0 & vmx_caps.cr0_fixed0) != vmx_caps.cr0_fixed0 || (cr0 & ~vmx_caps.cr0_fixed1 & 0xffffffffULL) ||
+	    (cr4 & vmx_caps.cr4_fixed0) != vmx_caps.cr4_fixed0 || (cr4 & ~vmx_caps.cr4_fixed1))
+		return false;
+	if (r12(v, VMCS_HOST_CR3) >> vmx_caps.maxphyaddr)
+		return false;
+	/* Selectors: RPL and TI 0; CS and TR not null; SS not null unless 64-bit host. */
+	for (u32 f = VMCS_HOST_ES_SELECTOR; f <= VMCS_HOST_TR_SELECTOR; f += 2)
+		if (r12(v, f) & 7)
+			return false;
+	if (!r12(v, VMCS_HOST_CS_SELECTOR) || !r12(v, VMCS_HOST_TR_SELECTOR) ||
+	    (!host64 && !r12(v, VMCS_HOST_SS_SELECTOR)))
+		return false;
+	/* L1 runs in 64-bit mode here: the host must be 64-bit too, with canonical bases and RIP. */
+	if (!host64 || !(cr4 & CR4_PAE))
+		return false;
+	if (!canonical(r12(v, VMCS_HOST_FS_BASE)) || !canonical(r12(v, VMCS_HOST_GS_BASE)) ||
+	    !canonical(r12(v, VMCS_HOST_TR_BASE)) || !canonical(r12(v, VMCS_HOST_GDTR_BASE)) ||
+	    !canonical(r12(v, VMCS_HOST_IDTR_BASE)) || !canonical(r12(v, VMCS_HOST_RIP)))
+		return false;
+	return true;
+}
+
+/* VMCS02's MSR bitmap: an MSR exits if L0 or L1 wants it (SDM 25.6.9), so L2 accesses L1 allows
+ * run without any exit; without L1's bitmap every MSR access exits (to L1). */
+static void merge_msr_bitmap(struct vcpu *v, u32 proc12)
+{
+	const u8 *l0 = vmcs01_msr_bitmap();
+	const u8 *l1 = (proc12 & PROC_USE_MSR_BITMAPS) ? guestmem_ptr(r12(v, VMCS_MSR_BITMAP), PAGE_SIZE_4K) : NULL;
+
+	if (!v->msr_bitmap02)
+		v->msr_bitmap02 = page_alloc(1);
+	for (u32 i = 0; i < PAGE_SIZE_4K; i++)
+		v->msr_bitmap02[i] = l1 ? (u8)(l0[i] | l1[i]) : 0xff;
+}
+
+static void copy_guest_state(struct vcpu *v)
+{
+	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
+		const struct vmcs_field_info *f = &vmcs_fields[i];
+		if (f->cls != VMCS_CLASS_GUEST || f->nested == VMCS_NESTED_UNSUPP)
+			continue;
+		if (f->encoding == VMCS_VMCS_LINK_POINTER || f->encoding == VMCS_GUEST_INTR_STATUS ||
+		    f->encoding == VMCS_GUEST_PML_INDEX)
+			continue;
+		if (f->encoding == VMCS_GUEST_PREEMPTION_TIMER &&
+		    !(r12(v, VMCS_PIN_BASED_CONTROLS) & PIN_PREEMPTION_TIMER))
+			continue;
+		if (f->encoding == VMCS_GUEST_IA32_PERF_GLOBAL_CTRL)
+			continue; /* not loaded: "load IA32_PERF_GLOBAL_CTRL" is not offered through */
+		vmcs_write(f->encoding, r12(v, f->encoding));
+	}
+	vmcs_write(VMCS_VMCS_LINK_POINTER, ~0ULL);
+}
+
+/* CR0/CR4 for L2: L1's masks and shadows, plus the bits L0 owns (VMX-fixed bits), whose shadow shows
+ * L1's value for them (from VMCS12's guest CR0/CR4). */
+static void setup_cr_masks(struct vcpu *v)
+{
+	u64 m01 = vmcs_read(VMCS_CR0_GUEST_HOST_MASK), m12 = r12(v, VMCS_CR0_GUEST_HOST_MASK);
+	u64 only0 = m01 & ~m12;
+
+	vmcs_write(VMCS_CR0_GUEST_HOST_MASK, m01 | m12);
+	vmcs_write(VMCS_CR0_READ_SHADOW, (r12(v, VMCS_CR0_READ_SHADOW) & m12) | (r12(v, VMCS_GUEST_CR0) & only0));
+	m01 = vmcs_read(VMCS_CR4_GUEST_HOST_MASK);
+	m12 = r12(v, VMCS_CR4_GUEST_HOST_MASK);
+	only0 = m01 & ~m12;
+	vmcs_write(VMCS_CR4_GUEST_HOST_MASK, m01 | m12);
+	vmcs_write(VMCS_CR4_READ_SHADOW, (r12(v, VMCS_CR4_READ_SHADOW) & m12) | (r12(v, VMCS_GUEST_CR4) & only0));
+}
+
+static void build_vmcs02(struct vcpu *v)
+{
+	u32 pin12 = (u32)r12(v, VMCS_PIN_BASED_CONTROLS), proc12 = (u32)r12(v, VMCS_PROC_BASED_CONTROLS);
+	u32 proc2_12 = (proc12 & PROC_SECONDARY_CONTROLS) ? (u32)r12(v, VMCS_PROC_BASED_CONTROLS2) : 0;
+	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
+	u64 cr0_mask01 = vmcs_read(VMCS_CR0_GUEST_HOST_MASK), cr4_mask01 = vmcs_read(VMCS_CR4_GUEST_HOST_MASK);
+	u64 l1_efer = vmcs_read(VMCS_GUEST_IA32_EFER), l1_pat = vmcs_read(VMCS_GUEST_IA32_PAT);
+	u64 proc2_01 = vmcs_read(VMCS_PROC_BASED_CONTROLS2);
+
+	if (!v->vmcs02_pa) {
+		u32 *p = page_alloc(1);
+		p[0] = (u32)vmx_caps.basic & 0x7fffffff;
+		v->vmcs02_pa = (u64)(uintptr_t)p;
+	}
+	/* One VMCS02 per CPU, rebuilt at every entry (no caching yet): launch it fresh. */
+	if (vmclear(v->vmcs02_pa) || vmptrld(v->vmcs02_pa))
+		panic("VMCLEAR/VMPTRLD of VMCS02 failed");
+	v->in_l2 = 1;
+	v->launch_next = 1;
+	v->vmcs02_of = v->l1_current_vmcs;
+
+	/* Controls: L1's, plus what L0 needs to keep L2 under its EPT and to see its own NMIs. */
+	vmcs_write(VMCS_PIN_BASED_CONTROLS,
+		   (pin12 | PIN_NMI_EXITING | PIN_VIRTUAL_NMIS | vmx_caps.pin0) & vmx_caps.pin1);
+	vmcs_write(VMCS_PROC_BASED_CONTROLS, (proc12 | PROC_USE_MSR_BITMAPS | PROC_SECONDARY_CONTROLS) &
+						     ~(u32)PROC_TPR_SHADOW);
+	vmcs_write(VMCS_PROC_BASED_CONTROLS2, (proc2_12 & ~(PROC2_VPID | PROC2_VMCS_SHADOWING | PROC2_EPT)) |
+						      PROC2_EPT | (proc2_01 & (PROC2_RDTSCP | PROC2_INVPCID | PROC2_XSAVES)));
+	vmcs_write(VMCS_EPT_POINTER, ept01_eptp());
+	merge_msr_bitmap(v, proc12);
+	vmcs_write(VMCS_MSR_BITMAP, (u64)(uintptr_t)v->msr_bitmap02);
+	if (proc12 & PROC_USE_IO_BITMAPS) {
+		vmcs_write(VMCS_IO_BITMAP_A, r12(v, VMCS_IO_BITMAP_A));
+		vmcs_write(VMCS_IO_BITMAP_B, r12(v, VMCS_IO_BITMAP_B));
+	}
+	vmcs_write(VMCS_EXCEPTION_BITMAP, r12(v, VMCS_EXCEPTION_BITMAP));
+	vmcs_write(VMCS_PAGE_FAULT_ERROR_MASK, r12(v, VMCS_PAGE_FAULT_ERROR_MASK));
+	vmcs_write(VMCS_PAGE_FAULT_ERROR_MATCH, r12(v, VMCS_PAGE_FAULT_ERROR_MATCH));
+	vmcs_write(VMCS_CR3_TARGET_COUNT, r12(v, VMCS_CR3_TARGET_COUNT));
+	for (u32 i = 0; i < 4; i++)
+		vmcs_write(VMCS_CR3_TARGET_VALUE0 + 2 * i, r12(v, VMCS_CR3_TARGET_VALUE0 + 2 * i));
+	if (proc12 & PROC_TSC_OFFSETTING)
+		vmcs_write(VMCS_TSC_OFFSET, r12(v, VMCS_TSC_OFFSET));
+	vmcs_write(VMCS_CR0_GUEST_HOST_MASK, cr0_mask01);
+	vmcs_write(VMCS_CR4_GUEST_HOST_MASK, cr4_mask01);
+	vmcs_write(VMCS_EXIT_CONTROLS, EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_EFER | EXIT_LOAD_EFER | EXIT_SAVE_PAT |
+					       EXIT_LOAD_PAT | EXIT_SAVE_DEBUG_CONTROLS |
+					       ((u32)r12(v, VMCS_EXIT_CONTROLS) & EXIT_SAVE_PREEMPTION_TIMER) | vmx_caps.exit0);
+	vmcs_write(VMCS_ENTRY_CONTROLS, ((entry12 & (ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_DEBUG_CONTROLS)) |
+					 ENTRY_LOAD_EFER | ENTRY_LOAD_PAT | vmx_caps.entry0) & vmx_caps.entry1);
+	vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, 0);
+	vmcs_write(VMCS_EXIT_MSR_LOAD_COUNT, 0);
+	vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, 0);
+	vmcs_write(VMCS_ENTRY_INTR_INFO, r12(v, VMCS_ENTRY_INTR_INFO));
+	vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR_CODE, r12(v, VMCS_ENTRY_EXCEPTION_ERROR_CODE));
+	vmcs_write(VMCS_ENTRY_INSTRUCTION_LENGTH, r12(v, VMCS_ENTRY_INSTRUCTION_LENGTH));
+	vmcs01_host_state(v);
+
+	copy_guest_state(v);
+	setup_cr_masks(v);
+	/* Without "load EFER/PAT" L2 keeps L1's (SDM 27.3.2.1). */
+	if (!(entry12 & ENTRY_LOAD_EFER))
+		vmcs_write(VMCS_GUEST_IA32_EFER, (l1_efer & ~(EFER_LMA | EFER_LME)) |
+							 ((entry12 & ENTRY_IA32E_MODE_GUEST) ? EFER_LMA | EFER_LME : 0));
+	if (!(entry12 & ENTRY_LOAD_PAT))
+		vmcs_write(VMCS_GUEST_IA32_PAT, l1_pat);
+}
+
+void nested_vmentry(struct vcpu *v, bool launch)
+{
+	u32 proc2;
+
+	if (v->l1_current_vmcs == ~0ULL) {
+		nested_vm_fail_invalid();
+		return;
+	}
+	if (vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) & INTERRUPTIBILITY_MOV_SS) {
+		nested_vm_fail(v, VMXERR_ENTRY_MOV_SS);
+		return;
+	}
+	if (launch && vmcs12_launched(v->l1_current_vmcs)) {
+		nested_vm_fail(v, VMXERR_VMLAUNCH_NONCLEAR);
+		return;
+	}
+	if (!launch && !vmcs12_launched(v->l1_current_vmcs)) {
+		nested_vm_fail(v, VMXERR_VMRESUME_NONLAUNCHED);
+		return;
+	}
+	if (!check_controls(v)) {
+		nested_vm_fail(v, VMXERR_INVALID_CONTROLS);
+		return;
+	}
+	if (!check_host_state(v)) {
+		nested_vm_fail(v, VMXERR_INVALID_HOST_STATE);
+		return;
+	}
+	proc2 = (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_SECONDARY_CONTROLS) ? (u32)r12(v, VMCS_PROC_BASED_CONTROLS2) : 0;
+	if ((proc2 & (PROC2_EPT | PROC2_VMCS_SHADOWING)) || r12(v, VMCS_ENTRY_MSR_LOAD_COUNT) ||
+	    r12(v, VMCS_EXIT_MSR_STORE_COUNT) || r12(v, VMCS_EXIT_MSR_LOAD_COUNT)) {
+		printf("XMHF: FATAL: CPU %u: L1's VMCS uses EPT, VMCS shadowing or MSR lists, which nested VMX does "
+		       "not emulate yet\n", v->cpu->index);
+		xmhf_stop("nested VMX: VMCS12 feature not emulated yet");
+	}
+	/* L1's RIP moves past VMLAUNCH/VMRESUME: where L1 continues after L2 exits is its host RIP, and
+	 * a failed entry (VMfailValid from the CPU) resumes L1 after the instruction. */
+	guest_skip_instruction();
+	/* VMCS01 keeps L1's state untouched while L2 runs. */
+	build_vmcs02(v);
+}

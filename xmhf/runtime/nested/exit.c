@@ -1,0 +1,250 @@
+/* Exits while L2 runs (SDM Vol. 3, chapter 28): L0 keeps what is its own (its NMIs, its APIC trap, its
+ * memory, MSRs only L0 intercepts, CR bits only L0 owns) and resumes L2; every other exit is what L1
+ * asked for and is reflected: L2's state and the exit information go to VMCS12, L1's host state from
+ * VMCS12 goes into VMCS01 (SDM 28.5), and L1 resumes at its host RIP. */
+#include <xmhf/runtime.h>
+#include <xmhf/vcpu.h>
+#include <lib/vmcs-fields.h>
+#include <x86/cpu.h>
+#include <x86/msr.h>
+#include "nested.h"
+
+static u64 r12(struct vcpu *v, u32 enc)
+{
+	return vmcs12_read(v->l1_current_vmcs, enc);
+}
+
+static void w12(struct vcpu *v, u32 enc, u64 value)
+{
+	vmcs12_write_field(v->l1_current_vmcs, enc, value);
+}
+
+/* L2's guest state into VMCS12, with CR0/CR4 as L1 must see them: bits only L0 owns come from the
+ * read shadow. */
+static void save_l2_state(struct vcpu *v)
+{
+	u32 exit12 = (u32)r12(v, VMCS_EXIT_CONTROLS);
+
+	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
+		const struct vmcs_field_info *f = &vmcs_fields[i];
+		if (f->cls != VMCS_CLASS_GUEST || f->nested == VMCS_NESTED_UNSUPP ||
+		    f->encoding == VMCS_VMCS_LINK_POINTER || f->encoding == VMCS_GUEST_IA32_PERF_GLOBAL_CTRL)
+			continue;
+		if (f->encoding == VMCS_GUEST_IA32_EFER && !(exit12 & EXIT_SAVE_EFER))
+			continue;
+		if (f->encoding == VMCS_GUEST_IA32_PAT && !(exit12 & EXIT_SAVE_PAT))
+			continue;
+		if (f->encoding == VMCS_GUEST_PREEMPTION_TIMER && !(exit12 & EXIT_SAVE_PREEMPTION_TIMER))
+			continue;
+		if (f->encoding == VMCS_GUEST_IA32_DEBUGCTL && !(exit12 & EXIT_SAVE_DEBUG_CONTROLS))
+			continue;
+		w12(v, f->encoding, vmcs_read(f->encoding));
+	}
+	u64 only0 = vmcs_read(VMCS_CR0_GUEST_HOST_MASK) & ~r12(v, VMCS_CR0_GUEST_HOST_MASK);
+	w12(v, VMCS_GUEST_CR0, (vmcs_read(VMCS_GUEST_CR0) & ~only0) | (vmcs_read(VMCS_CR0_READ_SHADOW) & only0));
+	only0 = vmcs_read(VMCS_CR4_GUEST_HOST_MASK) & ~r12(v, VMCS_CR4_GUEST_HOST_MASK);
+	w12(v, VMCS_GUEST_CR4, (vmcs_read(VMCS_GUEST_CR4) & ~only0) | (vmcs_read(VMCS_CR4_READ_SHADOW) & only0));
+	/* "IA-32e mode guest" is saved from EFER.LMA (SDM 28.2). */
+	u64 entry12 = r12(v, VMCS_ENTRY_CONTROLS) & ~(u64)ENTRY_IA32E_MODE_GUEST;
+	if (vmcs_read(VMCS_GUEST_IA32_EFER) & EFER_LMA)
+		entry12 |= ENTRY_IA32E_MODE_GUEST;
+	w12(v, VMCS_ENTRY_CONTROLS, entry12);
+}
+
+static void save_exit_info(struct vcpu *v, u32 reason)
+{
+	static const u32 info[] = { VMCS_EXIT_QUALIFICATION, VMCS_GUEST_LINEAR_ADDRESS, VMCS_EXIT_INTR_INFO,
+				    VMCS_EXIT_INTR_ERROR_CODE, VMCS_IDT_VECTORING_INFO, VMCS_IDT_VECTORING_ERROR_CODE,
+				    VMCS_EXIT_INSTRUCTION_LENGTH, VMCS_EXIT_INSTRUCTION_INFO, VMCS_IO_RCX,
+				    VMCS_IO_RSI, VMCS_IO_RDI, VMCS_IO_RIP };
+
+	w12(v, VMCS_EXIT_REASON, reason);
+	for (u32 i = 0; i < ARRAY_SIZE(info); i++)
+		w12(v, info[i], vmcs_read(info[i]));
+	/* Every VM exit clears the valid bit of the VM-entry interruption information (SDM 28.2). */
+	w12(v, VMCS_ENTRY_INTR_INFO, r12(v, VMCS_ENTRY_INTR_INFO) & ~(u64)INTR_INFO_VALID);
+}
+
+static void set_segment(u32 sel_field, u64 sel, u64 base, u32 limit, u32 ar)
+{
+	u32 idx = sel_field - VMCS_GUEST_ES_SELECTOR;
+
+	vmcs_write(sel_field, sel);
+	vmcs_write(VMCS_GUEST_ES_BASE + idx, base);
+	vmcs_write(VMCS_GUEST_ES_LIMIT + idx, limit);
+	vmcs_write(VMCS_GUEST_ES_ACCESS_RIGHTS + idx, ar);
+}
+
+/* Back to VMCS01 with L1's host state as its guest state (SDM 28.5). */
+static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
+{
+	u32 exit12 = (u32)r12(v, VMCS_EXIT_CONTROLS);
+	bool host64 = exit12 & EXIT_HOST_ADDR_SPACE_SIZE;
+	u64 cr0 = r12(v, VMCS_HOST_CR0), cr4 = r12(v, VMCS_HOST_CR4), efer;
+
+	if (vmptrld(v->vmcs_pa))
+		panic("VMPTRLD of VMCS01 failed");
+	v->in_l2 = 0;
+	/* CD, NW and ET are not loaded from the host state: they keep L2's values (SDM 28.5.1). */
+	cr0 = (cr0 & ~(u64)(CR0_CD | CR0_NW | CR0_ET)) | (l2_cr0 & (CR0_CD | CR0_NW | CR0_ET));
+	vmcs_write(VMCS_CR0_READ_SHADOW, cr0);
+	vmcs_write(VMCS_GUEST_CR0, (cr0 | vmx_caps.cr0_fixed0) & vmx_caps.cr0_fixed1);
+	vmcs_write(VMCS_GUEST_CR3, r12(v, VMCS_HOST_CR3));
+	vmcs_write(VMCS_CR4_READ_SHADOW, cr4);
+	vmcs_write(VMCS_GUEST_CR4, (cr4 | vmx_caps.cr4_fixed0) & vmx_caps.cr4_fixed1);
+	vmcs_write(VMCS_GUEST_DR7, 0x400);
+	vmcs_write(VMCS_GUEST_IA32_DEBUGCTL, 0);
+	vmcs_write(VMCS_GUEST_IA32_SYSENTER_CS, r12(v, VMCS_HOST_IA32_SYSENTER_CS));
+	vmcs_write(VMCS_GUEST_IA32_SYSENTER_ESP, r12(v, VMCS_HOST_IA32_SYSENTER_ESP));
+	vmcs_write(VMCS_GUEST_IA32_SYSENTER_EIP, r12(v, VMCS_HOST_IA32_SYSENTER_EIP));
+	efer = vmcs_read(VMCS_GUEST_IA32_EFER);
+	if (exit12 & EXIT_LOAD_EFER)
+		efer = r12(v, VMCS_HOST_IA32_EFER);
+	else
+		efer = host64 ? efer | EFER_LMA | EFER_LME : efer & ~(EFER_LMA | EFER_LME);
+	vmcs_write(VMCS_GUEST_IA32_EFER, efer);
+	if (exit12 & EXIT_LOAD_PAT)
+		vmcs_write(VMCS_GUEST_IA32_PAT, r12(v, VMCS_HOST_IA32_PAT));
+	if (host64)
+		vmcs_set_bits(VMCS_ENTRY_CONTROLS, ENTRY_IA32E_MODE_GUEST);
+	else
+		vmcs_clear_bits(VMCS_ENTRY_CONTROLS, ENTRY_IA32E_MODE_GUEST);
+
+	set_segment(VMCS_GUEST_CS_SELECTOR, r12(v, VMCS_HOST_CS_SELECTOR), 0, 0xffffffff, host64 ? 0xa09b : 0xc09b);
+	set_segment(VMCS_GUEST_SS_SELECTOR, r12(v, VMCS_HOST_SS_SELECTOR), 0, 0xffffffff, 0xc093);
+	static const u32 data[] = { VMCS_GUEST_DS_SELECTOR, VMCS_GUEST_ES_SELECTOR };
+	for (u32 i = 0; i < ARRAY_SIZE(data); i++) {
+		u64 sel = r12(v, VMCS_HOST_ES_SELECTOR + (data[i] - VMCS_GUEST_ES_SELECTOR));
+		set_segment(data[i], sel, 0, 0xffffffff, sel ? 0xc093 : 0x10000);
+	}
+	set_segment(VMCS_GUEST_FS_SELECTOR, r12(v, VMCS_HOST_FS_SELECTOR), r12(v, VMCS_HOST_FS_BASE), 0xffffffff,
+		    r12(v, VMCS_HOST_FS_SELECTOR) ? 0xc093 : 0x10000);
+	set_segment(VMCS_GUEST_GS_SELECTOR, r12(v, VMCS_HOST_GS_SELECTOR), r12(v, VMCS_HOST_GS_BASE), 0xffffffff,
+		    r12(v, VMCS_HOST_GS_SELECTOR) ? 0xc093 : 0x10000);
+	set_segment(VMCS_GUEST_TR_SELECTOR, r12(v, VMCS_HOST_TR_SELECTOR), r12(v, VMCS_HOST_TR_BASE), 0x67, 0x8b);
+	set_segment(VMCS_GUEST_LDTR_SELECTOR, 0, 0, 0, 0x10000);
+	vmcs_write(VMCS_GUEST_GDTR_BASE, r12(v, VMCS_HOST_GDTR_BASE));
+	vmcs_write(VMCS_GUEST_GDTR_LIMIT, 0xffff);
+	vmcs_write(VMCS_GUEST_IDTR_BASE, r12(v, VMCS_HOST_IDTR_BASE));
+	vmcs_write(VMCS_GUEST_IDTR_LIMIT, 0xffff);
+	vmcs_write(VMCS_GUEST_RIP, r12(v, VMCS_HOST_RIP));
+	vmcs_write(VMCS_GUEST_RSP, r12(v, VMCS_HOST_RSP));
+	vmcs_write(VMCS_GUEST_RFLAGS, 0x2);
+	vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, 0);
+	vmcs_write(VMCS_GUEST_ACTIVITY_STATE, ACTIVITY_ACTIVE);
+	vmcs_write(VMCS_GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
+	vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
+	guest_cr0_sync_cache_bits(cr0);
+}
+
+static void reflect(struct vcpu *v)
+{
+	u64 l2_cr0 = vmcs_read(VMCS_GUEST_CR0);
+
+	save_l2_state(v);
+	save_exit_info(v, v->exit_reason);
+	vmcs12_set_launched(v->l1_current_vmcs, true);
+	load_l1_host_state(v, l2_cr0);
+}
+
+/* Does L1's MSR bitmap (or its lack) make this access exit to L1? (SDM 25.6.9) */
+static bool l1_wants_msr(struct vcpu *v, u32 msr, bool write)
+{
+	const u8 *bm;
+	u32 base;
+
+	if (!(r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_USE_MSR_BITMAPS))
+		return true;
+	if (msr <= 0x1fff)
+		base = 0;
+	else if (msr >= 0xc0000000 && msr <= 0xc0001fff)
+		base = 1024;
+	else
+		return true;
+	bm = guestmem_ptr(r12(v, VMCS_MSR_BITMAP), PAGE_SIZE_4K);
+	if (!bm)
+		return true;
+	if (write)
+		base += 2048;
+	return (bm[base + (msr & 0x1fff) / 8] >> (msr & 7)) & 1;
+}
+
+/* A MOV to CR0/CR4 exits to L1 if it changes a bit L1 owns (SDM 26.1.3). */
+static bool l1_wants_cr(struct vcpu *v)
+{
+	u64 q = vmcs_read(VMCS_EXIT_QUALIFICATION);
+	u32 cr = q & 15, type = (q >> 4) & 3, reg = (q >> 8) & 15;
+	u64 val, mask, shadow;
+
+	if (type != 0 || (cr != 0 && cr != 4))
+		return true;
+	val = reg == REG_RSP ? vmcs_read(VMCS_GUEST_RSP) : v->regs.gpr[reg];
+	mask = r12(v, cr == 0 ? VMCS_CR0_GUEST_HOST_MASK : VMCS_CR4_GUEST_HOST_MASK);
+	shadow = r12(v, cr == 0 ? VMCS_CR0_READ_SHADOW : VMCS_CR4_READ_SHADOW);
+	return ((val ^ shadow) & mask) != 0;
+}
+
+/* Returns true if L0 handled the exit and L2 resumes. */
+static bool l0_handles(struct vcpu *v)
+{
+	u32 basic = v->exit_reason & 0xffff;
+
+	switch (basic) {
+	case EXIT_REASON_EXCEPTION_NMI:
+		if ((vmcs_read(VMCS_EXIT_INTR_INFO) & INTR_TYPE_MASK) != INTR_TYPE_NMI)
+			return false; /* an exception L1's bitmap asked for */
+		if (nested_l0_nmi(v))
+			return true;
+		return false;
+	case EXIT_REASON_EPT_VIOLATION:
+	case EXIT_REASON_EPT_MISCONFIG:
+		/* EPT02 is EPT01: these are L0's (its APIC trap, its memory). */
+		(basic == EXIT_REASON_EPT_VIOLATION ? handle_ept_violation : handle_ept_misconfig)(v);
+		return true;
+	case EXIT_REASON_NMI_WINDOW:
+		if (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_NMI_WINDOW_EXITING)
+			return false;
+		handle_nmi_window(v);
+		return true;
+	case EXIT_REASON_RDMSR:
+	case EXIT_REASON_WRMSR:
+		if (l1_wants_msr(v, (u32)v->regs.gpr[REG_RCX], basic == EXIT_REASON_WRMSR))
+			return false;
+		(basic == EXIT_REASON_RDMSR ? handle_rdmsr : handle_wrmsr)(v);
+		return true;
+	case EXIT_REASON_CR_ACCESS:
+		if (l1_wants_cr(v))
+			return false;
+		handle_cr_access(v);
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool nested_l2_exit(struct vcpu *v)
+{
+	if (v->exit_reason & EXIT_REASON_ENTRY_FAILURE) {
+		/* The CPU refused VMCS02's guest state (or an MSR load): the same VM-entry failure exit
+		 * goes to L1, with VMCS12's guest state unchanged and the VMCS still not launched. */
+		u64 l2_cr0 = vmcs_read(VMCS_GUEST_CR0);
+		save_exit_info(v, v->exit_reason);
+		load_l1_host_state(v, l2_cr0);
+		return false;
+	}
+	if (l0_handles(v))
+		return true;
+	reflect(v);
+	return false;
+}
+
+bool nested_entry_failed(struct vcpu *v, u32 error)
+{
+	/* VMLAUNCH of VMCS02 failed before entering L2 (a check L0 did not do itself): L1 gets the
+	 * same VMfail for its VMLAUNCH/VMRESUME, whose RIP already moved past the instruction. */
+	if (vmptrld(v->vmcs_pa))
+		panic("VMPTRLD of VMCS01 failed");
+	v->in_l2 = 0;
+	nested_vm_fail_noskip(v, error);
+	return true;
+}
