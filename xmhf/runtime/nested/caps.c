@@ -1,6 +1,6 @@
 /* What L1 sees of VMX: CPUID.1:ECX.VMX, IA32_FEATURE_CONTROL locked with VMX enabled, and the IA32_VMX_*
- * capability MSRs = the host's with what is not emulated removed. Phase 1 (instructions without VM
- * entry) hides: VMCS shadowing (not offered), VMWRITE to read-only fields (IA32_VMX_MISC bit 29). */
+ * capability MSRs = the host's intersected with what nested VMX emulates (allowed-1 bits outside the
+ * lists below are cleared; must-be-1 bits stay). docs/nested.md says why each hidden bit is hidden. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <lib/vmcs-fields.h>
@@ -22,6 +22,17 @@ u64 nested_vmx_misc(void)
 	return vmx_caps.misc & ~(1ULL << 29);
 }
 
+/* EPT02 and VPID02 do not exist yet: L1 gets neither. */
+bool nested_offers_ept(void)
+{
+	return false;
+}
+
+bool nested_offers_vpid(void)
+{
+	return false;
+}
+
 bool nested_field_supported(u32 field_index)
 {
 	return vmcs_fields[field_index].nested != VMCS_NESTED_UNSUPP;
@@ -31,6 +42,27 @@ bool vmcs12_read_pin_nmi_exiting(struct vcpu *v)
 {
 	return v->l1_current_vmcs != ~0ULL &&
 	       (vmcs12_read(v->l1_current_vmcs, VMCS_PIN_BASED_CONTROLS) & PIN_NMI_EXITING);
+}
+
+/* Optional control bits L1 may set, per control (SDM Appendix A.3-A.5). */
+#define NESTED_PIN (PIN_EXTINT_EXITING | PIN_NMI_EXITING | PIN_VIRTUAL_NMIS | PIN_PREEMPTION_TIMER)
+#define NESTED_PROC (PROC_INTR_WINDOW_EXITING | PROC_TSC_OFFSETTING | PROC_HLT_EXITING | PROC_INVLPG_EXITING |  \
+		     PROC_MWAIT_EXITING | PROC_RDPMC_EXITING | PROC_RDTSC_EXITING | PROC_CR3_LOAD_EXITING |     \
+		     PROC_CR3_STORE_EXITING | PROC_CR8_LOAD_EXITING | PROC_CR8_STORE_EXITING |                   \
+		     PROC_NMI_WINDOW_EXITING | PROC_MOV_DR_EXITING | PROC_UNCOND_IO_EXITING | PROC_USE_IO_BITMAPS | \
+		     PROC_MTF | PROC_USE_MSR_BITMAPS | PROC_MONITOR_EXITING | PROC_PAUSE_EXITING |               \
+		     PROC_SECONDARY_CONTROLS)
+#define NESTED_PROC2 (PROC2_DESC_TABLE_EXITING | PROC2_RDTSCP | PROC2_WBINVD_EXITING | (1U << 11) /* RDRAND */ | \
+		      PROC2_INVPCID | (1U << 16) /* RDSEED */ | PROC2_XSAVES)
+#define NESTED_EXIT (EXIT_SAVE_DEBUG_CONTROLS | EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_PAT | EXIT_LOAD_PAT | \
+		     EXIT_SAVE_EFER | EXIT_LOAD_EFER | EXIT_SAVE_PREEMPTION_TIMER)
+#define NESTED_ENTRY (ENTRY_LOAD_DEBUG_CONTROLS | ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_PAT | ENTRY_LOAD_EFER)
+
+static u64 restrict_ctls(u64 cap, u32 supported)
+{
+	u32 allowed0 = (u32)cap, allowed1 = (u32)(cap >> 32);
+
+	return ((u64)(allowed1 & (supported | allowed0)) << 32) | allowed0;
 }
 
 bool nested_rdmsr(u32 msr, u64 *value)
@@ -47,9 +79,28 @@ bool nested_rdmsr(u32 msr, u64 *value)
 	case MSR_IA32_VMX_MISC:
 		*value = nested_vmx_misc();
 		break;
-	case MSR_IA32_VMX_PROCBASED_CTLS2:
-		*value &= ~((u64)PROC2_VMCS_SHADOWING << 32);
+	case MSR_IA32_VMX_PINBASED_CTLS:
+	case MSR_IA32_VMX_TRUE_PINBASED_CTLS:
+		*value = restrict_ctls(*value, NESTED_PIN);
 		break;
+	case MSR_IA32_VMX_PROCBASED_CTLS:
+	case MSR_IA32_VMX_TRUE_PROCBASED_CTLS:
+		*value = restrict_ctls(*value, NESTED_PROC);
+		break;
+	case MSR_IA32_VMX_PROCBASED_CTLS2:
+		*value = restrict_ctls(*value, NESTED_PROC2);
+		break;
+	case MSR_IA32_VMX_EXIT_CTLS:
+	case MSR_IA32_VMX_TRUE_EXIT_CTLS:
+		*value = restrict_ctls(*value, NESTED_EXIT);
+		break;
+	case MSR_IA32_VMX_ENTRY_CTLS:
+	case MSR_IA32_VMX_TRUE_ENTRY_CTLS:
+		*value = restrict_ctls(*value, NESTED_ENTRY);
+		break;
+	case MSR_IA32_VMX_EPT_VPID_CAP:
+	case MSR_IA32_VMX_VMFUNC:
+		return false; /* no EPT, VPID or VM functions offered: the MSRs do not exist (#GP) */
 	default:
 		break;
 	}

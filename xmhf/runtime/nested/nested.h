@@ -24,5 +24,7 @@ void nested_vmentry(struct vcpu *v, bool launch);
 u32 nested_vmcs_revision(void);
 u64 nested_vmx_misc(void);
 bool nested_field_supported(u32 field_index);
+bool nested_offers_ept(void);
+bool nested_offers_vpid(void);
 
 #endif

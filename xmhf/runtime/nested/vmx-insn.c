@@ -305,6 +305,11 @@ static void emulate_invept_invvpid(struct vcpu *v, bool ept)
 
 	if (!checks(v, true))
 		return;
+	/* Not offered to L1 (caps.c: no EPT, no VPID yet): #UD as on a CPU without them. */
+	if (!(ept ? nested_offers_ept() : nested_offers_vpid())) {
+		guest_inject_ud();
+		return;
+	}
 	if (!in_64bit_mode())
 		type = (u32)type;
 	if (info & (1U << 10)) {
