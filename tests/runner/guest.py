@@ -29,10 +29,12 @@ KERNELS = [
     ("mtrr", (1, 2), ""),
     # The L1 test hypervisor (VMX instructions, VM-entry failures); under XMHF with nested=1.
     ("lhv", (1, 2), ""),
+    # L1 runs L2 guests (64-bit, on L1's page tables, no EPT): exits, state after exit, entry failures.
+    ("lhv2", (1, 2), ""),
 ]
 
 # Extra hypervisor command-line words per kernel.
-HV_EXTRA = {"lhv": " nested=1"}
+HV_EXTRA = {"lhv": " nested=1", "lhv2": " nested=1"}
 
 # Hypervisor variants some tests boot: name -> make variables. Built once per run, beside the default.
 VARIANTS = {

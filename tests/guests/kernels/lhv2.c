@@ -9,42 +9,47 @@
  * LDTR unusable, link pointer ~0, activity active. Everything on the BSP.
  *
  * Checks (SDM Vol. 3 ch. 25, 27, 28, Appendix C):
- *  l2-cpuid-exit          CPUID(0) exits (10, length 2, GUEST_RIP = the CPUID, L2's GPRs as L2 had
- *                         them); L1 emulates it (EAX..EDX, RIP += length), VMRESUME; L2 sees the
- *                         emulated values; VMCALL exits (18, length 3).
- *  l2-hlt-exit            HLT exiting: HLT exits (12, length 1, RIP at the HLT, activity state
- *                         active); RIP += 1, VMRESUME, VMCALL exits.
- *  l2-exception-bitmap    bit 6 set: UD2 exits (0, interruption info valid, type 3, vector 6, no
- *                         error code, RIP at the UD2); bit 6 clear: UD2 goes through L2's IDT (its
- *                         handler does VMCALL with a marker, the pushed RIP and CS).
- *  l2-rdmsr-exit          no MSR bitmaps: RDMSR exits (31, RCX = 0x174, length 2), L1 emulates it,
- *                         VMRESUME, VMCALL; all-zero MSR bitmap: RDMSR of IA32_SYSENTER_CS does not
- *                         exit and reads GUEST_SYSENTER_CS; L1 has HOST_SYSENTER_CS again after exit.
- *  l2-io-exit             unconditional I/O exiting: OUT %al,$0x80 exits (30, qualification 0x800040 =
- *                         size 1, out, not string, not REP, immediate, port 0x80; length 2).
- *  l2-state-after-exit    HOST_RIP / HOST_RSP (at a probe stub, RSP 128 below the entry RSP) are where
- *                         L1 resumes; RFLAGS = 2; CR3 = HOST_CR3 while L2 ran on a copy of the PML4;
- *                         CS/SS/DS/TR selectors; GDTR/IDTR limits 0xFFFF; SYSENTER_CS; VMREAD of
- *                         GUEST_RIP/RSP/RFLAGS/CR3 = L2's values; VMRESUME works after VMLAUNCH, a
- *                         second VMLAUNCH gives VMfailValid(4); VM-entry interruption info invalid.
- *  l2-entry-fail-controls a must-be-1 pin-based control cleared: VMLAUNCH VMfailValid(7), no VM exit,
- *                         VMRESUME then VMfailValid(5).
- *  l2-entry-fail-host     HOST_CR4 without VMXE: VMfailValid(8), no VM exit, VMRESUME VMfailValid(5).
- *  l2-entry-fail-guest    GUEST_CS type 3 (data), then GUEST_RFLAGS bit 1 clear: VMLAUNCH ends in a
- *                         VM exit to HOST_RIP with reason 33 | 0x80000000, qualification 0; the VMCS
- *                         stays clear (VMRESUME VMfailValid(5)); with the state repaired VMLAUNCH runs
- *                         L2 (VMCALL exit).
- *  l2-event-injection     VM-entry interruption info = hardware exception #UD: delivered through L2's
- *                         IDT at GUEST_RIP (handler VMCALL with marker, pushed RIP = GUEST_RIP), no
- *                         exit for it even with exception-bitmap bit 6 set (SDM 27.6.1.2); the valid
- *                         bit is clear after the exit.
+ *  l2-cpuid-exit        CPUID(0) exits (10, length 2, GUEST_RIP = the CPUID, L2's 15 GPRs as L2
+ *                       had them); L1 emulates it (EAX..EDX, RIP += length), VMRESUME; L2 sees the
+ *                       emulated values; VMCALL exits (18, length 3).
+ *  l2-hlt-exit          HLT exiting: HLT exits (12, length 1, RIP at the HLT, activity state
+ *                       active); RIP += 1, VMRESUME, VMCALL exits.
+ *  l2-exception-bitmap  bit 6 set: UD2 exits (0, interruption info valid, type 3, vector 6, no
+ *                       error code, RIP at the UD2); bit 6 clear: UD2 goes through L2's IDT (the
+ *                       handler does VMCALL with a marker; pushed RIP, CS, RFLAGS with RF, RSP).
+ *  l2-rdmsr-exit        no MSR bitmaps: RDMSR exits (31, RCX = 0x174, length 2), L1 emulates it,
+ *                       VMRESUME, VMCALL; all-zero MSR bitmap: RDMSR of IA32_SYSENTER_CS does not
+ *                       exit and reads GUEST_SYSENTER_CS; L1 has HOST_SYSENTER_CS after the exit.
+ *  l2-io-exit           unconditional I/O exiting: OUT %al,$0x80 exits (30, qualification 0x800040:
+ *                       size 1, out, not string, not REP, immediate, port 0x80; length 2).
+ *  l2-state-after-exit  L1 resumes at HOST_RIP (a probe stub) with RSP = HOST_RSP (128 below the
+ *                       entry RSP), RFLAGS = 2, CR3 = HOST_CR3 (L2 ran on a copy of the PML4),
+ *                       CS/SS/DS/TR selectors, GDTR/IDTR bases and limits 0xFFFF, SYSENTER_CS;
+ *                       VMREAD of GUEST_RIP/RSP/RFLAGS/CR3 = L2's values; VMRESUME works after
+ *                       VMLAUNCH; a second VMLAUNCH gives VMfailValid(4) and no exit.
+ *  l2-entry-fail-controls  a must-be-1 pin-based control cleared: VMLAUNCH VMfailValid(7), no VM
+ *                       exit, VMRESUME then VMfailValid(5); repaired, VMLAUNCH runs L2.
+ *  l2-entry-fail-host   HOST_CR4 without VMXE: VMfailValid(8), no VM exit, VMRESUME VMfailValid(5);
+ *                       repaired, VMLAUNCH runs L2.
+ *  l2-entry-fail-guest  GUEST_CS type 3 (data), then GUEST_RFLAGS bit 1 clear: VMLAUNCH ends in a
+ *                       VM exit to HOST_RIP with reason 33 | 0x80000000, qualification 0; the VMCS
+ *                       stays clear (VMRESUME VMfailValid(5)); repaired, VMLAUNCH runs L2.
+ *  l2-event-injection   VM-entry interruption info = hardware exception #UD: delivered through L2's
+ *                       IDT at GUEST_RIP (handler VMCALL with marker; pushed RIP = GUEST_RIP,
+ *                       RFLAGS = GUEST_RFLAGS without RF), no exit for it even with
+ *                       exception-bitmap bit 6 set (SDM 27.6.1.2); the valid bit is clear after
+ *                       the exit.
  *
- * Bochs 2.7 (corei7_skylake_x) passes all of it bare with 1 and 2 CPUs.
+ * Bochs 2.7 (corei7_skylake_x) passes all of it bare with 1 and 2 CPUs (about 1.25 M ticks in the
+ * kernel). No Bochs difference from the SDM met here; the checks stay clear of the known ones
+ * ("load IA32_PERF_GLOBAL_CTRL", external-interrupt exits, the TSC stored on exit, HLT activity
+ * state waits): L2 runs with IF = 0 and every program ends in VMCALL.
  */
 #include "lib.h"
 #include "vmx.h"
 
 #define PAGE 4096
+#define U64(x) ((unsigned long long)(x))
 
 static uint8_t vmxon_page[PAGE] __attribute__((aligned(PAGE)));
 static uint8_t vmcs_page[PAGE] __attribute__((aligned(PAGE)));
@@ -260,8 +265,14 @@ static struct idt_gate l2_idt[256] __attribute__((aligned(16)));
 
 static inline void sgdt(struct dtr *d) { asm volatile("sgdt %0" : "=m"(d->limit) :: "memory"); }
 static inline void sidt(struct dtr *d) { asm volatile("sidt %0" : "=m"(d->limit) :: "memory"); }
-static inline void lgdt(const struct dtr *d) { asm volatile("lgdt %0" : : "m"(d->limit) : "memory"); }
-static inline void lidt(const struct dtr *d) { asm volatile("lidt %0" : : "m"(d->limit) : "memory"); }
+static inline void lgdt(const struct dtr *d)
+{
+    asm volatile("lgdt %0" : : "m"(d->limit) : "memory");
+}
+static inline void lidt(const struct dtr *d)
+{
+    asm volatile("lidt %0" : : "m"(d->limit) : "memory");
+}
 static inline uint16_t read_sel(int which)
 {
     uint16_t s = 0;
@@ -569,7 +580,7 @@ static const char *outcome_name(int o, char *buf, size_t n)
     return buf;
 }
 
-/* Enter L2 and expect a VM exit with this (full) exit reason; false (after a failed check) if not. */
+/* Enter L2 and expect a VM exit with this (full) exit reason; false (a check failed) if not. */
 static bool run_expect(bool launch, uint32_t reason, const char *what)
 {
     char buf[120];
@@ -578,9 +589,9 @@ static bool run_expect(bool launch, uint32_t reason, const char *what)
                     launch ? "VMLAUNCH" : "VMRESUME", outcome_name(o, buf, sizeof(buf)),
                     reason & 0xffff))
         return false;
-    return test_check(ex.reason == reason, "%s: exit reason 0x%x (qualification 0x%llx, RIP 0x%llx, "
-                      "RAX 0x%llx), expected 0x%x", what, ex.reason, (unsigned long long)ex.qual,
-                      (unsigned long long)ex.rip, (unsigned long long)l2_regs.rax, reason);
+    return test_check(ex.reason == reason, "%s: exit reason 0x%x (qualification 0x%llx, "
+                      "RIP 0x%llx, RAX 0x%llx), expected 0x%x", what, ex.reason, U64(ex.qual),
+                      U64(ex.rip), U64(l2_regs.rax), reason);
 }
 
 /* Enter and expect a VMX failure outcome (no VM exit). */
@@ -597,7 +608,6 @@ static void advance_rip(void)
     w(VMCS_GUEST_RIP, ex.rip + ex.len);
 }
 
-#define U64(x) ((unsigned long long)(x))
 #define PA(p) ((uint64_t)(uintptr_t)(p))
 
 static bool check_u64(uint64_t got, uint64_t want, const char *what)
@@ -681,7 +691,8 @@ static void t_exception_bitmap(void)
 {
     if (test_begin("l2-exception-bitmap") && need_vmx()) {
         struct l2_setup s = { .rip = l2_ud, .exc_bitmap = 1u << EXC_UD };
-        if (vmcs_build(&s) && run_expect(true, EXIT_REASON_EXCEPTION_NMI, "UD2 with bitmap bit 6")) {
+        if (vmcs_build(&s) &&
+            run_expect(true, EXIT_REASON_EXCEPTION_NMI, "UD2 with bitmap bit 6")) {
             check_u64(ex.intr_info, INTR_INFO(INTR_TYPE_HW_EXCEPTION, EXC_UD),
                       "UD2 exit: VM-exit interruption information");
             check_u64(ex.rip, PA(l2_ud_insn), "UD2 exit: GUEST_RIP");
@@ -725,7 +736,8 @@ static void t_rdmsr_exit(void)
         }
         s.proc = PROC_USE_MSR_BITMAPS;
         if (vmcs_build(&s) &&
-            run_expect(true, EXIT_REASON_VMCALL, "RDMSR IA32_SYSENTER_CS with an all-zero MSR bitmap")) {
+            run_expect(true, EXIT_REASON_VMCALL,
+                       "RDMSR IA32_SYSENTER_CS with an all-zero MSR bitmap")) {
             check_u64(ex.rip, PA(l2_rdmsr_vmcall), "VMCALL exit: GUEST_RIP");
             check_u64(l2_regs.rax, 0x4321, "L2's RAX from RDMSR (GUEST_SYSENTER_CS)");
             check_u64(l2_regs.rdx, 0, "L2's RDX from RDMSR");
@@ -787,7 +799,8 @@ static void t_state_after_exit(void)
                 check_u64(read_sel(1), SEL_DATA, "SS after the VM exit");
                 check_u64(read_sel(2), SEL_DATA, "DS after the VM exit");
                 check_u64(read_sel(6), SEL_TSS, "TR after the VM exit");
-                check_u64(rdmsr(MSR_IA32_SYSENTER_CS), host_cs, "IA32_SYSENTER_CS after the VM exit");
+                check_u64(rdmsr(MSR_IA32_SYSENTER_CS), host_cs,
+                          "IA32_SYSENTER_CS after the VM exit");
                 check_u64(ex.rip, PA(l2_state_vmcall1), "VMREAD GUEST_RIP");
                 check_u64(ex.rsp, L2_STACK_TOP - L2_RSP_OFF, "VMREAD GUEST_RSP");
                 check_u64(ex.rflags, L2_RFLAGS, "VMREAD GUEST_RFLAGS");
@@ -904,8 +917,9 @@ static void inject_case(uint32_t bitmap, const char *what)
         /* injection pushes GUEST_RFLAGS as is: no RF for an injected fault (the VMM sets it) */
         test_check(l2_regs.rdx == 0x2, "%s: pushed RFLAGS 0x%llx, expected GUEST_RFLAGS 0x2", buf,
                    U64(l2_regs.rdx));
-        test_check(ex.rsp == L2_STACK_TOP - 40, "%s: L2's RSP in the handler 0x%llx, expected 0x%llx",
-                   buf, U64(ex.rsp), U64(L2_STACK_TOP - 40));
+        test_check(ex.rsp == L2_STACK_TOP - 40,
+                   "%s: L2's RSP in the handler 0x%llx, expected 0x%llx", buf, U64(ex.rsp),
+                   U64(L2_STACK_TOP - 40));
         test_check(!(ex.entry_intr & INTR_INFO_VALID), "%s: VM-entry interruption information "
                    "0x%x still valid after the exit", buf, ex.entry_intr);
         test_check(!(ex.idt_vec & INTR_INFO_VALID), "%s: IDT-vectoring information 0x%x valid", buf,
@@ -924,7 +938,6 @@ static void t_event_injection(void)
 
 void test_main(void)
 {
-    uint64_t t0 = rdtsc();
     vmx_init();
     t_cpuid_exit();
     t_hlt_exit();
@@ -940,5 +953,4 @@ void test_main(void)
         vmclear(vmx_pa(vmcs_page));
         vmxoff();
     }
-    info("lhv2 checks took %llu TSC ticks", U64(rdtsc() - t0));
 }

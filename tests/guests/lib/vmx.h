@@ -582,7 +582,7 @@ enum {
     EXIT_REASON_XRSTORS = 64,
 };
 
-/* Interruption information (VM-entry interruption info, VM-exit interruption info, IDT vectoring) */
+/* Interruption information (VM-entry and VM-exit interruption info, IDT-vectoring info) */
 #define INTR_INFO_VECTOR(i)             ((uint32_t)(i) & 0xffu)
 #define INTR_INFO_TYPE(i)               (((uint32_t)(i) >> 8) & 7u)
 #define INTR_INFO_ERROR_CODE            (1u << 11)
@@ -595,7 +595,8 @@ enum {
 #define INTR_TYPE_PRIV_SW_EXCEPTION     5u
 #define INTR_TYPE_SW_EXCEPTION          6u
 #define INTR_TYPE_OTHER                 7u
-#define INTR_INFO(type, vector)         (INTR_INFO_VALID | ((uint32_t)(type) << 8) | ((vector) & 0xffu))
+#define INTR_INFO(type, vector)         \
+    (INTR_INFO_VALID | ((uint32_t)(type) << 8) | ((vector) & 0xffu))
 
 /* I/O instruction exit qualification (SDM Vol. 3 Table 28-5) */
 #define IO_QUAL_SIZE(q)                 ((uint32_t)((q) & 7u) + 1u)
