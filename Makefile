@@ -128,7 +128,7 @@ run: deps
 	tools/run-bochs.sh
 bench: deps
 	$(MAKE) all
-	tests/run --bench linux
+	tests/run --bench
 
 clean:
 	rm -rf $(B) init-x86-amd64.bin init-x86-amd64.elf hypervisor-x86-amd64.bin.gz hypervisor-x86-amd64.elf

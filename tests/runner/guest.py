@@ -266,3 +266,60 @@ def hypapp_tests():
 def tests():
     return ([DiffTest(k, n, args) for k, smps, args in KERNELS for n in smps] + security_tests() +
             hypapp_tests())
+
+
+def nested_bench(log_root=None):
+    """The cost of an L2 CPUID exit that L1 handles (lhv2 bench=N): Bochs ticks per round trip bare and
+    under XMHF, and L0's VM exits per round trip (event-logger build, a run with N round trips minus one
+    with none). Prints the figures; returns Results."""
+    n = 1000
+    log_root = log_root or os.path.join(BUILD, "nested-bench")
+    os.makedirs(log_root, exist_ok=True)
+    log = os.path.join(log_root, "build.log")
+    build_kernels(log)
+    el = build_variant("event-logger", log)
+    runs = [("bare", None, n), ("xmhf", el, n), ("xmhf-idle", el, 0)]
+    texts = {}
+
+    def go(run):
+        name, build_dir, count = run
+        d = os.path.join(log_root, name)
+        os.makedirs(d, exist_ok=True)
+        disk = kernel_disk(d, "lhv2", "bench=%d" % count if count else "bench=0", log)
+        disks = [disk]
+        if build_dir:
+            disks = [grub_disk(d, HV_CMDLINE + " nested=1", ["/boot/hypervisor-x86-amd64.bin.gz",
+                                                               "--nounzip (hd1)+1"], log, build_dir), disk]
+        text, secs, ended = run_emulator("bochs", disks, os.path.join(d, "serial.log"), d, smp=1, timeout=300,
+                                         end=r"^TESTS DONE:|^XMHF: CPU halted", grace=2.0)
+        texts[name] = text
+
+    threads = [threading.Thread(target=go, args=(r,)) for r in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    def ticks(text):
+        m = re.search(r"^INFO bench: (\d+) L2 CPUID round trips, (\d+) ticks, (\d+) ticks each", text, re.M)
+        return (int(m.group(1)), int(m.group(3))) if m else (0, 0)
+
+    def exits(text):
+        return sum(int(x) for x in re.findall(r"r\d+=(\d+)", "\n".join(
+            l for l in text.splitlines() if l.startswith("XMHF: exits CPU 0:") and "=" in l and "cpuid" not in l
+            and "msr" not in l)))
+
+    results = []
+    tb, th = ticks(texts.get("bare", "")), ticks(texts.get("xmhf", ""))
+    ok = tb[0] == n and th[0] == n
+    print("nested bench: %d L2 CPUID round trips: %s ticks each bare, %s under XMHF%s" %
+          (n, tb[1] or "?", th[1] or "?", " (x%.1f)" % (th[1] / tb[1]) if ok and tb[1] else ""))
+    e1, e0 = exits(texts.get("xmhf", "")), exits(texts.get("xmhf-idle", ""))
+    if e1 and e0:
+        print("nested bench: L0 VM exits per L2 CPUID round trip: %.1f (%d with the loop, %d without)" %
+              ((e1 - e0) / n, e1, e0))
+    else:
+        ok = False
+        print("nested bench: no exit counts (see %s)" % log_root)
+    results.append(Result("nested-bench", ok, "" if ok else "bench runs incomplete, see %s" % log_root))
+    return results
