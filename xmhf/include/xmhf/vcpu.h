@@ -45,6 +45,8 @@ struct vcpu {
 	u64 vmcs02_pa;          /* this CPU's VMCS02 */
 	u64 vmcs02_of;          /* the VMCS12 it was last built from (~0: none, VMCLEARed) */
 	u8 *msr_bitmap02;       /* VMCS02's MSR bitmap: L0's intercepts | L1's */
+	u64 ept02_pml4;         /* EPT02 for ept02_of (runtime/nested/ept02.c), 0 if none */
+	u64 ept02_of;           /* the EPTP12 address it shadows */
 };
 
 _Static_assert(__builtin_offsetof(struct vcpu, launch_next) == 128, "exit-stub.S reads launch_next at 128");
@@ -141,7 +143,7 @@ void ept01_init(void);
 u64 ept01_eptp(void);
 void ept01_mtrr_write(u32 msr, u64 value);
 bool ept01_is_mtrr_msr(u32 msr);
-void ept01_check_generation(void);
+bool ept01_check_generation(void); /* true if EPT01 changed since this CPU last looked */
 
 /* Guest memory: GPA -> pointer, refusing the hypervisor's region. NULL if not allowed. */
 void *guestmem_ptr(u64 gpa, u64 len);
@@ -153,6 +155,7 @@ bool nested_rdmsr(u32 msr, u64 *value);   /* the VMX capability MSRs and IA32_FE
 bool nested_l2_exit(struct vcpu *v);       /* an exit while L2 ran: true if L0 handled it (L2 resumes) */
 bool nested_l0_nmi(struct vcpu *v);        /* an NMI exit from L2: true if L0 keeps it */
 bool vmcs12_read_pin_nmi_exiting(struct vcpu *v);
+void nested_ept01_changed(struct vcpu *v);
 void reinject_interrupted_event(void);
 bool nested_entry_failed(struct vcpu *v, u32 error); /* VMLAUNCH/VMRESUME of VMCS02 failed */
 void vmcs01_host_state(struct vcpu *v);   /* this CPU's host state into the current VMCS */

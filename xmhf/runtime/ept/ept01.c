@@ -154,16 +154,17 @@ void ept01_mtrr_write(u32 msr, u64 value)
 /* Called before each VM entry: flush this CPU's EPT-derived translations if EPT01 changed. Other CPUs
  * pick a change up at their next VM exit (types only affect caching, not isolation; protection changes
  * will use quiesce). */
-void ept01_check_generation(void)
+bool ept01_check_generation(void)
 {
 	struct cpu *c = this_cpu();
 	u32 g = __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
 
-	if (c->ept_generation != g) {
-		c->ept_generation = g;
-		if (invept(2, 0))
-			panic("INVEPT all-context failed");
-	}
+	if (c->ept_generation == g)
+		return false;
+	c->ept_generation = g;
+	if (invept(2, 0))
+		panic("INVEPT all-context failed");
+	return true;
 }
 
 void *guestmem_ptr(u64 gpa, u64 len)

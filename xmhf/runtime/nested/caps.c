@@ -22,16 +22,24 @@ u64 nested_vmx_misc(void)
 	return vmx_caps.misc & ~(1ULL << 29);
 }
 
-/* EPT02 and VPID02 do not exist yet: L1 gets neither. */
+/* EPT for L2 through EPT02 (ept02.c); VPID accepted and honoured by flushing: VMCS02 runs without a
+ * VPID, so every VM entry and exit invalidates L2's translations, a superset of what any INVVPID asks. */
 bool nested_offers_ept(void)
 {
-	return false;
+	return (vmx_caps.proc2_1 & PROC2_EPT) != 0;
 }
 
 bool nested_offers_vpid(void)
 {
-	return false;
+	return (vmx_caps.proc2_1 & PROC2_VPID) != 0;
 }
+
+/* EPT/VPID capabilities offered: WB and UC structures, 4-level walks, 2 MiB and 1 GiB pages, INVEPT
+ * single/all-context, INVVPID of all four types (Hyper-V requires all). Not: execute-only pages,
+ * accessed/dirty flags, 5-level walks. */
+#define NESTED_EPT_VPID_CAP ((1ULL << 6) | (1ULL << 8) | (1ULL << 14) | (1ULL << 16) | (1ULL << 17) |    \
+			     (1ULL << 20) | (1ULL << 25) | (1ULL << 26) | (1ULL << 32) | (1ULL << 40) |   \
+			     (1ULL << 41) | (1ULL << 42) | (1ULL << 43))
 
 bool nested_field_supported(u32 field_index)
 {
@@ -52,8 +60,9 @@ bool vmcs12_read_pin_nmi_exiting(struct vcpu *v)
 		     PROC_NMI_WINDOW_EXITING | PROC_MOV_DR_EXITING | PROC_UNCOND_IO_EXITING | PROC_USE_IO_BITMAPS | \
 		     PROC_MTF | PROC_USE_MSR_BITMAPS | PROC_MONITOR_EXITING | PROC_PAUSE_EXITING |               \
 		     PROC_SECONDARY_CONTROLS)
-#define NESTED_PROC2 (PROC2_DESC_TABLE_EXITING | PROC2_RDTSCP | PROC2_WBINVD_EXITING | (1U << 11) /* RDRAND */ | \
-		      PROC2_INVPCID | (1U << 16) /* RDSEED */ | PROC2_XSAVES)
+#define NESTED_PROC2 (PROC2_EPT | PROC2_DESC_TABLE_EXITING | PROC2_RDTSCP | PROC2_VPID | PROC2_WBINVD_EXITING |   \
+		      PROC2_UNRESTRICTED_GUEST | (1U << 11) /* RDRAND */ | PROC2_INVPCID | (1U << 16) /* RDSEED */ | \
+		      PROC2_XSAVES)
 #define NESTED_EXIT (EXIT_SAVE_DEBUG_CONTROLS | EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_PAT | EXIT_LOAD_PAT | \
 		     EXIT_SAVE_EFER | EXIT_LOAD_EFER | EXIT_SAVE_PREEMPTION_TIMER)
 #define NESTED_ENTRY (ENTRY_LOAD_DEBUG_CONTROLS | ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_PAT | ENTRY_LOAD_EFER)
@@ -99,8 +108,10 @@ bool nested_rdmsr(u32 msr, u64 *value)
 		*value = restrict_ctls(*value, NESTED_ENTRY);
 		break;
 	case MSR_IA32_VMX_EPT_VPID_CAP:
+		*value &= NESTED_EPT_VPID_CAP;
+		break;
 	case MSR_IA32_VMX_VMFUNC:
-		return false; /* no EPT, VPID or VM functions offered: the MSRs do not exist (#GP) */
+		return false; /* no VM functions offered: the MSR does not exist (#GP) */
 	default:
 		break;
 	}

@@ -2,8 +2,7 @@
  * VMfailValid (controls: error 7, host state: error 8), then builds VMCS02 from VMCS12 and this CPU's
  * host state, and lets the CPU enter L2. The CPU's own checks of the guest state then give the
  * VM-entry failure exit (reason 33) that exit.c reflects to L1.
- * Phase 2 limits, each reported rather than run wrongly: no EPT or unrestricted guest in VMCS12 (L2's
- * guest-physical addresses are L1's), no MSR-load/store lists, no VMCS shadowing. */
+ * Limits, each reported rather than run wrongly: no MSR-load/store lists, no VMCS shadowing. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <lib/string.h>
@@ -33,6 +32,26 @@ static bool ctl_ok(u32 value, u32 true_msr, u32 msr)
 	return (value & (u32)cap) == (u32)cap && (value & ~(u32)(cap >> 32)) == 0;
 }
 
+u64 nested_eptp12(struct vcpu *v)
+{
+	return r12(v, VMCS_EPT_POINTER);
+}
+
+bool nested_l2_uses_ept(struct vcpu *v)
+{
+	return (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_SECONDARY_CONTROLS) &&
+	       (r12(v, VMCS_PROC_BASED_CONTROLS2) & PROC2_EPT);
+}
+
+/* EPTP12 (SDM 27.2.1.1): a memory type and walk length offered, no reserved bits, no A/D enable. */
+static bool eptp_ok(u64 eptp)
+{
+	u32 mt = eptp & 7;
+
+	return (mt == 0 || mt == 6) && ((eptp >> 3) & 7) == 3 && !(eptp & (0x3fULL << 6)) &&
+	       !(eptp >> vmx_caps.maxphyaddr);
+}
+
 static bool check_controls(struct vcpu *v)
 {
 	u32 pin = (u32)r12(v, VMCS_PIN_BASED_CONTROLS), proc = (u32)r12(v, VMCS_PROC_BASED_CONTROLS);
@@ -48,6 +67,10 @@ static bool check_controls(struct vcpu *v)
 	if ((pin & PIN_VIRTUAL_NMIS) && !(pin & PIN_NMI_EXITING))
 		return false;
 	if ((proc2 & PROC2_UNRESTRICTED_GUEST) && !(proc2 & PROC2_EPT))
+		return false;
+	if ((proc2 & PROC2_EPT) && !eptp_ok(r12(v, VMCS_EPT_POINTER)))
+		return false;
+	if ((proc2 & PROC2_VPID) && r12(v, VMCS_VPID) == 0)
 		return false;
 	if ((proc & PROC_NMI_WINDOW_EXITING) && !(pin & PIN_VIRTUAL_NMIS))
 		return false;
@@ -173,7 +196,8 @@ static void build_vmcs02(struct vcpu *v)
 						     ~(u32)PROC_TPR_SHADOW);
 	vmcs_write(VMCS_PROC_BASED_CONTROLS2, (proc2_12 & ~(PROC2_VPID | PROC2_VMCS_SHADOWING | PROC2_EPT)) |
 						      PROC2_EPT | (proc2_01 & (PROC2_RDTSCP | PROC2_INVPCID | PROC2_XSAVES)));
-	vmcs_write(VMCS_EPT_POINTER, ept01_eptp());
+	/* L2's guest-physical addresses: L1's own (EPT01) without EPT12, else through EPT02. */
+	vmcs_write(VMCS_EPT_POINTER, (proc2_12 & PROC2_EPT) ? ept02_eptp(v, r12(v, VMCS_EPT_POINTER)) : ept01_eptp());
 	merge_msr_bitmap(v, proc12);
 	vmcs_write(VMCS_MSR_BITMAP, (u64)(uintptr_t)v->msr_bitmap02);
 	if (proc12 & PROC_USE_IO_BITMAPS) {
@@ -242,9 +266,9 @@ void nested_vmentry(struct vcpu *v, bool launch)
 		return;
 	}
 	proc2 = (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_SECONDARY_CONTROLS) ? (u32)r12(v, VMCS_PROC_BASED_CONTROLS2) : 0;
-	if ((proc2 & (PROC2_EPT | PROC2_VMCS_SHADOWING)) || r12(v, VMCS_ENTRY_MSR_LOAD_COUNT) ||
+	if ((proc2 & PROC2_VMCS_SHADOWING) || r12(v, VMCS_ENTRY_MSR_LOAD_COUNT) ||
 	    r12(v, VMCS_EXIT_MSR_STORE_COUNT) || r12(v, VMCS_EXIT_MSR_LOAD_COUNT)) {
-		printf("XMHF: FATAL: CPU %u: L1's VMCS uses EPT, VMCS shadowing or MSR lists, which nested VMX does "
+		printf("XMHF: FATAL: CPU %u: L1's VMCS uses VMCS shadowing or MSR lists, which nested VMX does "
 		       "not emulate yet\n", v->cpu->index);
 		xmhf_stop("nested VMX: VMCS12 feature not emulated yet");
 	}

@@ -53,7 +53,8 @@ static void save_l2_state(struct vcpu *v)
 
 static void save_exit_info(struct vcpu *v, u32 reason)
 {
-	static const u32 info[] = { VMCS_EXIT_QUALIFICATION, VMCS_GUEST_LINEAR_ADDRESS, VMCS_EXIT_INTR_INFO,
+	static const u32 info[] = { VMCS_EXIT_QUALIFICATION, VMCS_GUEST_LINEAR_ADDRESS, VMCS_GUEST_PHYSICAL_ADDRESS,
+				    VMCS_EXIT_INTR_INFO,
 				    VMCS_EXIT_INTR_ERROR_CODE, VMCS_IDT_VECTORING_INFO, VMCS_IDT_VECTORING_ERROR_CODE,
 				    VMCS_EXIT_INSTRUCTION_LENGTH, VMCS_EXIT_INSTRUCTION_INFO, VMCS_IO_RCX,
 				    VMCS_IO_RSI, VMCS_IO_RDI, VMCS_IO_RIP };
@@ -137,6 +138,18 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 	guest_cr0_sync_cache_bits(cr0);
 }
 
+/* Reflects the current L2 exit as a different exit (an EPT violation found in EPT12). */
+void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual)
+{
+	u64 l2_cr0 = vmcs_read(VMCS_GUEST_CR0);
+
+	save_l2_state(v);
+	save_exit_info(v, reason);
+	w12(v, VMCS_EXIT_QUALIFICATION, qual);
+	vmcs12_set_launched(v->l1_current_vmcs, true);
+	load_l1_host_state(v, l2_cr0);
+}
+
 static void reflect(struct vcpu *v)
 {
 	u64 l2_cr0 = vmcs_read(VMCS_GUEST_CR0);
@@ -197,8 +210,11 @@ static bool l0_handles(struct vcpu *v)
 			return true;
 		return false;
 	case EXIT_REASON_EPT_VIOLATION:
+		if (nested_l2_uses_ept(v))
+			return ept02_violation(v);
+		/* Without EPT12, VMCS02 runs on EPT01 and these are L0's (its APIC trap, its memory). */
+		__attribute__((fallthrough));
 	case EXIT_REASON_EPT_MISCONFIG:
-		/* EPT02 is EPT01: these are L0's (its APIC trap, its memory). */
 		(basic == EXIT_REASON_EPT_VIOLATION ? handle_ept_violation : handle_ept_misconfig)(v);
 		return true;
 	case EXIT_REASON_NMI_WINDOW:

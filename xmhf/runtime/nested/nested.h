@@ -17,6 +17,15 @@ void nested_vm_fail_invalid(void);
 void nested_vm_fail(struct vcpu *v, u32 error);
 void nested_vm_fail_noskip(struct vcpu *v, u32 error);
 
+/* EPT02 (ept02.c). */
+void ept02_drop(struct vcpu *v);
+u64 ept02_eptp(struct vcpu *v, u64 eptp12);
+bool ept02_violation(struct vcpu *v);
+u64 nested_eptp12(struct vcpu *v);
+bool nested_l2_uses_ept(struct vcpu *v);
+/* Reflects the current L2 exit to L1 as `reason` with qualification `qual` (exit.c). */
+void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual);
+
 /* VM entry to L2 (entry.c). */
 void nested_vmentry(struct vcpu *v, bool launch);
 

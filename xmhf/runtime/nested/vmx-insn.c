@@ -348,6 +348,9 @@ static void emulate_invept_invvpid(struct vcpu *v, bool ept)
 			return;
 		}
 	}
+	/* EPT02 derives from EPT12: drop it (a single-context INVEPT of another EPTP12 could keep it). */
+	if (ept)
+		ept02_drop(v);
 	nested_vm_succeed();
 }
 

@@ -103,7 +103,8 @@ void vmexit_dispatch(struct vcpu *v)
 	if (v->in_l2) {
 		if (nested_l2_exit(v))
 			reinject_interrupted_event();
-		ept01_check_generation();
+		if (ept01_check_generation() && v->in_l2)
+			nested_ept01_changed(v); /* EPT02 rights derive from EPT01's */
 		if (v->in_l2 && v->nmi_pending)
 			vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING);
 		return;

@@ -1,0 +1,179 @@
+/* EPT02 = EPT01 ∘ EPT12, built on demand (SDM Vol. 3, 29.3). While L2 runs with L1's EPT, VMCS02 uses
+ * an EPT02 of L0's: empty at first; each EPT violation walks L1's EPT12 for the L2 guest-physical
+ * address and, if L1 allows the access, maps the 4 KiB page to the L1 guest-physical page with L1's
+ * permissions and memory type, limited by EPT01 (the hypervisor's region is never mapped: L1 pointing
+ * L2 at it is a security event). An access EPT12 does not allow is reflected to L1 as an EPT
+ * violation with the SDM's qualification, a bad EPT12 entry as an EPT misconfiguration.
+ * One EPT02 per CPU, for the last EPTP12 used; L1's INVEPT on this CPU drops it (INVEPT acts on the
+ * executing processor only). */
+#include <xmhf/runtime.h>
+#include <xmhf/vcpu.h>
+#include <lib/string.h>
+#include <x86/cpu.h>
+#include "nested.h"
+
+#define ADDR_MASK 0x000ffffffffff000ULL
+#define EPT_PS (1ULL << 7)
+
+static void free_tree(u64 table_pa, int level)
+{
+	u64 *t = (u64 *)(uintptr_t)table_pa;
+
+	if (level > 1)
+		for (u32 i = 0; i < 512; i++)
+			if ((t[i] & EPT_RWX) && !(t[i] & EPT_PS))
+				free_tree(t[i] & ADDR_MASK, level - 1);
+	page_free(t, 1);
+}
+
+void ept02_drop(struct vcpu *v)
+{
+	if (v->ept02_pml4) {
+		free_tree(v->ept02_pml4, 4);
+		v->ept02_pml4 = 0;
+	}
+	v->ept02_of = ~0ULL;
+}
+
+/* The EPT pointer VMCS02 uses for L1's EPTP12. */
+u64 ept02_eptp(struct vcpu *v, u64 eptp12)
+{
+	if (!v->ept02_pml4 || v->ept02_of != (eptp12 & ADDR_MASK)) {
+		ept02_drop(v);
+		v->ept02_pml4 = (u64)(uintptr_t)page_alloc(1);
+		v->ept02_of = eptp12 & ADDR_MASK;
+	}
+	return v->ept02_pml4 | EPTP_WB | EPTP_WALK_4;
+}
+
+/* An EPT12 entry the CPU would call a misconfiguration (SDM 29.3.3.1), for the features L1 is offered
+ * (no execute-only pages, no A/D flags). */
+static bool misconfigured(u64 e, int level)
+{
+	u32 mt = (e >> 3) & 7;
+	bool leaf = level == 1 || (e & EPT_PS);
+
+	if ((e & EPT_WRITE) && !(e & EPT_READ))
+		return true;
+	if ((e & EPT_RWX) == EPT_EXEC)
+		return true; /* execute-only is not offered */
+	if ((e & ADDR_MASK) >> vmx_caps.maxphyaddr)
+		return true;
+	if (level == 4 && (e & EPT_PS))
+		return true;
+	if (leaf && (mt == 2 || mt == 3 || mt == 7))
+		return true;
+	if (!leaf && (e & (7ULL << 3)))
+		return true; /* reserved in non-leaf entries */
+	if (level > 1 && leaf && ((e & ADDR_MASK) & ((1ULL << (12 + 9 * (level - 1))) - 1) & ~0xfffULL))
+		return true; /* reserved low address bits of a large page */
+	return false;
+}
+
+enum walk_result { WALK_OK, WALK_NOT_ALLOWED, WALK_MISCONFIG, WALK_BAD_TABLE };
+
+/* Walks EPT12 for gpa2. On WALK_OK, *gpa1 is the L1 guest-physical address and *leaf the leaf entry;
+ * *rights is the AND of R/W/X over the walk (what the SDM reports in qualification bits 5:3). */
+static enum walk_result walk_ept12(u64 eptp12, u64 gpa2, u32 access, u64 *gpa1, u64 *leaf, u32 *rights)
+{
+	u64 table = eptp12 & ADDR_MASK;
+
+	*rights = 7;
+	for (int level = 4; level >= 1; level--) {
+		const u64 *t = guestmem_ptr(table, PAGE_SIZE_4K);
+		u64 e;
+
+		if (!t)
+			return WALK_BAD_TABLE;
+		e = t[(gpa2 >> (12 + 9 * (level - 1))) & 511];
+		if (!(e & EPT_RWX)) {
+			*rights = 0;
+			return WALK_NOT_ALLOWED;
+		}
+		if (misconfigured(e, level))
+			return WALK_MISCONFIG;
+		*rights &= (u32)(e & EPT_RWX);
+		if (level == 1 || (e & EPT_PS)) {
+			u64 size = 1ULL << (12 + 9 * (level - 1));
+			*gpa1 = (e & ADDR_MASK & ~(size - 1)) + (gpa2 & (size - 1));
+			*leaf = e;
+			return (access & ~*rights) ? WALK_NOT_ALLOWED : WALK_OK;
+		}
+		table = e & ADDR_MASK;
+	}
+	return WALK_NOT_ALLOWED;
+}
+
+static u64 *ept02_slot(struct vcpu *v, u64 gpa2)
+{
+	u64 table = v->ept02_pml4;
+
+	for (int level = 4; level > 1; level--) {
+		u64 *t = (u64 *)(uintptr_t)table;
+		u64 *e = &t[(gpa2 >> (12 + 9 * (level - 1))) & 511];
+		if (!(*e & EPT_RWX))
+			*e = (u64)(uintptr_t)page_alloc(1) | EPT_RWX;
+		table = *e & ADDR_MASK;
+	}
+	return &((u64 *)(uintptr_t)table)[(gpa2 >> 12) & 511];
+}
+
+static void reflect_ept_exit(struct vcpu *v, u32 reason, u64 qual)
+{
+	nested_reflect_with(v, reason, qual);
+}
+
+/* An EPT violation while L2 runs on EPT02. Returns true if L0 dealt with it (L2 resumes); otherwise
+ * it has been reflected to L1. */
+bool ept02_violation(struct vcpu *v)
+{
+	u64 qual = vmcs_read(VMCS_EXIT_QUALIFICATION);
+	u64 gpa2 = vmcs_read(VMCS_GUEST_PHYSICAL_ADDRESS);
+	u32 access = (u32)(qual & 7); /* read, write, fetch: the same bit order as R, W, X */
+	u64 gpa1 = 0, leaf = 0, *slot;
+	u32 rights;
+
+	switch (walk_ept12(nested_eptp12(v), gpa2, access, &gpa1, &leaf, &rights)) {
+	case WALK_OK:
+		break;
+	case WALK_NOT_ALLOWED:
+		/* Bits 5:3: the permissions of the translation; bits 2:0, 7, 8, 12 as the CPU gave them. */
+		reflect_ept_exit(v, EXIT_REASON_EPT_VIOLATION, (qual & ~(7ULL << 3) & 0x1fffULL) | ((u64)rights << 3));
+		return false;
+	case WALK_MISCONFIG:
+		reflect_ept_exit(v, EXIT_REASON_EPT_MISCONFIG, 0);
+		return false;
+	case WALK_BAD_TABLE:
+		printf("XMHF: SECURITY: CPU %u: L1's EPT for L2 has a table in hypervisor memory (L2 GPA 0x%llx)\n",
+		       v->cpu->index, (unsigned long long)gpa2);
+		xmhf_stop("L1's EPT reaches into hypervisor memory");
+	}
+	if (!guestmem_ptr(gpa1 & ~0xfffULL, PAGE_SIZE_4K)) {
+		printf("XMHF: SECURITY: CPU %u: L1 maps L2 GPA 0x%llx to hypervisor memory at 0x%llx\n", v->cpu->index,
+		       (unsigned long long)gpa2, (unsigned long long)gpa1);
+		xmhf_stop("L1 mapped hypervisor memory into L2");
+	}
+	/* What EPT01 allows for the L1 page limits L2 too (the APIC page: read-only, writes are L0's). */
+	u64 rights01 = ept01_page_rights(gpa1);
+	if (access & ~rights01 & rights) {
+		if (lapic_trap_handle_ept(v, gpa1))
+			return true;
+		panic("L2 access to GPA 0x%llx (L1 0x%llx) that EPT01 forbids", (unsigned long long)gpa2,
+		      (unsigned long long)gpa1);
+	}
+	slot = ept02_slot(v, gpa2);
+	*slot = (gpa1 & ADDR_MASK) | (rights & rights01) | (leaf & ((7ULL << 3) | EPT_IGNORE_PAT));
+	/* The entry was not present (or had fewer rights): a single-context INVEPT makes it visible. */
+	invept(1, ept02_eptp(v, nested_eptp12(v)));
+	return true;
+}
+
+/* EPT01 changed (a hypapp protection, MTRR types): EPT02 leaves took their rights from it, so the
+ * running L2 starts over with an empty EPT02. */
+void nested_ept01_changed(struct vcpu *v)
+{
+	if (!nested_l2_uses_ept(v))
+		return;
+	ept02_drop(v);
+	vmcs_write(VMCS_EPT_POINTER, ept02_eptp(v, nested_eptp12(v)));
+}
