@@ -146,6 +146,19 @@ extern char l2_vmcall[];
 extern char l2_inject_target[];
 extern char l2_ud_handler[], l2_unexpected_handler[];
 
+/* MSR lists: RDMSR IA32_SYSENTER_CS into RBX, WRMSR it with 0x8888, VMCALL. */
+extern char l2_msr_lists[];
+asm(".text\n"
+    "l2_msr_lists:\n"
+    "  mov $0x174, %ecx\n"
+    "  rdmsr\n"
+    "  mov %rax, %rbx\n"
+    "  mov $0x8888, %eax\n"
+    "  xor %edx, %edx\n"
+    "  wrmsr\n"
+    "  vmcall\n"
+    "  ud2\n");
+
 /* Benchmark program (bench=N): CPUID(0) N times (N in R15), then VMCALL. */
 extern char l2_cpuid_loop[];
 asm(".text\n"
@@ -759,6 +772,53 @@ static void t_rdmsr_exit(void)
 }
 
 /* ------------------------------------------------------------------------------------------
+ * l2-msr-lists: the VM-entry MSR-load list gives L2 IA32_SYSENTER_CS = 0x7777 (over the guest-state
+ * field), the VM-exit MSR-store list records L2's 0x8888, the VM-exit MSR-load list sets L1's
+ * IA32_TSC_AUX; an entry-load list with IA32_FS_BASE (forbidden, SDM 27.4) fails the entry with
+ * reason 34 | 0x80000000 and the entry's 1-based index as qualification.
+ */
+struct msr_list_entry { uint32_t index, reserved; uint64_t data; };
+static struct msr_list_entry msr_load[2] __attribute__((aligned(16)));
+static struct msr_list_entry msr_store[1] __attribute__((aligned(16)));
+static struct msr_list_entry msr_exit_load[1] __attribute__((aligned(16)));
+
+static void t_msr_lists(void)
+{
+    if (test_begin("l2-msr-lists") && need_vmx()) {
+        struct l2_setup s = { .rip = l2_msr_lists, .proc = PROC_USE_MSR_BITMAPS };
+        uint64_t aux = 0;
+        rdmsr_safe(MSR_TSC_AUX, &aux);
+        msr_load[0] = (struct msr_list_entry){ MSR_IA32_SYSENTER_CS, 0, 0x7777 };
+        msr_store[0] = (struct msr_list_entry){ MSR_IA32_SYSENTER_CS, 0, 0 };
+        msr_exit_load[0] = (struct msr_list_entry){ MSR_TSC_AUX, 0, 0x42 };
+        if (vmcs_build(&s)) {
+            w(VMCS_ENTRY_MSR_LOAD_ADDR, PA(msr_load));
+            w(VMCS_ENTRY_MSR_LOAD_COUNT, 1);
+            w(VMCS_EXIT_MSR_STORE_ADDR, PA(msr_store));
+            w(VMCS_EXIT_MSR_STORE_COUNT, 1);
+            w(VMCS_EXIT_MSR_LOAD_ADDR, PA(msr_exit_load));
+            w(VMCS_EXIT_MSR_LOAD_COUNT, 1);
+            if (run_expect(true, EXIT_REASON_VMCALL, "L2 with MSR lists")) {
+                check_u64(l2_regs.rbx, 0x7777, "L2's IA32_SYSENTER_CS from the entry MSR-load list");
+                check_u64(msr_store[0].data, 0x8888, "exit MSR-store list: L2's IA32_SYSENTER_CS");
+                uint64_t now = 0;
+                rdmsr_safe(MSR_TSC_AUX, &now);
+                check_u64(now, 0x42, "L1's IA32_TSC_AUX from the exit MSR-load list");
+            }
+        }
+        wrmsr_safe(MSR_TSC_AUX, aux);
+        msr_load[1] = (struct msr_list_entry){ MSR_FS_BASE, 0, 0 };
+        if (vmcs_build(&s)) {
+            w(VMCS_ENTRY_MSR_LOAD_ADDR, PA(msr_load));
+            w(VMCS_ENTRY_MSR_LOAD_COUNT, 2);
+            if (run_expect(true, 0x80000000u | 34, "entry MSR-load list with IA32_FS_BASE"))
+                check_u64(ex.qual, 2, "MSR-loading failure: qualification (1-based entry index)");
+        }
+    }
+    test_end();
+}
+
+/* ------------------------------------------------------------------------------------------
  * l2-io-exit
  */
 static void t_io_exit(void)
@@ -993,6 +1053,7 @@ void test_main(void)
     t_hlt_exit();
     t_exception_bitmap();
     t_rdmsr_exit();
+    t_msr_lists();
     t_io_exit();
     t_state_after_exit();
     t_entry_fail_controls();

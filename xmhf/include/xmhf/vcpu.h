@@ -5,6 +5,8 @@
 #include <xmhf/percpu.h>
 #include <x86/vmx.h>
 
+struct msr_entry;
+
 /* Guest general-purpose registers in the SDM's register-number order (Table 28-3), so a register
  * number from an exit qualification indexes gpr[]. RSP lives in the VMCS; gpr[4] is unused. */
 struct guest_regs {
@@ -47,6 +49,8 @@ struct vcpu {
 	u8 *msr_bitmap02;       /* VMCS02's MSR bitmap: L0's intercepts | L1's */
 	u64 ept02_pml4;         /* EPT02 for ept02_of (runtime/nested/ept02.c), 0 if none */
 	u64 ept02_of;           /* the EPTP12 address it shadows */
+	void *msr_load02;       /* VMCS02's copies of L1's entry MSR-load and exit MSR-store lists */
+	struct msr_entry *msr_store02;
 };
 
 _Static_assert(__builtin_offsetof(struct vcpu, launch_next) == 128, "exit-stub.S reads launch_next at 128");

@@ -2,7 +2,7 @@
  * VMfailValid (controls: error 7, host state: error 8), then builds VMCS02 from VMCS12 and this CPU's
  * host state, and lets the CPU enter L2. The CPU's own checks of the guest state then give the
  * VM-entry failure exit (reason 33) that exit.c reflects to L1.
- * Limits, each reported rather than run wrongly: no MSR-load/store lists, no VMCS shadowing. */
+ * Limit, reported rather than run wrongly: no VMCS shadowing. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <lib/string.h>
@@ -83,6 +83,11 @@ static bool check_controls(struct vcpu *v)
 		return false;
 	if ((proc & PROC_USE_MSR_BITMAPS) &&
 	    (!guestmem_ptr(r12(v, VMCS_MSR_BITMAP), PAGE_SIZE_4K) || (r12(v, VMCS_MSR_BITMAP) & 0xfff)))
+		return false;
+	/* MSR lists: 16-byte aligned, within the count limit, in guest memory (SDM 27.2.1.2/3). */
+	if (!nested_msr_lists_valid(r12(v, VMCS_ENTRY_MSR_LOAD_ADDR), (u32)r12(v, VMCS_ENTRY_MSR_LOAD_COUNT),
+				    r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT),
+				    r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
 		return false;
 	return true;
 }
@@ -222,6 +227,8 @@ static void build_vmcs02(struct vcpu *v)
 	vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, 0);
 	vmcs_write(VMCS_EXIT_MSR_LOAD_COUNT, 0);
 	vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, 0);
+	u32 bad = nested_msr_lists_setup(v, r12(v, VMCS_ENTRY_MSR_LOAD_ADDR), (u32)r12(v, VMCS_ENTRY_MSR_LOAD_COUNT),
+					 r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
 	vmcs_write(VMCS_ENTRY_INTR_INFO, r12(v, VMCS_ENTRY_INTR_INFO));
 	vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR_CODE, r12(v, VMCS_ENTRY_EXCEPTION_ERROR_CODE));
 	vmcs_write(VMCS_ENTRY_INSTRUCTION_LENGTH, r12(v, VMCS_ENTRY_INSTRUCTION_LENGTH));
@@ -229,6 +236,10 @@ static void build_vmcs02(struct vcpu *v)
 
 	copy_guest_state(v);
 	setup_cr_masks(v);
+	if (bad) {
+		nested_entry_fail_msr_load(v, bad); /* an entry L0 refuses: VM-entry failure, back to L1 */
+		return;
+	}
 	/* Without "load EFER/PAT" L2 keeps L1's (SDM 27.3.2.1). */
 	if (!(entry12 & ENTRY_LOAD_EFER))
 		vmcs_write(VMCS_GUEST_IA32_EFER, (l1_efer & ~(EFER_LMA | EFER_LME)) |
@@ -266,10 +277,9 @@ void nested_vmentry(struct vcpu *v, bool launch)
 		return;
 	}
 	proc2 = (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_SECONDARY_CONTROLS) ? (u32)r12(v, VMCS_PROC_BASED_CONTROLS2) : 0;
-	if ((proc2 & PROC2_VMCS_SHADOWING) || r12(v, VMCS_ENTRY_MSR_LOAD_COUNT) ||
-	    r12(v, VMCS_EXIT_MSR_STORE_COUNT) || r12(v, VMCS_EXIT_MSR_LOAD_COUNT)) {
-		printf("XMHF: FATAL: CPU %u: L1's VMCS uses VMCS shadowing or MSR lists, which nested VMX does "
-		       "not emulate yet\n", v->cpu->index);
+	if (proc2 & PROC2_VMCS_SHADOWING) {
+		printf("XMHF: FATAL: CPU %u: L1's VMCS uses VMCS shadowing, which nested VMX does not emulate yet\n",
+		       v->cpu->index);
 		xmhf_stop("nested VMX: VMCS12 feature not emulated yet");
 	}
 	/* L1's RIP moves past VMLAUNCH/VMRESUME: where L1 continues after L2 exits is its host RIP, and

@@ -138,6 +138,8 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 	guest_cr0_sync_cache_bits(cr0);
 }
 
+static void exit_msr_lists(struct vcpu *v);
+
 /* Reflects the current L2 exit as a different exit (an EPT violation found in EPT12). */
 void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual)
 {
@@ -147,7 +149,23 @@ void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual)
 	save_exit_info(v, reason);
 	w12(v, VMCS_EXIT_QUALIFICATION, qual);
 	vmcs12_set_launched(v->l1_current_vmcs, true);
+	exit_msr_lists(v);
 	load_l1_host_state(v, l2_cr0);
+}
+
+/* SDM 28.4 and 28.6: L2's MSRs into L1's store list, then L1's exit-load list (which may only fail
+ * into a VMX abort of L1, SDM 28.7). */
+static void exit_msr_lists(struct vcpu *v)
+{
+	nested_msr_store_copy_back(v, r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
+	if (!nested_msr_exit_load(r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT))) {
+		u32 *region = guestmem_ptr(v->l1_current_vmcs, 8);
+		if (region)
+			region[1] = 4; /* VMX-abort indicator: failure loading MSRs at VM exit */
+		printf("XMHF: CPU %u: VMX abort of L1 (its VM-exit MSR-load list failed); L1 is shut down\n",
+		       v->cpu->index);
+		xmhf_stop("L1 VMX abort");
+	}
 }
 
 static void reflect(struct vcpu *v)
@@ -157,7 +175,18 @@ static void reflect(struct vcpu *v)
 	save_l2_state(v);
 	save_exit_info(v, v->exit_reason);
 	vmcs12_set_launched(v->l1_current_vmcs, true);
+	exit_msr_lists(v);
 	load_l1_host_state(v, l2_cr0);
+}
+
+/* Entry-load list entry `index` (1-based) refused by L0 before VMCS02 ran: the VM-entry failure due to
+ * MSR loading (reason 34, SDM 27.8), L1 resumes at its host RIP. Called with VMCS02 current. */
+void nested_entry_fail_msr_load(struct vcpu *v, u32 index)
+{
+	save_exit_info(v, EXIT_REASON_ENTRY_FAILURE | EXIT_REASON_MSR_LOADING);
+	w12(v, VMCS_EXIT_QUALIFICATION, index);
+	load_l1_host_state(v, vmcs_read(VMCS_GUEST_CR0));
+	v->launch_next = 0;
 }
 
 /* Does L1's MSR bitmap (or its lack) make this access exit to L1? (SDM 25.6.9) */

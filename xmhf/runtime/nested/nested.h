@@ -17,6 +17,13 @@ void nested_vm_fail_invalid(void);
 void nested_vm_fail(struct vcpu *v, u32 error);
 void nested_vm_fail_noskip(struct vcpu *v, u32 error);
 
+/* MSR lists (msr-lists.c). */
+u32 nested_msr_list_max(void);
+bool nested_msr_lists_valid(u64 load_gpa, u32 load_n, u64 store_gpa, u32 store_n, u64 exit_gpa, u32 exit_n);
+u32 nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_gpa, u32 store_n);
+void nested_msr_store_copy_back(struct vcpu *v, u64 store_gpa, u32 store_n);
+bool nested_msr_exit_load(u64 gpa, u32 n);
+
 /* EPT02 (ept02.c). */
 void ept02_drop(struct vcpu *v);
 u64 ept02_eptp(struct vcpu *v, u64 eptp12);
@@ -25,6 +32,7 @@ u64 nested_eptp12(struct vcpu *v);
 bool nested_l2_uses_ept(struct vcpu *v);
 /* Reflects the current L2 exit to L1 as `reason` with qualification `qual` (exit.c). */
 void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual);
+void nested_entry_fail_msr_load(struct vcpu *v, u32 index);
 
 /* VM entry to L2 (entry.c). */
 void nested_vmentry(struct vcpu *v, bool launch);

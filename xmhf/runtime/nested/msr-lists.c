@@ -1,0 +1,103 @@
+/* L1's MSR lists (SDM Vol. 3, 25.7.2, 25.8.2, 27.4, 28.4, 28.6). The VM-entry MSR-load and VM-exit
+ * MSR-store lists run in hardware on copies in L0's memory (VMCS02 points at them): the CPU itself loads
+ * L2's MSRs and stores them at the exit; the stored values are copied back into L1's list. The
+ * VM-exit MSR-load list (L1's own MSRs after the exit) is applied by L0 in software, so a bad entry
+ * cannot VMX-abort L0: it VMX-aborts L1 instead. MSRs L0 keeps for itself are refused in every list. */
+#include <xmhf/runtime.h>
+#include <xmhf/vcpu.h>
+#include <lib/string.h>
+#include <x86/msr.h>
+#include "nested.h"
+
+#define MAX_ENTRIES 512 /* IA32_VMX_MISC[27:25] = 0: 512 entries (SDM A.6) */
+#define LIST_PAGES (MAX_ENTRIES * 16 / PAGE_SIZE_4K)
+
+struct msr_entry {
+	u32 index;
+	u32 reserved;
+	u64 data;
+};
+
+u32 nested_msr_list_max(void)
+{
+	return MAX_ENTRIES;
+}
+
+/* MSRs no list may touch: L0's (VMX, feature control, microcode, MTRRs through EPT01, the x2APIC
+ * range with the ICR L0 intercepts), and those the SDM forbids in lists (FS/GS base, SMBASE, the
+ * SMM monitor control). */
+static bool refused(u32 msr)
+{
+	return msr == MSR_IA32_FEATURE_CONTROL || (msr >= 0x480 && msr <= 0x492) || msr == 0x79 || msr == 0x8b ||
+	       msr == 0x9b || msr == 0x9e || (msr >= 0x800 && msr <= 0x8ff) || msr == MSR_IA32_FS_BASE ||
+	       msr == MSR_IA32_GS_BASE || ept01_is_mtrr_msr(msr);
+}
+
+static const struct msr_entry *l1_list(u64 gpa, u32 count)
+{
+	if (!count)
+		return NULL;
+	if (gpa & 15)
+		return NULL;
+	return guestmem_ptr(gpa, (u64)count * sizeof(struct msr_entry));
+}
+
+/* Checks L1's lists at VM entry (a control check: error 7 if not). */
+bool nested_msr_lists_valid(u64 load_gpa, u32 load_n, u64 store_gpa, u32 store_n, u64 exit_gpa, u32 exit_n)
+{
+	if (load_n > MAX_ENTRIES || store_n > MAX_ENTRIES || exit_n > MAX_ENTRIES)
+		return false;
+	return (!load_n || l1_list(load_gpa, load_n)) && (!store_n || l1_list(store_gpa, store_n)) &&
+	       (!exit_n || l1_list(exit_gpa, exit_n));
+}
+
+/* Builds VMCS02's entry-load and exit-store lists. Returns 0, or the 1-based index of an entry-load
+ * entry L0 refuses (a VM-entry failure due to MSR loading, SDM 27.4). */
+u32 nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_gpa, u32 store_n)
+{
+	const struct msr_entry *load = l1_list(load_gpa, load_n), *store = l1_list(store_gpa, store_n);
+	struct msr_entry *l02, *s02;
+
+	if (!v->msr_load02) {
+		v->msr_load02 = page_alloc(LIST_PAGES);
+		v->msr_store02 = page_alloc(LIST_PAGES);
+	}
+	l02 = v->msr_load02;
+	s02 = v->msr_store02;
+	for (u32 i = 0; i < load_n; i++) {
+		if (refused(load[i].index) || load[i].reserved)
+			return i + 1;
+		l02[i] = load[i];
+	}
+	for (u32 i = 0; i < store_n; i++) {
+		s02[i].index = refused(store[i].index) ? MSR_IA32_FEATURE_CONTROL /* harmless read */ : store[i].index;
+		s02[i].reserved = 0;
+		s02[i].data = 0;
+	}
+	vmcs_write(VMCS_ENTRY_MSR_LOAD_ADDR, (u64)(uintptr_t)l02);
+	vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, load_n);
+	vmcs_write(VMCS_EXIT_MSR_STORE_ADDR, (u64)(uintptr_t)s02);
+	vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, store_n);
+	return 0;
+}
+
+/* After an L2 exit: L2's stored MSR values into L1's exit-store list. */
+void nested_msr_store_copy_back(struct vcpu *v, u64 store_gpa, u32 store_n)
+{
+	struct msr_entry *store = (struct msr_entry *)l1_list(store_gpa, store_n);
+
+	for (u32 i = 0; store && i < store_n; i++)
+		if (!refused(store[i].index))
+			store[i].data = v->msr_store02[i].data;
+}
+
+/* L1's VM-exit MSR-load list, applied in software. Returns false on a failure (L1 gets a VMX abort). */
+bool nested_msr_exit_load(u64 gpa, u32 n)
+{
+	const struct msr_entry *list = l1_list(gpa, n);
+
+	for (u32 i = 0; list && i < n; i++)
+		if (refused(list[i].index) || list[i].reserved || wrmsr_safe(list[i].index, list[i].data))
+			return false;
+	return true;
+}
