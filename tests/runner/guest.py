@@ -31,10 +31,13 @@ KERNELS = [
     ("lhv", (1, 2), ""),
     # L1 runs L2 guests (64-bit, on L1's page tables, no EPT): exits, state after exit, entry failures.
     ("lhv2", (1, 2), ""),
+    # L1 runs L2 guests with EPT (remaps, violations, misconfigurations, INVEPT, EPTP switching), VPID
+    # and unrestricted guest.
+    ("lhv3", (1, 2), ""),
 ]
 
 # Extra hypervisor command-line words per kernel.
-HV_EXTRA = {"lhv": " nested=1", "lhv2": " nested=1"}
+HV_EXTRA = {"lhv": " nested=1", "lhv2": " nested=1", "lhv3": " nested=1"}
 
 # Hypervisor variants some tests boot: name -> make variables. Built once per run, beside the default.
 VARIANTS = {

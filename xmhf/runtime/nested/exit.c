@@ -279,7 +279,9 @@ bool nested_l2_exit(struct vcpu *v)
 	}
 	if (l0_handles(v))
 		return true;
-	reflect(v);
+	/* A handler may have reflected the exit already (as another exit: an EPT12 fault). */
+	if (v->in_l2)
+		reflect(v);
 	return false;
 }
 
