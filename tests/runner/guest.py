@@ -192,9 +192,11 @@ class HvTest(Test):
 
     platform = "bochs"
 
-    def __init__(self, name, kernel, args, smp, expect, forbid=(), check=None, timeout=120, variant=None):
+    def __init__(self, name, kernel, args, smp, expect, forbid=(), check=None, timeout=120, variant=None,
+                 extra_hv=""):
         super().__init__(name)
         self.kernel, self.args, self.smp, self.variant = kernel, args, smp, variant
+        self.extra_hv = extra_hv
         self.expect, self.forbid, self.check = expect, forbid, check
         self.timeout = timeout
 
@@ -202,8 +204,8 @@ class HvTest(Test):
         log = os.path.join(log_dir, "build.log")
         build_kernels(log)
         build_dir = build_variant(self.variant, log) if self.variant else "."
-        disks = [grub_disk(log_dir, HV_CMDLINE, ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd1)+1"], log,
-                           build_dir),
+        disks = [grub_disk(log_dir, HV_CMDLINE + self.extra_hv,
+                           ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd1)+1"], log, build_dir),
                  kernel_disk(log_dir, self.kernel, self.args, log)]
         serial = os.path.join(log_dir, "serial.log")
         text, secs, ended = run_emulator("bochs", disks, serial, log_dir, smp=self.smp, timeout=self.timeout,
@@ -235,6 +237,12 @@ def security_tests():
         out.append(HvTest("security-read-region-smp%d" % smp, "probe", "probe=hole", smp,
                           [r"^INFO reading physical 0x", r"^XMHF: SECURITY: CPU 0: the guest read hypervisor memory"]
                           + stop, forbid=[r"^INFO read 0x", r"^TESTS DONE"], check=check_probe_hit_region))
+    # L1 (lhv3) maps an L2 page onto the hypervisor's region with its EPT: XMHF must stop it.
+    out.append(HvTest("security-l1-ept-maps-region", "lhv3", "probe_region=1", 1,
+                      [r"^INFO L2 reads its page 0x[0-9a-f]+, mapped by L1's EPT to 0x",
+                       r"^XMHF: SECURITY: CPU 0: L1 maps L2 GPA 0x[0-9a-f]+ to hypervisor memory",
+                       r"^XMHF: stopping the machine: L1 mapped hypervisor memory into L2", r"^XMHF: powering off"],
+                      forbid=[r"^INFO L2 read 0x", r"^TESTS DONE"], extra_hv=" nested=1"))
     out.append(HvTest("guest-triple-fault", "probe", "triple=1", 1,
                       [r"^INFO triple fault now", r"^XMHF: CPU 0: the guest triple-faulted",
                        r"^XMHF: stopping the machine: guest triple fault", r"^XMHF: powering off"],

@@ -1443,9 +1443,48 @@ out:
     test_end();
 }
 
+/* probe_region=1 (a security test of the hypervisor under test, not compared with bare runs): L1's EPT
+ * maps an L2 page onto the reserved hole in the E820 map (the hypervisor's region when there is one)
+ * and L2 reads it. The hypervisor must stop the machine before L2 gets anything. */
+static uint64_t e820_hole(void)
+{
+    for (int i = 1; i + 1 < boot_mmap_count; i++) {
+        const struct mmap_entry *p = &boot_mmap[i - 1], *m = &boot_mmap[i], *n = &boot_mmap[i + 1];
+        if (m->type != 1 && m->base >= 0x100000 && p->type == 1 && n->type == 1 &&
+            p->base + p->len == m->base && m->base + m->len == n->base)
+            return m->base;
+    }
+    return 0;
+}
+
+static void t_probe_region(void)
+{
+    if (ept_begin("ept-probe-region", false)) {
+        uint64_t hole = e820_hole();
+        if (!hole) {
+            info("no reserved hole inside RAM: nothing to probe");
+        } else {
+            uint64_t *pml4 = ept_new();
+            ept_map(pml4, PA(pg_p), hole, EPTE_RWX);
+            info("L2 reads its page 0x%llx, mapped by L1's EPT to 0x%llx", U64(PA(pg_p)), U64(hole));
+            serial_flush();
+            struct gregs g = { .rbx = PA(pg_p), .rcx = 0 };
+            if (ept_launch(pml4, PA(l2_rw), &g, EXIT_REASON_VMCALL, "L2 read through the hole"))
+                info("L2 read 0x%llx", U64(l2_regs.rax));
+        }
+    }
+    test_end();
+}
+
 void test_main(void)
 {
+    char arg[8];
+
     vmx_init();
+    if (cmdline_get("probe_region", 0, arg, sizeof(arg))) {
+        t_probe_region();
+        return;
+    }
     t_ept_identity();
     t_ept_remap();
     t_ept_violation_read();
