@@ -9,6 +9,7 @@
 #include <lib/vmcs-fields.h>
 #include <x86/cpu.h>
 #include <x86/msr.h>
+#include <lib/nested-logic.h>
 #include "nested.h"
 
 #define VMXERR_VMLAUNCH_NONCLEAR 4
@@ -162,15 +163,15 @@ static void copy_guest_state(struct vcpu *v)
 static void setup_cr_masks(struct vcpu *v)
 {
 	u64 m01 = vmcs_read(VMCS_CR0_GUEST_HOST_MASK), m12 = r12(v, VMCS_CR0_GUEST_HOST_MASK);
-	u64 only0 = m01 & ~m12;
 
-	vmcs_write(VMCS_CR0_GUEST_HOST_MASK, m01 | m12);
-	vmcs_write(VMCS_CR0_READ_SHADOW, (r12(v, VMCS_CR0_READ_SHADOW) & m12) | (r12(v, VMCS_GUEST_CR0) & only0));
+	vmcs_write(VMCS_CR0_GUEST_HOST_MASK, nested_cr_mask02(m01, m12));
+	vmcs_write(VMCS_CR0_READ_SHADOW,
+		   nested_cr_shadow02(m01, m12, r12(v, VMCS_CR0_READ_SHADOW), r12(v, VMCS_GUEST_CR0)));
 	m01 = vmcs_read(VMCS_CR4_GUEST_HOST_MASK);
 	m12 = r12(v, VMCS_CR4_GUEST_HOST_MASK);
-	only0 = m01 & ~m12;
-	vmcs_write(VMCS_CR4_GUEST_HOST_MASK, m01 | m12);
-	vmcs_write(VMCS_CR4_READ_SHADOW, (r12(v, VMCS_CR4_READ_SHADOW) & m12) | (r12(v, VMCS_GUEST_CR4) & only0));
+	vmcs_write(VMCS_CR4_GUEST_HOST_MASK, nested_cr_mask02(m01, m12));
+	vmcs_write(VMCS_CR4_READ_SHADOW,
+		   nested_cr_shadow02(m01, m12, r12(v, VMCS_CR4_READ_SHADOW), r12(v, VMCS_GUEST_CR4)));
 }
 
 static void build_vmcs02(struct vcpu *v)

@@ -10,6 +10,7 @@
 #include <xmhf/vcpu.h>
 #include <lib/string.h>
 #include <x86/cpu.h>
+#include <lib/nested-logic.h>
 #include "nested.h"
 
 #define ADDR_MASK 0x000ffffffffff000ULL
@@ -46,62 +47,10 @@ u64 ept02_eptp(struct vcpu *v, u64 eptp12)
 	return v->ept02_pml4 | EPTP_WB | EPTP_WALK_4;
 }
 
-/* An EPT12 entry the CPU would call a misconfiguration (SDM 29.3.3.1), for the features L1 is offered
- * (no execute-only pages, no A/D flags). */
-static bool misconfigured(u64 e, int level)
+static const u64 *l1_table(void *ctx, u64 pa)
 {
-	u32 mt = (e >> 3) & 7;
-	bool leaf = level == 1 || (e & EPT_PS);
-
-	if ((e & EPT_WRITE) && !(e & EPT_READ))
-		return true;
-	if ((e & EPT_RWX) == EPT_EXEC)
-		return true; /* execute-only is not offered */
-	if ((e & ADDR_MASK) >> vmx_caps.maxphyaddr)
-		return true;
-	if (level == 4 && (e & EPT_PS))
-		return true;
-	if (leaf && (mt == 2 || mt == 3 || mt == 7))
-		return true;
-	if (!leaf && (e & (7ULL << 3)))
-		return true; /* reserved in non-leaf entries */
-	if (level > 1 && leaf && ((e & ADDR_MASK) & ((1ULL << (12 + 9 * (level - 1))) - 1) & ~0xfffULL))
-		return true; /* reserved low address bits of a large page */
-	return false;
-}
-
-enum walk_result { WALK_OK, WALK_NOT_ALLOWED, WALK_MISCONFIG, WALK_BAD_TABLE };
-
-/* Walks EPT12 for gpa2. On WALK_OK, *gpa1 is the L1 guest-physical address and *leaf the leaf entry;
- * *rights is the AND of R/W/X over the walk (what the SDM reports in qualification bits 5:3). */
-static enum walk_result walk_ept12(u64 eptp12, u64 gpa2, u32 access, u64 *gpa1, u64 *leaf, u32 *rights)
-{
-	u64 table = eptp12 & ADDR_MASK;
-
-	*rights = 7;
-	for (int level = 4; level >= 1; level--) {
-		const u64 *t = guestmem_ptr(table, PAGE_SIZE_4K);
-		u64 e;
-
-		if (!t)
-			return WALK_BAD_TABLE;
-		e = t[(gpa2 >> (12 + 9 * (level - 1))) & 511];
-		if (!(e & EPT_RWX)) {
-			*rights = 0;
-			return WALK_NOT_ALLOWED;
-		}
-		if (misconfigured(e, level))
-			return WALK_MISCONFIG;
-		*rights &= (u32)(e & EPT_RWX);
-		if (level == 1 || (e & EPT_PS)) {
-			u64 size = 1ULL << (12 + 9 * (level - 1));
-			*gpa1 = (e & ADDR_MASK & ~(size - 1)) + (gpa2 & (size - 1));
-			*leaf = e;
-			return (access & ~*rights) ? WALK_NOT_ALLOWED : WALK_OK;
-		}
-		table = e & ADDR_MASK;
-	}
-	return WALK_NOT_ALLOWED;
+	(void)ctx;
+	return guestmem_ptr(pa & ~0xfffULL, PAGE_SIZE_4K);
 }
 
 static u64 *ept02_slot(struct vcpu *v, u64 gpa2)
@@ -130,24 +79,30 @@ bool ept02_violation(struct vcpu *v)
 	u64 qual = vmcs_read(VMCS_EXIT_QUALIFICATION);
 	u64 gpa2 = vmcs_read(VMCS_GUEST_PHYSICAL_ADDRESS);
 	u32 access = (u32)(qual & 7); /* read, write, fetch: the same bit order as R, W, X */
-	u64 gpa1 = 0, leaf = 0, *slot;
+	struct ept12_env env = { .table = l1_table, .ctx = NULL, .maxphyaddr = vmx_caps.maxphyaddr };
+	struct ept12_walk walk;
+	u64 gpa1, leaf, *slot;
 	u32 rights;
 
-	switch (walk_ept12(nested_eptp12(v), gpa2, access, &gpa1, &leaf, &rights)) {
-	case WALK_OK:
+	switch (ept12_walk(&env, nested_eptp12(v), gpa2, access, &walk)) {
+	case EPT12_OK:
 		break;
-	case WALK_NOT_ALLOWED:
+	case EPT12_VIOLATION:
 		/* Bits 5:3: the permissions of the translation; bits 2:0, 7, 8, 12 as the CPU gave them. */
-		reflect_ept_exit(v, EXIT_REASON_EPT_VIOLATION, (qual & ~(7ULL << 3) & 0x1fffULL) | ((u64)rights << 3));
+		reflect_ept_exit(v, EXIT_REASON_EPT_VIOLATION,
+				 (qual & ~(7ULL << 3) & 0x1fffULL) | ((u64)walk.rights << 3));
 		return false;
-	case WALK_MISCONFIG:
+	case EPT12_MISCONFIG:
 		reflect_ept_exit(v, EXIT_REASON_EPT_MISCONFIG, 0);
 		return false;
-	case WALK_BAD_TABLE:
+	case EPT12_BAD_TABLE:
 		printf("XMHF: SECURITY: CPU %u: L1's EPT for L2 has a table in hypervisor memory (L2 GPA 0x%llx)\n",
 		       v->cpu->index, (unsigned long long)gpa2);
 		xmhf_stop("L1's EPT reaches into hypervisor memory");
 	}
+	gpa1 = walk.gpa1;
+	leaf = walk.leaf;
+	rights = walk.rights;
 	if (!guestmem_ptr(gpa1 & ~0xfffULL, PAGE_SIZE_4K)) {
 		printf("XMHF: SECURITY: CPU %u: L1 maps L2 GPA 0x%llx to hypervisor memory at 0x%llx\n", v->cpu->index,
 		       (unsigned long long)gpa2, (unsigned long long)gpa1);

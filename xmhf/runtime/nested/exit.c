@@ -7,6 +7,7 @@
 #include <lib/vmcs-fields.h>
 #include <x86/cpu.h>
 #include <x86/msr.h>
+#include <lib/nested-logic.h>
 #include "nested.h"
 
 static u64 r12(struct vcpu *v, u32 enc)
@@ -40,10 +41,11 @@ static void save_l2_state(struct vcpu *v)
 			continue;
 		w12(v, f->encoding, vmcs_read(f->encoding));
 	}
-	u64 only0 = vmcs_read(VMCS_CR0_GUEST_HOST_MASK) & ~r12(v, VMCS_CR0_GUEST_HOST_MASK);
-	w12(v, VMCS_GUEST_CR0, (vmcs_read(VMCS_GUEST_CR0) & ~only0) | (vmcs_read(VMCS_CR0_READ_SHADOW) & only0));
-	only0 = vmcs_read(VMCS_CR4_GUEST_HOST_MASK) & ~r12(v, VMCS_CR4_GUEST_HOST_MASK);
-	w12(v, VMCS_GUEST_CR4, (vmcs_read(VMCS_GUEST_CR4) & ~only0) | (vmcs_read(VMCS_CR4_READ_SHADOW) & only0));
+	/* VMCS02's mask is L0's | L1's: L0's own bits are VMCS02's minus L1's. */
+	w12(v, VMCS_GUEST_CR0, nested_cr_guest12(vmcs_read(VMCS_CR0_GUEST_HOST_MASK), r12(v, VMCS_CR0_GUEST_HOST_MASK),
+						 vmcs_read(VMCS_GUEST_CR0), vmcs_read(VMCS_CR0_READ_SHADOW)));
+	w12(v, VMCS_GUEST_CR4, nested_cr_guest12(vmcs_read(VMCS_CR4_GUEST_HOST_MASK), r12(v, VMCS_CR4_GUEST_HOST_MASK),
+						 vmcs_read(VMCS_GUEST_CR4), vmcs_read(VMCS_CR4_READ_SHADOW)));
 	/* "IA-32e mode guest" is saved from EFER.LMA (SDM 28.2). */
 	u64 entry12 = r12(v, VMCS_ENTRY_CONTROLS) & ~(u64)ENTRY_IA32E_MODE_GUEST;
 	if (vmcs_read(VMCS_GUEST_IA32_EFER) & EFER_LMA)
@@ -223,7 +225,7 @@ static bool l1_wants_cr(struct vcpu *v)
 	val = reg == REG_RSP ? vmcs_read(VMCS_GUEST_RSP) : v->regs.gpr[reg];
 	mask = r12(v, cr == 0 ? VMCS_CR0_GUEST_HOST_MASK : VMCS_CR4_GUEST_HOST_MASK);
 	shadow = r12(v, cr == 0 ? VMCS_CR0_READ_SHADOW : VMCS_CR4_READ_SHADOW);
-	return ((val ^ shadow) & mask) != 0;
+	return nested_cr_write_exits_to_l1(mask, shadow, val);
 }
 
 /* Returns true if L0 handled the exit and L2 resumes. */

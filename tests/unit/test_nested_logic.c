@@ -1,0 +1,126 @@
+#include <lib/nested-logic.h>
+#include <stdlib.h>
+#include <string.h>
+#include "unit.h"
+
+/* A fake L1 physical memory of 64 pages at 0x100000 for EPT12 tables. */
+#define BASE 0x100000ULL
+#define PAGES 64
+static u64 mem[PAGES][512];
+
+static const u64 *table(void *ctx, u64 pa)
+{
+	(void)ctx;
+	if (pa < BASE || pa >= BASE + PAGES * 4096ULL || (pa & 0xfff))
+		return NULL;
+	return mem[(pa - BASE) / 4096];
+}
+
+static struct ept12_env env = { .table = table, .ctx = NULL, .maxphyaddr = 39 };
+
+static u64 pg(int i) { return BASE + (u64)i * 4096; }
+
+/* PML4 at page 0 -> PDPT page 1 -> PD page 2 -> PT page 3, mapping L2 0x200000 region. */
+static void build(u64 pte, u64 pde_extra, u64 pml4_rights, u64 pdpt_rights)
+{
+	memset(mem, 0, sizeof(mem));
+	mem[0][0] = pg(1) | pml4_rights;
+	mem[1][0] = pg(2) | pdpt_rights;
+	mem[2][1] = pde_extra ? pde_extra : (pg(3) | 7); /* 0x200000-0x3fffff */
+	mem[3][5] = pte;                                  /* 0x205000 */
+}
+
+TEST(ept12_walk_4k_ok)
+{
+	struct ept12_walk w;
+	build(0x777000 | 7 | (6 << 3), 0, 7, 7);
+	CHECK_EQ(ept12_walk(&env, pg(0) | 0x1e, 0x205abc, 1, &w), EPT12_OK);
+	CHECK_EQ(w.gpa1, 0x777abcULL);
+	CHECK_EQ(w.rights, 7);
+	CHECK_EQ(w.level, 1);
+	CHECK_EQ((w.leaf >> 3) & 7, 6);
+}
+
+TEST(ept12_walk_rights_and_across_levels)
+{
+	struct ept12_walk w;
+	build(0x777000 | 7, 0, 3 /* RW at PML4: no execute */, 7);
+	CHECK_EQ(ept12_walk(&env, pg(0), 0x205000, 4 /* fetch */, &w), EPT12_VIOLATION);
+	CHECK_EQ(w.rights, 3);
+	CHECK_EQ(ept12_walk(&env, pg(0), 0x205000, 2 /* write */, &w), EPT12_OK);
+	build(0x777000 | 1 /* read-only leaf */, 0, 7, 7);
+	CHECK_EQ(ept12_walk(&env, pg(0), 0x205000, 2, &w), EPT12_VIOLATION);
+	CHECK_EQ(w.rights, 1);
+}
+
+TEST(ept12_walk_not_present_reports_no_rights)
+{
+	struct ept12_walk w;
+	build(0, 0, 7, 7);
+	CHECK_EQ(ept12_walk(&env, pg(0), 0x205000, 1, &w), EPT12_VIOLATION);
+	CHECK_EQ(w.rights, 0);
+	CHECK_EQ(ept12_walk(&env, pg(0), 0x40000000, 1, &w), EPT12_VIOLATION); /* PDPTE 1 absent */
+	CHECK_EQ(w.rights, 0);
+}
+
+TEST(ept12_walk_large_pages)
+{
+	struct ept12_walk w;
+	/* 2 MiB leaf in the PD */
+	build(0, 0x40000000ULL | 7 | (1 << 7) | (6 << 3), 7, 7);
+	CHECK_EQ(ept12_walk(&env, pg(0), 0x212345, 1, &w), EPT12_OK);
+	CHECK_EQ(w.gpa1, 0x40012345ULL);
+	CHECK_EQ(w.level, 2);
+	/* 1 GiB leaf in the PDPT */
+	memset(mem, 0, sizeof(mem));
+	mem[0][0] = pg(1) | 7;
+	mem[1][2] = 0x1c0000000ULL | 7 | (1 << 7) | (6 << 3);
+	CHECK_EQ(ept12_walk(&env, pg(0), 0x80123456, 1, &w), EPT12_OK);
+	CHECK_EQ(w.gpa1, 0x1c0123456ULL);
+	CHECK_EQ(w.level, 3);
+}
+
+TEST(ept12_misconfigurations)
+{
+	CHECK(ept12_misconfigured(0x1000 | 2, 1, 39));               /* W without R */
+	CHECK(ept12_misconfigured(0x1000 | 4, 1, 39));               /* execute-only not offered */
+	CHECK(ept12_misconfigured(0x1000 | 7 | (2 << 3), 1, 39));    /* memory type 2 */
+	CHECK(ept12_misconfigured(0x1000 | 7 | (7 << 3), 1, 39));    /* memory type 7 */
+	CHECK(!ept12_misconfigured(0x1000 | 7 | (6 << 3), 1, 39));
+	CHECK(!ept12_misconfigured(0x1000 | 7 | (0 << 3), 1, 39));   /* UC */
+	CHECK(ept12_misconfigured(0x1000 | 7 | (1 << 3), 2, 39));    /* non-leaf reserved bits */
+	CHECK(ept12_misconfigured((1ULL << 40) | 7, 1, 39));         /* beyond MAXPHYADDR */
+	CHECK(ept12_misconfigured(0x1000 | 7 | (1 << 7), 4, 39));    /* PS in a PML4E */
+	CHECK(ept12_misconfigured(0x201000 | 7 | (1 << 7) | (6 << 3), 2, 39)); /* unaligned 2 MiB */
+	CHECK(!ept12_misconfigured(0x200000 | 7 | (1 << 7) | (6 << 3), 2, 39));
+	struct ept12_walk w;
+	build(0x777000 | 2, 0, 7, 7);
+	CHECK_EQ(ept12_walk(&env, pg(0), 0x205000, 1, &w), EPT12_MISCONFIG);
+}
+
+TEST(ept12_walk_table_outside_memory)
+{
+	struct ept12_walk w;
+	build(0x777000 | 7, 0, 7, 7);
+	mem[1][0] = 0xfff000 | 7; /* PD outside the fake memory */
+	CHECK_EQ(ept12_walk(&env, pg(0), 0x205000, 1, &w), EPT12_BAD_TABLE);
+	CHECK_EQ(ept12_walk(&env, 0xabc000, 0x205000, 1, &w), EPT12_BAD_TABLE);
+}
+
+TEST(nested_cr_composition)
+{
+	u64 m01 = 0x20;          /* L0 owns NE */
+	u64 m12 = 0x8;           /* L1 owns TS */
+	CHECK_EQ(nested_cr_mask02(m01, m12), 0x28ULL);
+	/* L2 reads: TS from L1's shadow, NE from L1's guest value */
+	CHECK_EQ(nested_cr_shadow02(m01, m12, 0x0 /* shadow TS=0 */, 0x80000031 | 0x8), 0x20ULL);
+	CHECK_EQ(nested_cr_shadow02(m01, m12, 0x8, 0x80000011), 0x8ULL);
+	/* Back in VMCS12: the real bits, except NE which L0 keeps 1 and the shadow holds L2's view */
+	CHECK_EQ(nested_cr_guest12(m01 | m12, m12, 0x80000039, 0x08), 0x80000019ULL);
+	CHECK_EQ(nested_cr_guest12(m01 | m12, m12, 0x80000031, 0x20), 0x80000031ULL);
+	/* A write exits to L1 only if it changes a bit L1 owns */
+	CHECK(!nested_cr_write_exits_to_l1(m12, 0x0, 0x80000031));
+	CHECK(nested_cr_write_exits_to_l1(m12, 0x0, 0x80000039));
+	CHECK(!nested_cr_write_exits_to_l1(m12, 0x8, 0x80000039));
+	CHECK(!nested_cr_write_exits_to_l1(0, 0, ~0ULL));
+}

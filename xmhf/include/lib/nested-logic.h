@@ -1,0 +1,66 @@
+/* Pure pieces of nested VMX, unit-tested on the host: L1's EPT (EPT12) walk with the SDM's
+ * misconfiguration rules, and the CR0/CR4 mask and shadow composition between VMCS12 and VMCS02. */
+#ifndef LIB_NESTED_LOGIC_H
+#define LIB_NESTED_LOGIC_H
+#include <xmhf/types.h>
+
+/* EPT12 walk (SDM Vol. 3, 29.3). */
+struct ept12_env {
+	/* The 512 entries of the table at L1-physical address pa, or NULL if L1 may not have a table
+	 * there (outside its memory). */
+	const u64 *(*table)(void *ctx, u64 pa);
+	void *ctx;
+	u32 maxphyaddr;
+};
+
+enum ept12_result {
+	EPT12_OK,            /* translated and the access allowed */
+	EPT12_VIOLATION,     /* not present, or the access not allowed: an EPT violation for L1 */
+	EPT12_MISCONFIG,     /* an entry the CPU would call misconfigured */
+	EPT12_BAD_TABLE,     /* a table outside L1's memory */
+};
+
+struct ept12_walk {
+	u64 gpa1;            /* the L1 guest-physical address (EPT12_OK) */
+	u64 leaf;            /* the leaf entry (EPT12_OK) */
+	u32 rights;          /* R/W/X AND-ed over the walk: qualification bits 5:3 of a violation */
+	int level;           /* level of the leaf (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB) */
+};
+
+/* access: bit 0 read, bit 1 write, bit 2 fetch (as in the exit qualification). Features offered to
+ * L1: no execute-only pages, no accessed/dirty flags, 4-level walks. */
+enum ept12_result ept12_walk(const struct ept12_env *env, u64 eptp12, u64 gpa2, u32 access, struct ept12_walk *out);
+
+/* True if the entry at the given level (4 = PML4E .. 1 = PTE) is misconfigured (SDM 29.3.3.1). */
+bool ept12_misconfigured(u64 entry, int level, u32 maxphyaddr);
+
+/* CR0/CR4 between VMCS12 and VMCS02 (SDM 25.6.6). mask01: the bits L0 owns (VMX-fixed); mask12,
+ * shadow12, guest12: L1's mask, read shadow and guest value. */
+static inline u64 nested_cr_mask02(u64 mask01, u64 mask12)
+{
+	return mask01 | mask12;
+}
+
+/* VMCS02's read shadow: L1's shadow for the bits L1 owns; for bits only L0 owns, the value L1 gave its
+ * guest (so L2 reads what it would read under L1 alone). */
+static inline u64 nested_cr_shadow02(u64 mask01, u64 mask12, u64 shadow12, u64 guest12)
+{
+	u64 only0 = mask01 & ~mask12;
+	return (shadow12 & mask12) | (guest12 & only0);
+}
+
+/* VMCS12's guest CR value at an exit: the real register, except bits only L0 owns, where L2's value
+ * lives in VMCS02's read shadow. */
+static inline u64 nested_cr_guest12(u64 mask01, u64 mask12, u64 cr02, u64 shadow02)
+{
+	u64 only0 = mask01 & ~mask12;
+	return (cr02 & ~only0) | (shadow02 & only0);
+}
+
+/* Does a MOV to CR0/CR4 of value val exit to L1? (SDM 26.1.3: it changes a bit L1 owns.) */
+static inline bool nested_cr_write_exits_to_l1(u64 mask12, u64 shadow12, u64 val)
+{
+	return ((val ^ shadow12) & mask12) != 0;
+}
+
+#endif
