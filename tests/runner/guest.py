@@ -34,10 +34,13 @@ KERNELS = [
     # L1 runs L2 guests with EPT (remaps, violations, misconfigurations, INVEPT, EPTP switching), VPID
     # and unrestricted guest.
     ("lhv3", (1, 2), ""),
+    # MSR bitmap quarters, CR masks/shadows, I/O bitmaps, #PF mask/match, RDTSC/MOV DR/INVLPG,
+    # protected-mode L2, L2 on every CPU at once.
+    ("lhv4", (1, 2), ""),
 ]
 
 # Extra hypervisor command-line words per kernel.
-HV_EXTRA = {"lhv": " nested=1", "lhv2": " nested=1", "lhv3": " nested=1"}
+HV_EXTRA = {"lhv": " nested=1", "lhv2": " nested=1", "lhv3": " nested=1", "lhv4": " nested=1"}
 
 # Hypervisor variants some tests boot: name -> make variables. Built once per run, beside the default.
 VARIANTS = {
