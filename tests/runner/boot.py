@@ -145,6 +145,12 @@ def tests():
     runtime = "/boot/hypervisor-x86-amd64.bin.gz"
     bootsector = "--nounzip (hd1)+1"
     return [
+        BootTest("runtime-exception-dump-smp2", "bochs", smp=2, cmdline=GOOD_CMDLINE + " selftest=exception",
+                 expect=[r"^XMHF: runtime ready \(2 CPUs\)$", r"^XMHF: selftest: executing UD2",
+                         r"^XMHF: FATAL: CPU 0 \(APIC id 0\): exception 6 \(#UD\), error code 0x0$",
+                         r"^  RIP=[0-9a-f]{16} CS=0008 RFLAGS=", r"^  RAX=", r"^  CR0=", r"^  stack\+00: ",
+                         r"^XMHF: CPU halted\.$"],
+                 forbid=[r"powering off"], end=r"^XMHF: CPU halted\.$", timeout=60),
         guest_boot("bochs", 1),
         guest_boot("bochs", 2),
         BootTest("vmx-missing-qemu-tcg", "qemu", smp=1, cmdline="serial=115200,8n1,0x3f8 boot_drive=0x81",

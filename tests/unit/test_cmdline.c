@@ -113,6 +113,18 @@ TEST(cmdline_nested)
 	CHECK(strstr(err, "nested") != NULL);
 }
 
+TEST(cmdline_selftest)
+{
+	struct boot_cmdline c;
+	char err[64];
+
+	CHECK_EQ(cmdline_parse("selftest=exception", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.selftest, 1);
+	CHECK_EQ(cmdline_parse("", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.selftest, 0);
+	CHECK_EQ(cmdline_parse("selftest=boom", &c, err, sizeof(err)), -1);
+}
+
 TEST(cmdline_on_stop)
 {
 	struct boot_cmdline c;

@@ -151,6 +151,15 @@ static int apply_word(struct tok w, struct boot_cmdline *out, char *err, size_t 
 			return fail(err, errlen, "nested: want 0 or 1, not", val);
 		return 0;
 	}
+	if (tok_eq(key, "selftest")) {
+		if (tok_eq(val, "none"))
+			out->selftest = 0;
+		else if (tok_eq(val, "exception"))
+			out->selftest = 1;
+		else
+			return fail(err, errlen, "selftest: want none or exception, not", val);
+		return 0;
+	}
 	if (tok_eq(key, "on_stop")) {
 		if (tok_eq(val, "halt"))
 			out->on_stop = ON_STOP_HALT;
@@ -179,6 +188,7 @@ int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t err
 	out->on_ready = ON_READY_GUEST;
 	out->on_stop = ON_STOP_HALT;
 	out->nested = 0;
+	out->selftest = 0;
 	for (u32 i = 0; i < sizeof(out->pad); i++)
 		out->pad[i] = 0;
 	out->unknown_keys = 0;

@@ -22,7 +22,8 @@ struct boot_cmdline {
 	u8 on_ready;         /* on_ready=guest|halt|poweroff, default guest */
 	u32 unknown_keys;    /* count of words with an unknown key (ignored, XMHF compatibility) */
 	u8 nested;           /* nested=0|1: offer VMX to the guest (experimental, default 0) */
-	u8 pad[7];
+	u8 selftest;         /* selftest=exception: fault in the runtime once ready (tests the dump) */
+	u8 pad[6];
 };
 
 /* Fills *out with the defaults, then applies the words of s (NULL means empty).
@@ -30,7 +31,7 @@ struct boot_cmdline {
  * (e.g. "serial: bad baud rate 'garbage'") into err (NUL-terminated, truncated to errlen).
  * Keys: serial=BAUD[,DPS[,PORT]] where DPS is like 8n1; PORT hex (0x..) or decimal;
  *       boot_drive=0xNN (hex or decimal, 0..255); on_ready=guest|halt|poweroff;
- *       on_stop=halt|reset|poweroff; nested=0|1.
+ *       on_stop=halt|reset|poweroff; nested=0|1; selftest=none|exception.
  * Unknown keys and words without '=' are counted in unknown_keys and otherwise ignored. */
 int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t errlen);
 

@@ -29,6 +29,11 @@ static NORETURN void on_ready(void)
 	printf("XMHF: boot took %llu TSC ticks from the boot loader's hand-off; heap %llu of %llu KiB free\n",
 	       (unsigned long long)(rdtsc() - bi->tsc_at_entry), (unsigned long long)(heap_free_bytes() >> 10),
 	       (unsigned long long)(heap_total_bytes() >> 10));
+	if (bi->cmdline.selftest == 1) {
+		/* selftest=exception: the exception path must print CPU, vector, registers and stack. */
+		printf("XMHF: selftest: executing UD2 in the hypervisor\n");
+		__asm__ volatile("ud2");
+	}
 	if (bi->cmdline.on_ready == ON_READY_POWEROFF)
 		platform_poweroff();
 	if (bi->cmdline.on_ready == ON_READY_HALT) {

@@ -75,8 +75,7 @@ static void dump_and_halt(struct exception_frame *f)
 			printf("  stack+%02x: %016llx %016llx %016llx %016llx\n", i * 8, (unsigned long long)stack[i],
 			       (unsigned long long)stack[i + 1], (unsigned long long)stack[i + 2],
 			       (unsigned long long)stack[i + 3]);
-	printf("XMHF: CPU halted.\n");
-	cpu_halt_forever();
+	xmhf_stop("exception in the hypervisor");
 }
 
 /* .extable: {fault RIP, resume RIP} as 32-bit offsets from each field (msr-safe.c). */
