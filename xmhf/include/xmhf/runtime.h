@@ -22,6 +22,7 @@ NORETURN void panic_at(const char *file, int line, const char *fmt, ...) __attri
 void heap_init(u64 base, u64 end);
 void *page_alloc(u64 npages);
 void *page_alloc_aligned(u64 npages, u64 align_bytes);
+void *page_try_alloc(u64 npages); /* NULL when the heap is exhausted (for caches that can shrink) */
 void page_free(void *p, u64 npages);
 u64 heap_free_bytes(void);
 u64 heap_total_bytes(void);

@@ -32,6 +32,18 @@ void heap_init(u64 base, u64 end)
 	heap_total = (npages - bitmap_pages) * PAGE_SIZE_4K;
 }
 
+void *page_try_alloc(u64 npages)
+{
+	u64 pa;
+
+	lock();
+	pa = palloc_alloc(&heap, npages, PAGE_SIZE_4K);
+	unlock();
+	if (pa)
+		memset((void *)(uintptr_t)pa, 0, npages * PAGE_SIZE_4K);
+	return (void *)(uintptr_t)pa;
+}
+
 void *page_alloc_aligned(u64 npages, u64 align_bytes)
 {
 	u64 pa;

@@ -53,6 +53,7 @@ static const u64 *l1_table(void *ctx, u64 pa)
 	return guestmem_ptr(pa & ~0xfffULL, PAGE_SIZE_4K);
 }
 
+/* The EPT02 leaf slot for gpa2, allocating tables; NULL if the heap is exhausted. */
 static u64 *ept02_slot(struct vcpu *v, u64 gpa2)
 {
 	u64 table = v->ept02_pml4;
@@ -60,8 +61,12 @@ static u64 *ept02_slot(struct vcpu *v, u64 gpa2)
 	for (int level = 4; level > 1; level--) {
 		u64 *t = (u64 *)(uintptr_t)table;
 		u64 *e = &t[(gpa2 >> (12 + 9 * (level - 1))) & 511];
-		if (!(*e & EPT_RWX))
-			*e = (u64)(uintptr_t)page_alloc(1) | EPT_RWX;
+		if (!(*e & EPT_RWX)) {
+			void *p = page_try_alloc(1);
+			if (!p)
+				return NULL;
+			*e = (u64)(uintptr_t)p | EPT_RWX;
+		}
 		table = *e & ADDR_MASK;
 	}
 	return &((u64 *)(uintptr_t)table)[(gpa2 >> 12) & 511];
@@ -117,6 +122,13 @@ bool ept02_violation(struct vcpu *v)
 		      (unsigned long long)gpa1);
 	}
 	slot = ept02_slot(v, gpa2);
+	if (!slot) {
+		/* The heap is full: an L1 cannot exhaust L0's memory this way. Start EPT02 afresh (the
+		 * access faults again and maps its page into the new one). */
+		ept02_drop(v);
+		vmcs_write(VMCS_EPT_POINTER, ept02_eptp(v, nested_eptp12(v)));
+		return true;
+	}
 	*slot = (gpa1 & ADDR_MASK) | (rights & rights01) | (leaf & ((7ULL << 3) | EPT_IGNORE_PAT));
 	/* The entry was not present (or had fewer rights): a single-context INVEPT makes it visible. */
 	invept(1, ept02_eptp(v, nested_eptp12(v)));
