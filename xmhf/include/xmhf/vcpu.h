@@ -45,10 +45,13 @@ struct vcpu {
 	u32 in_l2;              /* VMCS02 is current: the guest is L2 */
 	u32 pad3;
 	u64 vmcs02_pa;          /* this CPU's VMCS02 */
-	u64 vmcs02_of;          /* the VMCS12 it was last built from (~0: none, VMCLEARed) */
+	u64 vmcs02_of;          /* the VMCS12 it was built from and is in sync with (~0: none) */
+	u64 vmcs12_dirty[4];    /* fields L1 VMWRITEs since VMCS02 was in sync (bit = table index) */
 	u8 *msr_bitmap02;       /* VMCS02's MSR bitmap: L0's intercepts | L1's */
 	u64 ept02_pml4;         /* EPT02 for ept02_of (runtime/nested/ept02.c), 0 if none */
 	u64 ept02_of;           /* the EPTP12 address it shadows */
+	u32 ept02_gen;          /* EPT01 generation it was built under */
+	u32 pad4;
 	void *msr_load02;       /* VMCS02's copies of L1's entry MSR-load and exit MSR-store lists */
 	struct msr_entry *msr_store02;
 };

@@ -18,6 +18,8 @@
 #define VMXERR_INVALID_HOST_STATE 8
 #define VMXERR_ENTRY_MOV_SS 26
 
+_Static_assert(VMCS_FIELD_COUNT <= 4 * 64, "vmcs12_dirty has a bit per field");
+
 static u64 r12(struct vcpu *v, u32 enc)
 {
 	return vmcs12_read(v->l1_current_vmcs, enc);
@@ -130,13 +132,49 @@ static bool check_host_state(struct vcpu *v)
  * run without any exit; without L1's bitmap every MSR access exits (to L1). */
 static void merge_msr_bitmap(struct vcpu *v, u32 proc12)
 {
-	const u8 *l0 = vmcs01_msr_bitmap();
-	const u8 *l1 = (proc12 & PROC_USE_MSR_BITMAPS) ? guestmem_ptr(r12(v, VMCS_MSR_BITMAP), PAGE_SIZE_4K) : NULL;
+	const u64 *l0 = (const u64 *)vmcs01_msr_bitmap();
+	const u64 *l1 = (proc12 & PROC_USE_MSR_BITMAPS) ? guestmem_ptr(r12(v, VMCS_MSR_BITMAP), PAGE_SIZE_4K) : NULL;
+	u64 *out;
 
 	if (!v->msr_bitmap02)
 		v->msr_bitmap02 = page_alloc(1);
-	for (u32 i = 0; i < PAGE_SIZE_4K; i++)
-		v->msr_bitmap02[i] = l1 ? (u8)(l0[i] | l1[i]) : 0xff;
+	out = (u64 *)v->msr_bitmap02;
+	for (u32 i = 0; i < PAGE_SIZE_4K / 8; i++)
+		out[i] = l1 ? l0[i] | l1[i] : ~0ULL;
+}
+
+/* VMRESUME of the VMCS12 VMCS02 is in sync with: only the fields L1 wrote since need copying, if they
+ * copy as they are (COPY); anything else (controls, CR0/CR4, EPTP, ...) takes a full rebuild. L1's MSR
+ * bitmap is merged again, since L1 may change it in memory at any time. Returns false to rebuild. */
+static bool resume_cached(struct vcpu *v)
+{
+	if (v->vmcs02_of != v->l1_current_vmcs)
+		return false;
+	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++)
+		if ((v->vmcs12_dirty[i / 64] >> (i % 64)) & 1) {
+			const struct vmcs_field_info *f = &vmcs_fields[i];
+			if (f->nested != VMCS_NESTED_COPY || f->cls == VMCS_CLASS_HOST || f->cls == VMCS_CLASS_RO)
+				return false;
+		}
+	if (vmptrld(v->vmcs02_pa))
+		panic("VMPTRLD of VMCS02 failed");
+	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++)
+		if ((v->vmcs12_dirty[i / 64] >> (i % 64)) & 1)
+			vmcs_write(vmcs_fields[i].encoding, r12(v, vmcs_fields[i].encoding));
+	for (u32 i = 0; i < ARRAY_SIZE(v->vmcs12_dirty); i++)
+		v->vmcs12_dirty[i] = 0;
+	merge_msr_bitmap(v, (u32)r12(v, VMCS_PROC_BASED_CONTROLS));
+	/* EPT02 may have been dropped meanwhile (L1's INVEPT, an EPT01 change). */
+	if (nested_l2_uses_ept(v))
+		vmcs_write(VMCS_EPT_POINTER, ept02_eptp(v, r12(v, VMCS_EPT_POINTER)));
+	v->in_l2 = 1;
+	v->launch_next = 0;
+	/* L1 may rewrite its MSR-load list in memory between entries: copy the lists again. */
+	u32 bad = nested_msr_lists_setup(v, r12(v, VMCS_ENTRY_MSR_LOAD_ADDR), (u32)r12(v, VMCS_ENTRY_MSR_LOAD_COUNT),
+					 r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
+	if (bad)
+		nested_entry_fail_msr_load(v, bad);
+	return true;
 }
 
 static void copy_guest_state(struct vcpu *v)
@@ -193,7 +231,9 @@ static void build_vmcs02(struct vcpu *v)
 		panic("VMCLEAR/VMPTRLD of VMCS02 failed");
 	v->in_l2 = 1;
 	v->launch_next = 1;
-	v->vmcs02_of = v->l1_current_vmcs;
+	v->vmcs02_of = ~0ULL; /* in sync only once the CPU has entered it (exit.c) */
+	for (u32 i = 0; i < ARRAY_SIZE(v->vmcs12_dirty); i++)
+		v->vmcs12_dirty[i] = 0;
 
 	/* Controls: L1's, plus what L0 needs to keep L2 under its EPT and to see its own NMIs. */
 	vmcs_write(VMCS_PIN_BASED_CONTROLS,
@@ -287,5 +327,6 @@ void nested_vmentry(struct vcpu *v, bool launch)
 	 * a failed entry (VMfailValid from the CPU) resumes L1 after the instruction. */
 	guest_skip_instruction();
 	/* VMCS01 keeps L1's state untouched while L2 runs. */
-	build_vmcs02(v);
+	if (launch || !resume_cached(v))
+		build_vmcs02(v);
 }

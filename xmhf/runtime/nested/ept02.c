@@ -39,10 +39,12 @@ void ept02_drop(struct vcpu *v)
 /* The EPT pointer VMCS02 uses for L1's EPTP12. */
 u64 ept02_eptp(struct vcpu *v, u64 eptp12)
 {
-	if (!v->ept02_pml4 || v->ept02_of != (eptp12 & ADDR_MASK)) {
+	/* EPT02's rights come from EPT01: a change of EPT01 since it was built starts it afresh. */
+	if (!v->ept02_pml4 || v->ept02_of != (eptp12 & ADDR_MASK) || v->ept02_gen != v->cpu->ept_generation) {
 		ept02_drop(v);
 		v->ept02_pml4 = (u64)(uintptr_t)page_alloc(1);
 		v->ept02_of = eptp12 & ADDR_MASK;
+		v->ept02_gen = v->cpu->ept_generation;
 	}
 	return v->ept02_pml4 | EPTP_WB | EPTP_WALK_4;
 }

@@ -151,6 +151,7 @@ void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual)
 	save_exit_info(v, reason);
 	w12(v, VMCS_EXIT_QUALIFICATION, qual);
 	vmcs12_set_launched(v->l1_current_vmcs, true);
+	v->vmcs02_of = v->l1_current_vmcs;
 	exit_msr_lists(v);
 	load_l1_host_state(v, l2_cr0);
 }
@@ -177,6 +178,7 @@ static void reflect(struct vcpu *v)
 	save_l2_state(v);
 	save_exit_info(v, v->exit_reason);
 	vmcs12_set_launched(v->l1_current_vmcs, true);
+	v->vmcs02_of = v->l1_current_vmcs; /* entered, and VMCS12 now holds its state */
 	exit_msr_lists(v);
 	load_l1_host_state(v, l2_cr0);
 }

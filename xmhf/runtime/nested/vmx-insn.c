@@ -175,6 +175,7 @@ static void emulate_vmxoff(struct vcpu *v)
 		return;
 	v->l1_vmx_on = 0;
 	v->l1_current_vmcs = ~0ULL;
+	v->vmcs02_of = ~0ULL;
 	nested_vm_succeed();
 }
 
@@ -196,6 +197,8 @@ static void emulate_vmclear(struct vcpu *v)
 	vmcs12_set_launched(ptr, false);
 	if (ptr == v->l1_current_vmcs)
 		v->l1_current_vmcs = ~0ULL;
+	if (ptr == v->vmcs02_of)
+		v->vmcs02_of = ~0ULL;
 	nested_vm_succeed();
 }
 
@@ -218,6 +221,8 @@ static void emulate_vmptrld(struct vcpu *v)
 		nested_vm_fail(v, VMXERR_VMPTRLD_BAD_REVISION);
 		return;
 	}
+	if (ptr != v->l1_current_vmcs)
+		v->vmcs02_of = ~0ULL; /* the cached VMCS02 belongs to another VMCS12 (dirty bits are per VMCS12) */
 	v->l1_current_vmcs = ptr;
 	nested_vm_succeed();
 }
@@ -276,6 +281,7 @@ static void emulate_vmread_vmwrite(struct vcpu *v, bool write)
 			return;
 		}
 		vmcs12_write((u64)v->l1_current_vmcs, (u32)enc, value);
+		v->vmcs12_dirty[idx / 64] |= 1ULL << (idx % 64);
 	} else {
 		value = vmcs12_read(v->l1_current_vmcs, (u32)enc);
 		if (opsize == 4)
