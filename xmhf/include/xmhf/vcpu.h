@@ -107,6 +107,9 @@ void guest_cr0_sync_cache_bits(u64 cr0);
 /* Guest state resets (SDM Vol. 3, 10.1.1 / 9.1.1). */
 void guest_state_real_mode(u16 cs_sel, u64 cs_base, u64 rip);
 void guest_state_after_init(struct vcpu *v, bool bsp);
+void guest_state_sipi(struct vcpu *v, u32 vector);
+/* One guest segment register: selector field, then base, limit and access rights (same index). */
+void guest_set_segment(u32 sel_field, u64 sel, u64 base, u32 limit, u32 ar);
 
 /* Stops the whole machine after a report: as the cmdline's on_stop says. */
 NORETURN void xmhf_stop(const char *why);

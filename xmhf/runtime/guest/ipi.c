@@ -85,12 +85,7 @@ void ap_wait_for_sipi(struct vcpu *v)
 			if (!__atomic_exchange_n(&v->init_pending, 0, __ATOMIC_ACQ_REL))
 				break;
 		}
-		guest_state_after_init(v, false);
-		guest_state_real_mode((u16)(v->sipi_vector << 8), (u64)v->sipi_vector << 12, 0);
-		vmcs_write(VMCS_GUEST_CR0, vmcs_read(VMCS_GUEST_CR0) | CR0_CD | CR0_NW);
-		vmcs_write(VMCS_CR0_READ_SHADOW, CR0_CD | CR0_NW | CR0_ET);
-		guest_cr0_sync_cache_bits(CR0_CD | CR0_NW);
-		v->regs.gpr[REG_RDX] = 0x600;
+		guest_state_sipi(v, v->sipi_vector);
 		/* Events pending for the old guest context are gone with the INIT. */
 		vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
 		v->nmi_pending = 0;

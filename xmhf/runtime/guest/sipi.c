@@ -18,9 +18,5 @@ void handle_sipi(struct vcpu *v)
 {
 	u32 vector = (u32)vmcs_read(VMCS_EXIT_QUALIFICATION) & 0xff;
 
-	guest_state_real_mode((u16)(vector << 8), (u64)vector << 12, 0);
-	vmcs_write(VMCS_GUEST_CR0, vmcs_read(VMCS_GUEST_CR0) | CR0_CD | CR0_NW);
-	vmcs_write(VMCS_CR0_READ_SHADOW, CR0_CD | CR0_NW | CR0_ET);
-	guest_cr0_sync_cache_bits(CR0_CD | CR0_NW);
-	v->regs.gpr[REG_RDX] = 0x600;
+	guest_state_sipi(v, vector);
 }

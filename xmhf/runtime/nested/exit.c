@@ -68,16 +68,6 @@ static void save_exit_info(struct vcpu *v, u32 reason)
 	w12(v, VMCS_ENTRY_INTR_INFO, r12(v, VMCS_ENTRY_INTR_INFO) & ~(u64)INTR_INFO_VALID);
 }
 
-static void set_segment(u32 sel_field, u64 sel, u64 base, u32 limit, u32 ar)
-{
-	u32 idx = sel_field - VMCS_GUEST_ES_SELECTOR;
-
-	vmcs_write(sel_field, sel);
-	vmcs_write(VMCS_GUEST_ES_BASE + idx, base);
-	vmcs_write(VMCS_GUEST_ES_LIMIT + idx, limit);
-	vmcs_write(VMCS_GUEST_ES_ACCESS_RIGHTS + idx, ar);
-}
-
 /* Back to VMCS01 with L1's host state as its guest state (SDM 28.5). */
 static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 {
@@ -113,19 +103,19 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 	else
 		vmcs_clear_bits(VMCS_ENTRY_CONTROLS, ENTRY_IA32E_MODE_GUEST);
 
-	set_segment(VMCS_GUEST_CS_SELECTOR, r12(v, VMCS_HOST_CS_SELECTOR), 0, 0xffffffff, host64 ? 0xa09b : 0xc09b);
-	set_segment(VMCS_GUEST_SS_SELECTOR, r12(v, VMCS_HOST_SS_SELECTOR), 0, 0xffffffff, 0xc093);
+	guest_set_segment(VMCS_GUEST_CS_SELECTOR, r12(v, VMCS_HOST_CS_SELECTOR), 0, 0xffffffff, host64 ? 0xa09b : 0xc09b);
+	guest_set_segment(VMCS_GUEST_SS_SELECTOR, r12(v, VMCS_HOST_SS_SELECTOR), 0, 0xffffffff, 0xc093);
 	static const u32 data[] = { VMCS_GUEST_DS_SELECTOR, VMCS_GUEST_ES_SELECTOR };
 	for (u32 i = 0; i < ARRAY_SIZE(data); i++) {
 		u64 sel = r12(v, VMCS_HOST_ES_SELECTOR + (data[i] - VMCS_GUEST_ES_SELECTOR));
-		set_segment(data[i], sel, 0, 0xffffffff, sel ? 0xc093 : 0x10000);
+		guest_set_segment(data[i], sel, 0, 0xffffffff, sel ? 0xc093 : 0x10000);
 	}
-	set_segment(VMCS_GUEST_FS_SELECTOR, r12(v, VMCS_HOST_FS_SELECTOR), r12(v, VMCS_HOST_FS_BASE), 0xffffffff,
+	guest_set_segment(VMCS_GUEST_FS_SELECTOR, r12(v, VMCS_HOST_FS_SELECTOR), r12(v, VMCS_HOST_FS_BASE), 0xffffffff,
 		    r12(v, VMCS_HOST_FS_SELECTOR) ? 0xc093 : 0x10000);
-	set_segment(VMCS_GUEST_GS_SELECTOR, r12(v, VMCS_HOST_GS_SELECTOR), r12(v, VMCS_HOST_GS_BASE), 0xffffffff,
+	guest_set_segment(VMCS_GUEST_GS_SELECTOR, r12(v, VMCS_HOST_GS_SELECTOR), r12(v, VMCS_HOST_GS_BASE), 0xffffffff,
 		    r12(v, VMCS_HOST_GS_SELECTOR) ? 0xc093 : 0x10000);
-	set_segment(VMCS_GUEST_TR_SELECTOR, r12(v, VMCS_HOST_TR_SELECTOR), r12(v, VMCS_HOST_TR_BASE), 0x67, 0x8b);
-	set_segment(VMCS_GUEST_LDTR_SELECTOR, 0, 0, 0, 0x10000);
+	guest_set_segment(VMCS_GUEST_TR_SELECTOR, r12(v, VMCS_HOST_TR_SELECTOR), r12(v, VMCS_HOST_TR_BASE), 0x67, 0x8b);
+	guest_set_segment(VMCS_GUEST_LDTR_SELECTOR, 0, 0, 0, 0x10000);
 	vmcs_write(VMCS_GUEST_GDTR_BASE, r12(v, VMCS_HOST_GDTR_BASE));
 	vmcs_write(VMCS_GUEST_GDTR_LIMIT, 0xffff);
 	vmcs_write(VMCS_GUEST_IDTR_BASE, r12(v, VMCS_HOST_IDTR_BASE));

@@ -138,7 +138,7 @@ void vmcs01_host_state(struct vcpu *v)
 	vmcs_write(VMCS_HOST_RIP, (u64)(uintptr_t)vmx_exit_stub);
 }
 
-static void set_segment(u32 sel_field, u16 sel, u64 base, u32 limit, u32 ar)
+void guest_set_segment(u32 sel_field, u64 sel, u64 base, u32 limit, u32 ar)
 {
 	/* Selector, base, limit and access-rights fields share their index: offsets from the selector. */
 	u32 idx = sel_field - VMCS_GUEST_ES_SELECTOR;
@@ -160,14 +160,14 @@ void guest_state_real_mode(u16 cs_sel, u64 cs_base, u64 rip)
 	vmcs_write(VMCS_GUEST_CR3, 0);
 	vmcs_write(VMCS_GUEST_CR4, vmx_caps.cr4_fixed0 & vmx_caps.cr4_fixed1);
 	vmcs_write(VMCS_CR4_READ_SHADOW, 0);
-	set_segment(VMCS_GUEST_CS_SELECTOR, cs_sel, cs_base, 0xffff, 0x9b);
-	set_segment(VMCS_GUEST_SS_SELECTOR, 0, 0, 0xffff, 0x93);
-	set_segment(VMCS_GUEST_DS_SELECTOR, 0, 0, 0xffff, 0x93);
-	set_segment(VMCS_GUEST_ES_SELECTOR, 0, 0, 0xffff, 0x93);
-	set_segment(VMCS_GUEST_FS_SELECTOR, 0, 0, 0xffff, 0x93);
-	set_segment(VMCS_GUEST_GS_SELECTOR, 0, 0, 0xffff, 0x93);
-	set_segment(VMCS_GUEST_LDTR_SELECTOR, 0, 0, 0xffff, 0x82);
-	set_segment(VMCS_GUEST_TR_SELECTOR, 0, 0, 0xffff, 0x8b);
+	guest_set_segment(VMCS_GUEST_CS_SELECTOR, cs_sel, cs_base, 0xffff, 0x9b);
+	guest_set_segment(VMCS_GUEST_SS_SELECTOR, 0, 0, 0xffff, 0x93);
+	guest_set_segment(VMCS_GUEST_DS_SELECTOR, 0, 0, 0xffff, 0x93);
+	guest_set_segment(VMCS_GUEST_ES_SELECTOR, 0, 0, 0xffff, 0x93);
+	guest_set_segment(VMCS_GUEST_FS_SELECTOR, 0, 0, 0xffff, 0x93);
+	guest_set_segment(VMCS_GUEST_GS_SELECTOR, 0, 0, 0xffff, 0x93);
+	guest_set_segment(VMCS_GUEST_LDTR_SELECTOR, 0, 0, 0xffff, 0x82);
+	guest_set_segment(VMCS_GUEST_TR_SELECTOR, 0, 0, 0xffff, 0x8b);
 	vmcs_write(VMCS_GUEST_GDTR_BASE, 0);
 	vmcs_write(VMCS_GUEST_GDTR_LIMIT, 0xffff);
 	vmcs_write(VMCS_GUEST_IDTR_BASE, 0);
@@ -188,21 +188,34 @@ void guest_state_real_mode(u16 cs_sel, u64 cs_base, u64 rip)
 	vmcs_clear_bits(VMCS_ENTRY_CONTROLS, ENTRY_IA32E_MODE_GUEST);
 }
 
-/* After INIT: an AP waits for SIPI; the BSP restarts at the reset vector (SDM Vol. 3, 9.4.1, 10.1). */
-void guest_state_after_init(struct vcpu *v, bool bsp)
+/* The state INIT leaves (SDM Vol. 3, Table 10-1): GPRs zero but EDX, real mode at cs:rip, caches
+ * disabled (CR0 = 60000010h). */
+static void state_after_init(struct vcpu *v, u16 cs_sel, u64 cs_base, u64 rip)
 {
 	for (int i = 0; i < 16; i++)
 		v->regs.gpr[i] = 0;
 	v->regs.gpr[REG_RDX] = 0x600; /* family/model/stepping placeholder as after reset */
-	if (bsp) {
-		guest_state_real_mode(0xf000, 0xffff0000, 0xfff0);
-	} else {
-		guest_state_real_mode(0, 0, 0);
-		vmcs_write(VMCS_GUEST_ACTIVITY_STATE, ACTIVITY_WAIT_SIPI);
-	}
+	guest_state_real_mode(cs_sel, cs_base, rip);
 	vmcs_write(VMCS_GUEST_CR0, vmcs_read(VMCS_GUEST_CR0) | CR0_CD | CR0_NW);
 	vmcs_write(VMCS_CR0_READ_SHADOW, CR0_CD | CR0_NW | CR0_ET);
 	guest_cr0_sync_cache_bits(CR0_CD | CR0_NW);
+}
+
+/* After INIT: an AP waits for SIPI; the BSP restarts at the reset vector (SDM Vol. 3, 9.4.1, 10.1). */
+void guest_state_after_init(struct vcpu *v, bool bsp)
+{
+	if (bsp) {
+		state_after_init(v, 0xf000, 0xffff0000, 0xfff0);
+	} else {
+		state_after_init(v, 0, 0, 0);
+		vmcs_write(VMCS_GUEST_ACTIVITY_STATE, ACTIVITY_WAIT_SIPI);
+	}
+}
+
+/* An AP started by SIPI: the post-INIT state, running in real mode at vector * 4096 (SDM 9.4.4). */
+void guest_state_sipi(struct vcpu *v, u32 vector)
+{
+	state_after_init(v, (u16)(vector << 8), (u64)vector << 12, 0);
 }
 
 void vmcs01_setup(struct vcpu *v, bool bsp)
