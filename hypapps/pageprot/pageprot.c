@@ -7,6 +7,7 @@
  * Protections are shared by all CPUs (EPT01 is); the table of pages is the hypapp's own, bounded. */
 #include <xmhf/runtime.h>
 #include <xmhf/app.h>
+#include <xmhf/spinlock.h>
 
 #define HC_PROTECT 0x50524f54
 #define HC_UNPROTECT 0x554e5052
@@ -14,19 +15,8 @@
 #define MAX_PAGES 64
 
 static u64 pages[MAX_PAGES]; /* page addresses, 0 = free slot */
-static volatile u32 lock;
+static spinlock_t lock;
 static volatile u64 blocked;
-
-static void take(void)
-{
-	while (__atomic_exchange_n(&lock, 1, __ATOMIC_ACQUIRE))
-		__asm__ volatile("pause");
-}
-
-static void give(void)
-{
-	__atomic_store_n(&lock, 0, __ATOMIC_RELEASE);
-}
 
 static int find(u64 page)
 {
@@ -41,17 +31,17 @@ static u64 protect(VCPU *vcpu, u64 gpa)
 	u64 page = gpa & ~0xfffULL;
 	int slot;
 
-	take();
+	spin_lock(&lock);
 	slot = page ? find(page) : -1;
 	if (slot < 0 && page)
 		slot = find(0);
 	if (slot < 0 || !page ||
 	    xmhf_memprot_setprot(vcpu, page, MEMP_PROT_PRESENT | MEMP_PROT_READONLY | MEMP_PROT_EXECUTE)) {
-		give();
+		spin_unlock(&lock);
 		return (u64)-1;
 	}
 	pages[slot] = page;
-	give();
+	spin_unlock(&lock);
 	printf("pageprot: CPU %u: GPA 0x%llx is now read-only\n", xmhf_cpu_index(vcpu), (unsigned long long)page);
 	return 0;
 }
@@ -61,15 +51,15 @@ static u64 unprotect(VCPU *vcpu, u64 gpa)
 	u64 page = gpa & ~0xfffULL;
 	int slot;
 
-	take();
+	spin_lock(&lock);
 	slot = page ? find(page) : -1;
 	if (slot < 0) {
-		give();
+		spin_unlock(&lock);
 		return (u64)-1;
 	}
 	xmhf_memprot_setprot(vcpu, page, MEMP_PROT_PRESENT | MEMP_PROT_READWRITE | MEMP_PROT_EXECUTE);
 	pages[slot] = 0;
-	give();
+	spin_unlock(&lock);
 	return 0;
 }
 
@@ -97,9 +87,9 @@ u32 xmhf_app_handleintercept_hwpgtblviolation(VCPU *vcpu, xmhf_regs_t *r, u64 gp
 
 	(void)r;
 	(void)gva;
-	take();
+	spin_lock(&lock);
 	slot = find(gpa & ~0xfffULL);
-	give();
+	spin_unlock(&lock);
 	if (slot < 0 || !(code & 2))
 		return APP_ERROR; /* not a write to a page of ours */
 	if (xmhf_guest_skip_faulting_store(vcpu))

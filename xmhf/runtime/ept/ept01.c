@@ -3,6 +3,7 @@
  * writes update the memory types; each CPU invalidates its EPT TLB when it sees a new generation. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
+#include <xmhf/spinlock.h>
 #include <lib/ept.h>
 #include <x86/cpu.h>
 
@@ -10,9 +11,7 @@ static struct mtrr_state mtrrs;
 static struct phys_range hole;
 static struct ept_env env;
 static u64 pml4_pa;
-static volatile u32 ept_lock;
-static void lock(void);
-static void unlock(void);
+static spinlock_t ept_lock;
 static volatile u32 generation;
 
 static u64 alloc_table(void *ctx)
@@ -86,13 +85,13 @@ void ept01_set_page_rights(u64 gpa, u64 rights)
 {
 	u64 *e;
 
-	lock();
+	spin_lock(&ept_lock);
 	e = ept_leaf(&env, pml4_pa, gpa, true);
 	if (!e)
 		panic("EPT01 has no leaf for GPA 0x%llx", (unsigned long long)gpa);
 	*e = (*e & ~EPT_RWX) | (rights & EPT_RWX);
 	__atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
-	unlock();
+	spin_unlock(&ept_lock);
 }
 
 void ept01_change_page_rights(u64 gpa, u64 rights)
@@ -101,18 +100,18 @@ void ept01_change_page_rights(u64 gpa, u64 rights)
 
 	/* Split first: it keeps every translation as it was, so other CPUs need not stop for it, and
 	 * it allocates (a quiesced CPU might hold the heap lock). */
-	lock();
+	spin_lock(&ept_lock);
 	e = ept_leaf(&env, pml4_pa, gpa, true);
-	unlock();
+	spin_unlock(&ept_lock);
 	if (!e)
 		panic("EPT01 has no leaf for GPA 0x%llx", (unsigned long long)gpa);
 	/* With the EPT lock held before quiescing, no stopped CPU holds it. */
-	lock();
+	spin_lock(&ept_lock);
 	quiesce_begin();
 	*e = (*e & ~EPT_RWX) | (rights & EPT_RWX);
 	__atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
 	quiesce_end();
-	unlock();
+	spin_unlock(&ept_lock);
 	/* Every CPU, this one included, runs INVEPT before its next VM entry (ept01_check_generation). */
 }
 
@@ -128,27 +127,17 @@ u64 ept01_eptp(void)
 	return pml4_pa | EPTP_WB | EPTP_WALK_4;
 }
 
-static void lock(void)
-{
-	while (__atomic_exchange_n(&ept_lock, 1, __ATOMIC_ACQUIRE))
-		cpu_relax();
-}
-
-static void unlock(void)
-{
-	__atomic_store_n(&ept_lock, 0, __ATOMIC_RELEASE);
-}
 
 /* The guest wrote an MTRR (already written to the CPU): recompute EPT01's memory types. The guest
  * writes the same MTRRs on every CPU (SDM 11.11.8), so the shared state follows the last write. */
 void ept01_mtrr_write(u32 msr, u64 value)
 {
-	lock();
+	spin_lock(&ept_lock);
 	mtrr_state_write(&mtrrs, msr, value);
 	if (ept_update_memtypes(&env, pml4_pa))
 		panic("out of memory splitting EPT01 pages for new MTRR types");
 	__atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
-	unlock();
+	spin_unlock(&ept_lock);
 }
 
 /* Called before each VM entry: flush this CPU's EPT-derived translations if EPT01 changed. Other CPUs

@@ -1,24 +1,14 @@
 /* The runtime's page heap: the part of the hypervisor region after the image and the boot-info block.
  * The allocator's bitmap lives in the first pages of the heap itself. */
 #include <xmhf/runtime.h>
+#include <xmhf/spinlock.h>
 #include <lib/palloc.h>
 #include <lib/string.h>
 #include <x86/cpu.h>
 
 static struct palloc heap;
-static volatile u32 heap_lock;
+static spinlock_t heap_lock;
 static u64 heap_total;
-
-static void lock(void)
-{
-	while (__atomic_exchange_n(&heap_lock, 1, __ATOMIC_ACQUIRE))
-		cpu_relax();
-}
-
-static void unlock(void)
-{
-	__atomic_store_n(&heap_lock, 0, __ATOMIC_RELEASE);
-}
 
 void heap_init(u64 base, u64 end)
 {
@@ -36,9 +26,9 @@ void *page_try_alloc(u64 npages)
 {
 	u64 pa;
 
-	lock();
+	spin_lock(&heap_lock);
 	pa = palloc_alloc(&heap, npages, PAGE_SIZE_4K);
-	unlock();
+	spin_unlock(&heap_lock);
 	if (pa)
 		memset((void *)(uintptr_t)pa, 0, npages * PAGE_SIZE_4K);
 	return (void *)(uintptr_t)pa;
@@ -48,9 +38,9 @@ void *page_alloc_aligned(u64 npages, u64 align_bytes)
 {
 	u64 pa;
 
-	lock();
+	spin_lock(&heap_lock);
 	pa = palloc_alloc(&heap, npages, align_bytes);
-	unlock();
+	spin_unlock(&heap_lock);
 	if (!pa)
 		panic("out of hypervisor memory: %llu pages wanted, %llu KiB free", (unsigned long long)npages,
 		      (unsigned long long)(heap_free_bytes() >> 10));
@@ -67,9 +57,9 @@ void page_free(void *p, u64 npages)
 {
 	int rc;
 
-	lock();
+	spin_lock(&heap_lock);
 	rc = palloc_free(&heap, (u64)(uintptr_t)p, npages);
-	unlock();
+	spin_unlock(&heap_lock);
 	if (rc)
 		panic("page_free of %p (%llu pages): not allocated", p, (unsigned long long)npages);
 }

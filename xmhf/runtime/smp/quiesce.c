@@ -4,18 +4,18 @@
  * still answers another initiator's NMI, so two initiators cannot deadlock. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
+#include <xmhf/spinlock.h>
 #include <x86/cpu.h>
 #include <x86/lapic.h>
 
-static volatile u32 quiesce_lock;
+static spinlock_t quiesce_lock;
 static volatile u32 quiesce_active;
 static volatile u32 quiesce_count;
 static volatile u32 quiesce_release;
 
 void quiesce_begin(void)
 {
-	while (__atomic_exchange_n(&quiesce_lock, 1, __ATOMIC_ACQUIRE))
-		cpu_relax();
+	spin_lock(&quiesce_lock);
 	quiesce_count = 0;
 	__atomic_store_n(&quiesce_release, 0, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&quiesce_active, 1, __ATOMIC_SEQ_CST);
@@ -32,7 +32,7 @@ void quiesce_end(void)
 	/* Wait until every CPU has left, so the next quiesce starts from a clean count. */
 	while (__atomic_load_n(&quiesce_count, __ATOMIC_ACQUIRE) != 0)
 		cpu_relax();
-	__atomic_store_n(&quiesce_lock, 0, __ATOMIC_RELEASE);
+	spin_unlock(&quiesce_lock);
 }
 
 /* From an NMI (exit or handler): true if it was a quiesce request, which has then been served. */
