@@ -33,16 +33,6 @@ static void store(volatile uint64_t *p, uint64_t v)
     asm volatile("movq %1, %0" : "=m"(*p) : "r"(v) : "memory");
 }
 
-static uint64_t find_hole(void)
-{
-    for (int i = 1; i + 1 < boot_mmap_count; i++) {
-        const struct mmap_entry *p = &boot_mmap[i - 1], *m = &boot_mmap[i], *n = &boot_mmap[i + 1];
-        if (m->type != 1 && m->base >= 0x100000 && p->type == 1 && n->type == 1 &&
-            p->base + p->len == m->base && m->base + m->len == n->base)
-            return m->base;
-    }
-    return 0;
-}
 
 static void helloworld(void)
 {
@@ -88,7 +78,7 @@ static void pageprot(void)
     test_end();
 
     test_begin("pageprot-refuses-hypervisor-memory");
-    uint64_t hole = find_hole();
+    uint64_t hole = e820_reserved_hole();
     test_check(hole != 0, "no reserved hole (the hypervisor region) in the E820 map");
     h = (struct hc){ HC_PROTECT, hole };
     test_check(hypercall(&h) == NO_EXCEPTION && h.a == (uint64_t)-1, "PROTECT of 0x%llx returned 0x%llx",

@@ -1446,21 +1446,10 @@ out:
 /* probe_region=1 (a security test of the hypervisor under test, not compared with bare runs): L1's EPT
  * maps an L2 page onto the reserved hole in the E820 map (the hypervisor's region when there is one)
  * and L2 reads it. The hypervisor must stop the machine before L2 gets anything. */
-static uint64_t e820_hole(void)
-{
-    for (int i = 1; i + 1 < boot_mmap_count; i++) {
-        const struct mmap_entry *p = &boot_mmap[i - 1], *m = &boot_mmap[i], *n = &boot_mmap[i + 1];
-        if (m->type != 1 && m->base >= 0x100000 && p->type == 1 && n->type == 1 &&
-            p->base + p->len == m->base && m->base + m->len == n->base)
-            return m->base;
-    }
-    return 0;
-}
-
 static void t_probe_region(void)
 {
     if (ept_begin("ept-probe-region", false)) {
-        uint64_t hole = e820_hole();
+        uint64_t hole = e820_reserved_hole();
         if (!hole) {
             info("no reserved hole inside RAM: nothing to probe");
         } else {

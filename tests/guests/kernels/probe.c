@@ -11,16 +11,6 @@
  */
 #include "lib.h"
 
-static uint64_t find_hole(void)
-{
-    for (int i = 1; i + 1 < boot_mmap_count; i++) {
-        const struct mmap_entry *p = &boot_mmap[i - 1], *m = &boot_mmap[i], *n = &boot_mmap[i + 1];
-        if (m->type != 1 && m->base >= 0x100000 && p->type == 1 && n->type == 1 &&
-            p->base + p->len == m->base && m->base + m->len == n->base)
-            return m->base;
-    }
-    return 0;
-}
 
 static void triple_fault(void)
 {
@@ -41,7 +31,7 @@ void test_main(void)
     test_begin("probe");
     if (cmdline_get("probe", 0, buf, sizeof(buf))) {
         if (!strncmp(buf, "hole", 5))
-            addr = find_hole();
+            addr = e820_reserved_hole();
         else
             parse_u64(buf, NULL, &addr);
     }

@@ -356,6 +356,8 @@ extern uint32_t boot_mb_magic;
  * false when absent. */
 bool cmdline_get(const char *key, int n, char *buf, size_t size);
 bool parse_u64(const char *s, const char **end, uint64_t *v);    /* 0x.. hex or decimal */
+/* First reserved E820 entry between two usable ones above 1 MiB (XMHF's region), 0 if none. */
+uint64_t e820_reserved_hole(void);
 
 /* ---------------------------------------------------------------------------------------------
  * Paging: the library identity-maps 0..4 GiB with 2 MiB pages. The 1 GiB at 4 GiB

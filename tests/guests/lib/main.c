@@ -295,3 +295,16 @@ void kmain(void)
     test_main();
     tests_done();
 }
+
+/* The first reserved E820 entry lying between two usable ones above 1 MiB: under a hypervisor that
+ * hides its memory (XMHF), its region. 0 if there is none (bare machines). */
+uint64_t e820_reserved_hole(void)
+{
+    for (int i = 1; i + 1 < boot_mmap_count; i++) {
+        const struct mmap_entry *p = &boot_mmap[i - 1], *m = &boot_mmap[i], *n = &boot_mmap[i + 1];
+        if (m->type != 1 && m->base >= 0x100000 && p->type == 1 && n->type == 1 &&
+            p->base + p->len == m->base && m->base + m->len == n->base)
+            return m->base;
+    }
+    return 0;
+}
