@@ -124,3 +124,69 @@ TEST(nested_cr_composition)
 	CHECK(!nested_cr_write_exits_to_l1(m12, 0x8, 0x80000039));
 	CHECK(!nested_cr_write_exits_to_l1(0, 0, ~0ULL));
 }
+
+/* EPT02 leaves: EPT12 (level, rights, type) composed with EPT01 (level, rights). */
+TEST(ept02_compose_4k_and_2m)
+{
+	struct ept12_walk w = { .gpa1 = 0x40012345ULL, .leaf = 0x40000000ULL | 7 | (1 << 7) | (6 << 3) | (1 << 6),
+				.rights = 7, .level = 2 };
+	struct ept02_leaf l;
+
+	/* EPT12 2 MiB, EPT01 1 GiB, 2 MiB pages available: one 2 MiB leaf, both ends aligned. */
+	ept02_compose(0x212345, &w, 0x40000000ULL | 7 | (1 << 7), 3, true, &l);
+	CHECK_EQ(l.level, 2);
+	CHECK_EQ(l.gpa2, 0x200000ULL);
+	CHECK_EQ(l.entry, 0x40000000ULL | 7 | (1 << 7) | (6 << 3) | (1 << 6));
+	/* EPT01 splits the L1 range into 4 KiB pages (a trapped page near): 4 KiB. */
+	ept02_compose(0x212345, &w, 0x40012000ULL | 7, 1, true, &l);
+	CHECK_EQ(l.level, 1);
+	CHECK_EQ(l.gpa2, 0x212000ULL);
+	CHECK_EQ(l.entry, 0x40012000ULL | 7 | (6 << 3) | (1 << 6));
+	/* No 2 MiB EPT pages on this CPU: 4 KiB. */
+	ept02_compose(0x212345, &w, 0x40000000ULL | 7 | (1 << 7), 3, false, &l);
+	CHECK_EQ(l.level, 1);
+	/* EPT12 maps 4 KiB: 4 KiB, whatever EPT01 has. */
+	w.level = 1;
+	ept02_compose(0x212345, &w, 0x40000000ULL | 7 | (1 << 7), 2, true, &l);
+	CHECK_EQ(l.level, 1);
+	CHECK_EQ(l.gpa2, 0x212000ULL);
+}
+
+TEST(ept02_compose_rights_are_the_intersection)
+{
+	/* 1 GiB EPT12 leaf: the 2 MiB EPT02 leaf is the 2 MiB chunk of it that holds gpa1. */
+	struct ept12_walk w = { .gpa1 = 0x1c0323456ULL, .leaf = 0x1c0000000ULL | 3 | (1 << 7) | (0 << 3),
+				.rights = 3, .level = 3 };
+	struct ept02_leaf l;
+
+	ept02_compose(0x80323456ULL, &w, 0x1c0200000ULL | 5 | (1 << 7) | (6 << 3), 2, true, &l);
+	CHECK_EQ(l.level, 2);
+	CHECK_EQ(l.gpa2, 0x80200000ULL);
+	/* R/W from EPT12 AND R/X from EPT01 = R; UC memory type from EPT12, not WB from EPT01. */
+	CHECK_EQ(l.entry, 0x1c0200000ULL | 1 | (1 << 7));
+}
+
+TEST(ept02_cache_pick_hit_empty_lru)
+{
+	struct ept02_slot s[4] = {
+		{ .eptp12 = 0x1000, .pml4 = 0xa000, .last_use = 5 },
+		{ .eptp12 = 0x2000, .pml4 = 0xb000, .last_use = 2 },
+		{ .eptp12 = 0x3000, .pml4 = 0, .last_use = 0 },
+		{ .eptp12 = 0x4000, .pml4 = 0xc000, .last_use = 9 },
+	};
+	bool hit;
+
+	CHECK_EQ(ept02_cache_pick(s, 4, 0x2000, &hit), 1U);
+	CHECK(hit);
+	/* An empty slot keyed like the EPTP is not a hit: it holds no EPT02. */
+	CHECK_EQ(ept02_cache_pick(s, 4, 0x3000, &hit), 2U);
+	CHECK(!hit);
+	CHECK_EQ(ept02_cache_pick(s, 4, 0x5000, &hit), 2U);
+	CHECK(!hit);
+	/* Full: the least recently used one. */
+	s[2].pml4 = 0xd000;
+	s[2].last_use = 7;
+	CHECK_EQ(ept02_cache_pick(s, 4, 0x5000, &hit), 1U);
+	CHECK(!hit);
+	CHECK_EQ(ept02_cache_pick(s, 1, 0x5000, &hit), 0U);
+}

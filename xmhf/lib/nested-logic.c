@@ -1,4 +1,4 @@
-/* EPT12 walks for EPT02 (SDM Vol. 3, 29.3). */
+/* EPT12 walks, EPT02 leaves and the EPT02 cache choice for nested VMX (SDM Vol. 3, 29.3). */
 #include <lib/nested-logic.h>
 
 #define R (1ULL << 0)
@@ -61,4 +61,39 @@ enum ept12_result ept12_walk(const struct ept12_env *env, u64 eptp12, u64 gpa2, 
 		table = e & ADDR_MASK;
 	}
 	return EPT12_VIOLATION;
+}
+
+void ept02_compose(u64 gpa2, const struct ept12_walk *w12, u64 leaf01, int level01, bool page_2m,
+		   struct ept02_leaf *out)
+{
+	u64 rights = w12->rights & leaf01 & (R | W | X);
+	u64 attrs = w12->leaf & (0xfULL << 3); /* memory type (bits 5:3) and ignore-PAT (bit 6) */
+
+	if (page_2m && w12->level >= 2 && level01 >= 2) {
+		out->level = 2;
+		out->gpa2 = gpa2 & ~(PAGE_SIZE_2M - 1);
+		out->entry = (w12->gpa1 & ~(PAGE_SIZE_2M - 1) & ADDR_MASK) | rights | attrs | PS;
+	} else {
+		out->level = 1;
+		out->gpa2 = gpa2 & ~(PAGE_SIZE_4K - 1);
+		out->entry = (w12->gpa1 & ADDR_MASK) | rights | attrs;
+	}
+}
+
+u32 ept02_cache_pick(const struct ept02_slot *slots, u32 n, u64 eptp12, bool *hit)
+{
+	u32 empty = n, lru = 0;
+
+	for (u32 i = 0; i < n; i++) {
+		if (slots[i].pml4 && slots[i].eptp12 == eptp12) {
+			*hit = true;
+			return i;
+		}
+		if (!slots[i].pml4 && empty == n)
+			empty = i;
+		if (slots[i].last_use < slots[lru].last_use)
+			lru = i;
+	}
+	*hit = false;
+	return empty < n ? empty : lru;
 }

@@ -63,4 +63,31 @@ static inline bool nested_cr_write_exits_to_l1(u64 mask12, u64 shadow12, u64 val
 	return ((val ^ shadow12) & mask12) != 0;
 }
 
+/* EPT02 = EPT01 ∘ EPT12 (SDM Vol. 3, 29.3): the EPT02 leaf for one translation. The leaf is 2 MiB when
+ * EPT12 maps gpa2 with a 2 MiB or 1 GiB page, EPT01 maps the L1 range with one leaf of 2 MiB or more
+ * (so its rights and memory type are uniform there and the hypervisor's region is not inside) and the
+ * CPU has 2 MiB EPT pages; else 4 KiB. Rights: EPT12's AND EPT01's. Memory type and ignore-PAT:
+ * EPT12's (L1 chose them for L2; EPT01's type is the host MTRR type L1 also reads). */
+struct ept02_leaf {
+	u64 gpa2;            /* the L2 guest-physical address the leaf maps, aligned to its size */
+	u64 entry;           /* the entry: L1 page address, rights, memory type, PS for 2 MiB */
+	int level;           /* 1 = 4 KiB, 2 = 2 MiB */
+};
+
+void ept02_compose(u64 gpa2, const struct ept12_walk *w12, u64 leaf01, int level01, bool page_2m,
+		   struct ept02_leaf *out);
+
+/* A CPU's cache of EPT02s, one per EPTP12 address (runtime/nested/ept02.c). */
+struct ept02_slot {
+	u64 eptp12;          /* the EPTP12 address (bits 51:12) this EPT02 shadows */
+	u64 pml4;            /* EPT02's PML4, 0 if the slot is empty */
+	u64 last_use;        /* a per-CPU clock: larger is more recent */
+	u32 generation;      /* EPT01's generation when built */
+	u32 pages;           /* tables it holds */
+};
+
+/* The slot for eptp12: the one holding it (*hit = true), else an empty one, else the least recently
+ * used (to be emptied by the caller). n > 0. */
+u32 ept02_cache_pick(const struct ept02_slot *slots, u32 n, u64 eptp12, bool *hit);
+
 #endif

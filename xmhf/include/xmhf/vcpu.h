@@ -6,6 +6,7 @@
 #include <x86/vmx.h>
 
 struct msr_entry;
+struct ept02_slot;
 
 /* Guest general-purpose registers in the SDM's register-number order (Table 28-3), so a register
  * number from an exit qualification indexes gpr[]. RSP lives in the VMCS; gpr[4] is unused. */
@@ -48,10 +49,12 @@ struct vcpu {
 	u64 vmcs02_of;          /* the VMCS12 it was built from and is in sync with (~0: none) */
 	u64 vmcs12_dirty[4];    /* fields L1 VMWRITEs since VMCS02 was in sync (bit = table index) */
 	u8 *msr_bitmap02;       /* VMCS02's MSR bitmap: L0's intercepts | L1's */
-	u64 ept02_pml4;         /* EPT02 for ept02_of (runtime/nested/ept02.c), 0 if none */
-	u64 ept02_of;           /* the EPTP12 address it shadows */
-	u32 ept02_gen;          /* EPT01 generation it was built under */
-	u32 pad4;
+	struct ept02_slot *ept02; /* this CPU's EPT02s, one per EPTP12 (runtime/nested/ept02.c) */
+	u32 ept02_cur;          /* the slot of the EPTP12 L2 runs with */
+	u32 ept02_pages;        /* tables held by all slots */
+	u64 ept02_clock;        /* uses of the cache, for least-recently-used eviction */
+	u32 vpid02_of;          /* the VPID12 whose translations VPID02 may hold, 0 if none (vpid02.c) */
+	u32 pad5;
 	void *msr_load02;       /* VMCS02's copies of L1's entry MSR-load and exit MSR-store lists */
 	struct msr_entry *msr_store02;
 };
@@ -194,6 +197,7 @@ u32 guest_code_bits(void);
 void ept01_set_page_rights(u64 gpa, u64 rights);
 void ept01_change_page_rights(u64 gpa, u64 rights);
 u64 ept01_page_rights(u64 gpa);
+u64 ept01_leaf(u64 gpa, int *level); /* EPT01's leaf for gpa (0 if none); *level 1 = 4 KiB .. 3 = 1 GiB */
 
 /* INT 15h E820 hook (runtime/guest/e820.c). */
 void e820_hook_install(void);

@@ -122,6 +122,11 @@ u64 ept01_page_rights(u64 gpa)
 	return ept_lookup(&env, pml4_pa, gpa, &level) & EPT_RWX;
 }
 
+u64 ept01_leaf(u64 gpa, int *level)
+{
+	return ept_lookup(&env, pml4_pa, gpa, level);
+}
+
 u64 ept01_eptp(void)
 {
 	return pml4_pa | EPTP_WB | EPTP_WALK_4;

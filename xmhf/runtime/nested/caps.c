@@ -22,8 +22,7 @@ u64 nested_vmx_misc(void)
 	return vmx_caps.misc & ~(1ULL << 29);
 }
 
-/* EPT for L2 through EPT02 (ept02.c); VPID accepted and honoured by flushing: VMCS02 runs without a
- * VPID, so every VM entry and exit invalidates L2's translations, a superset of what any INVVPID asks. */
+/* EPT for L2 through EPT02 (ept02.c); VPID for L2 through VPID02 (vpid02.c). */
 bool nested_offers_ept(void)
 {
 	return (vmx_caps.proc2_1 & PROC2_EPT) != 0;

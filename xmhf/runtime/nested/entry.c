@@ -241,7 +241,8 @@ static void build_vmcs02(struct vcpu *v)
 	vmcs_write(VMCS_PROC_BASED_CONTROLS, (proc12 | PROC_USE_MSR_BITMAPS | PROC_SECONDARY_CONTROLS) &
 						     ~(u32)PROC_TPR_SHADOW);
 	vmcs_write(VMCS_PROC_BASED_CONTROLS2, (proc2_12 & ~(PROC2_VPID | PROC2_VMCS_SHADOWING | PROC2_EPT)) |
-						      PROC2_EPT | (proc2_01 & (PROC2_RDTSCP | PROC2_INVPCID | PROC2_XSAVES)));
+						      PROC2_EPT | (proc2_01 & (PROC2_RDTSCP | PROC2_INVPCID | PROC2_XSAVES)) |
+						      vpid02_setup(v, proc2_12, (u16)r12(v, VMCS_VPID)));
 	/* L2's guest-physical addresses: L1's own (EPT01) without EPT12, else through EPT02. */
 	vmcs_write(VMCS_EPT_POINTER, (proc2_12 & PROC2_EPT) ? ept02_eptp(v, r12(v, VMCS_EPT_POINTER)) : ept01_eptp());
 	merge_msr_bitmap(v, proc12);

@@ -1,11 +1,17 @@
 /* EPT02 = EPT01 ∘ EPT12, built on demand (SDM Vol. 3, 29.3). While L2 runs with L1's EPT, VMCS02 uses
  * an EPT02 of L0's: empty at first; each EPT violation walks L1's EPT12 for the L2 guest-physical
- * address and, if L1 allows the access, maps the 4 KiB page to the L1 guest-physical page with L1's
- * permissions and memory type, limited by EPT01 (the hypervisor's region is never mapped: L1 pointing
- * L2 at it is a security event). An access EPT12 does not allow is reflected to L1 as an EPT
- * violation with the SDM's qualification, a bad EPT12 entry as an EPT misconfiguration.
- * One EPT02 per CPU, for the last EPTP12 used; L1's INVEPT on this CPU drops it (INVEPT acts on the
- * executing processor only). */
+ * address and, if L1 allows the access, maps the page (2 MiB where EPT12 and EPT01 both have large
+ * pages, else 4 KiB) to the L1 guest-physical page with L1's permissions and memory type, limited by
+ * EPT01 (the hypervisor's region is never mapped: L1 pointing L2 at it is a security event). An access
+ * EPT12 does not allow is reflected to L1 as an EPT violation with the SDM's qualification, a bad
+ * EPT12 entry as an EPT misconfiguration.
+ *
+ * Each CPU caches EPT02S_PER_CPU EPT02s keyed by the EPTP12 address, so L1 switching among its EPTPs
+ * (KVM's VMs, Hyper-V's partitions) keeps what was built. L1's INVEPT drops the EPT02 of that EPTP
+ * (single-context) or all of this CPU's (all-context; INVEPT acts on the executing processor only);
+ * an EPT01 change drops them all (their rights came from EPT01). A CPU's EPT02 tables are bounded by a
+ * share of the heap: beyond it the least recently used EPT02s are dropped, then the current one starts
+ * afresh, so an L1 cannot exhaust L0's memory. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <lib/string.h>
@@ -14,39 +20,116 @@
 #include "nested.h"
 
 #define ADDR_MASK 0x000ffffffffff000ULL
-#define EPT_PS (1ULL << 7)
+#define EPT02S_PER_CPU 32
 
-static void free_tree(u64 table_pa, int level)
+/* Tables one CPU's EPT02s may hold: a share of the heap free when nested VMX first builds one. */
+static u32 page_budget;
+
+static u64 eptp02_of(const struct ept02_slot *s)
+{
+	return s->pml4 | EPTP_WB | EPTP_WALK_4;
+}
+
+/* Frees a table and what it points to; returns the number of tables freed. */
+static u32 free_tree(u64 table_pa, int level)
 {
 	u64 *t = (u64 *)(uintptr_t)table_pa;
+	u32 n = 1;
 
 	if (level > 1)
 		for (u32 i = 0; i < 512; i++)
-			if ((t[i] & EPT_RWX) && !(t[i] & EPT_PS))
-				free_tree(t[i] & ADDR_MASK, level - 1);
+			if ((t[i] & EPT_RWX) && !(t[i] & EPT_LARGE))
+				n += free_tree(t[i] & ADDR_MASK, level - 1);
 	page_free(t, 1);
+	return n;
 }
 
-void ept02_drop(struct vcpu *v)
+/* Flushes what the CPU cached through an EPT02 (its PML4 page may be reused for another one). */
+static void flush_eptp02(u64 eptp02)
 {
-	if (v->ept02_pml4) {
-		free_tree(v->ept02_pml4, 4);
-		v->ept02_pml4 = 0;
-	}
-	v->ept02_of = ~0ULL;
+	if (vmx_caps.ept_vpid & EPT_CAP_INVEPT_SINGLE ? invept(1, eptp02) : invept(2, 0))
+		panic("INVEPT of an EPT02 failed");
 }
 
-/* The EPT pointer VMCS02 uses for L1's EPTP12. */
+static void drop_slot(struct vcpu *v, struct ept02_slot *s)
+{
+	if (!s->pml4)
+		return;
+	flush_eptp02(eptp02_of(s));
+	free_tree(s->pml4, 4);
+	v->ept02_pages -= s->pages;
+	s->pml4 = 0;
+	s->pages = 0;
+}
+
+/* L1's INVEPT (SDM 31.3): single-context for the EPT02 of eptp12, or all-context. */
+void ept02_invept(struct vcpu *v, bool all, u64 eptp12)
+{
+	if (!v->ept02)
+		return;
+	for (u32 i = 0; i < EPT02S_PER_CPU; i++)
+		if (all || v->ept02[i].eptp12 == (eptp12 & ADDR_MASK))
+			drop_slot(v, &v->ept02[i]);
+}
+
+/* A table for the current EPT02, within this CPU's budget; NULL if even dropping the other EPT02s
+ * leaves none (the caller then starts the current one afresh). */
+static u64 *alloc_table(struct vcpu *v)
+{
+	struct ept02_slot *cur = &v->ept02[v->ept02_cur];
+	void *p;
+
+	for (;;) {
+		if (v->ept02_pages < page_budget && (p = page_try_alloc(1)) != NULL)
+			break;
+		/* Over budget or heap empty: drop the least recently used other EPT02. */
+		struct ept02_slot *victim = NULL;
+		for (u32 i = 0; i < EPT02S_PER_CPU; i++)
+			if (&v->ept02[i] != cur && v->ept02[i].pml4 &&
+			    (!victim || v->ept02[i].last_use < victim->last_use))
+				victim = &v->ept02[i];
+		if (!victim)
+			return NULL;
+		drop_slot(v, victim);
+	}
+	v->ept02_pages++;
+	cur->pages++;
+	return p;
+}
+
+/* The EPT pointer VMCS02 uses for L1's EPTP12 (the current EPT02 slot from now on). */
 u64 ept02_eptp(struct vcpu *v, u64 eptp12)
 {
-	/* EPT02's rights come from EPT01: a change of EPT01 since it was built starts it afresh. */
-	if (!v->ept02_pml4 || v->ept02_of != (eptp12 & ADDR_MASK) || v->ept02_gen != v->cpu->ept_generation) {
-		ept02_drop(v);
-		v->ept02_pml4 = (u64)(uintptr_t)page_alloc(1);
-		v->ept02_of = eptp12 & ADDR_MASK;
-		v->ept02_gen = v->cpu->ept_generation;
+	u32 gen = v->cpu->ept_generation;
+	struct ept02_slot *s;
+	bool hit;
+
+	if (!v->ept02) {
+		if (!page_budget) {
+			u64 share = heap_free_bytes() / PAGE_SIZE_4K / (2 * (u64)ncpus);
+			page_budget = share < 16 ? 16 : (u32)share;
+		}
+		_Static_assert(EPT02S_PER_CPU * sizeof(struct ept02_slot) <= PAGE_SIZE_4K, "slots fit a page");
+		v->ept02 = page_alloc(1);
 	}
-	return v->ept02_pml4 | EPTP_WB | EPTP_WALK_4;
+	/* EPT02's rights come from EPT01: after a change of EPT01 every EPT02 starts afresh. */
+	for (u32 i = 0; i < EPT02S_PER_CPU; i++)
+		if (v->ept02[i].pml4 && v->ept02[i].generation != gen)
+			drop_slot(v, &v->ept02[i]);
+	v->ept02_cur = ept02_cache_pick(v->ept02, EPT02S_PER_CPU, eptp12 & ADDR_MASK, &hit);
+	s = &v->ept02[v->ept02_cur];
+	if (!hit) {
+		drop_slot(v, s);
+		s->eptp12 = eptp12 & ADDR_MASK;
+		s->generation = gen;
+		u64 *pml4 = alloc_table(v);
+		if (!pml4)
+			panic("no memory for an EPT02 PML4 (budget %u tables)", page_budget);
+		memset(pml4, 0, PAGE_SIZE_4K);
+		s->pml4 = (u64)(uintptr_t)pml4;
+	}
+	s->last_use = ++v->ept02_clock;
+	return eptp02_of(s);
 }
 
 static const u64 *l1_table(void *ctx, u64 pa)
@@ -55,28 +138,33 @@ static const u64 *l1_table(void *ctx, u64 pa)
 	return guestmem_ptr(pa & ~0xfffULL, PAGE_SIZE_4K);
 }
 
-/* The EPT02 leaf slot for gpa2, allocating tables; NULL if the heap is exhausted. */
-static u64 *ept02_slot(struct vcpu *v, u64 gpa2)
+/* Installs an EPT02 leaf in the current EPT02, allocating tables; false if out of budget. */
+static bool ept02_install(struct vcpu *v, const struct ept02_leaf *leaf)
 {
-	u64 table = v->ept02_pml4;
+	struct ept02_slot *s = &v->ept02[v->ept02_cur];
+	u64 table = s->pml4;
 
-	for (int level = 4; level > 1; level--) {
-		u64 *t = (u64 *)(uintptr_t)table;
-		u64 *e = &t[(gpa2 >> (12 + 9 * (level - 1))) & 511];
-		if (!(*e & EPT_RWX)) {
-			void *p = page_try_alloc(1);
+	for (int level = 4; level > leaf->level; level--) {
+		u64 *e = &((u64 *)(uintptr_t)table)[(leaf->gpa2 >> (12 + 9 * (level - 1))) & 511];
+		if (!(*e & EPT_RWX) || (*e & EPT_LARGE)) {
+			/* Not present, or a 2 MiB leaf L1 has since split without INVEPT: a new table. */
+			u64 *p = alloc_table(v);
 			if (!p)
-				return NULL;
+				return false;
+			memset(p, 0, PAGE_SIZE_4K);
 			*e = (u64)(uintptr_t)p | EPT_RWX;
 		}
 		table = *e & ADDR_MASK;
 	}
-	return &((u64 *)(uintptr_t)table)[(gpa2 >> 12) & 511];
-}
-
-static void reflect_ept_exit(struct vcpu *v, u32 reason, u64 qual)
-{
-	nested_reflect_with(v, reason, qual);
+	u64 *e = &((u64 *)(uintptr_t)table)[(leaf->gpa2 >> (12 + 9 * (leaf->level - 1))) & 511];
+	if (leaf->level == 2 && (*e & EPT_RWX) && !(*e & EPT_LARGE)) {
+		/* 4 KiB leaves there before: the 2 MiB leaf replaces their table. */
+		u32 n = free_tree(*e & ADDR_MASK, 1);
+		s->pages -= n;
+		v->ept02_pages -= n;
+	}
+	*e = leaf->entry;
+	return true;
 }
 
 /* An EPT violation while L2 runs on EPT02. Returns true if L0 dealt with it (L2 resumes); otherwise
@@ -88,61 +176,56 @@ bool ept02_violation(struct vcpu *v)
 	u32 access = (u32)(qual & 7); /* read, write, fetch: the same bit order as R, W, X */
 	struct ept12_env env = { .table = l1_table, .ctx = NULL, .maxphyaddr = vmx_caps.maxphyaddr };
 	struct ept12_walk walk;
-	u64 gpa1, leaf, *slot;
-	u32 rights;
+	struct ept02_leaf leaf;
+	u64 leaf01;
+	int level01;
 
 	switch (ept12_walk(&env, nested_eptp12(v), gpa2, access, &walk)) {
 	case EPT12_OK:
 		break;
 	case EPT12_VIOLATION:
 		/* Bits 5:3: the permissions of the translation; bits 2:0, 7, 8, 12 as the CPU gave them. */
-		reflect_ept_exit(v, EXIT_REASON_EPT_VIOLATION,
-				 (qual & ~(7ULL << 3) & 0x1fffULL) | ((u64)walk.rights << 3));
+		nested_reflect_with(v, EXIT_REASON_EPT_VIOLATION, (qual & ~(7ULL << 3) & 0x1fffULL) | ((u64)walk.rights << 3));
 		return false;
 	case EPT12_MISCONFIG:
-		reflect_ept_exit(v, EXIT_REASON_EPT_MISCONFIG, 0);
+		nested_reflect_with(v, EXIT_REASON_EPT_MISCONFIG, 0);
 		return false;
 	case EPT12_BAD_TABLE:
 		printf("XMHF: SECURITY: CPU %u: L1's EPT for L2 has a table in hypervisor memory (L2 GPA 0x%llx)\n",
 		       v->cpu->index, (unsigned long long)gpa2);
 		xmhf_stop("L1's EPT reaches into hypervisor memory");
 	}
-	gpa1 = walk.gpa1;
-	leaf = walk.leaf;
-	rights = walk.rights;
-	if (!guestmem_ptr(gpa1 & ~0xfffULL, PAGE_SIZE_4K)) {
+	if (!guestmem_ptr(walk.gpa1 & ~0xfffULL, PAGE_SIZE_4K)) {
 		printf("XMHF: SECURITY: CPU %u: L1 maps L2 GPA 0x%llx to hypervisor memory at 0x%llx\n", v->cpu->index,
-		       (unsigned long long)gpa2, (unsigned long long)gpa1);
+		       (unsigned long long)gpa2, (unsigned long long)walk.gpa1);
 		xmhf_stop("L1 mapped hypervisor memory into L2");
 	}
 	/* What EPT01 allows for the L1 page limits L2 too (the APIC page: read-only, writes are L0's). */
-	u64 rights01 = ept01_page_rights(gpa1);
-	if (access & ~rights01 & rights) {
-		if (lapic_trap_handle_ept(v, gpa1))
+	leaf01 = ept01_leaf(walk.gpa1, &level01);
+	if (access & ~leaf01 & walk.rights) {
+		if (lapic_trap_handle_ept(v, walk.gpa1))
 			return true;
 		panic("L2 access to GPA 0x%llx (L1 0x%llx) that EPT01 forbids", (unsigned long long)gpa2,
-		      (unsigned long long)gpa1);
+		      (unsigned long long)walk.gpa1);
 	}
-	slot = ept02_slot(v, gpa2);
-	if (!slot) {
-		/* The heap is full: an L1 cannot exhaust L0's memory this way. Start EPT02 afresh (the
-		 * access faults again and maps its page into the new one). */
-		ept02_drop(v);
+	ept02_compose(gpa2, &walk, leaf01, level01, (vmx_caps.ept_vpid & EPT_CAP_2M) != 0, &leaf);
+	if (!ept02_install(v, &leaf)) {
+		/* Nothing left to evict: start this EPT02 afresh (the access faults again and maps its
+		 * page into the new one). */
+		drop_slot(v, &v->ept02[v->ept02_cur]);
 		vmcs_write(VMCS_EPT_POINTER, ept02_eptp(v, nested_eptp12(v)));
 		return true;
 	}
-	*slot = (gpa1 & ADDR_MASK) | (rights & rights01) | (leaf & ((7ULL << 3) | EPT_IGNORE_PAT));
 	/* The entry was not present (or had fewer rights): a single-context INVEPT makes it visible. */
-	invept(1, ept02_eptp(v, nested_eptp12(v)));
+	flush_eptp02(eptp02_of(&v->ept02[v->ept02_cur]));
 	return true;
 }
 
 /* EPT01 changed (a hypapp protection, MTRR types): EPT02 leaves took their rights from it, so the
- * running L2 starts over with an empty EPT02. */
+ * running L2 starts over with an empty EPT02 (ept02_eptp drops every EPT02 of an older generation). */
 void nested_ept01_changed(struct vcpu *v)
 {
 	if (!nested_l2_uses_ept(v))
 		return;
-	ept02_drop(v);
 	vmcs_write(VMCS_EPT_POINTER, ept02_eptp(v, nested_eptp12(v)));
 }

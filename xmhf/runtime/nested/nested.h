@@ -25,7 +25,7 @@ void nested_msr_store_copy_back(struct vcpu *v, u64 store_gpa, u32 store_n);
 bool nested_msr_exit_load(u64 gpa, u32 n);
 
 /* EPT02 (ept02.c). */
-void ept02_drop(struct vcpu *v);
+void ept02_invept(struct vcpu *v, bool all, u64 eptp12);
 u64 ept02_eptp(struct vcpu *v, u64 eptp12);
 bool ept02_violation(struct vcpu *v);
 u64 nested_eptp12(struct vcpu *v);
@@ -33,6 +33,10 @@ bool nested_l2_uses_ept(struct vcpu *v);
 /* Reflects the current L2 exit to L1 as `reason` with qualification `qual` (exit.c). */
 void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual);
 void nested_entry_fail_msr_load(struct vcpu *v, u32 index);
+
+/* VPID02 (vpid02.c). */
+u32 vpid02_setup(struct vcpu *v, u32 proc2_12, u16 vpid12);
+void vpid02_invvpid(struct vcpu *v, u32 type, u16 vpid12, u64 linear);
 
 /* VM entry to L2 (entry.c). */
 void nested_vmentry(struct vcpu *v, bool launch);

@@ -299,8 +299,8 @@ static void emulate_vmread_vmwrite(struct vcpu *v, bool write)
 }
 
 /* INVEPT and INVVPID (SDM 31.3): the type is in reg2 (64 bits in 64-bit mode, else 32), the 128-bit
- * descriptor in memory. No L2 has run yet, so nothing L1 could invalidate is cached: after the
- * checks they succeed. */
+ * descriptor in memory. After the checks, what L0 cached for L2 on L1's behalf is invalidated: EPT02s
+ * (ept02.c) and the translations tagged with VPID02 (vpid02.c). */
 static void emulate_invept_invvpid(struct vcpu *v, bool ept)
 {
 	u32 info = (u32)vmcs_read(VMCS_EXIT_INSTRUCTION_INFO);
@@ -354,9 +354,11 @@ static void emulate_invept_invvpid(struct vcpu *v, bool ept)
 			return;
 		}
 	}
-	/* EPT02 derives from EPT12: drop it (a single-context INVEPT of another EPTP12 could keep it). */
+	/* EPT02s derive from EPT12s: drop the one of that EPTP, or all of this CPU's. */
 	if (ept)
-		ept02_drop(v);
+		ept02_invept(v, type == 2, desc[0]);
+	else
+		vpid02_invvpid(v, (u32)type, (u16)desc[0], desc[1]);
 	nested_vm_succeed();
 }
 
