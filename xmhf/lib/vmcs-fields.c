@@ -1,8 +1,10 @@
 /* VMCS field table lookups (SDM Vol. 3, Appendix B: field encodings). */
 #include <lib/vmcs-fields.h>
+#include <x86/vmx.h>
 
 const struct vmcs_field_info vmcs_fields[VMCS_FIELD_COUNT] = {
-#define VMCS_FIELD(name, enc, class, nested) { enc, #name, VMCS_CLASS_##class, VMCS_NESTED_##nested },
+#define VMCS_FIELD(name, enc, class, nested, exists)                                                \
+	{ enc, #name, VMCS_CLASS_##class, VMCS_NESTED_##nested, VMCS_EXISTS_##exists },
 #include <x86/vmcs-fields.def>
 #undef VMCS_FIELD
 };
@@ -19,7 +21,7 @@ int vmcs_field_index(u32 enc)
 	else if (enc & 1)
 		return -1;
 	switch (full) {
-#define VMCS_FIELD(name, e, class, nested) \
+#define VMCS_FIELD(name, e, class, nested, exists) \
 	case e:                            \
 		return VMCS_IDX_##name;
 #include <x86/vmcs-fields.def>
@@ -46,4 +48,37 @@ u32 vmcs_field_bytes(u32 enc)
 bool vmcs_field_read_only(u32 enc)
 {
 	return ((enc >> 10) & 3) == 1;
+}
+
+bool vmcs_field_exists(u32 index, const struct vmcs_feature_caps *c)
+{
+	u32 proc2 = (c->proc1 & PROC_SECONDARY_CONTROLS) ? c->proc2_1 : 0;
+
+	if (index >= VMCS_FIELD_COUNT)
+		return false;
+	switch (vmcs_fields[index].exists) {
+	case VMCS_EXISTS_ALWAYS:
+		return true;
+	case VMCS_EXISTS_EPT:
+		return proc2 & PROC2_EPT;
+	case VMCS_EXISTS_VPID:
+		return proc2 & PROC2_VPID;
+	case VMCS_EXISTS_PREEMPT:
+		return c->pin1 & PIN_PREEMPTION_TIMER;
+	case VMCS_EXISTS_PAT:
+		return (c->exit1 & (EXIT_SAVE_PAT | EXIT_LOAD_PAT)) || (c->entry1 & ENTRY_LOAD_PAT);
+	case VMCS_EXISTS_EFER:
+		return (c->exit1 & (EXIT_SAVE_EFER | EXIT_LOAD_EFER)) || (c->entry1 & ENTRY_LOAD_EFER);
+	case VMCS_EXISTS_PERF:
+		return (c->exit1 & EXIT_LOAD_PERF_GLOBAL_CTRL) || (c->entry1 & ENTRY_LOAD_PERF_GLOBAL_CTRL);
+	case VMCS_EXISTS_TPR_SHADOW:
+		return c->proc1 & PROC_TPR_SHADOW;
+	case VMCS_EXISTS_APIC_ACCESS:
+		return proc2 & PROC2_VIRTUALIZE_APIC;
+	case VMCS_EXISTS_XSAVES:
+		return proc2 & PROC2_XSAVES;
+	case VMCS_EXISTS_NEVER:
+		break;
+	}
+	return false;
 }

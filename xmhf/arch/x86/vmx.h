@@ -5,7 +5,7 @@
 #include <xmhf/types.h>
 
 enum vmcs_field {
-#define VMCS_FIELD(name, enc, class, nested) VMCS_##name = enc,
+#define VMCS_FIELD(name, enc, class, nested, exists) VMCS_##name = enc,
 #include <x86/vmcs-fields.def>
 #undef VMCS_FIELD
 };

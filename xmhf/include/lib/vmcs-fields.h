@@ -6,16 +6,21 @@
 
 enum vmcs_class { VMCS_CLASS_CTRL, VMCS_CLASS_RO, VMCS_CLASS_GUEST, VMCS_CLASS_HOST };
 enum vmcs_nested { VMCS_NESTED_COPY, VMCS_NESTED_GPA, VMCS_NESTED_L0, VMCS_NESTED_CUSTOM, VMCS_NESTED_UNSUPP };
+enum vmcs_exists {
+	VMCS_EXISTS_ALWAYS, VMCS_EXISTS_EPT, VMCS_EXISTS_VPID, VMCS_EXISTS_PREEMPT, VMCS_EXISTS_PAT, VMCS_EXISTS_EFER,
+	VMCS_EXISTS_PERF, VMCS_EXISTS_TPR_SHADOW, VMCS_EXISTS_APIC_ACCESS, VMCS_EXISTS_XSAVES, VMCS_EXISTS_NEVER
+};
 
 struct vmcs_field_info {
 	u32 encoding;        /* full-field encoding (access type 0) */
 	const char *name;
 	enum vmcs_class cls;
 	enum vmcs_nested nested;
+	enum vmcs_exists exists;
 };
 
 enum vmcs_field_index {
-#define VMCS_FIELD(name, enc, class, nested) VMCS_IDX_##name,
+#define VMCS_FIELD(name, enc, class, nested, exists) VMCS_IDX_##name,
 #include <x86/vmcs-fields.def>
 #undef VMCS_FIELD
 	VMCS_FIELD_COUNT
@@ -29,6 +34,15 @@ int vmcs_field_index(u32 encoding);
 /* Width in bytes of a field's value as VMREAD/VMWRITE move it: 2, 4, 8, or 8 for natural width;
  * 4 for the high half of a 64-bit field. */
 u32 vmcs_field_bytes(u32 encoding);
+
+/* The allowed-1 settings of the VMX controls (bits 63:32 of the capability MSRs, the TRUE ones where
+ * they exist) of a processor: they decide which fields it has. */
+struct vmcs_feature_caps {
+	u32 pin1, proc1, proc2_1, exit1, entry1;
+};
+
+/* True if field `index` exists on a processor with these controls (SDM Vol. 3, Appendix B). */
+bool vmcs_field_exists(u32 index, const struct vmcs_feature_caps *caps);
 
 /* True if the encoding is a read-only (VM-exit information) field. */
 bool vmcs_field_read_only(u32 encoding);

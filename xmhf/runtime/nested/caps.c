@@ -40,9 +40,33 @@ bool nested_offers_vpid(void)
 			     (1ULL << 20) | (1ULL << 25) | (1ULL << 26) | (1ULL << 32) | (1ULL << 40) |   \
 			     (1ULL << 41) | (1ULL << 42) | (1ULL << 43))
 
+/* The allowed-1 control settings L1 is offered (read from nested_rdmsr once; the same on every CPU). */
+const struct vmcs_feature_caps *nested_offered_caps(void)
+{
+	static struct vmcs_feature_caps offered;
+	static bool known;
+
+	if (!known) {
+		u64 cap;
+		bool true_ctls = (vmx_caps.basic & VMX_BASIC_TRUE_CTLS) != 0;
+#define ALLOWED1(msr) (nested_rdmsr(msr, &cap) ? (u32)(cap >> 32) : 0)
+		offered.pin1 = ALLOWED1(true_ctls ? MSR_IA32_VMX_TRUE_PINBASED_CTLS : MSR_IA32_VMX_PINBASED_CTLS);
+		offered.proc1 = ALLOWED1(true_ctls ? MSR_IA32_VMX_TRUE_PROCBASED_CTLS : MSR_IA32_VMX_PROCBASED_CTLS);
+		offered.proc2_1 = ALLOWED1(MSR_IA32_VMX_PROCBASED_CTLS2);
+		offered.exit1 = ALLOWED1(true_ctls ? MSR_IA32_VMX_TRUE_EXIT_CTLS : MSR_IA32_VMX_EXIT_CTLS);
+		offered.entry1 = ALLOWED1(true_ctls ? MSR_IA32_VMX_TRUE_ENTRY_CTLS : MSR_IA32_VMX_ENTRY_CTLS);
+#undef ALLOWED1
+		known = true; /* a race computes the same values */
+	}
+	return &offered;
+}
+
+/* Does the field exist for L1? Only for the features L1 is offered (a real CPU without a feature
+ * lacks its fields), and only if nested VMX handles it. */
 bool nested_field_supported(u32 field_index)
 {
-	return vmcs_fields[field_index].nested != VMCS_NESTED_UNSUPP;
+	return vmcs_fields[field_index].nested != VMCS_NESTED_UNSUPP &&
+	       vmcs_field_exists(field_index, nested_offered_caps());
 }
 
 bool vmcs12_read_pin_nmi_exiting(struct vcpu *v)

@@ -7,6 +7,7 @@
 #include <xmhf/vcpu.h>
 #include <lib/string.h>
 #include <lib/vmcs-fields.h>
+#include <lib/vmcs-translate.h>
 #include <x86/cpu.h>
 #include <x86/msr.h>
 #include <lib/nested-logic.h>
@@ -152,8 +153,7 @@ static bool resume_cached(struct vcpu *v)
 		return false;
 	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++)
 		if ((v->vmcs12_dirty[i / 64] >> (i % 64)) & 1) {
-			const struct vmcs_field_info *f = &vmcs_fields[i];
-			if (f->nested != VMCS_NESTED_COPY || f->cls == VMCS_CLASS_HOST || f->cls == VMCS_CLASS_RO)
+			if (!vmcs_field_resume_copy(i))
 				return false;
 		}
 	if (vmptrld(v->vmcs02_pa))
@@ -177,23 +177,33 @@ static bool resume_cached(struct vcpu *v)
 	return true;
 }
 
-static void copy_guest_state(struct vcpu *v)
+static u64 pair_read12(void *ctx, u32 enc)
 {
-	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
-		const struct vmcs_field_info *f = &vmcs_fields[i];
-		if (f->cls != VMCS_CLASS_GUEST || f->nested == VMCS_NESTED_UNSUPP)
-			continue;
-		if (f->encoding == VMCS_VMCS_LINK_POINTER || f->encoding == VMCS_GUEST_INTR_STATUS ||
-		    f->encoding == VMCS_GUEST_PML_INDEX)
-			continue;
-		if (f->encoding == VMCS_GUEST_PREEMPTION_TIMER &&
-		    !(r12(v, VMCS_PIN_BASED_CONTROLS) & PIN_PREEMPTION_TIMER))
-			continue;
-		if (f->encoding == VMCS_GUEST_IA32_PERF_GLOBAL_CTRL)
-			continue; /* not loaded: "load IA32_PERF_GLOBAL_CTRL" is not offered through */
-		vmcs_write(f->encoding, r12(v, f->encoding));
-	}
-	vmcs_write(VMCS_VMCS_LINK_POINTER, ~0ULL);
+	return vmcs12_read(((struct vcpu *)ctx)->l1_current_vmcs, enc);
+}
+
+static void pair_write12(void *ctx, u32 enc, u64 value)
+{
+	vmcs12_write_field(((struct vcpu *)ctx)->l1_current_vmcs, enc, value);
+}
+
+static u64 pair_read02(void *ctx, u32 enc)
+{
+	(void)ctx;
+	return vmcs_read(enc);
+}
+
+static void pair_write02(void *ctx, u32 enc, u64 value)
+{
+	(void)ctx;
+	vmcs_write(enc, value);
+}
+
+/* VMCS12 in L1 memory and VMCS02, the CPU's current VMCS. */
+void nested_vmcs_pair(struct vcpu *v, struct vmcs_pair *p)
+{
+	*p = (struct vmcs_pair){ .read12 = pair_read12, .write12 = pair_write12, .read02 = pair_read02,
+				 .write02 = pair_write02, .ctx = v, .offered = nested_offered_caps() };
 }
 
 /* CR0/CR4 for L2: L1's masks and shadows, plus the bits L0 owns (VMX-fixed bits), whose shadow shows
@@ -276,7 +286,9 @@ static void build_vmcs02(struct vcpu *v)
 	vmcs_write(VMCS_ENTRY_INSTRUCTION_LENGTH, r12(v, VMCS_ENTRY_INSTRUCTION_LENGTH));
 	vmcs01_host_state(v);
 
-	copy_guest_state(v);
+	struct vmcs_pair pair;
+	nested_vmcs_pair(v, &pair);
+	vmcs_guest_12_to_02(&pair);
 	setup_cr_masks(v);
 	if (bad) {
 		nested_entry_fail_msr_load(v, bad); /* an entry L0 refuses: VM-entry failure, back to L1 */

@@ -5,6 +5,7 @@
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <lib/vmcs-fields.h>
+#include <lib/vmcs-translate.h>
 #include <x86/cpu.h>
 #include <x86/msr.h>
 #include <lib/nested-logic.h>
@@ -20,52 +21,21 @@ static void w12(struct vcpu *v, u32 enc, u64 value)
 	vmcs12_write_field(v->l1_current_vmcs, enc, value);
 }
 
-/* L2's guest state into VMCS12, with CR0/CR4 as L1 must see them: bits only L0 owns come from the
- * read shadow. */
+/* L2's guest state and the exit information into VMCS12 (lib/vmcs-translate.c). */
 static void save_l2_state(struct vcpu *v)
 {
-	u32 exit12 = (u32)r12(v, VMCS_EXIT_CONTROLS);
+	struct vmcs_pair pair;
 
-	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
-		const struct vmcs_field_info *f = &vmcs_fields[i];
-		if (f->cls != VMCS_CLASS_GUEST || f->nested == VMCS_NESTED_UNSUPP ||
-		    f->encoding == VMCS_VMCS_LINK_POINTER || f->encoding == VMCS_GUEST_IA32_PERF_GLOBAL_CTRL)
-			continue;
-		if (f->encoding == VMCS_GUEST_IA32_EFER && !(exit12 & EXIT_SAVE_EFER))
-			continue;
-		if (f->encoding == VMCS_GUEST_IA32_PAT && !(exit12 & EXIT_SAVE_PAT))
-			continue;
-		if (f->encoding == VMCS_GUEST_PREEMPTION_TIMER && !(exit12 & EXIT_SAVE_PREEMPTION_TIMER))
-			continue;
-		if (f->encoding == VMCS_GUEST_IA32_DEBUGCTL && !(exit12 & EXIT_SAVE_DEBUG_CONTROLS))
-			continue;
-		w12(v, f->encoding, vmcs_read(f->encoding));
-	}
-	/* VMCS02's mask is L0's | L1's: L0's own bits are VMCS02's minus L1's. */
-	w12(v, VMCS_GUEST_CR0, nested_cr_guest12(vmcs_read(VMCS_CR0_GUEST_HOST_MASK), r12(v, VMCS_CR0_GUEST_HOST_MASK),
-						 vmcs_read(VMCS_GUEST_CR0), vmcs_read(VMCS_CR0_READ_SHADOW)));
-	w12(v, VMCS_GUEST_CR4, nested_cr_guest12(vmcs_read(VMCS_CR4_GUEST_HOST_MASK), r12(v, VMCS_CR4_GUEST_HOST_MASK),
-						 vmcs_read(VMCS_GUEST_CR4), vmcs_read(VMCS_CR4_READ_SHADOW)));
-	/* "IA-32e mode guest" is saved from EFER.LMA (SDM 28.2). */
-	u64 entry12 = r12(v, VMCS_ENTRY_CONTROLS) & ~(u64)ENTRY_IA32E_MODE_GUEST;
-	if (vmcs_read(VMCS_GUEST_IA32_EFER) & EFER_LMA)
-		entry12 |= ENTRY_IA32E_MODE_GUEST;
-	w12(v, VMCS_ENTRY_CONTROLS, entry12);
+	nested_vmcs_pair(v, &pair);
+	vmcs_guest_02_to_12(&pair);
 }
 
 static void save_exit_info(struct vcpu *v, u32 reason)
 {
-	static const u32 info[] = { VMCS_EXIT_QUALIFICATION, VMCS_GUEST_LINEAR_ADDRESS, VMCS_GUEST_PHYSICAL_ADDRESS,
-				    VMCS_EXIT_INTR_INFO,
-				    VMCS_EXIT_INTR_ERROR_CODE, VMCS_IDT_VECTORING_INFO, VMCS_IDT_VECTORING_ERROR_CODE,
-				    VMCS_EXIT_INSTRUCTION_LENGTH, VMCS_EXIT_INSTRUCTION_INFO, VMCS_IO_RCX,
-				    VMCS_IO_RSI, VMCS_IO_RDI, VMCS_IO_RIP };
+	struct vmcs_pair pair;
 
-	w12(v, VMCS_EXIT_REASON, reason);
-	for (u32 i = 0; i < ARRAY_SIZE(info); i++)
-		w12(v, info[i], vmcs_read(info[i]));
-	/* Every VM exit clears the valid bit of the VM-entry interruption information (SDM 28.2). */
-	w12(v, VMCS_ENTRY_INTR_INFO, r12(v, VMCS_ENTRY_INTR_INFO) & ~(u64)INTR_INFO_VALID);
+	nested_vmcs_pair(v, &pair);
+	vmcs_exit_info_02_to_12(&pair, reason);
 }
 
 /* Back to VMCS01 with L1's host state as its guest state (SDM 28.5). */

@@ -3,6 +3,7 @@
 #define RUNTIME_NESTED_H
 #include <xmhf/types.h>
 #include <xmhf/vcpu.h>
+#include <lib/vmcs-fields.h>
 
 /* VMCS12 regions in L1 memory (vmcs12.c). */
 u64 vmcs12_read(u64 vmcs12_pa, u32 encoding);
@@ -45,6 +46,10 @@ void nested_vmentry(struct vcpu *v, bool launch);
 u32 nested_vmcs_revision(void);
 u64 nested_vmx_misc(void);
 bool nested_field_supported(u32 field_index);
+const struct vmcs_feature_caps *nested_offered_caps(void);
+/* VMCS12 (current) and VMCS02 (the current VMCS) for lib/vmcs-translate.c. */
+struct vmcs_pair;
+void nested_vmcs_pair(struct vcpu *v, struct vmcs_pair *p);
 bool nested_offers_ept(void);
 bool nested_offers_vpid(void);
 

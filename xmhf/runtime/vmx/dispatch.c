@@ -45,7 +45,7 @@ static const struct field_desc guest_fields[] = {
 #define GUEST_FIELD_CTRL(name, enc)
 #define GUEST_FIELD_RO(name, enc) { enc, #name },
 #define GUEST_FIELD_HOST(name, enc)
-#define VMCS_FIELD(name, enc, class, nested) GUEST_FIELD_##class(name, enc)
+#define VMCS_FIELD(name, enc, class, nested, exists) GUEST_FIELD_##class(name, enc)
 #include <x86/vmcs-fields.def>
 #undef VMCS_FIELD
 };

@@ -1,0 +1,190 @@
+/* VMCS12 <-> VMCS02 copies (lib/vmcs-translate.c) on two array "VMCSs" indexed by the field table. */
+#include <lib/vmcs-translate.h>
+#include <x86/vmx.h>
+#include <string.h>
+#include "unit.h"
+
+static u64 v12[VMCS_FIELD_COUNT], v02[VMCS_FIELD_COUNT];
+static bool w12[VMCS_FIELD_COUNT], w02[VMCS_FIELD_COUNT]; /* written by the code under test */
+static int bad_access;
+
+static int idx(u32 enc)
+{
+	int i = vmcs_field_index(enc);
+	if (i < 0)
+		bad_access++;
+	return i < 0 ? 0 : i;
+}
+static u64 read12(void *ctx, u32 enc) { (void)ctx; return v12[idx(enc)]; }
+static u64 read02(void *ctx, u32 enc) { (void)ctx; return v02[idx(enc)]; }
+static void write12(void *ctx, u32 enc, u64 val) { (void)ctx; v12[idx(enc)] = val; w12[idx(enc)] = true; }
+static void write02(void *ctx, u32 enc, u64 val) { (void)ctx; v02[idx(enc)] = val; w02[idx(enc)] = true; }
+
+/* A processor offering EPT, VPID, the preemption timer, PAT/EFER load/save, XSAVES; no TPR shadow,
+ * no IA32_PERF_GLOBAL_CTRL loading. */
+static const struct vmcs_feature_caps offered = {
+	.pin1 = PIN_PREEMPTION_TIMER | PIN_NMI_EXITING | PIN_VIRTUAL_NMIS,
+	.proc1 = PROC_SECONDARY_CONTROLS | PROC_USE_MSR_BITMAPS,
+	.proc2_1 = PROC2_EPT | PROC2_VPID | PROC2_XSAVES,
+	.exit1 = EXIT_SAVE_PAT | EXIT_LOAD_PAT | EXIT_SAVE_EFER | EXIT_LOAD_EFER | EXIT_SAVE_PREEMPTION_TIMER |
+		 EXIT_SAVE_DEBUG_CONTROLS,
+	.entry1 = ENTRY_LOAD_PAT | ENTRY_LOAD_EFER,
+};
+static const struct vmcs_pair pair = { read12, write12, read02, write02, NULL, &offered };
+
+/* Distinct values: field i of VMCS12 holds 0x1200000 + i, of VMCS02 0x0200000 + i. */
+static void fill(void)
+{
+	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
+		v12[i] = 0x1200000 + i;
+		v02[i] = 0x0200000 + i;
+	}
+	memset(w12, 0, sizeof(w12));
+	memset(w02, 0, sizeof(w02));
+	bad_access = 0;
+}
+
+#define I(name) VMCS_IDX_##name
+
+TEST(vmcs_translate_entry_copies_every_guest_field_l1_has)
+{
+	fill();
+	v12[I(PIN_BASED_CONTROLS)] = PIN_PREEMPTION_TIMER;
+	vmcs_guest_12_to_02(&pair);
+	CHECK_EQ(bad_access, 0);
+	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
+		const struct vmcs_field_info *f = &vmcs_fields[i];
+		if (f->cls != VMCS_CLASS_GUEST) {
+			CHECK(!w02[i]); /* controls, host state, exit information: not the guest copy's */
+			continue;
+		}
+		if (i == I(VMCS_LINK_POINTER)) {
+			CHECK_EQ(v02[i], ~0ULL);
+		} else if (f->nested == VMCS_NESTED_UNSUPP || !vmcs_field_exists(i, &offered)) {
+			CHECK(!w02[i]);
+		} else {
+			CHECK_EQ(v02[i], v12[i]);
+		}
+	}
+	/* Spot checks of the rules above. */
+	CHECK_EQ(v02[I(GUEST_RIP)], v12[I(GUEST_RIP)]);
+	CHECK_EQ(v02[I(GUEST_PREEMPTION_TIMER)], v12[I(GUEST_PREEMPTION_TIMER)]);
+	CHECK(!w02[I(GUEST_IA32_PERF_GLOBAL_CTRL)]); /* its load control is not offered: no such field */
+	CHECK(!w02[I(GUEST_PML_INDEX)]);
+}
+
+TEST(vmcs_translate_entry_preemption_timer_only_when_active)
+{
+	fill();
+	v12[I(PIN_BASED_CONTROLS)] = 0;
+	vmcs_guest_12_to_02(&pair);
+	CHECK(!w02[I(GUEST_PREEMPTION_TIMER)]);
+	CHECK(w02[I(GUEST_CR3)]);
+}
+
+TEST(vmcs_translate_exit_saves_what_the_controls_ask)
+{
+	fill();
+	v12[I(EXIT_CONTROLS)] = EXIT_SAVE_EFER | EXIT_SAVE_DEBUG_CONTROLS;
+	v12[I(ENTRY_CONTROLS)] = ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_EFER;
+	v02[I(GUEST_IA32_EFER)] = 0x100; /* LME without LMA: L2 left IA-32e mode */
+	vmcs_guest_02_to_12(&pair);
+	CHECK_EQ(bad_access, 0);
+	CHECK_EQ(v12[I(GUEST_RIP)], v02[I(GUEST_RIP)]);
+	CHECK_EQ(v12[I(GUEST_ES_ACCESS_RIGHTS)], v02[I(GUEST_ES_ACCESS_RIGHTS)]);
+	CHECK_EQ(v12[I(GUEST_IA32_EFER)], 0x100ULL);
+	CHECK_EQ(v12[I(GUEST_DR7)], v02[I(GUEST_DR7)]);
+	CHECK_EQ(v12[I(GUEST_IA32_DEBUGCTL)], v02[I(GUEST_IA32_DEBUGCTL)]);
+	CHECK(!w12[I(GUEST_IA32_PAT)]);
+	CHECK(!w12[I(GUEST_PREEMPTION_TIMER)]);
+	CHECK(!w12[I(VMCS_LINK_POINTER)]);
+	CHECK_EQ(v12[I(ENTRY_CONTROLS)], (u64)ENTRY_LOAD_EFER); /* IA-32e mode guest follows EFER.LMA */
+	/* No control, host-state or read-only field is touched but the entry controls. */
+	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++)
+		if (vmcs_fields[i].cls != VMCS_CLASS_GUEST && i != I(ENTRY_CONTROLS))
+			CHECK(!w12[i]);
+
+	fill();
+	v12[I(EXIT_CONTROLS)] = EXIT_SAVE_PAT | EXIT_SAVE_PREEMPTION_TIMER;
+	v12[I(ENTRY_CONTROLS)] = 0;
+	v02[I(GUEST_IA32_EFER)] = 0x500; /* LME and LMA */
+	vmcs_guest_02_to_12(&pair);
+	CHECK(!w12[I(GUEST_DR7)]);
+	CHECK(!w12[I(GUEST_IA32_DEBUGCTL)]);
+	CHECK(!w12[I(GUEST_IA32_EFER)]);
+	CHECK_EQ(v12[I(GUEST_IA32_PAT)], v02[I(GUEST_IA32_PAT)]);
+	CHECK_EQ(v12[I(GUEST_PREEMPTION_TIMER)], v02[I(GUEST_PREEMPTION_TIMER)]);
+	CHECK_EQ(v12[I(ENTRY_CONTROLS)], (u64)ENTRY_IA32E_MODE_GUEST);
+}
+
+TEST(vmcs_translate_exit_cr0_cr4_bits_l0_owns_come_from_the_shadow)
+{
+	fill();
+	v12[I(EXIT_CONTROLS)] = 0;
+	v02[I(CR0_GUEST_HOST_MASK)] = 0x20 | 0x8; /* L0 owns NE, L1 owns TS */
+	v12[I(CR0_GUEST_HOST_MASK)] = 0x8;
+	v02[I(GUEST_CR0)] = 0x80000039;           /* NE forced to 1 by L0 */
+	v02[I(CR0_READ_SHADOW)] = 0x08;           /* L2's NE is 0 */
+	v02[I(CR4_GUEST_HOST_MASK)] = 0x2000;     /* L0 owns VMXE */
+	v12[I(CR4_GUEST_HOST_MASK)] = 0;
+	v02[I(GUEST_CR4)] = 0x2020;
+	v02[I(CR4_READ_SHADOW)] = 0;
+	vmcs_guest_02_to_12(&pair);
+	CHECK_EQ(v12[I(GUEST_CR0)], 0x80000019ULL);
+	CHECK_EQ(v12[I(GUEST_CR4)], 0x20ULL);
+}
+
+TEST(vmcs_translate_exit_information)
+{
+	fill();
+	v12[I(ENTRY_INTR_INFO)] = INTR_INFO_VALID | 0x30e;
+	vmcs_exit_info_02_to_12(&pair, 48);
+	CHECK_EQ(bad_access, 0);
+	CHECK_EQ(v12[I(EXIT_REASON)], 48ULL);
+	CHECK_EQ(v12[I(ENTRY_INTR_INFO)], 0x30eULL);
+	CHECK(!w12[I(VM_INSTRUCTION_ERROR)]);
+	static const u32 copied[] = { VMCS_EXIT_QUALIFICATION, VMCS_GUEST_LINEAR_ADDRESS, VMCS_GUEST_PHYSICAL_ADDRESS,
+				      VMCS_EXIT_INTR_INFO, VMCS_EXIT_INTR_ERROR_CODE, VMCS_IDT_VECTORING_INFO,
+				      VMCS_IDT_VECTORING_ERROR_CODE, VMCS_EXIT_INSTRUCTION_LENGTH,
+				      VMCS_EXIT_INSTRUCTION_INFO, VMCS_IO_RCX, VMCS_IO_RSI, VMCS_IO_RDI, VMCS_IO_RIP };
+	for (u32 k = 0; k < sizeof(copied) / sizeof(copied[0]); k++)
+		CHECK_EQ(v12[vmcs_field_index(copied[k])], v02[vmcs_field_index(copied[k])]);
+	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++)
+		if (vmcs_fields[i].cls == VMCS_CLASS_GUEST || vmcs_fields[i].cls == VMCS_CLASS_HOST)
+			CHECK(!w12[i]);
+}
+
+TEST(vmcs_translate_resume_copy_only_plain_fields)
+{
+	CHECK(vmcs_field_resume_copy(I(GUEST_RIP)));
+	CHECK(vmcs_field_resume_copy(I(ENTRY_INTR_INFO)));
+	CHECK(!vmcs_field_resume_copy(I(GUEST_CR0)));          /* masks and shadows derive from it */
+	CHECK(!vmcs_field_resume_copy(I(PROC_BASED_CONTROLS))); /* merged with L0's */
+	CHECK(!vmcs_field_resume_copy(I(EPT_POINTER)));         /* EPT02 */
+	CHECK(!vmcs_field_resume_copy(I(VPID)));                /* VPID02 */
+	CHECK(!vmcs_field_resume_copy(I(HOST_RIP)));
+	CHECK(!vmcs_field_resume_copy(I(EXIT_QUALIFICATION)));
+	CHECK(!vmcs_field_resume_copy(VMCS_FIELD_COUNT));
+}
+
+TEST(vmcs_fields_exist_per_features)
+{
+	struct vmcs_feature_caps none = { 0 };
+	CHECK(vmcs_field_exists(I(GUEST_RIP), &none));
+	CHECK(!vmcs_field_exists(I(EPT_POINTER), &none));
+	CHECK(!vmcs_field_exists(I(VPID), &none));
+	CHECK(!vmcs_field_exists(I(GUEST_IA32_EFER), &none));
+	CHECK(vmcs_field_exists(I(EPT_POINTER), &offered));
+	CHECK(vmcs_field_exists(I(GUEST_PDPTE3), &offered));
+	CHECK(vmcs_field_exists(I(VPID), &offered));
+	CHECK(vmcs_field_exists(I(GUEST_IA32_PAT), &offered));
+	CHECK(vmcs_field_exists(I(XSS_EXIT_BITMAP), &offered));
+	CHECK(!vmcs_field_exists(I(VIRTUAL_APIC_ADDR), &offered));
+	CHECK(!vmcs_field_exists(I(HOST_IA32_PERF_GLOBAL_CTRL), &offered));
+	CHECK(!vmcs_field_exists(I(VMREAD_BITMAP), &offered));
+	/* Secondary controls count only when the primary controls can activate them. */
+	struct vmcs_feature_caps no_secondary = offered;
+	no_secondary.proc1 &= ~PROC_SECONDARY_CONTROLS;
+	CHECK(!vmcs_field_exists(I(EPT_POINTER), &no_secondary));
+	CHECK(!vmcs_field_exists(VMCS_FIELD_COUNT, &offered));
+}
