@@ -98,8 +98,8 @@ void ap_wait_for_sipi(struct vcpu *v)
 /* At the end of every exit: an INIT sent to this CPU takes it out of the guest. */
 void ipi_check_init(struct vcpu *v)
 {
-	/* INIT is blocked while L1 is in VMX operation (SDM 24.8); it stays pending. Not yet delivered
-	 * to L1 as an INIT exit from L2 or at VMXOFF (nested VMX phase 2). */
+	/* INIT is blocked while L1 is in VMX root operation (SDM 24.8); it stays pending until L1's
+	 * VMXOFF (then this check takes it) or its next entry to L2 (an INIT exit: nested/exit.c). */
 	if (v->l1_vmx_on)
 		return;
 	if (__atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))

@@ -10,6 +10,7 @@
 #include <lib/vmcs-translate.h>
 #include <x86/cpu.h>
 #include <x86/msr.h>
+#include <x86/lapic.h>
 #include <lib/nested-logic.h>
 #include "nested.h"
 
@@ -342,4 +343,9 @@ void nested_vmentry(struct vcpu *v, bool launch)
 	/* VMCS01 keeps L1's state untouched while L2 runs. */
 	if (launch || !resume_cached(v))
 		build_vmcs02(v);
+	/* An INIT blocked in L1's VMX root operation is unblocked in L2 and exits at once (SDM 26.2):
+	 * an NMI to this CPU makes L2 exit right after the entry, and exit.c turns it into the INIT
+	 * exit. */
+	if (v->in_l2 && __atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))
+		lapic_send_ipi(v->cpu->apic_id, ICR_DELIVERY_NMI);
 }

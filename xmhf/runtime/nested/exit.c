@@ -143,6 +143,23 @@ static void reflect(struct vcpu *v)
 	load_l1_host_state(v, l2_cr0);
 }
 
+/* An INIT VM exit (reason 3): no qualification, no exit interruption or IDT-vectoring information
+ * (SDM 28.2.1-28.2.3), L2's state saved as for any exit. */
+static void reflect_init(struct vcpu *v)
+{
+	u64 l2_cr0 = vmcs_read(VMCS_GUEST_CR0);
+
+	save_l2_state(v);
+	save_exit_info(v, EXIT_REASON_INIT);
+	w12(v, VMCS_EXIT_QUALIFICATION, 0);
+	w12(v, VMCS_EXIT_INTR_INFO, 0);
+	w12(v, VMCS_IDT_VECTORING_INFO, 0);
+	vmcs12_set_launched(v->l1_current_vmcs, true);
+	v->vmcs02_of = v->l1_current_vmcs;
+	exit_msr_lists(v);
+	load_l1_host_state(v, l2_cr0);
+}
+
 /* Entry-load list entry `index` (1-based) refused by L0 before VMCS02 ran: the VM-entry failure due to
  * MSR loading (reason 34, SDM 27.8), L1 resumes at its host RIP. Called with VMCS02 current. */
 void nested_entry_fail_msr_load(struct vcpu *v, u32 index)
@@ -241,8 +258,18 @@ bool nested_l2_exit(struct vcpu *v)
 		load_l1_host_state(v, l2_cr0);
 		return false;
 	}
-	if (l0_handles(v))
+	if (l0_handles(v)) {
+		/* An INIT for this CPU (emulated, runtime/guest/ipi.c) while L2 runs is an INIT VM exit
+		 * to L1 (SDM 26.2); in L1's VMX root operation it stays blocked (ipi_check_init). It waits
+		 * for an exit that delivered no event, so nothing needs re-injecting into L2. */
+		if (v->in_l2 && __atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE) &&
+		    !(vmcs_read(VMCS_IDT_VECTORING_INFO) & INTR_INFO_VALID)) {
+			__atomic_store_n(&v->init_pending, 0, __ATOMIC_RELEASE);
+			reflect_init(v);
+			return false;
+		}
 		return true;
+	}
 	/* A handler may have reflected the exit already (as another exit: an EPT12 fault). */
 	if (v->in_l2)
 		reflect(v);
