@@ -188,3 +188,41 @@ TEST(vmcs_fields_exist_per_features)
 	CHECK(!vmcs_field_exists(I(EPT_POINTER), &no_secondary));
 	CHECK(!vmcs_field_exists(VMCS_FIELD_COUNT, &offered));
 }
+
+TEST(vmcs_shadow_policy)
+{
+	CHECK(vmcs_field_shadowed(I(GUEST_RIP), false));
+	CHECK(vmcs_field_shadowed(I(GUEST_RIP), true));
+	CHECK(vmcs_field_shadowed(I(EXIT_QUALIFICATION), false));
+	CHECK(!vmcs_field_shadowed(I(EXIT_QUALIFICATION), true)); /* VMWRITE must fail with error 13 */
+	CHECK(vmcs_field_shadowed(I(ENTRY_INTR_INFO), true));
+	CHECK(vmcs_field_shadowed(I(PROC_BASED_CONTROLS), true));
+	CHECK(!vmcs_field_shadowed(I(VMCS_LINK_POINTER), false));
+	CHECK(!vmcs_field_shadowed(I(EPT_POINTER), false));
+	CHECK(!vmcs_field_shadowed(I(HOST_RIP), true));
+	CHECK(!vmcs_field_shadowed(I(GUEST_PML_INDEX), false));
+	CHECK(!vmcs_field_shadowed(VMCS_FIELD_COUNT, false));
+	/* Every field shadowed for VMWRITE is shadowed for VMREAD too. */
+	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++)
+		if (vmcs_field_shadowed(i, true))
+			CHECK(vmcs_field_shadowed(i, false));
+}
+
+TEST(vmcs_shadow_bitmap_bits)
+{
+	u8 bm[4096];
+	memset(bm, 0xff, sizeof(bm));
+	vmcs_shadow_bitmap_allow(bm, VMCS_GUEST_RIP);       /* 0x681e: natural width, one bit */
+	CHECK_EQ(bm[0x681e / 8], (u8)~(1U << (0x681e % 8)));
+	CHECK_EQ(bm[0x681f / 8], bm[0x681e / 8]);           /* same byte: 0x681f's bit untouched */
+	vmcs_shadow_bitmap_allow(bm, VMCS_GUEST_IA32_EFER); /* 0x2806: 64-bit, both halves */
+	CHECK_EQ(bm[0x2806 / 8] & (1U << (0x2806 % 8)), 0U);
+	CHECK_EQ(bm[0x2807 / 8] & (1U << (0x2807 % 8)), 0U);
+	CHECK_EQ(bm[0x2808 / 8] & (1U << (0x2808 % 8)), 1U << (0x2808 % 8));
+	vmcs_shadow_bitmap_allow(bm, VMCS_GUEST_ES_SELECTOR); /* 0x0800: 16-bit */
+	CHECK_EQ(bm[0x0800 / 8], 0xfe);
+	u32 cleared = 0;
+	for (u32 i = 0; i < sizeof(bm) * 8; i++)
+		cleared += !(bm[i / 8] & (1U << (i % 8)));
+	CHECK_EQ(cleared, 4U);
+}

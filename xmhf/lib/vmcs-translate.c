@@ -83,3 +83,37 @@ bool vmcs_field_resume_copy(u32 index)
 	return f->nested == VMCS_NESTED_COPY && f->cls != VMCS_CLASS_HOST &&
 	       f->cls != VMCS_CLASS_RO;
 }
+
+bool vmcs_field_shadowed(u32 index, bool write)
+{
+	if (index >= VMCS_FIELD_COUNT)
+		return false;
+	const struct vmcs_field_info *f = &vmcs_fields[index];
+	if (f->nested == VMCS_NESTED_UNSUPP)
+		return false;
+	switch (f->cls) {
+	case VMCS_CLASS_GUEST:
+		return f->encoding != VMCS_VMCS_LINK_POINTER;
+	case VMCS_CLASS_RO:
+		return !write;
+	case VMCS_CLASS_CTRL:
+		return f->encoding == VMCS_ENTRY_INTR_INFO || f->encoding == VMCS_ENTRY_EXCEPTION_ERROR_CODE ||
+		       f->encoding == VMCS_ENTRY_INSTRUCTION_LENGTH || f->encoding == VMCS_CR0_READ_SHADOW ||
+		       f->encoding == VMCS_CR4_READ_SHADOW || f->encoding == VMCS_PROC_BASED_CONTROLS ||
+		       f->encoding == VMCS_TPR_THRESHOLD;
+	case VMCS_CLASS_HOST:
+		break;
+	}
+	return false;
+}
+
+void vmcs_shadow_bitmap_allow(u8 *bitmap, u32 encoding)
+{
+	u32 e = encoding & 0x7fff;
+
+	bitmap[e / 8] &= (u8)~(1U << (e % 8));
+	if (((encoding >> 13) & 3) == 1) { /* 64-bit: the high half, encoding | 1 */
+		e |= 1;
+		bitmap[e / 8] &= (u8)~(1U << (e % 8));
+	}
+}

@@ -35,4 +35,17 @@ void vmcs_exit_info_02_to_12(const struct vmcs_pair *p, u32 reason);
  * rebuild)? Only for fields copied unchanged into VMCS02 (COPY), not host or read-only ones. */
 bool vmcs_field_resume_copy(u32 index);
 
+/* Hardware VMCS shadowing of VMCS12 (runtime/nested/shadow.c): may L1's VMREAD (write = false) or
+ * VMWRITE (write = true) of this field run on the shadow VMCS, without a VM exit? The fields L1 touches
+ * around most L2 exits: the guest state, the exit information (read only: VMWRITE exits, for the
+ * SDM's error 13), the event-injection fields, the CR read shadows and the primary processor-based
+ * controls (interrupt/NMI-window exiting). Not: the VMCS link pointer (L1 gets no VMCS shadowing of
+ * its own), other controls, host state (rarely written, and checked at entry anyway). Whether L1 has
+ * the field at all (vmcs_field_exists) is the caller's to add. */
+bool vmcs_field_shadowed(u32 index, bool write);
+
+/* Clears the bits of a VMREAD/VMWRITE bitmap (SDM 25.6.15: bit n for encoding n, bits 14:0) for the
+ * field and, for a 64-bit field, its high half. */
+void vmcs_shadow_bitmap_allow(u8 *bitmap, u32 encoding);
+
 #endif

@@ -54,7 +54,10 @@ struct vcpu {
 	u32 ept02_pages;        /* tables held by all slots */
 	u64 ept02_clock;        /* uses of the cache, for least-recently-used eviction */
 	u32 vpid02_of;          /* the VPID12 whose translations VPID02 may hold, 0 if none (vpid02.c) */
-	u32 pad5;
+	u32 shadow_live;        /* the shadow VMCS holds the truth for VMCS12's shadowed fields (shadow.c) */
+	u64 shadow_vmcs_pa;     /* this CPU's shadow VMCS for L1's VMREAD/VMWRITE, 0 until first used */
+	volatile u32 shadow_current; /* the shadow VMCS is the current VMCS: NMI handlers keep off it */
+	u32 pad6;
 	void *msr_load02;       /* VMCS02's copies of L1's entry MSR-load and exit MSR-store lists */
 	struct msr_entry *msr_store02;
 };

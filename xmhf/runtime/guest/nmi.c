@@ -37,7 +37,10 @@ void nmi_host(void)
 	 * the NMI came after the last check before VM entry. */
 	if (!__atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))
 		guest_nmi_arrived(v);
-	vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING); /* c->vcpu set: VMCS01 is current */
+	/* The current VMCS is VMCS01 or, while L2 runs, VMCS02; never the shadow VMCS (nested/shadow.c),
+	 * which holds L1's own controls: the end of the exit asks for the window then. */
+	if (!v->shadow_current)
+		vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING);
 }
 
 /* A VM exit caused by an NMI leaves NMIs blocked in the hypervisor until the next IRET (SDM Vol. 3,

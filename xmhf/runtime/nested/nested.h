@@ -39,6 +39,11 @@ void nested_entry_fail_msr_load(struct vcpu *v, u32 index);
 u32 vpid02_setup(struct vcpu *v, u32 proc2_12, u16 vpid12);
 void vpid02_invvpid(struct vcpu *v, u32 type, u16 vpid12, u64 linear);
 
+/* Hardware VMCS shadowing of VMCS12 for L1 (shadow.c). VMCS01 must be current. */
+void shadow_load(struct vcpu *v);
+void shadow_flush(struct vcpu *v, bool unlink);
+void shadow_write_field(struct vcpu *v, u32 enc, u64 value);
+
 /* VM entry to L2 (entry.c). */
 void nested_vmentry(struct vcpu *v, bool launch);
 

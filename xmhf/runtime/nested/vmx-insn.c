@@ -53,6 +53,7 @@ void nested_vm_fail_noskip(struct vcpu *v, u32 error)
 
 	if (v->l1_current_vmcs != ~0ULL && error) {
 		vmcs12_write_field(v->l1_current_vmcs, VMCS_VM_INSTRUCTION_ERROR, error);
+		shadow_write_field(v, VMCS_VM_INSTRUCTION_ERROR, error);
 		set = RFLAGS_ZF;
 	}
 	vmcs_write(VMCS_GUEST_RFLAGS, (vmcs_read(VMCS_GUEST_RFLAGS) & ~RFLAGS_ARITH) | set);
@@ -65,6 +66,7 @@ void nested_vm_fail(struct vcpu *v, u32 error)
 		return;
 	}
 	vmcs12_write_field(v->l1_current_vmcs, VMCS_VM_INSTRUCTION_ERROR, error);
+	shadow_write_field(v, VMCS_VM_INSTRUCTION_ERROR, error);
 	set_result_flags(RFLAGS_ZF);
 }
 
@@ -173,6 +175,7 @@ static void emulate_vmxoff(struct vcpu *v)
 {
 	if (!checks(v, true))
 		return;
+	shadow_flush(v, true);
 	v->l1_vmx_on = 0;
 	v->l1_current_vmcs = ~0ULL;
 	v->vmcs02_of = ~0ULL;
@@ -193,7 +196,10 @@ static void emulate_vmclear(struct vcpu *v)
 		nested_vm_fail(v, VMXERR_VMCLEAR_VMXON_PTR);
 		return;
 	}
-	/* The VMCS12 data is already in L1's memory; VMCLEAR makes its launch state "clear". */
+	/* The VMCS12 data is in L1's memory (once the shadow is flushed); VMCLEAR makes its launch
+	 * state "clear". */
+	if (ptr == v->l1_current_vmcs)
+		shadow_flush(v, true);
 	vmcs12_set_launched(ptr, false);
 	if (ptr == v->l1_current_vmcs)
 		v->l1_current_vmcs = ~0ULL;
@@ -221,9 +227,12 @@ static void emulate_vmptrld(struct vcpu *v)
 		nested_vm_fail(v, VMXERR_VMPTRLD_BAD_REVISION);
 		return;
 	}
-	if (ptr != v->l1_current_vmcs)
+	if (ptr != v->l1_current_vmcs) {
+		shadow_flush(v, true);
 		v->vmcs02_of = ~0ULL; /* the cached VMCS02 belongs to another VMCS12 (dirty bits are per VMCS12) */
+	}
 	v->l1_current_vmcs = ptr;
+	shadow_load(v);
 	nested_vm_succeed();
 }
 
@@ -394,8 +403,12 @@ void nested_handle_vmx_instruction(struct vcpu *v)
 		break;
 	case EXIT_REASON_VMLAUNCH:
 	case EXIT_REASON_VMRESUME:
-		if (checks(v, true))
+		if (checks(v, true)) {
+			shadow_flush(v, false); /* VMCS12 complete in memory for the entry */
 			nested_vmentry(v, (v->exit_reason & 0xffff) == EXIT_REASON_VMLAUNCH);
+			if (!v->in_l2)
+				shadow_load(v); /* VMfail: L1 goes on with the same VMCS */
+		}
 		break;
 	default:
 		if (!checks(v, true))

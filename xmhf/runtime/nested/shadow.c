@@ -1,0 +1,132 @@
+/* Hardware VMCS shadowing of VMCS12 (SDM Vol. 3, 25.10 and 26.3 "VMREAD/VMWRITE in VMX non-root
+ * operation"). While L1 runs with a current VMCS12, VMCS01 links this CPU's shadow VMCS, which holds
+ * VMCS12's hot fields (lib/vmcs-translate.c: vmcs_field_shadowed); L1's VMREAD/VMWRITE of those run on
+ * it without a VM exit. The shadow is the truth for those fields while it is live; VMCS12 in L1's
+ * memory is brought up to date (shadow_flush) before anything reads it: L1's VMLAUNCH/VMRESUME,
+ * VMCLEAR or VMPTRLD of another VMCS, VMXOFF. Fields that changed are marked dirty for the VMCS02
+ * cache (entry.c). After an exit to L1, shadow_load copies VMCS12 into the shadow again.
+ * Used only when the CPU has VMCS shadowing and can VMWRITE the exit-information fields (IA32_VMX_MISC
+ * bit 29); otherwise every VMREAD/VMWRITE exits and is emulated (vmx-insn.c). */
+#include <xmhf/runtime.h>
+#include <xmhf/vcpu.h>
+#include <lib/vmcs-fields.h>
+#include <lib/vmcs-translate.h>
+#include <lib/string.h>
+#include <xmhf/spinlock.h>
+#include <x86/cpu.h>
+#include "nested.h"
+
+#define MISC_VMWRITE_ANY_FIELD (1ULL << 29)
+
+static u8 *read_bitmap, *write_bitmap;     /* shared by all CPUs; 1 = exit */
+static u16 fields[VMCS_FIELD_COUNT];        /* indices of the shadowed fields */
+static u32 nfields;
+static volatile u32 ready;                  /* 0 unknown, 1 shadowing used, 2 not available */
+static spinlock_t setup_lock;
+
+static bool available(void)
+{
+	if (__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
+		return ready == 1;
+	spin_lock(&setup_lock);
+	if (!ready) {
+		u32 r = 2;
+		if ((vmx_caps.proc2_1 & PROC2_VMCS_SHADOWING) && (vmx_caps.misc & MISC_VMWRITE_ANY_FIELD)) {
+			read_bitmap = page_alloc(1);
+			write_bitmap = page_alloc(1);
+			memset(read_bitmap, 0xff, PAGE_SIZE_4K);
+			memset(write_bitmap, 0xff, PAGE_SIZE_4K);
+			for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
+				if (!nested_field_supported(i) || !vmcs_field_shadowed(i, false))
+					continue;
+				fields[nfields++] = (u16)i;
+				vmcs_shadow_bitmap_allow(read_bitmap, vmcs_fields[i].encoding);
+				if (vmcs_field_shadowed(i, true))
+					vmcs_shadow_bitmap_allow(write_bitmap, vmcs_fields[i].encoding);
+			}
+			r = 1;
+		}
+		__atomic_store_n(&ready, r, __ATOMIC_RELEASE);
+	}
+	spin_unlock(&setup_lock);
+	return ready == 1;
+}
+
+/* Makes the shadow VMCS current (VMCS01 is current before and after). */
+static void enter_shadow(struct vcpu *v)
+{
+	if (!v->shadow_vmcs_pa) {
+		u32 *p = page_alloc(1);
+		p[0] = ((u32)vmx_caps.basic & 0x7fffffff) | (1U << 31); /* shadow-VMCS indicator (SDM 25.2) */
+		v->shadow_vmcs_pa = (u64)(uintptr_t)p;
+		if (vmclear(v->shadow_vmcs_pa))
+			panic("VMCLEAR of the shadow VMCS failed");
+	}
+	v->shadow_current = 1;
+	if (vmptrld(v->shadow_vmcs_pa))
+		panic("VMPTRLD of the shadow VMCS failed");
+}
+
+/* Back to VMCS01; the shadow is cleared so that VMCS01's link pointer may reference it (SDM 25.11.1:
+ * a shadow VMCS must not be active as current while it is linked). */
+static void leave_shadow(struct vcpu *v)
+{
+	if (vmclear(v->shadow_vmcs_pa) || vmptrld(v->vmcs_pa))
+		panic("VMCLEAR of the shadow VMCS / VMPTRLD of VMCS01 failed");
+	v->shadow_current = 0;
+}
+
+/* L1 runs with VMCS12 current from now on: the shadow gets VMCS12's values and VMCS01 links it.
+ * VMCS01 must be current. */
+void shadow_load(struct vcpu *v)
+{
+	if (v->shadow_live || v->l1_current_vmcs == ~0ULL || !available())
+		return;
+	enter_shadow(v);
+	for (u32 k = 0; k < nfields; k++) {
+		u32 enc = vmcs_fields[fields[k]].encoding;
+		vmcs_write(enc, vmcs12_read(v->l1_current_vmcs, enc));
+	}
+	leave_shadow(v);
+	vmcs_write(VMCS_VMREAD_BITMAP, (u64)(uintptr_t)read_bitmap);
+	vmcs_write(VMCS_VMWRITE_BITMAP, (u64)(uintptr_t)write_bitmap);
+	vmcs_write(VMCS_VMCS_LINK_POINTER, v->shadow_vmcs_pa);
+	vmcs_set_bits(VMCS_PROC_BASED_CONTROLS2, PROC2_VMCS_SHADOWING);
+	v->shadow_live = 1;
+}
+
+/* VMCS12 in L1's memory brought up to date from the shadow, the changed fields marked dirty; if
+ * `unlink`, VMCS01 stops using the shadow (L1 has no current VMCS, or another one is coming). VMCS01
+ * must be current. */
+void shadow_flush(struct vcpu *v, bool unlink)
+{
+	if (!v->shadow_live)
+		return;
+	enter_shadow(v);
+	for (u32 k = 0; k < nfields; k++) {
+		u32 i = fields[k], enc = vmcs_fields[i].encoding;
+		u64 val = vmcs_read(enc);
+		if (val != vmcs12_read(v->l1_current_vmcs, enc)) {
+			vmcs12_write_field(v->l1_current_vmcs, enc, val);
+			v->vmcs12_dirty[i / 64] |= 1ULL << (i % 64);
+		}
+	}
+	leave_shadow(v);
+	v->shadow_live = 0;
+	if (unlink) {
+		vmcs_clear_bits(VMCS_PROC_BASED_CONTROLS2, PROC2_VMCS_SHADOWING);
+		vmcs_write(VMCS_VMCS_LINK_POINTER, ~0ULL);
+	}
+}
+
+/* L0 writes a field of the current VMCS12 while the shadow is live (VM-instruction error). */
+void shadow_write_field(struct vcpu *v, u32 enc, u64 value)
+{
+	int i = vmcs_field_index(enc);
+
+	if (!v->shadow_live || i < 0 || !vmcs_field_shadowed((u32)i, false))
+		return;
+	enter_shadow(v);
+	vmcs_write(enc, value);
+	leave_shadow(v);
+}
