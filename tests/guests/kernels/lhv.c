@@ -116,12 +116,6 @@ static void read_caps(struct caps *c)
 #undef RD
 }
 
-static void init_region(void *r, uint32_t rev)
-{
-    memset(r, 0, PAGE);
-    *(volatile uint32_t *)r = rev;
-}
-
 /* ------------------------------------------------------------------------------------------
  * Outcome checks
  */
@@ -326,8 +320,8 @@ static void all_ud(bool with_vmxon, const char *when)
 static void t_ud_outside(void)
 {
     if (test_begin("vmx-ud-outside-vmx") && need_vmx()) {
-        init_region(vmxon_region[0], revision);
-        init_region(vmcs_a, revision);
+        vmx_region_init(vmxon_region[0], revision);
+        vmx_region_init(vmcs_a, revision);
         if (set_cr4_vmxe(false))
             all_ud(true, "with CR4.VMXE=0");
         if (set_cr4_vmxe(true))
@@ -355,7 +349,7 @@ static void t_vmxon_gp(void)
 {
     if (test_begin("vmxon-gp") && need_vmx() && set_cr4_vmxe(true)) {
         uint64_t on = vmx_pa(vmxon_region[0]);
-        init_region(vmxon_region[0], revision);
+        vmx_region_init(vmxon_region[0], revision);
 
         uint64_t fc = 0;
         rdmsr_safe(MSR_IA32_FEATURE_CONTROL, &fc);
@@ -392,11 +386,11 @@ static void t_vmxon_gp(void)
         vmxon_expect(1ull << maxphyaddr, FINV, "beyond MAXPHYADDR");
         vmxon_expect(on | (1ull << maxphyaddr), FINV, "beyond MAXPHYADDR");
         vmxon_expect(on | (1ull << 63), FINV, "bit 63");
-        init_region(vmxon_region[0], revision + 1);
+        vmx_region_init(vmxon_region[0], revision + 1);
         vmxon_expect(on, FINV, "wrong revision");
-        init_region(vmxon_region[0], revision | 0x80000000u);
+        vmx_region_init(vmxon_region[0], revision | 0x80000000u);
         vmxon_expect(on, FINV, "revision with bit 31 set");
-        init_region(vmxon_region[0], revision);
+        vmx_region_init(vmxon_region[0], revision);
     }
     test_end();
 }
@@ -408,8 +402,8 @@ static void t_vmxon_ok(void)
 {
     if (test_begin("vmxon-ok") && need_vmx() && set_cr4_vmxe(true)) {
         uint64_t on = vmx_pa(vmxon_region[0]);
-        init_region(vmxon_region[0], revision);
-        init_region(vmcs_b, revision);
+        vmx_region_init(vmxon_region[0], revision);
+        vmx_region_init(vmcs_b, revision);
         int r = vmxon(on);
         in_vmx = r == OK;
         expect(r, OK, "VMXON");
@@ -448,9 +442,9 @@ static void t_vmclear(void)
     if (test_begin("vmclear-errors") && need_in_vmx()) {
         uint64_t a = vmx_pa(vmcs_a), b = vmx_pa(vmcs_b), on = vmx_pa(vmxon_region[0]);
         uint64_t far = 1ull << maxphyaddr;
-        init_region(vmcs_a, revision);
-        init_region(vmcs_b, revision);
-        init_region(vmcs_c, 0);
+        vmx_region_init(vmcs_a, revision);
+        vmx_region_init(vmcs_b, revision);
+        vmx_region_init(vmcs_c, 0);
 
         expect(vmclear(a | 0x800), FINV, "VMCLEAR unaligned, no current VMCS");
         expect(vmclear(a | 0x8), FINV, "VMCLEAR unaligned, no current VMCS");
@@ -480,7 +474,7 @@ static void t_vmptrld(void)
     if (test_begin("vmptrld-errors") && need_in_vmx()) {
         uint64_t a = vmx_pa(vmcs_a), b = vmx_pa(vmcs_b), cc = vmx_pa(vmcs_c);
         uint64_t on = vmx_pa(vmxon_region[0]), far = 1ull << maxphyaddr;
-        init_region(vmcs_c, revision + 1);
+        vmx_region_init(vmcs_c, revision + 1);
 
         expect(vmptrld(a | 0x800), FINV, "VMPTRLD unaligned, no current VMCS");
         expect(vmptrld(far), FINV, "VMPTRLD beyond MAXPHYADDR, no current VMCS");
@@ -500,7 +494,7 @@ static void t_vmptrld(void)
             check_current(a, "after VMXON in VMX root operation");
 
             /* Revision with bit 31 set: a shadow VMCS, loadable only with VMCS shadowing. */
-            init_region(vmcs_c, revision | 0x80000000u);
+            vmx_region_init(vmcs_c, revision | 0x80000000u);
             bool shadowing = hi32(bsp_caps.proc2) & PROC2_VMCS_SHADOWING;
             if (shadowing) {
                 expect(vmclear(cc), OK, "VMCLEAR of a shadow VMCS");
@@ -806,7 +800,7 @@ static void t_vmxoff(void)
             if (set_cr4_vmxe(false))
                 expect(i_vmxon(), UD, "VMXON after VMXOFF with CR4.VMXE=0");
             if (set_cr4_vmxe(true)) {
-                init_region(vmxon_region[0], revision);
+                vmx_region_init(vmxon_region[0], revision);
                 if (expect(vmxon(vmx_pa(vmxon_region[0])), OK, "VMXON again")) {
                     check_current(~0ull, "after VMXOFF + VMXON");
                     expect(vmxoff(), OK, "VMXOFF again");
@@ -865,8 +859,8 @@ static void vmx_cpu_worker(void *arg)
         CPU_FAIL(res, "locking IA32_FEATURE_CONTROL faulted");
 
     uint32_t rev = VMX_BASIC_REVISION(res->caps.basic);
-    init_region(vmxon_region[i], rev);
-    init_region(vmcs_region[i], rev);
+    vmx_region_init(vmxon_region[i], rev);
+    vmx_region_init(vmcs_region[i], rev);
     uint64_t on = vmx_pa(vmxon_region[i]), vmcs = vmx_pa(vmcs_region[i]);
     uint64_t cr4 = read_cr4();
     if (write_cr4_safe(cr4 | CR4_VMXE) != NO_EXCEPTION) {

@@ -1,12 +1,13 @@
 /* lhv2.bin - L1 test hypervisor, phase 2: VM entries and VM exits of a simple L2 guest.
  *
  * No EPT, no unrestricted guest: L2 runs in 64-bit mode on L1's page tables (same CR3, except in
- * l2-state-after-exit), its own stack, code inside this image, L1's GDT, its own IDT. The VMCS is
- * rebuilt from scratch (VMCLEAR, VMPTRLD, every field) for each run: controls from the TRUE
- * capability MSRs (required bits only, plus "host address-space size", "IA-32e mode guest" and
- * what the check needs), host state = this kernel's state with HOST_RIP at vm_exit_stub (saves L2's
- * GPRs, returns into C from vm_enter()), guest state = 64-bit flat segments, TR a busy 64-bit TSS,
- * LDTR unusable, link pointer ~0, activity active. Everything on the BSP.
+ * l2-state-after-exit), its own stack, code inside this image, L1's GDT, its own IDT. The L1
+ * scaffolding is the library's (l1.h): the VMCS is rebuilt from scratch (vmcs_build: VMCLEAR,
+ * VMPTRLD, every field) for each run: controls from the TRUE capability MSRs (required bits only,
+ * plus "host address-space size", "IA-32e mode guest" and what the check needs), host state = this
+ * kernel's state with HOST_RIP at vm_exit_stub (saves L2's GPRs, returns into C from vm_enter()),
+ * guest state = 64-bit flat segments, TR a busy 64-bit TSS, LDTR unusable, link pointer ~0,
+ * activity active. Everything on the BSP.
  *
  * Checks (SDM Vol. 3 ch. 25, 27, 28, Appendix C):
  *  l2-cpuid-exit        CPUID(0) exits (10, length 2, GUEST_RIP = the CPUID, L2's 15 GPRs as L2
@@ -47,92 +48,14 @@
  */
 #include "lib.h"
 #include "vmx.h"
+#include "l1.h"
 
-#define PAGE 4096
-#define U64(x) ((unsigned long long)(x))
-
-static uint8_t vmxon_page[PAGE] __attribute__((aligned(PAGE)));
-static uint8_t vmcs_page[PAGE] __attribute__((aligned(PAGE)));
-static uint8_t msr_bitmap[PAGE] __attribute__((aligned(PAGE)));
 static uint64_t l2_pml4[512] __attribute__((aligned(PAGE)));   /* copy of L1's PML4 */
-
-#define L2_STACK_SIZE 8192
-static uint8_t l2_stack[L2_STACK_SIZE] __attribute__((aligned(16)));
-#define L2_STACK_TOP ((uint64_t)(uintptr_t)(l2_stack + L2_STACK_SIZE))
-
-/* L2's GPRs: loaded by vm_enter() before VMLAUNCH/VMRESUME, saved by vm_exit_stub. */
-struct gregs {
-    uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15;
-};
-struct gregs l2_regs;
-/* RSP when vm_enter() wrote HOST_RSP (before the bias), HOST_RSP = that - bias. */
-uint64_t vm_entry_rsp, vm_host_rsp_bias;
-/* Written by vm_exit_probe (HOST_RIP of l2-state-after-exit). */
-uint64_t probe_hits, probe_rsp, probe_rflags;
-
-/* ------------------------------------------------------------------------------------------
- * vm_enter(launch): VMWRITE HOST_RSP, load l2_regs, VMLAUNCH (launch != 0) or VMRESUME.
- * Returns VM_EXITED after a VM exit (or a VM-entry failure that loads host state), else RFLAGS
- * after the instruction (VMfail*), with an exception caught through the extable like the
- * vmx.h wrappers. vm_exit_stub is HOST_RIP: RSP = HOST_RSP = the stack of vm_enter().
- */
-#define VM_EXITED (~0ull)
-uint64_t vm_enter(int launch);
-extern char vm_exit_stub[], vm_exit_probe[];
-
-asm(".text\n"
-    ".macro L2_LOAD\n"
-    "  mov l2_regs+0(%rip), %rax\n  mov l2_regs+8(%rip), %rbx\n  mov l2_regs+16(%rip), %rcx\n"
-    "  mov l2_regs+24(%rip), %rdx\n  mov l2_regs+32(%rip), %rsi\n  mov l2_regs+40(%rip), %rdi\n"
-    "  mov l2_regs+48(%rip), %rbp\n  mov l2_regs+56(%rip), %r8\n  mov l2_regs+64(%rip), %r9\n"
-    "  mov l2_regs+72(%rip), %r10\n  mov l2_regs+80(%rip), %r11\n  mov l2_regs+88(%rip), %r12\n"
-    "  mov l2_regs+96(%rip), %r13\n  mov l2_regs+104(%rip), %r14\n  mov l2_regs+112(%rip), %r15\n"
-    ".endm\n"
-    "  .globl vm_enter, vm_exit_stub, vm_exit_probe\n"
-    "vm_enter:\n"
-    "  push %rbx\n  push %rbp\n  push %r12\n  push %r13\n  push %r14\n  push %r15\n"
-    "  mov %rsp, vm_entry_rsp(%rip)\n"
-    "  mov %rsp, %rax\n"
-    "  sub vm_host_rsp_bias(%rip), %rax\n"
-    "  mov $0x6c14, %edx\n"                 /* VMCS_HOST_RSP */
-    "  vmwrite %rax, %rdx\n"
-    "  test %edi, %edi\n"
-    "  jnz 1f\n"
-    "  pushfq\n  orq $0x8d5, (%rsp)\n  popfq\n"
-    "  L2_LOAD\n"
-    "10: vmresume\n"
-    "  jmp 12f\n"
-    "1:\n"
-    "  pushfq\n  orq $0x8d5, (%rsp)\n  popfq\n"
-    "  L2_LOAD\n"
-    "11: vmlaunch\n"
-    "12:\n"
-    "  pushfq\n  pop %rax\n"
-    "  jmp 20f\n"
-    "  .pushsection .extable, \"a\"\n  .balign 8\n"
-    "  .quad 10b, 12b\n  .quad 11b, 12b\n"
-    "  .popsection\n"
-    "vm_exit_probe:\n"                      /* touches no GPR */
-    "  incq probe_hits(%rip)\n"
-    "  mov %rsp, probe_rsp(%rip)\n"
-    "  pushfq\n  popq probe_rflags(%rip)\n"
-    "  add vm_host_rsp_bias(%rip), %rsp\n"
-    "vm_exit_stub:\n"
-    "  mov %rax, l2_regs+0(%rip)\n  mov %rbx, l2_regs+8(%rip)\n  mov %rcx, l2_regs+16(%rip)\n"
-    "  mov %rdx, l2_regs+24(%rip)\n  mov %rsi, l2_regs+32(%rip)\n  mov %rdi, l2_regs+40(%rip)\n"
-    "  mov %rbp, l2_regs+48(%rip)\n  mov %r8, l2_regs+56(%rip)\n  mov %r9, l2_regs+64(%rip)\n"
-    "  mov %r10, l2_regs+72(%rip)\n  mov %r11, l2_regs+80(%rip)\n  mov %r12, l2_regs+88(%rip)\n"
-    "  mov %r13, l2_regs+96(%rip)\n  mov %r14, l2_regs+104(%rip)\n  mov %r15, l2_regs+112(%rip)\n"
-    "  mov $-1, %rax\n"
-    "20:\n"
-    "  pop %r15\n  pop %r14\n  pop %r13\n  pop %r12\n  pop %rbp\n  pop %rbx\n"
-    "  ret\n");
 
 /* ------------------------------------------------------------------------------------------
  * L2 code (64-bit, CPL 0, IF = 0). Each program ends in VMCALL; nothing after it runs.
  */
 #define MARK_UD      0x0dd06ull     /* L2's #UD handler */
-#define MARK_UNEXP   0x0bad0ull     /* L2's handler for any other vector */
 #define L2_RFLAGS    0x8d7ull       /* OF SF ZF AF PF CF, bit 1 */
 #define L2_RSP_OFF   0x100          /* l2-state-after-exit: L2's RSP = stack top - this */
 
@@ -144,7 +67,7 @@ extern char l2_io[], l2_io_insn[], l2_io_vmcall[];
 extern char l2_state[], l2_state_vmcall1[], l2_state_vmcall2[];
 extern char l2_vmcall[];
 extern char l2_inject_target[];
-extern char l2_ud_handler[], l2_unexpected_handler[];
+extern char l2_ud_handler[];
 
 /* MSR lists: RDMSR IA32_SYSENTER_CS into RBX, WRMSR it with 0x8888, VMCALL. */
 extern char l2_msr_lists[];
@@ -243,16 +166,11 @@ asm(".text\n"
     "  vmcall\n"
     "  ud2\n"
 
-    /* L2's IDT handlers: RBX = pushed RIP, RCX = pushed CS, RDX = pushed RFLAGS. */
+    /* L2's #UD handler (the others: l2_unexpected_handler): RBX = pushed RIP, RCX = pushed CS,
+     * RDX = pushed RFLAGS. */
     "  .balign 16\n"
     "l2_ud_handler:\n"
     "  mov $0x0dd06, %eax\n"                    /* MARK_UD */
-    "  mov (%rsp), %rbx\n  mov 8(%rsp), %rcx\n  mov 16(%rsp), %rdx\n"
-    "  vmcall\n"
-    "  ud2\n"
-    "  .balign 16\n"
-    "l2_unexpected_handler:\n"
-    "  mov $0x0bad0, %eax\n"                    /* MARK_UNEXP */
     "  mov (%rsp), %rbx\n  mov 8(%rsp), %rcx\n  mov 16(%rsp), %rdx\n"
     "  vmcall\n"
     "  ud2\n");
@@ -260,382 +178,14 @@ asm(".text\n"
 _Static_assert(L2_STACK_SIZE == 8192 && L2_RSP_OFF == 0x100, "l2_state's RSP");
 
 /* ------------------------------------------------------------------------------------------
- * L1's descriptor tables: the library's GDT entries plus a 64-bit TSS at SEL_TSS (the library
- * never loads TR, and HOST_TR_SELECTOR must not be 0). L2 uses the same GDT and its own IDT.
+ * L1: the library's scaffolding (l1.h); L2 gets its own IDT
  */
-#define SEL_TSS 0x20
-struct tss64 {
-    uint32_t rsvd0;
-    uint64_t rsp[3];
-    uint64_t rsvd1;
-    uint64_t ist[7];
-    uint64_t rsvd2;
-    uint16_t rsvd3, iomap_base;
-} __attribute__((packed));
-static struct tss64 l1_tss __attribute__((aligned(16)));
-static uint64_t l1_gdt[6] __attribute__((aligned(16)));
-
-struct dtr { uint16_t pad[3]; uint16_t limit; uint64_t base; } __attribute__((packed, aligned(8)));
-static struct dtr l1_gdtr, l1_idtr;
-
-struct idt_gate {
-    uint16_t off0, sel;
-    uint8_t ist, type;
-    uint16_t off1;
-    uint32_t off2, zero;
-} __attribute__((packed));
-static struct idt_gate l2_idt[256] __attribute__((aligned(16)));
-
-static inline void sgdt(struct dtr *d) { asm volatile("sgdt %0" : "=m"(d->limit) :: "memory"); }
-static inline void sidt(struct dtr *d) { asm volatile("sidt %0" : "=m"(d->limit) :: "memory"); }
-static inline void lgdt(const struct dtr *d)
-{
-    asm volatile("lgdt %0" : : "m"(d->limit) : "memory");
-}
-static inline void lidt(const struct dtr *d)
-{
-    asm volatile("lidt %0" : : "m"(d->limit) : "memory");
-}
-static inline uint16_t read_sel(int which)
-{
-    uint16_t s = 0;
-    switch (which) {
-    case 0: asm volatile("mov %%cs, %0" : "=r"(s)); break;
-    case 1: asm volatile("mov %%ss, %0" : "=r"(s)); break;
-    case 2: asm volatile("mov %%ds, %0" : "=r"(s)); break;
-    case 3: asm volatile("mov %%es, %0" : "=r"(s)); break;
-    case 4: asm volatile("mov %%fs, %0" : "=r"(s)); break;
-    case 5: asm volatile("mov %%gs, %0" : "=r"(s)); break;
-    default: asm volatile("str %0" : "=r"(s)); break;
-    }
-    return s;
-}
-
-static void set_gate(int v, void *handler)
-{
-    uint64_t a = (uint64_t)(uintptr_t)handler;
-    l2_idt[v].off0 = a & 0xffff;
-    l2_idt[v].sel = SEL_CODE64;
-    l2_idt[v].ist = 0;
-    l2_idt[v].type = 0x8e;
-    l2_idt[v].off1 = (a >> 16) & 0xffff;
-    l2_idt[v].off2 = a >> 32;
-    l2_idt[v].zero = 0;
-}
-
-static void tables_init(void)
-{
-    struct dtr cur;
-    sgdt(&cur);
-    memcpy(l1_gdt, (void *)(uintptr_t)cur.base, 4 * 8);  /* null, code32, data, code64 */
-    memset(&l1_tss, 0, sizeof(l1_tss));
-    l1_tss.iomap_base = sizeof(l1_tss);
-    uint64_t base = (uint64_t)(uintptr_t)&l1_tss, limit = sizeof(l1_tss) - 1;
-    l1_gdt[SEL_TSS / 8] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
-                          (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
-    l1_gdt[SEL_TSS / 8 + 1] = base >> 32;
-    l1_gdtr.limit = sizeof(l1_gdt) - 1;
-    l1_gdtr.base = (uint64_t)(uintptr_t)l1_gdt;
-    lgdt(&l1_gdtr);
-    asm volatile("ltr %w0" : : "r"((uint16_t)SEL_TSS) : "memory");
-    sidt(&l1_idtr);
-
-    for (int v = 0; v < 256; v++)
-        set_gate(v, l2_unexpected_handler);
-    set_gate(EXC_UD, l2_ud_handler);
-}
-
-/* ------------------------------------------------------------------------------------------
- * Capabilities, VMX operation
- */
-static bool has_vmx, in_vmx;
-static uint64_t basic, cap_pin, cap_proc, cap_exit, cap_entry;
-static uint32_t revision;
-
 static void vmx_init(void)
 {
-    has_vmx = cpuid(1).c & CPUID1_ECX_VMX;
-    if (!has_vmx) {
-        info("no VMX (CPUID.1:ECX.VMX clear)");
-        return;
-    }
-    tables_init();
-    basic = rdmsr(MSR_IA32_VMX_BASIC);
-    bool tr = basic & VMX_BASIC_TRUE_CTLS;
-    revision = VMX_BASIC_REVISION(basic);
-    cap_pin = rdmsr(tr ? MSR_IA32_VMX_TRUE_PINBASED_CTLS : MSR_IA32_VMX_PINBASED_CTLS);
-    cap_proc = rdmsr(tr ? MSR_IA32_VMX_TRUE_PROCBASED_CTLS : MSR_IA32_VMX_PROCBASED_CTLS);
-    cap_exit = rdmsr(tr ? MSR_IA32_VMX_TRUE_EXIT_CTLS : MSR_IA32_VMX_EXIT_CTLS);
-    cap_entry = rdmsr(tr ? MSR_IA32_VMX_TRUE_ENTRY_CTLS : MSR_IA32_VMX_ENTRY_CTLS);
-    info("controls from %s MSRs: pin 0x%016llx proc 0x%016llx exit 0x%016llx entry 0x%016llx",
-         tr ? "TRUE" : "non-TRUE", (unsigned long long)cap_pin, (unsigned long long)cap_proc,
-         (unsigned long long)cap_exit, (unsigned long long)cap_entry);
-
-    uint64_t fc = 0;
-    rdmsr_safe(MSR_IA32_FEATURE_CONTROL, &fc);
-    if (!(fc & FEATURE_CONTROL_LOCK))
-        wrmsr_safe(MSR_IA32_FEATURE_CONTROL,
-                   fc | FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX_OUTSIDE_SMX);
-    if (write_cr4_safe(read_cr4() | CR4_VMXE) != NO_EXCEPTION) {
-        info("setting CR4.VMXE faulted");
-        return;
-    }
-    memset(vmxon_page, 0, PAGE);
-    *(volatile uint32_t *)vmxon_page = revision;
-    int r = vmxon(vmx_pa(vmxon_page));
-    char buf[48];
-    in_vmx = r == VMX_SUCCEED;
-    if (!in_vmx)
-        info("VMXON: %s", vmx_outcome_name(vmx_outcome(r), buf, sizeof(buf)));
-}
-
-static bool need_vmx(void)
-{
-    return test_check(has_vmx, "no VMX (CPUID.1:ECX.VMX clear)") &&
-           test_check(in_vmx, "not in VMX operation (VMXON failed)");
-}
-
-/* ------------------------------------------------------------------------------------------
- * VMCS construction
- */
-static int vmcs_errors;
-static uint32_t vmcs_first_bad;
-
-static void w(uint32_t enc, uint64_t val)
-{
-    if (vmwrite_reg(enc, val) != VMX_SUCCEED && vmcs_errors++ == 0)
-        vmcs_first_bad = enc;
-}
-
-static uint64_t r(uint32_t enc)
-{
-    uint64_t v = 0xdeadbeefdeadbeefull;
-    if (vmread_reg(enc, &v) != VMX_SUCCEED && vmcs_errors++ == 0)
-        vmcs_first_bad = enc;
-    return v;
-}
-
-struct l2_setup {
-    void *rip;
-    uint32_t pin, proc, exit, entry;    /* optional controls wanted (required ones are added) */
-    uint32_t exc_bitmap;
-};
-
-/* VMCLEAR + VMPTRLD of vmcs_page and every field of a valid VMCS for L2 at s->rip. */
-static bool vmcs_build(const struct l2_setup *s)
-{
-    uint64_t pa = vmx_pa(vmcs_page);
-    memset(vmcs_page, 0, PAGE);
-    *(volatile uint32_t *)vmcs_page = revision;
-    char buf[48];
-    int o = vmx_outcome(vmclear(pa));
-    if (!test_check(o == VMX_SUCCEED, "VMCLEAR: %s", vmx_outcome_name(o, buf, sizeof(buf))))
-        return false;
-    o = vmx_outcome(vmptrld(pa));
-    if (!test_check(o == VMX_SUCCEED, "VMPTRLD: %s", vmx_outcome_name(o, buf, sizeof(buf))))
-        return false;
-    vmcs_errors = 0;
-    memset(&l2_regs, 0, sizeof(l2_regs));
-    memset(l2_stack, 0, sizeof(l2_stack));
-    vm_host_rsp_bias = 0;
-
-    uint32_t pin = vmx_ctl_value(cap_pin, s->pin);
-    uint32_t proc = vmx_ctl_value(cap_proc, s->proc);
-    uint32_t exit = vmx_ctl_value(cap_exit, s->exit | EXIT_HOST_ADDR_SPACE_SIZE);
-    uint32_t entry = vmx_ctl_value(cap_entry, s->entry | ENTRY_IA32E_MODE_GUEST);
-    test_check(vmx_ctl_allowed(cap_pin, s->pin), "pin-based controls 0x%x not allowed", s->pin);
-    test_check(vmx_ctl_allowed(cap_proc, s->proc), "processor-based controls 0x%x not allowed",
-               s->proc);
-    test_check(vmx_ctl_allowed(cap_exit, s->exit | EXIT_HOST_ADDR_SPACE_SIZE),
-               "VM-exit controls 0x%x not allowed", s->exit | EXIT_HOST_ADDR_SPACE_SIZE);
-    test_check(vmx_ctl_allowed(cap_entry, s->entry | ENTRY_IA32E_MODE_GUEST),
-               "VM-entry controls 0x%x not allowed", s->entry | ENTRY_IA32E_MODE_GUEST);
-    if (proc & PROC_SECONDARY_CONTROLS)
-        w(VMCS_SECONDARY_PROC_CTLS, 0);
-
-    /* controls */
-    w(VMCS_PIN_BASED_CTLS, pin);
-    w(VMCS_PROC_BASED_CTLS, proc);
-    w(VMCS_EXIT_CTLS, exit);
-    w(VMCS_ENTRY_CTLS, entry);
-    w(VMCS_EXCEPTION_BITMAP, s->exc_bitmap);
-    w(VMCS_PF_ERROR_CODE_MASK, 0);
-    w(VMCS_PF_ERROR_CODE_MATCH, 0);
-    w(VMCS_CR3_TARGET_COUNT, 0);
-    w(VMCS_EXIT_MSR_STORE_COUNT, 0);
-    w(VMCS_EXIT_MSR_LOAD_COUNT, 0);
-    w(VMCS_ENTRY_MSR_LOAD_COUNT, 0);
-    w(VMCS_ENTRY_INTR_INFO, 0);
-    w(VMCS_ENTRY_EXCEPTION_ERROR_CODE, 0);
-    w(VMCS_ENTRY_INSTRUCTION_LEN, 0);
-    w(VMCS_TSC_OFFSET, 0);
-    w(VMCS_CR0_GUEST_HOST_MASK, 0);
-    w(VMCS_CR4_GUEST_HOST_MASK, 0);
-    w(VMCS_CR0_READ_SHADOW, read_cr0());
-    w(VMCS_CR4_READ_SHADOW, read_cr4());
-    memset(msr_bitmap, 0, PAGE);
-    w(VMCS_MSR_BITMAP, vmx_pa(msr_bitmap));
-
-    /* host state: this kernel as it runs now */
-    w(VMCS_HOST_CR0, read_cr0());
-    w(VMCS_HOST_CR3, read_cr3());
-    w(VMCS_HOST_CR4, read_cr4());
-    w(VMCS_HOST_CS_SELECTOR, read_sel(0));
-    w(VMCS_HOST_SS_SELECTOR, read_sel(1));
-    w(VMCS_HOST_DS_SELECTOR, read_sel(2));
-    w(VMCS_HOST_ES_SELECTOR, read_sel(3));
-    w(VMCS_HOST_FS_SELECTOR, read_sel(4));
-    w(VMCS_HOST_GS_SELECTOR, read_sel(5));
-    w(VMCS_HOST_TR_SELECTOR, read_sel(6));
-    w(VMCS_HOST_FS_BASE, rdmsr(MSR_FS_BASE));
-    w(VMCS_HOST_GS_BASE, rdmsr(MSR_GS_BASE));
-    w(VMCS_HOST_TR_BASE, (uint64_t)(uintptr_t)&l1_tss);
-    w(VMCS_HOST_GDTR_BASE, l1_gdtr.base);
-    w(VMCS_HOST_IDTR_BASE, l1_idtr.base);
-    w(VMCS_HOST_SYSENTER_CS, rdmsr(MSR_IA32_SYSENTER_CS));
-    w(VMCS_HOST_SYSENTER_ESP, rdmsr(MSR_IA32_SYSENTER_ESP));
-    w(VMCS_HOST_SYSENTER_EIP, rdmsr(MSR_IA32_SYSENTER_EIP));
-    w(VMCS_HOST_RSP, 0);                  /* vm_enter() writes it */
-    w(VMCS_HOST_RIP, (uint64_t)(uintptr_t)vm_exit_stub);
-
-    /* guest state: 64-bit flat, CPL 0 */
-    w(VMCS_GUEST_CR0, read_cr0());
-    w(VMCS_GUEST_CR3, read_cr3());
-    w(VMCS_GUEST_CR4, read_cr4());
-    w(VMCS_GUEST_DR7, 0x400);
-    w(VMCS_GUEST_RSP, L2_STACK_TOP);
-    w(VMCS_GUEST_RIP, (uint64_t)(uintptr_t)s->rip);
-    w(VMCS_GUEST_RFLAGS, 0x2);
-    static const uint32_t sel_f[] = { VMCS_GUEST_ES_SELECTOR, VMCS_GUEST_SS_SELECTOR,
-                                      VMCS_GUEST_DS_SELECTOR, VMCS_GUEST_FS_SELECTOR,
-                                      VMCS_GUEST_GS_SELECTOR };
-    static const uint32_t lim_f[] = { VMCS_GUEST_ES_LIMIT, VMCS_GUEST_SS_LIMIT, VMCS_GUEST_DS_LIMIT,
-                                      VMCS_GUEST_FS_LIMIT, VMCS_GUEST_GS_LIMIT };
-    static const uint32_t ar_f[] = { VMCS_GUEST_ES_AR, VMCS_GUEST_SS_AR, VMCS_GUEST_DS_AR,
-                                     VMCS_GUEST_FS_AR, VMCS_GUEST_GS_AR };
-    static const uint32_t base_f[] = { VMCS_GUEST_ES_BASE, VMCS_GUEST_SS_BASE, VMCS_GUEST_DS_BASE,
-                                       VMCS_GUEST_FS_BASE, VMCS_GUEST_GS_BASE };
-    for (unsigned i = 0; i < ARRAY_SIZE(sel_f); i++) {
-        w(sel_f[i], SEL_DATA);
-        w(lim_f[i], 0xffffffff);
-        w(ar_f[i], VMX_AR_DATA);
-        w(base_f[i], 0);
-    }
-    w(VMCS_GUEST_CS_SELECTOR, SEL_CODE64);
-    w(VMCS_GUEST_CS_LIMIT, 0xffffffff);
-    w(VMCS_GUEST_CS_AR, VMX_AR_CODE64);
-    w(VMCS_GUEST_CS_BASE, 0);
-    w(VMCS_GUEST_TR_SELECTOR, SEL_TSS);
-    w(VMCS_GUEST_TR_LIMIT, sizeof(l1_tss) - 1);
-    w(VMCS_GUEST_TR_AR, VMX_AR_TSS64_BUSY);
-    w(VMCS_GUEST_TR_BASE, (uint64_t)(uintptr_t)&l1_tss);
-    w(VMCS_GUEST_LDTR_SELECTOR, 0);
-    w(VMCS_GUEST_LDTR_LIMIT, 0);
-    w(VMCS_GUEST_LDTR_AR, VMX_AR_UNUSABLE);
-    w(VMCS_GUEST_LDTR_BASE, 0);
-    w(VMCS_GUEST_GDTR_BASE, l1_gdtr.base);
-    w(VMCS_GUEST_GDTR_LIMIT, l1_gdtr.limit);
-    w(VMCS_GUEST_IDTR_BASE, (uint64_t)(uintptr_t)l2_idt);
-    w(VMCS_GUEST_IDTR_LIMIT, sizeof(l2_idt) - 1);
-    w(VMCS_GUEST_IA32_DEBUGCTL, 0);
-    w(VMCS_GUEST_SYSENTER_CS, 0x4321);
-    w(VMCS_GUEST_SYSENTER_ESP, 0);
-    w(VMCS_GUEST_SYSENTER_EIP, 0);
-    w(VMCS_GUEST_INTERRUPTIBILITY, 0);
-    w(VMCS_GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
-    w(VMCS_GUEST_PENDING_DBG, 0);
-    w(VMCS_LINK_POINTER, ~0ull);
-
-    return test_check(vmcs_errors == 0, "%d VMWRITEs failed (first field 0x%x)", vmcs_errors,
-                      vmcs_first_bad);
-}
-
-/* ------------------------------------------------------------------------------------------
- * Entering L2
- */
-#define ENTER_EXITED 0x20000    /* outcome: a VM exit (or VM-entry failure) returned to HOST_RIP */
-
-static struct dtr exit_gdtr, exit_idtr;   /* as found right after the last vm_enter() */
-static uint64_t exit_cr3;
-
-struct exit_info {
-    uint32_t reason, intr_info, intr_err, len, idt_vec, entry_intr;
-    uint64_t qual, rip, rsp, rflags;
-};
-static struct exit_info ex;
-
-static int enter(bool launch)
-{
-    fault_begin();
-    uint64_t f = vm_enter(launch);
-    exit_cr3 = read_cr3();
-    sgdt(&exit_gdtr);
-    sidt(&exit_idtr);
-    lgdt(&l1_gdtr);                     /* VM exits set the limits to 0xFFFF */
-    lidt(&l1_idtr);
-    if (f == VM_EXITED && fault_result() == NO_EXCEPTION) {
-        memset(&ex, 0, sizeof(ex));
-        vmcs_errors = 0;
-        ex.reason = r(VMCS_EXIT_REASON);
-        ex.qual = r(VMCS_EXIT_QUALIFICATION);
-        ex.intr_info = r(VMCS_EXIT_INTR_INFO);
-        ex.intr_err = r(VMCS_EXIT_INTR_ERROR_CODE);
-        ex.len = r(VMCS_EXIT_INSTRUCTION_LEN);
-        ex.idt_vec = r(VMCS_IDT_VECTORING_INFO);
-        ex.entry_intr = r(VMCS_ENTRY_INTR_INFO);
-        ex.rip = r(VMCS_GUEST_RIP);
-        ex.rsp = r(VMCS_GUEST_RSP);
-        ex.rflags = r(VMCS_GUEST_RFLAGS);
-        test_check(vmcs_errors == 0, "VMREAD after the VM exit failed (field 0x%x)",
-                   vmcs_first_bad);
-        return ENTER_EXITED;
-    }
-    return vmx_outcome(vmx_result(f));
-}
-
-static const char *outcome_name(int o, char *buf, size_t n)
-{
-    if (o == ENTER_EXITED)
-        snprintf(buf, n, "VM exit (reason 0x%x, qualification 0x%llx, RIP 0x%llx)", ex.reason,
-                 (unsigned long long)ex.qual, (unsigned long long)ex.rip);
-    else
-        vmx_outcome_name(o, buf, n);
-    return buf;
-}
-
-/* Enter L2 and expect a VM exit with this (full) exit reason; false (a check failed) if not. */
-static bool run_expect(bool launch, uint32_t reason, const char *what)
-{
-    char buf[120];
-    int o = enter(launch);
-    if (!test_check(o == ENTER_EXITED, "%s (%s): %s, expected a VM exit with reason %u", what,
-                    launch ? "VMLAUNCH" : "VMRESUME", outcome_name(o, buf, sizeof(buf)),
-                    reason & 0xffff))
-        return false;
-    return test_check(ex.reason == reason, "%s: exit reason 0x%x (qualification 0x%llx, "
-                      "RIP 0x%llx, RAX 0x%llx), expected 0x%x", what, ex.reason, U64(ex.qual),
-                      U64(ex.rip), U64(l2_regs.rax), reason);
-}
-
-/* Enter and expect a VMX failure outcome (no VM exit). */
-static bool enter_expect_fail(bool launch, int want, const char *what)
-{
-    char got[120], exp[48];
-    int o = enter(launch);
-    return test_check(o == want, "%s: %s, expected %s", what, outcome_name(o, got, sizeof(got)),
-                      vmx_outcome_name(want, exp, sizeof(exp)));
-}
-
-static void advance_rip(void)
-{
-    w(VMCS_GUEST_RIP, ex.rip + ex.len);
-}
-
-#define PA(p) ((uint64_t)(uintptr_t)(p))
-
-static bool check_u64(uint64_t got, uint64_t want, const char *what)
-{
-    return test_check(got == want, "%s: 0x%llx, expected 0x%llx", what, U64(got), U64(want));
+    l2_idt_init(l2_unexpected_handler);   /* any vector: VMCALL with L2_MARK_UNEXPECTED */
+    l2_idt_set(EXC_UD, l2_ud_handler);
+    if (l1_init())
+        l1_vmxon();
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -643,8 +193,8 @@ static bool check_u64(uint64_t got, uint64_t want, const char *what)
  */
 static void t_cpuid_exit(void)
 {
-    if (test_begin("l2-cpuid-exit") && need_vmx()) {
-        struct l2_setup s = { .rip = l2_cpuid };
+    if (test_begin("l2-cpuid-exit") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_cpuid) };
         if (vmcs_build(&s) && run_expect(true, EXIT_REASON_CPUID, "CPUID")) {
             check_u64(ex.len, 2, "CPUID exit: instruction length");
             check_u64(ex.rip, PA(l2_cpuid_insn), "CPUID exit: GUEST_RIP");
@@ -692,12 +242,12 @@ static void t_cpuid_exit(void)
  */
 static void t_hlt_exit(void)
 {
-    if (test_begin("l2-hlt-exit") && need_vmx()) {
-        struct l2_setup s = { .rip = l2_hlt, .proc = PROC_HLT_EXITING };
+    if (test_begin("l2-hlt-exit") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_hlt), .proc = PROC_HLT_EXITING };
         if (vmcs_build(&s) && run_expect(true, EXIT_REASON_HLT, "HLT")) {
             check_u64(ex.len, 1, "HLT exit: instruction length");
             check_u64(ex.rip, PA(l2_hlt_insn), "HLT exit: GUEST_RIP");
-            check_u64(r(VMCS_GUEST_ACTIVITY_STATE), GUEST_ACTIVITY_ACTIVE,
+            check_u64(vmr(VMCS_GUEST_ACTIVITY_STATE), GUEST_ACTIVITY_ACTIVE,
                       "HLT exit: guest activity state");
             advance_rip();
             if (run_expect(false, EXIT_REASON_VMCALL, "VMCALL after the HLT"))
@@ -712,8 +262,8 @@ static void t_hlt_exit(void)
  */
 static void t_exception_bitmap(void)
 {
-    if (test_begin("l2-exception-bitmap") && need_vmx()) {
-        struct l2_setup s = { .rip = l2_ud, .exc_bitmap = 1u << EXC_UD };
+    if (test_begin("l2-exception-bitmap") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_ud), .exc_bitmap = 1u << EXC_UD };
         if (vmcs_build(&s) &&
             run_expect(true, EXIT_REASON_EXCEPTION_NMI, "UD2 with bitmap bit 6")) {
             check_u64(ex.intr_info, INTR_INFO(INTR_TYPE_HW_EXCEPTION, EXC_UD),
@@ -741,9 +291,9 @@ static void t_exception_bitmap(void)
  */
 static void t_rdmsr_exit(void)
 {
-    if (test_begin("l2-rdmsr-exit") && need_vmx()) {
+    if (test_begin("l2-rdmsr-exit") && l1_need_vmx()) {
         uint64_t host_cs = rdmsr(MSR_IA32_SYSENTER_CS);
-        struct l2_setup s = { .rip = l2_rdmsr };
+        struct l2_setup s = { .rip = PA(l2_rdmsr) };
         if (vmcs_build(&s) && run_expect(true, EXIT_REASON_RDMSR, "RDMSR without MSR bitmaps")) {
             check_u64(l2_regs.rcx, MSR_IA32_SYSENTER_CS, "RDMSR exit: L2's RCX");
             check_u64(ex.len, 2, "RDMSR exit: instruction length");
@@ -762,7 +312,7 @@ static void t_rdmsr_exit(void)
             run_expect(true, EXIT_REASON_VMCALL,
                        "RDMSR IA32_SYSENTER_CS with an all-zero MSR bitmap")) {
             check_u64(ex.rip, PA(l2_rdmsr_vmcall), "VMCALL exit: GUEST_RIP");
-            check_u64(l2_regs.rax, 0x4321, "L2's RAX from RDMSR (GUEST_SYSENTER_CS)");
+            check_u64(l2_regs.rax, L2_SYSENTER_CS, "L2's RAX from RDMSR (GUEST_SYSENTER_CS)");
             check_u64(l2_regs.rdx, 0, "L2's RDX from RDMSR");
             check_u64(rdmsr(MSR_IA32_SYSENTER_CS), host_cs,
                       "L1's IA32_SYSENTER_CS after the exit (HOST_SYSENTER_CS)");
@@ -784,20 +334,20 @@ static struct msr_list_entry msr_exit_load[1] __attribute__((aligned(16)));
 
 static void t_msr_lists(void)
 {
-    if (test_begin("l2-msr-lists") && need_vmx()) {
-        struct l2_setup s = { .rip = l2_msr_lists, .proc = PROC_USE_MSR_BITMAPS };
+    if (test_begin("l2-msr-lists") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_msr_lists), .proc = PROC_USE_MSR_BITMAPS };
         uint64_t aux = 0;
         rdmsr_safe(MSR_TSC_AUX, &aux);
         msr_load[0] = (struct msr_list_entry){ MSR_IA32_SYSENTER_CS, 0, 0x7777 };
         msr_store[0] = (struct msr_list_entry){ MSR_IA32_SYSENTER_CS, 0, 0 };
         msr_exit_load[0] = (struct msr_list_entry){ MSR_TSC_AUX, 0, 0x42 };
         if (vmcs_build(&s)) {
-            w(VMCS_ENTRY_MSR_LOAD_ADDR, PA(msr_load));
-            w(VMCS_ENTRY_MSR_LOAD_COUNT, 1);
-            w(VMCS_EXIT_MSR_STORE_ADDR, PA(msr_store));
-            w(VMCS_EXIT_MSR_STORE_COUNT, 1);
-            w(VMCS_EXIT_MSR_LOAD_ADDR, PA(msr_exit_load));
-            w(VMCS_EXIT_MSR_LOAD_COUNT, 1);
+            vmw(VMCS_ENTRY_MSR_LOAD_ADDR, PA(msr_load));
+            vmw(VMCS_ENTRY_MSR_LOAD_COUNT, 1);
+            vmw(VMCS_EXIT_MSR_STORE_ADDR, PA(msr_store));
+            vmw(VMCS_EXIT_MSR_STORE_COUNT, 1);
+            vmw(VMCS_EXIT_MSR_LOAD_ADDR, PA(msr_exit_load));
+            vmw(VMCS_EXIT_MSR_LOAD_COUNT, 1);
             if (run_expect(true, EXIT_REASON_VMCALL, "L2 with MSR lists")) {
                 check_u64(l2_regs.rbx, 0x7777, "L2's IA32_SYSENTER_CS from the entry MSR-load list");
                 check_u64(msr_store[0].data, 0x8888, "exit MSR-store list: L2's IA32_SYSENTER_CS");
@@ -809,8 +359,8 @@ static void t_msr_lists(void)
         wrmsr_safe(MSR_TSC_AUX, aux);
         msr_load[1] = (struct msr_list_entry){ MSR_FS_BASE, 0, 0 };
         if (vmcs_build(&s)) {
-            w(VMCS_ENTRY_MSR_LOAD_ADDR, PA(msr_load));
-            w(VMCS_ENTRY_MSR_LOAD_COUNT, 2);
+            vmw(VMCS_ENTRY_MSR_LOAD_ADDR, PA(msr_load));
+            vmw(VMCS_ENTRY_MSR_LOAD_COUNT, 2);
             if (run_expect(true, 0x80000000u | 34, "entry MSR-load list with IA32_FS_BASE"))
                 check_u64(ex.qual, 2, "MSR-loading failure: qualification (1-based entry index)");
         }
@@ -823,8 +373,8 @@ static void t_msr_lists(void)
  */
 static void t_io_exit(void)
 {
-    if (test_begin("l2-io-exit") && need_vmx()) {
-        struct l2_setup s = { .rip = l2_io, .proc = PROC_UNCOND_IO_EXITING };
+    if (test_begin("l2-io-exit") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_io), .proc = PROC_UNCOND_IO_EXITING };
         if (vmcs_build(&s) && run_expect(true, EXIT_REASON_IO, "OUT to port 0x80")) {
             check_u64(ex.qual, (0x80u << 16) | IO_QUAL_IMMEDIATE,
                       "I/O exit qualification (size 1, out, immediate, port 0x80)");
@@ -844,31 +394,31 @@ static void t_io_exit(void)
  */
 static void t_state_after_exit(void)
 {
-    if (test_begin("l2-state-after-exit") && need_vmx()) {
-        struct l2_setup s = { .rip = l2_state };
+    if (test_begin("l2-state-after-exit") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_state) };
         if (vmcs_build(&s)) {
             uint64_t host_cr3 = read_cr3();
             memcpy(l2_pml4, phys(host_cr3 & ~0xfffull), PAGE);
-            w(VMCS_GUEST_CR3, PA(l2_pml4));
-            w(VMCS_HOST_RIP, PA(vm_exit_probe));
+            vmw(VMCS_GUEST_CR3, PA(l2_pml4));
+            vmw(VMCS_HOST_RIP, PA(vm_exit_probe));
             uint64_t host_cs = rdmsr(MSR_IA32_SYSENTER_CS);
             vm_host_rsp_bias = 128;
-            probe_hits = 0;
+            vm_probe_hits = 0;
             if (run_expect(true, EXIT_REASON_VMCALL, "first VMCALL")) {
-                check_u64(probe_hits, 1, "exits through HOST_RIP (the probe stub)");
-                check_u64(probe_rsp, vm_entry_rsp - 128, "RSP at HOST_RIP (HOST_RSP)");
-                check_u64(probe_rflags, 0x2, "RFLAGS after the VM exit");
+                check_u64(vm_probe_hits, 1, "exits through HOST_RIP (the probe stub)");
+                check_u64(vm_probe_rsp, vm_entry_rsp - 128, "RSP at HOST_RIP (HOST_RSP)");
+                check_u64(vm_probe_rflags, 0x2, "RFLAGS after the VM exit");
                 check_u64(exit_cr3, host_cr3, "CR3 after the VM exit (HOST_CR3)");
-                check_u64(r(VMCS_GUEST_CR3), PA(l2_pml4), "VMREAD GUEST_CR3");
-                check_u64(r(VMCS_HOST_RSP), vm_entry_rsp - 128, "VMREAD HOST_RSP");
+                check_u64(vmr(VMCS_GUEST_CR3), PA(l2_pml4), "VMREAD GUEST_CR3");
+                check_u64(vmr(VMCS_HOST_RSP), vm_entry_rsp - 128, "VMREAD HOST_RSP");
                 check_u64(exit_gdtr.limit, 0xffff, "GDTR limit after the VM exit");
                 check_u64(exit_idtr.limit, 0xffff, "IDTR limit after the VM exit");
-                check_u64(exit_gdtr.base, l1_gdtr.base, "GDTR base after the VM exit");
-                check_u64(exit_idtr.base, l1_idtr.base, "IDTR base after the VM exit");
-                check_u64(read_sel(0), SEL_CODE64, "CS after the VM exit");
-                check_u64(read_sel(1), SEL_DATA, "SS after the VM exit");
-                check_u64(read_sel(2), SEL_DATA, "DS after the VM exit");
-                check_u64(read_sel(6), SEL_TSS, "TR after the VM exit");
+                check_u64(exit_gdtr.base, l1_bsp.gdtr.base, "GDTR base after the VM exit");
+                check_u64(exit_idtr.base, l1_bsp.idtr.base, "IDTR base after the VM exit");
+                check_u64(read_sel(SREG_CS), SEL_CODE64, "CS after the VM exit");
+                check_u64(read_sel(SREG_SS), SEL_DATA, "SS after the VM exit");
+                check_u64(read_sel(SREG_DS), SEL_DATA, "DS after the VM exit");
+                check_u64(read_sel(SREG_TR), SEL_TSS, "TR after the VM exit");
                 check_u64(rdmsr(MSR_IA32_SYSENTER_CS), host_cs,
                           "IA32_SYSENTER_CS after the VM exit");
                 check_u64(ex.rip, PA(l2_state_vmcall1), "VMREAD GUEST_RIP");
@@ -877,16 +427,16 @@ static void t_state_after_exit(void)
                 check_u64(ex.len, 3, "VMCALL exit: instruction length");
 
                 advance_rip();
-                probe_hits = 0;
+                vm_probe_hits = 0;
                 if (run_expect(false, EXIT_REASON_VMCALL, "VMRESUME after VMLAUNCH")) {
-                    check_u64(probe_hits, 1, "second exit through HOST_RIP");
+                    check_u64(vm_probe_hits, 1, "second exit through HOST_RIP");
                     check_u64(ex.rip, PA(l2_state_vmcall2), "VMREAD GUEST_RIP after VMRESUME");
                     check_u64(ex.rsp, L2_STACK_TOP - L2_RSP_OFF, "VMREAD GUEST_RSP after VMRESUME");
                     check_u64(ex.rflags, L2_RFLAGS, "VMREAD GUEST_RFLAGS after VMRESUME");
-                    probe_hits = 0;
+                    vm_probe_hits = 0;
                     enter_expect_fail(true, VMX_FAIL_VALID_ERR(VMXERR_VMLAUNCH_NONCLEAR),
                                       "second VMLAUNCH");
-                    check_u64(probe_hits, 0, "exits through HOST_RIP after the second VMLAUNCH");
+                    check_u64(vm_probe_hits, 0, "exits through HOST_RIP after the second VMLAUNCH");
                 }
             }
             vm_host_rsp_bias = 0;
@@ -900,18 +450,18 @@ static void t_state_after_exit(void)
  */
 static void t_entry_fail_controls(void)
 {
-    if (test_begin("l2-entry-fail-controls") && need_vmx()) {
-        struct l2_setup s = { .rip = l2_vmcall };
+    if (test_begin("l2-entry-fail-controls") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_vmcall) };
         uint32_t must1 = (uint32_t)cap_pin;
         if (vmcs_build(&s) && test_check(must1 != 0, "no must-be-1 pin-based control (0x%016llx)",
                                          U64(cap_pin))) {
             uint32_t pin = must1 & ~(must1 & -must1);   /* lowest required bit cleared */
-            w(VMCS_PIN_BASED_CTLS, pin);
+            vmw(VMCS_PIN_BASED_CTLS, pin);
             enter_expect_fail(true, VMX_FAIL_VALID_ERR(VMXERR_ENTRY_INVALID_CONTROLS),
                               "VMLAUNCH with a required pin-based control clear");
             enter_expect_fail(false, VMX_FAIL_VALID_ERR(VMXERR_VMRESUME_NONLAUNCHED),
                               "VMRESUME after the failed VMLAUNCH");
-            w(VMCS_PIN_BASED_CTLS, must1);
+            vmw(VMCS_PIN_BASED_CTLS, must1);
             if (run_expect(true, EXIT_REASON_VMCALL, "VMLAUNCH with the controls repaired"))
                 check_u64(ex.rip, PA(l2_vmcall), "VMCALL exit: GUEST_RIP");
         }
@@ -921,16 +471,16 @@ static void t_entry_fail_controls(void)
 
 static void t_entry_fail_host(void)
 {
-    if (test_begin("l2-entry-fail-host") && need_vmx()) {
-        struct l2_setup s = { .rip = l2_vmcall };
+    if (test_begin("l2-entry-fail-host") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_vmcall) };
         if (vmcs_build(&s)) {
-            w(VMCS_HOST_CR4, read_cr4() & ~CR4_VMXE);
+            vmw(VMCS_HOST_CR4, read_cr4() & ~CR4_VMXE);
             enter_expect_fail(true, VMX_FAIL_VALID_ERR(VMXERR_ENTRY_INVALID_HOST_STATE),
                               "VMLAUNCH with HOST_CR4.VMXE clear");
             enter_expect_fail(false, VMX_FAIL_VALID_ERR(VMXERR_VMRESUME_NONLAUNCHED),
                               "VMRESUME after the failed VMLAUNCH");
             check_u64(read_cr4() & CR4_VMXE, CR4_VMXE, "L1's CR4.VMXE");
-            w(VMCS_HOST_CR4, read_cr4());
+            vmw(VMCS_HOST_CR4, read_cr4());
             if (run_expect(true, EXIT_REASON_VMCALL, "VMLAUNCH with the host state repaired"))
                 check_u64(ex.rip, PA(l2_vmcall), "VMCALL exit: GUEST_RIP");
         }
@@ -940,18 +490,18 @@ static void t_entry_fail_host(void)
 
 static void guest_fail_case(uint32_t field, uint64_t bad, uint64_t good, const char *what)
 {
-    struct l2_setup s = { .rip = l2_vmcall };
+    struct l2_setup s = { .rip = PA(l2_vmcall) };
     char buf[96];
     if (!vmcs_build(&s))
         return;
-    w(field, bad);
+    vmw(field, bad);
     snprintf(buf, sizeof(buf), "VMLAUNCH with %s", what);
     if (run_expect(true, VMX_EXIT_REASON_ENTRY_FAIL | EXIT_REASON_INVALID_GUEST_STATE, buf)) {
         test_check(ex.qual == 0, "%s: exit qualification 0x%llx, expected 0", buf, U64(ex.qual));
         snprintf(buf, sizeof(buf), "VMRESUME after the failed VMLAUNCH with %s", what);
         enter_expect_fail(false, VMX_FAIL_VALID_ERR(VMXERR_VMRESUME_NONLAUNCHED), buf);
     }
-    w(field, good);
+    vmw(field, good);
     snprintf(buf, sizeof(buf), "VMLAUNCH with %s repaired", what);
     if (run_expect(true, EXIT_REASON_VMCALL, buf))
         check_u64(ex.rip, PA(l2_vmcall), "VMCALL exit: GUEST_RIP");
@@ -959,7 +509,7 @@ static void guest_fail_case(uint32_t field, uint64_t bad, uint64_t good, const c
 
 static void t_entry_fail_guest(void)
 {
-    if (test_begin("l2-entry-fail-guest") && need_vmx()) {
+    if (test_begin("l2-entry-fail-guest") && l1_need_vmx()) {
         guest_fail_case(VMCS_GUEST_CS_AR, (VMX_AR_CODE64 & ~0xfu) | 3, VMX_AR_CODE64,
                         "GUEST_CS type 3 (data)");
         guest_fail_case(VMCS_GUEST_RFLAGS, 0, 0x2, "GUEST_RFLAGS bit 1 clear");
@@ -972,11 +522,11 @@ static void t_entry_fail_guest(void)
  */
 static void inject_case(uint32_t bitmap, const char *what)
 {
-    struct l2_setup s = { .rip = l2_inject_target, .exc_bitmap = bitmap };
+    struct l2_setup s = { .rip = PA(l2_inject_target), .exc_bitmap = bitmap };
     char buf[96];
     if (!vmcs_build(&s))
         return;
-    w(VMCS_ENTRY_INTR_INFO, INTR_INFO(INTR_TYPE_HW_EXCEPTION, EXC_UD));
+    vmw(VMCS_ENTRY_INTR_INFO, INTR_INFO(INTR_TYPE_HW_EXCEPTION, EXC_UD));
     snprintf(buf, sizeof(buf), "injected #UD, %s", what);
     if (run_expect(true, EXIT_REASON_VMCALL, buf)) {
         test_check(l2_regs.rax == MARK_UD, "%s: L2's RAX 0x%llx, expected the #UD handler's marker "
@@ -999,7 +549,7 @@ static void inject_case(uint32_t bitmap, const char *what)
 
 static void t_event_injection(void)
 {
-    if (test_begin("l2-event-injection") && need_vmx()) {
+    if (test_begin("l2-event-injection") && l1_need_vmx()) {
         inject_case(0, "exception bitmap 0");
         inject_case(1u << EXC_UD, "exception bitmap bit 6 set");
     }
@@ -1011,17 +561,17 @@ static void t_event_injection(void)
  * them (bare against under XMHF). */
 static void bench_cpuid(uint64_t n)
 {
-    struct l2_setup s = { .rip = l2_cpuid_loop };
+    struct l2_setup s = { .rip = PA(l2_cpuid_loop) };
     uint64_t trips = 0, t0, t1;
 
-    if (!need_vmx() || !n || !vmcs_build(&s))
+    if (!l1_need_vmx() || !n || !vmcs_build(&s))
         return;
     memset(&l2_regs, 0, sizeof(l2_regs));
     l2_regs.r15 = n;
     t0 = rdtsc();
     bool launch = true;
     for (;;) {
-        if (enter(launch) != ENTER_EXITED)
+        if (l2_enter(launch) != ENTER_EXITED)
             break;
         launch = false;
         if (ex.reason != EXIT_REASON_CPUID)
@@ -1060,8 +610,5 @@ void test_main(void)
     t_entry_fail_host();
     t_entry_fail_guest();
     t_event_injection();
-    if (in_vmx) {
-        vmclear(vmx_pa(vmcs_page));
-        vmxoff();
-    }
+    l1_done();
 }

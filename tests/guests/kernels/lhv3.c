@@ -1,8 +1,8 @@
 /* lhv3.bin - L1 test hypervisor, phase 3: L2 guests with EPT, VPID and unrestricted guest.
  *
- * Built on lhv2's machinery (vm_enter/vm_exit_stub, L1's GDT with a 64-bit TSS, a VMCS rebuilt
- * from scratch for each run), BSP only. L2 runs 64-bit on L1's page tables (or a copy with extra
- * L2-only mappings) whose addresses are L2-physical; the EPT maps L2-physical to L1-physical:
+ * Built on the library's L1 scaffolding (l1.h: vm_enter/vm_exit_stub, L1's GDT with a 64-bit TSS,
+ * a VMCS rebuilt from scratch for each run), BSP only. L2 runs 64-bit on L1's page tables (or a
+ * copy with extra L2-only mappings) whose addresses are L2-physical; the EPT maps L2-physical to L1-physical:
  *   0 - 1 GiB     identity, 2 MiB leaves, WB, RWX (4 KiB leaves for the image when the EPT has
  *                 no 2 MiB pages), so L1's page tables, code, stacks and data work for L2 as is;
  *   WIN = 1 GiB   test window: 4 KiB leaves to L1 pages (the PT of the first 2 MiB), a 2 MiB leaf;
@@ -37,8 +37,14 @@
  *                       after all-context L2 reads the new page; INVEPT types 0 and 3, and
  *                       single-context with an invalid EPTP (memory type 5, walk length 3):
  *                       VMfailValid(28).
- *  ept-switch-eptp      8 hierarchies mapping one page to 8 L1 pages: EPT_POINTER changed between
- *                       VMRESUMEs (A B A B, then the pool in a mixed order); L2 reads the right one.
+ *  ept-switch-32-eptps  32 hierarchies mapping one L2-physical page to 32 L1 pages (a distinct
+ *                       marker in each): EPT_POINTER changed between VMRESUMEs (1 0 1 0, then 1..31
+ *                       in order, then all 32 again 13 apart); L2 reads the right marker and
+ *                       EPT_POINTER reads back each time. Then hierarchy 9 is remapped to a 33rd
+ *                       page while hierarchy 22 is current, with INVEPT single-context of EPTP 9
+ *                       only (all-context if single is not supported): entries with 22, 9, 9, 3, 9
+ *                       read 22, new, new, 3, new (a stale EPTP-9 translation gives 9); remapped
+ *                       back while current + INVEPT, entries with 9, 22, 9 read 9, 22, 9.
  *  vpid                 two VMCSs with VPID 1 and 2, L2 on its own page tables: after each PTE
  *                       change, INVVPID of each supported type (individual-address, single-context,
  *                       all-context, single-context-retaining-globals) succeeds and L2 reads the new
@@ -53,8 +59,8 @@
  * IA32_VMX_EPT_VPID_CAP raises #GP when neither EPT nor VPID is allowed (SDM A.10). An INFO line
  * says which path ran.
  *
- * Bochs 2.7 (corei7_skylake_x) passes all of it bare with 1 and 2 CPUs (about 3 M ticks in the
- * kernel); no EPT-violation or misconfiguration qualification case checked here differs from the
+ * Bochs 2.7 (corei7_skylake_x) passes all of it bare with 1 and 2 CPUs (about 6.7 M ticks in the
+ * kernel, half of them building the 32 hierarchies of ept-switch-32-eptps); no EPT-violation or misconfiguration qualification case checked here differs from the
  * SDM there. Also passing bare: corei5_lynnfield_750 (no 1 GiB EPT pages, no unrestricted guest)
  * and corei7_sandy_bridge_2600k. Bochs difference: on a model without EPT/VPID
  * (core2_penryn_t9600) INVEPT and INVVPID do not raise #UD (Bochs checks only VMX operation and
@@ -64,10 +70,7 @@
  */
 #include "lib.h"
 #include "vmx.h"
-
-#define PAGE 4096
-#define U64(x) ((unsigned long long)(x))
-#define PA(p) ((uint64_t)(uintptr_t)(p))
+#include "l1.h"
 
 /* EPT paging-structure entries (SDM Vol. 3 29.3.2) and the EPTP (25.6.11) */
 #define EPTE_R          (1ull << 0)
@@ -98,16 +101,13 @@
 #define L2_X      0x10000000000ull  /* vpid: linear address mapped only by L2's own tables */
 #define L2_WALK   (0x18000000000ull + (5ull << 30) + 0x18)   /* PML4 slot 3, PDPT index 5 */
 
-static uint8_t vmxon_page[PAGE] __attribute__((aligned(PAGE)));
-static uint8_t vmcs_pages[2][PAGE] __attribute__((aligned(PAGE)));
-static uint8_t msr_bitmap[PAGE] __attribute__((aligned(PAGE)));
-
-#define POOL_PAGES 96
+/* ept-switch-32-eptps needs the most: 32 hierarchies of 5 pages (7 without 2 MiB EPT pages) */
+#define POOL_PAGES 256
 static uint64_t ept_pool[POOL_PAGES][512] __attribute__((aligned(PAGE)));
 static int pool_used;
 
 /* L1 pages that L2 sees through special EPT mappings */
-#define NDATA 24
+#define NDATA 15
 static uint64_t data[NDATA][512] __attribute__((aligned(PAGE)));
 static uint64_t pg_p[512] __attribute__((aligned(PAGE)));    /* ept-remap: P (L2-physical) */
 static uint64_t pg_q[512] __attribute__((aligned(PAGE)));    /* ept-remap: Q (what P maps to) */
@@ -123,68 +123,6 @@ static uint64_t walk_pt[512] __attribute__((aligned(PAGE)));
 static volatile uint64_t ident_cookie = 0x1de171171de17ull;
 
 extern char __image_end[];
-
-#define L2_STACK_SIZE 8192
-static uint8_t l2_stack[L2_STACK_SIZE] __attribute__((aligned(16)));
-#define L2_STACK_TOP PA(l2_stack + L2_STACK_SIZE)
-
-/* L2's GPRs: loaded by vm_enter() before VMLAUNCH/VMRESUME, saved by vm_exit_stub. */
-struct gregs {
-    uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15;
-};
-struct gregs l2_regs;
-uint64_t vm_entry_rsp;
-
-/* ------------------------------------------------------------------------------------------
- * vm_enter(launch): VMWRITE HOST_RSP, load l2_regs, VMLAUNCH (launch != 0) or VMRESUME.
- * Returns VM_EXITED after a VM exit (or a VM-entry failure that loads host state), else RFLAGS
- * after the instruction (VMfail*), with an exception caught through the extable.
- */
-#define VM_EXITED (~0ull)
-uint64_t vm_enter(int launch);
-extern char vm_exit_stub[];
-
-asm(".text\n"
-    ".macro L2_LOAD\n"
-    "  mov l2_regs+0(%rip), %rax\n  mov l2_regs+8(%rip), %rbx\n  mov l2_regs+16(%rip), %rcx\n"
-    "  mov l2_regs+24(%rip), %rdx\n  mov l2_regs+32(%rip), %rsi\n  mov l2_regs+40(%rip), %rdi\n"
-    "  mov l2_regs+48(%rip), %rbp\n  mov l2_regs+56(%rip), %r8\n  mov l2_regs+64(%rip), %r9\n"
-    "  mov l2_regs+72(%rip), %r10\n  mov l2_regs+80(%rip), %r11\n  mov l2_regs+88(%rip), %r12\n"
-    "  mov l2_regs+96(%rip), %r13\n  mov l2_regs+104(%rip), %r14\n  mov l2_regs+112(%rip), %r15\n"
-    ".endm\n"
-    "  .globl vm_enter, vm_exit_stub\n"
-    "vm_enter:\n"
-    "  push %rbx\n  push %rbp\n  push %r12\n  push %r13\n  push %r14\n  push %r15\n"
-    "  mov %rsp, vm_entry_rsp(%rip)\n"
-    "  mov %rsp, %rax\n"
-    "  mov $0x6c14, %edx\n"                 /* VMCS_HOST_RSP */
-    "  vmwrite %rax, %rdx\n"
-    "  test %edi, %edi\n"
-    "  jnz 1f\n"
-    "  pushfq\n  orq $0x8d5, (%rsp)\n  popfq\n"
-    "  L2_LOAD\n"
-    "10: vmresume\n"
-    "  jmp 12f\n"
-    "1:\n"
-    "  pushfq\n  orq $0x8d5, (%rsp)\n  popfq\n"
-    "  L2_LOAD\n"
-    "11: vmlaunch\n"
-    "12:\n"
-    "  pushfq\n  pop %rax\n"
-    "  jmp 20f\n"
-    "  .pushsection .extable, \"a\"\n  .balign 8\n"
-    "  .quad 10b, 12b\n  .quad 11b, 12b\n"
-    "  .popsection\n"
-    "vm_exit_stub:\n"
-    "  mov %rax, l2_regs+0(%rip)\n  mov %rbx, l2_regs+8(%rip)\n  mov %rcx, l2_regs+16(%rip)\n"
-    "  mov %rdx, l2_regs+24(%rip)\n  mov %rsi, l2_regs+32(%rip)\n  mov %rdi, l2_regs+40(%rip)\n"
-    "  mov %rbp, l2_regs+48(%rip)\n  mov %r8, l2_regs+56(%rip)\n  mov %r9, l2_regs+64(%rip)\n"
-    "  mov %r10, l2_regs+72(%rip)\n  mov %r11, l2_regs+80(%rip)\n  mov %r12, l2_regs+88(%rip)\n"
-    "  mov %r13, l2_regs+96(%rip)\n  mov %r14, l2_regs+104(%rip)\n  mov %r15, l2_regs+112(%rip)\n"
-    "  mov $-1, %rax\n"
-    "20:\n"
-    "  pop %r15\n  pop %r14\n  pop %r13\n  pop %r12\n  pop %rbp\n  pop %rbx\n"
-    "  ret\n");
 
 /* ------------------------------------------------------------------------------------------
  * L2 code. 64-bit programs run at CPL 0 with IF = 0; the loops let L1 change RBX/RCX (the
@@ -248,92 +186,20 @@ asm(".text\n"
 #define EXEC_MARK 0xe8ec
 
 /* ------------------------------------------------------------------------------------------
- * L1's descriptor tables: the library's GDT entries plus a 64-bit TSS at SEL_TSS (the library
- * never loads TR, and HOST_TR_SELECTOR must not be 0). L2 uses the same GDT and IDT.
- */
-#define SEL_TSS 0x20
-struct tss64 {
-    uint32_t rsvd0;
-    uint64_t rsp[3];
-    uint64_t rsvd1;
-    uint64_t ist[7];
-    uint64_t rsvd2;
-    uint16_t rsvd3, iomap_base;
-} __attribute__((packed));
-static struct tss64 l1_tss __attribute__((aligned(16)));
-static uint64_t l1_gdt[6] __attribute__((aligned(16)));
-
-struct dtr { uint16_t pad[3]; uint16_t limit; uint64_t base; } __attribute__((packed, aligned(8)));
-static struct dtr l1_gdtr, l1_idtr;
-
-static inline void sgdt(struct dtr *d) { asm volatile("sgdt %0" : "=m"(d->limit) :: "memory"); }
-static inline void sidt(struct dtr *d) { asm volatile("sidt %0" : "=m"(d->limit) :: "memory"); }
-static inline void lgdt(const struct dtr *d) { asm volatile("lgdt %0" : : "m"(d->limit) : "memory"); }
-static inline void lidt(const struct dtr *d) { asm volatile("lidt %0" : : "m"(d->limit) : "memory"); }
-static inline uint16_t read_sel(int which)
-{
-    uint16_t s = 0;
-    switch (which) {
-    case 0: asm volatile("mov %%cs, %0" : "=r"(s)); break;
-    case 1: asm volatile("mov %%ss, %0" : "=r"(s)); break;
-    case 2: asm volatile("mov %%ds, %0" : "=r"(s)); break;
-    case 3: asm volatile("mov %%es, %0" : "=r"(s)); break;
-    case 4: asm volatile("mov %%fs, %0" : "=r"(s)); break;
-    case 5: asm volatile("mov %%gs, %0" : "=r"(s)); break;
-    default: asm volatile("str %0" : "=r"(s)); break;
-    }
-    return s;
-}
-
-static void tables_init(void)
-{
-    struct dtr cur;
-    sgdt(&cur);
-    memcpy(l1_gdt, (void *)(uintptr_t)cur.base, 4 * 8);  /* null, code32, data, code64 */
-    memset(&l1_tss, 0, sizeof(l1_tss));
-    l1_tss.iomap_base = sizeof(l1_tss);
-    uint64_t base = PA(&l1_tss), limit = sizeof(l1_tss) - 1;
-    l1_gdt[SEL_TSS / 8] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
-                          (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
-    l1_gdt[SEL_TSS / 8 + 1] = base >> 32;
-    l1_gdtr.limit = sizeof(l1_gdt) - 1;
-    l1_gdtr.base = PA(l1_gdt);
-    lgdt(&l1_gdtr);
-    asm volatile("ltr %w0" : : "r"((uint16_t)SEL_TSS) : "memory");
-    sidt(&l1_idtr);
-}
-
-/* ------------------------------------------------------------------------------------------
  * Capabilities, VMX operation
  */
-static bool has_vmx, in_vmx;
-static uint64_t basic, cap_pin, cap_proc, cap_exit, cap_entry, cap_proc2, cap_ept;
-static uint32_t revision;
-static bool has_proc2, has_ept, has_vpid, has_ug, ept_usable;
+static uint64_t cap_ept;
+static bool has_ept, has_vpid, has_ug, ept_usable;
 static uint64_t eptp_mt;
 
-static bool proc2_allowed(uint32_t bits) { return has_proc2 && vmx_ctl_allowed(cap_proc2, bits); }
 static bool ept_cap(uint64_t bit) { return (cap_ept & bit) != 0; }
 
 static void vmx_init(void)
 {
-    has_vmx = cpuid(1).c & CPUID1_ECX_VMX;
-    if (!has_vmx) {
-        info("no VMX (CPUID.1:ECX.VMX clear)");
+    if (!l1_init())
         return;
-    }
-    tables_init();
-    basic = rdmsr(MSR_IA32_VMX_BASIC);
-    bool tr = basic & VMX_BASIC_TRUE_CTLS;
-    revision = VMX_BASIC_REVISION(basic);
-    cap_pin = rdmsr(tr ? MSR_IA32_VMX_TRUE_PINBASED_CTLS : MSR_IA32_VMX_PINBASED_CTLS);
-    cap_proc = rdmsr(tr ? MSR_IA32_VMX_TRUE_PROCBASED_CTLS : MSR_IA32_VMX_PROCBASED_CTLS);
-    cap_exit = rdmsr(tr ? MSR_IA32_VMX_TRUE_EXIT_CTLS : MSR_IA32_VMX_EXIT_CTLS);
-    cap_entry = rdmsr(tr ? MSR_IA32_VMX_TRUE_ENTRY_CTLS : MSR_IA32_VMX_ENTRY_CTLS);
-    has_proc2 = vmx_ctl_allowed(cap_proc, PROC_SECONDARY_CONTROLS) &&
-                rdmsr_safe(MSR_IA32_VMX_PROCBASED_CTLS2, &cap_proc2) == NO_EXCEPTION;
-    if (!has_proc2)
-        cap_proc2 = 0;
+    /* L2 shares L1's IDT: with every exception exiting (vmcs_build_all_exits) L2 never uses it */
+    l2_idtr = l1_bsp.idtr;
     has_ept = proc2_allowed(PROC2_ENABLE_EPT);
     has_vpid = proc2_allowed(PROC2_ENABLE_VPID);
     has_ug = proc2_allowed(PROC2_UNRESTRICTED_GUEST);
@@ -351,327 +217,15 @@ static void vmx_init(void)
          "VPID %s, unrestricted guest %s", has_proc2 ? "allowed" : "not allowed", U64(cap_proc2),
          U64(cap_ept), has_ept ? "yes" : "no", has_vpid ? "yes" : "no", has_ug ? "yes" : "no");
 
-    uint64_t fc = 0;
-    rdmsr_safe(MSR_IA32_FEATURE_CONTROL, &fc);
-    if (!(fc & FEATURE_CONTROL_LOCK))
-        wrmsr_safe(MSR_IA32_FEATURE_CONTROL,
-                   fc | FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX_OUTSIDE_SMX);
-    if (write_cr4_safe(read_cr4() | CR4_VMXE) != NO_EXCEPTION) {
-        info("setting CR4.VMXE faulted");
-        return;
-    }
-    memset(vmxon_page, 0, PAGE);
-    *(volatile uint32_t *)vmxon_page = revision;
-    int r = vmxon(vmx_pa(vmxon_page));
-    char buf[48];
-    in_vmx = r == VMX_SUCCEED;
-    if (!in_vmx)
-        info("VMXON: %s", vmx_outcome_name(vmx_outcome(r), buf, sizeof(buf)));
+    l1_vmxon();
 }
 
-static bool need_vmx(void)
+/* vmcs_build() with the exception bitmap all ones: a fault in L2 is a VM exit (reason 0) instead
+ * of a delivery through an IDT meant for L1. */
+static bool vmcs_build_all_exits(struct l2_setup *s)
 {
-    return test_check(has_vmx, "no VMX (CPUID.1:ECX.VMX clear)") &&
-           test_check(in_vmx, "not in VMX operation (VMXON failed)");
-}
-
-/* ------------------------------------------------------------------------------------------
- * VMCS construction
- */
-static int vmcs_errors;
-static uint32_t vmcs_first_bad;
-
-static void w(uint32_t enc, uint64_t val)
-{
-    if (vmwrite_reg(enc, val) != VMX_SUCCEED && vmcs_errors++ == 0)
-        vmcs_first_bad = enc;
-}
-
-static uint64_t r(uint32_t enc)
-{
-    uint64_t v = 0xdeadbeefdeadbeefull;
-    if (vmread_reg(enc, &v) != VMX_SUCCEED && vmcs_errors++ == 0)
-        vmcs_first_bad = enc;
-    return v;
-}
-
-struct l2_setup {
-    uint64_t rip;
-    uint32_t proc2;         /* secondary controls (activate secondary controls when non-zero) */
-    uint64_t eptp;          /* with PROC2_ENABLE_EPT */
-    uint16_t vpid;          /* with PROC2_ENABLE_VPID */
-    uint64_t cr3;           /* 0: L1's CR3 */
-    bool real_mode;         /* unrestricted guest in real mode, CS base 0x8000 */
-    bool unchecked;         /* write controls as given, even if not allowed (absence checks) */
-};
-
-/* VMCLEAR + VMPTRLD of vmcs_pages[idx] and every field of a valid VMCS for L2. */
-static bool vmcs_build(int idx, const struct l2_setup *s)
-{
-    uint64_t pa = vmx_pa(vmcs_pages[idx]);
-    memset(vmcs_pages[idx], 0, PAGE);
-    *(volatile uint32_t *)vmcs_pages[idx] = revision;
-    char buf[48];
-    int o = vmx_outcome(vmclear(pa));
-    if (!test_check(o == VMX_SUCCEED, "VMCLEAR: %s", vmx_outcome_name(o, buf, sizeof(buf))))
-        return false;
-    o = vmx_outcome(vmptrld(pa));
-    if (!test_check(o == VMX_SUCCEED, "VMPTRLD: %s", vmx_outcome_name(o, buf, sizeof(buf))))
-        return false;
-    vmcs_errors = 0;
-    memset(&l2_regs, 0, sizeof(l2_regs));
-
-    uint32_t want_proc = s->proc2 ? PROC_SECONDARY_CONTROLS : 0;
-    uint32_t want_entry = s->real_mode ? 0 : ENTRY_IA32E_MODE_GUEST;
-    uint32_t pin = vmx_ctl_value(cap_pin, 0);
-    uint32_t proc = vmx_ctl_value(cap_proc, want_proc) | want_proc;
-    uint32_t exit = vmx_ctl_value(cap_exit, EXIT_HOST_ADDR_SPACE_SIZE);
-    uint32_t entry = vmx_ctl_value(cap_entry, want_entry);
-    if (!s->unchecked) {
-        test_check(vmx_ctl_allowed(cap_proc, want_proc), "processor-based controls 0x%x not allowed",
-                   want_proc);
-        test_check(!s->proc2 || vmx_ctl_allowed(cap_proc2, s->proc2),
-                   "secondary controls 0x%x not allowed (0x%016llx)", s->proc2, U64(cap_proc2));
-        test_check(vmx_ctl_allowed(cap_exit, EXIT_HOST_ADDR_SPACE_SIZE),
-                   "VM-exit controls 0x%x not allowed", EXIT_HOST_ADDR_SPACE_SIZE);
-        test_check(vmx_ctl_allowed(cap_entry, want_entry), "VM-entry controls 0x%x not allowed",
-                   want_entry);
-    }
-    if (proc & PROC_SECONDARY_CONTROLS)
-        w(VMCS_SECONDARY_PROC_CTLS, s->unchecked ? s->proc2 : vmx_ctl_value(cap_proc2, s->proc2));
-    /* absence checks: the fields of a feature not supported need not exist (VMfailValid(12)) */
-    if ((s->proc2 & PROC2_ENABLE_EPT) && s->unchecked)
-        vmwrite_reg(VMCS_EPT_POINTER, s->eptp);
-    else if (s->proc2 & PROC2_ENABLE_EPT)
-        w(VMCS_EPT_POINTER, s->eptp);
-    if ((s->proc2 & PROC2_ENABLE_VPID) && s->unchecked)
-        vmwrite_reg(VMCS_VPID, s->vpid);
-    else if (s->proc2 & PROC2_ENABLE_VPID)
-        w(VMCS_VPID, s->vpid);
-
-    /* controls */
-    w(VMCS_PIN_BASED_CTLS, pin);
-    w(VMCS_PROC_BASED_CTLS, proc);
-    w(VMCS_EXIT_CTLS, exit);
-    w(VMCS_ENTRY_CTLS, entry);
-    w(VMCS_EXCEPTION_BITMAP, 0xffffffffu);  /* any fault in L2 exits */
-    w(VMCS_PF_ERROR_CODE_MASK, 0);
-    w(VMCS_PF_ERROR_CODE_MATCH, 0);
-    w(VMCS_CR3_TARGET_COUNT, 0);
-    w(VMCS_EXIT_MSR_STORE_COUNT, 0);
-    w(VMCS_EXIT_MSR_LOAD_COUNT, 0);
-    w(VMCS_ENTRY_MSR_LOAD_COUNT, 0);
-    w(VMCS_ENTRY_INTR_INFO, 0);
-    w(VMCS_ENTRY_EXCEPTION_ERROR_CODE, 0);
-    w(VMCS_ENTRY_INSTRUCTION_LEN, 0);
-    w(VMCS_TSC_OFFSET, 0);
-    w(VMCS_CR0_GUEST_HOST_MASK, 0);
-    w(VMCS_CR4_GUEST_HOST_MASK, 0);
-    w(VMCS_CR0_READ_SHADOW, read_cr0());
-    w(VMCS_CR4_READ_SHADOW, read_cr4());
-    memset(msr_bitmap, 0, PAGE);
-    w(VMCS_MSR_BITMAP, vmx_pa(msr_bitmap));
-
-    /* host state: this kernel as it runs now */
-    w(VMCS_HOST_CR0, read_cr0());
-    w(VMCS_HOST_CR3, read_cr3());
-    w(VMCS_HOST_CR4, read_cr4());
-    w(VMCS_HOST_CS_SELECTOR, read_sel(0));
-    w(VMCS_HOST_SS_SELECTOR, read_sel(1));
-    w(VMCS_HOST_DS_SELECTOR, read_sel(2));
-    w(VMCS_HOST_ES_SELECTOR, read_sel(3));
-    w(VMCS_HOST_FS_SELECTOR, read_sel(4));
-    w(VMCS_HOST_GS_SELECTOR, read_sel(5));
-    w(VMCS_HOST_TR_SELECTOR, read_sel(6));
-    w(VMCS_HOST_FS_BASE, rdmsr(MSR_FS_BASE));
-    w(VMCS_HOST_GS_BASE, rdmsr(MSR_GS_BASE));
-    w(VMCS_HOST_TR_BASE, PA(&l1_tss));
-    w(VMCS_HOST_GDTR_BASE, l1_gdtr.base);
-    w(VMCS_HOST_IDTR_BASE, l1_idtr.base);
-    w(VMCS_HOST_SYSENTER_CS, rdmsr(MSR_IA32_SYSENTER_CS));
-    w(VMCS_HOST_SYSENTER_ESP, rdmsr(MSR_IA32_SYSENTER_ESP));
-    w(VMCS_HOST_SYSENTER_EIP, rdmsr(MSR_IA32_SYSENTER_EIP));
-    w(VMCS_HOST_RSP, 0);                  /* vm_enter() writes it */
-    w(VMCS_HOST_RIP, PA(vm_exit_stub));
-
-    /* guest state: 64-bit flat, CPL 0 */
-    w(VMCS_GUEST_CR0, read_cr0());
-    w(VMCS_GUEST_CR3, s->cr3 ? s->cr3 : read_cr3());
-    w(VMCS_GUEST_CR4, read_cr4());
-    w(VMCS_GUEST_DR7, 0x400);
-    w(VMCS_GUEST_RSP, L2_STACK_TOP);
-    w(VMCS_GUEST_RIP, s->rip);
-    w(VMCS_GUEST_RFLAGS, 0x2);
-    static const uint32_t sel_f[] = { VMCS_GUEST_ES_SELECTOR, VMCS_GUEST_SS_SELECTOR,
-                                      VMCS_GUEST_DS_SELECTOR, VMCS_GUEST_FS_SELECTOR,
-                                      VMCS_GUEST_GS_SELECTOR };
-    static const uint32_t lim_f[] = { VMCS_GUEST_ES_LIMIT, VMCS_GUEST_SS_LIMIT, VMCS_GUEST_DS_LIMIT,
-                                      VMCS_GUEST_FS_LIMIT, VMCS_GUEST_GS_LIMIT };
-    static const uint32_t ar_f[] = { VMCS_GUEST_ES_AR, VMCS_GUEST_SS_AR, VMCS_GUEST_DS_AR,
-                                     VMCS_GUEST_FS_AR, VMCS_GUEST_GS_AR };
-    static const uint32_t base_f[] = { VMCS_GUEST_ES_BASE, VMCS_GUEST_SS_BASE, VMCS_GUEST_DS_BASE,
-                                       VMCS_GUEST_FS_BASE, VMCS_GUEST_GS_BASE };
-    for (unsigned i = 0; i < ARRAY_SIZE(sel_f); i++) {
-        w(sel_f[i], SEL_DATA);
-        w(lim_f[i], 0xffffffff);
-        w(ar_f[i], VMX_AR_DATA);
-        w(base_f[i], 0);
-    }
-    w(VMCS_GUEST_CS_SELECTOR, SEL_CODE64);
-    w(VMCS_GUEST_CS_LIMIT, 0xffffffff);
-    w(VMCS_GUEST_CS_AR, VMX_AR_CODE64);
-    w(VMCS_GUEST_CS_BASE, 0);
-    w(VMCS_GUEST_TR_SELECTOR, SEL_TSS);
-    w(VMCS_GUEST_TR_LIMIT, sizeof(l1_tss) - 1);
-    w(VMCS_GUEST_TR_AR, VMX_AR_TSS64_BUSY);
-    w(VMCS_GUEST_TR_BASE, PA(&l1_tss));
-    w(VMCS_GUEST_LDTR_SELECTOR, 0);
-    w(VMCS_GUEST_LDTR_LIMIT, 0);
-    w(VMCS_GUEST_LDTR_AR, VMX_AR_UNUSABLE);
-    w(VMCS_GUEST_LDTR_BASE, 0);
-    w(VMCS_GUEST_GDTR_BASE, l1_gdtr.base);
-    w(VMCS_GUEST_GDTR_LIMIT, l1_gdtr.limit);
-    w(VMCS_GUEST_IDTR_BASE, l1_idtr.base);
-    w(VMCS_GUEST_IDTR_LIMIT, l1_idtr.limit);
-    w(VMCS_GUEST_IA32_DEBUGCTL, 0);
-    w(VMCS_GUEST_SYSENTER_CS, 0);
-    w(VMCS_GUEST_SYSENTER_ESP, 0);
-    w(VMCS_GUEST_SYSENTER_EIP, 0);
-    w(VMCS_GUEST_INTERRUPTIBILITY, 0);
-    w(VMCS_GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
-    w(VMCS_GUEST_PENDING_DBG, 0);
-    w(VMCS_LINK_POINTER, ~0ull);
-
-    if (s->real_mode) {
-        /* real-address mode under "unrestricted guest": PE = PG = 0 (exempt from CR0_FIXED0),
-         * 16-bit segments with real-mode limits, CS 0x800 (base 0x8000), a 32-bit busy TSS */
-        uint64_t cr0 = (rdmsr(MSR_IA32_VMX_CR0_FIXED0) & ~(CR0_PE | CR0_PG)) | CR0_ET | CR0_NE;
-        w(VMCS_GUEST_CR0, cr0);
-        w(VMCS_GUEST_CR3, 0);
-        w(VMCS_GUEST_CR4, rdmsr(MSR_IA32_VMX_CR4_FIXED0));
-        w(VMCS_CR0_READ_SHADOW, cr0);
-        for (unsigned i = 0; i < ARRAY_SIZE(sel_f); i++) {
-            w(sel_f[i], 0);
-            w(lim_f[i], 0xffff);
-            w(ar_f[i], 0x93);
-            w(base_f[i], 0);
-        }
-        w(VMCS_GUEST_CS_SELECTOR, 0x800);
-        w(VMCS_GUEST_CS_LIMIT, 0xffff);
-        w(VMCS_GUEST_CS_AR, 0x9b);
-        w(VMCS_GUEST_CS_BASE, 0x8000);
-        w(VMCS_GUEST_TR_SELECTOR, 0);
-        w(VMCS_GUEST_TR_LIMIT, 0xffff);
-        w(VMCS_GUEST_TR_AR, 0x8b);
-        w(VMCS_GUEST_TR_BASE, 0);
-        w(VMCS_GUEST_GDTR_BASE, 0);
-        w(VMCS_GUEST_GDTR_LIMIT, 0xffff);
-        w(VMCS_GUEST_IDTR_BASE, 0);
-        w(VMCS_GUEST_IDTR_LIMIT, 0x3ff);
-        w(VMCS_GUEST_RSP, 0x7ff0);
-        w(VMCS_GUEST_RIP, 0);
-    }
-
-    return test_check(vmcs_errors == 0, "%d VMWRITEs failed (first field 0x%x)", vmcs_errors,
-                      vmcs_first_bad);
-}
-
-/* Make vmcs_pages[idx] current again (it keeps its launch state). */
-static bool vmcs_load(int idx)
-{
-    char buf[48];
-    int o = vmx_outcome(vmptrld(vmx_pa(vmcs_pages[idx])));
-    return test_check(o == VMX_SUCCEED, "VMPTRLD of VMCS %d: %s", idx,
-                      vmx_outcome_name(o, buf, sizeof(buf)));
-}
-
-/* ------------------------------------------------------------------------------------------
- * Entering L2
- */
-#define ENTER_EXITED 0x20000    /* outcome: a VM exit (or VM-entry failure) returned to HOST_RIP */
-
-struct exit_info {
-    uint32_t reason, intr_info, len, idt_vec;
-    uint64_t qual, rip, gpa, gla;
-};
-static struct exit_info ex;
-
-static int enter(bool launch)
-{
-    fault_begin();
-    uint64_t f = vm_enter(launch);
-    lgdt(&l1_gdtr);                     /* VM exits set the limits to 0xFFFF */
-    lidt(&l1_idtr);
-    if (f == VM_EXITED && fault_result() == NO_EXCEPTION) {
-        memset(&ex, 0, sizeof(ex));
-        vmcs_errors = 0;
-        ex.reason = r(VMCS_EXIT_REASON);
-        ex.qual = r(VMCS_EXIT_QUALIFICATION);
-        ex.intr_info = r(VMCS_EXIT_INTR_INFO);
-        ex.len = r(VMCS_EXIT_INSTRUCTION_LEN);
-        ex.idt_vec = r(VMCS_IDT_VECTORING_INFO);
-        ex.rip = r(VMCS_GUEST_RIP);
-        test_check(vmcs_errors == 0, "VMREAD after the VM exit failed (field 0x%x)",
-                   vmcs_first_bad);
-        if (ex.reason == EXIT_REASON_EPT_VIOLATION || ex.reason == EXIT_REASON_EPT_MISCONFIG) {
-            ex.gpa = r(VMCS_GUEST_PHYSICAL_ADDRESS);
-            ex.gla = r(VMCS_GUEST_LINEAR_ADDRESS);
-        }
-        return ENTER_EXITED;
-    }
-    return vmx_outcome(vmx_result(f));
-}
-
-static const char *outcome_name(int o, char *buf, size_t n)
-{
-    if (o == ENTER_EXITED)
-        snprintf(buf, n, "VM exit (reason 0x%x, qualification 0x%llx, RIP 0x%llx)", ex.reason,
-                 U64(ex.qual), U64(ex.rip));
-    else
-        vmx_outcome_name(o, buf, n);
-    return buf;
-}
-
-/* Enter L2 and expect a VM exit with this (full) exit reason; false (a check failed) if not. */
-static bool run_expect(bool launch, uint32_t reason, const char *what)
-{
-    char buf[120];
-    int o = enter(launch);
-    if (!test_check(o == ENTER_EXITED, "%s (%s): %s, expected a VM exit with reason %u", what,
-                    launch ? "VMLAUNCH" : "VMRESUME", outcome_name(o, buf, sizeof(buf)),
-                    reason & 0xffff))
-        return false;
-    return test_check(ex.reason == reason, "%s: exit reason 0x%x (qualification 0x%llx, RIP 0x%llx, "
-                      "interruption info 0x%x, GPA 0x%llx, RAX 0x%llx), expected 0x%x", what,
-                      ex.reason, U64(ex.qual), U64(ex.rip), ex.intr_info, U64(ex.gpa),
-                      U64(l2_regs.rax), reason);
-}
-
-/* Enter and expect a VMX failure outcome (no VM exit). */
-static bool enter_expect_fail(bool launch, int want, const char *what)
-{
-    char got[120], exp[48];
-    int o = enter(launch);
-    return test_check(o == want, "%s: %s, expected %s", what, outcome_name(o, got, sizeof(got)),
-                      vmx_outcome_name(want, exp, sizeof(exp)));
-}
-
-static void advance_rip(void)
-{
-    w(VMCS_GUEST_RIP, ex.rip + ex.len);
-}
-
-static bool check_u64(uint64_t got, uint64_t want, const char *what)
-{
-    return test_check(got == want, "%s: 0x%llx, expected 0x%llx", what, U64(got), U64(want));
-}
-
-/* A VMX instruction's outcome (vmx_outcome form) against the expected one. */
-static bool check_outcome(int o, int want, const char *what)
-{
-    char got[48], exp[48];
-    return test_check(o == want, "%s: %s, expected %s", what, vmx_outcome_name(o, got, sizeof(got)),
-                      vmx_outcome_name(want, exp, sizeof(exp)));
+    s->exc_bitmap = 0xffffffffu;
+    return vmcs_build(s);
 }
 
 /* VMRESUME after a VMCALL exit of a looping program: next L2 read at addr. */
@@ -816,7 +370,7 @@ static void absent_launch(uint32_t proc2, const char *what)
         s.eptp = eptp_of(ept_new());
     }
     l2_regs.rbx = PA(&ident_cookie);
-    if (vmcs_build(0, &s))
+    if (vmcs_build_all_exits(&s))
         enter_expect_fail(true, VMX_FAIL_VALID_ERR(VMXERR_ENTRY_INVALID_CONTROLS), what);
 }
 
@@ -832,7 +386,7 @@ static void ept_absent(bool launch)
 /* EPT checks: VMX present and EPT usable, or the absence checked (false then). */
 static bool ept_begin(const char *name, bool launch_absent)
 {
-    if (!test_begin("%s", name) || !need_vmx())
+    if (!test_begin("%s", name) || !l1_need_vmx())
         return false;
     if (!has_ept) {
         ept_absent(launch_absent);
@@ -854,7 +408,7 @@ static bool ept_launch(uint64_t *pml4, uint64_t rip, const struct gregs *g, uint
                        const char *what)
 {
     struct l2_setup s = { .rip = rip, .proc2 = PROC2_ENABLE_EPT, .eptp = eptp_of(pml4) };
-    if (!vmcs_build(0, &s))
+    if (!vmcs_build_all_exits(&s))
         return false;
     l2_regs = *g;
     return run_expect(true, reason, what);
@@ -888,7 +442,7 @@ static void t_ept_identity(void)
         if (ept_launch(pml4, PA(l2_ident), &g, EXIT_REASON_CPUID, "CPUID under an identity EPT")) {
             check_u64(ex.rip, PA(l2_ident_cpuid), "CPUID exit: GUEST_RIP");
             check_u64(ex.len, 2, "CPUID exit: instruction length");
-            check_u64(r(VMCS_EPT_POINTER), eptp_of(pml4), "VMREAD EPT_POINTER");
+            check_u64(vmr(VMCS_EPT_POINTER), eptp_of(pml4), "VMREAD EPT_POINTER");
             struct cpuid_regs c = cpuid(0);
             l2_regs.rax = c.a;
             l2_regs.rbx = PA(&ident_cookie);
@@ -899,7 +453,7 @@ static void t_ept_identity(void)
                 check_u64(ex.rip, PA(l2_ident_vmcall), "VMCALL exit: GUEST_RIP");
                 check_u64(l2_regs.rax, c.a, "L2's EAX after CPUID");
                 check_u64(l2_regs.rdx, ident_cookie, "L2's read of an L1 variable through the EPT");
-                check_u64(r(VMCS_GUEST_CR3), read_cr3(), "VMREAD GUEST_CR3");
+                check_u64(vmr(VMCS_GUEST_CR3), read_cr3(), "VMREAD GUEST_CR3");
             }
         }
     }
@@ -1035,7 +589,7 @@ static void t_ept_violation_read(void)
         ept_flush(eptp, "guest paging-structure case");
         struct l2_setup s = { .rip = PA(l2_read), .proc2 = PROC2_ENABLE_EPT, .eptp = eptp,
                               .cr3 = PA(l2_pml4) };
-        if (vmcs_build(0, &s)) {
+        if (vmcs_build_all_exits(&s)) {
             l2_regs.rbx = L2_WALK;
             if (run_expect(true, EXIT_REASON_EPT_VIOLATION,
                            "read through an L2 PDPT in a not-present page")) {
@@ -1156,7 +710,7 @@ static void t_ept_misconfig(void)
         uint64_t *pte2 = ept_entry(pml4, WIN + 0x7000, 1);
         uint64_t *pde = ept_entry(pml4, WIN, 2);
         struct l2_setup s = { .rip = PA(l2_read), .proc2 = PROC2_ENABLE_EPT, .eptp = eptp_of(pml4) };
-        if (vmcs_build(0, &s)) {
+        if (vmcs_build_all_exits(&s)) {
             uint64_t good = *pte;
             misconfig_case(pml4, pte, (good & ~EPTE_RWX) | EPTE_W, good, WIN + 0x4018,
                            data[10][3], true, "a write-only leaf (W=1, R=0)");
@@ -1233,34 +787,88 @@ static void t_ept_invept(void)
 }
 
 /* ------------------------------------------------------------------------------------------
- * ept-switch-eptp
+ * ept-switch-32-eptps: 32 hierarchies that differ only in where they map one L2-physical page,
+ * SWITCH_GPA: hierarchy i maps it (read-only) to switch_pages[i], whose words carry marker i. L1
+ * changes EPT_POINTER between VMRESUMEs of L2's read loop, in an order that comes back to every
+ * hierarchy several times, so that a hypervisor keeping translations (or whole EPT02s) per EPTP
+ * must keep 32 of them apart and pick the right one each time. Then one hierarchy's mapping
+ * changes (+ INVEPT of that EPTP only) while another is current: an entry with it must read the
+ * new page, where a stale translation would still give the old marker; the others keep theirs.
  */
-#define NEPT 8
+#define NEPT        32
+#define SWITCH_GPA  (WIN + 0x7000)
+#define SWITCH_WORD 0x30                    /* the word of the page L2 reads */
+#define SWITCH_V    9                       /* the hierarchy remapped */
+#define SWITCH_W    22                      /* current while SWITCH_V is remapped */
+/* switch_pages[NEPT]: where SWITCH_V is remapped to */
+static uint64_t switch_pages[NEPT + 1][512] __attribute__((aligned(PAGE)));
 
-static void t_ept_switch_eptp(void)
+struct eptp_switch {
+    uint64_t *pml4[NEPT];
+    int page[NEPT];                         /* switch_pages index hierarchy i maps SWITCH_GPA to */
+    unsigned entries;
+};
+
+/* EPT_POINTER <- hierarchy i, VMRESUME: L2 reads the marker of i's page, EPT_POINTER reads back. */
+static bool switch_to(struct eptp_switch *sw, int i, const char *phase)
 {
-    if (ept_begin("ept-switch-eptp", false)) {
-        uint64_t *pml4[NEPT];
+    char what[80];
+    uint64_t eptp = eptp_of(sw->pml4[i]);
+    vmw(VMCS_EPT_POINTER, eptp);
+    snprintf(what, sizeof(what), "%s, entry %u with EPTP %d", phase, ++sw->entries, i);
+    if (!resume_read(SWITCH_GPA + SWITCH_WORD * 8, switch_pages[sw->page[i]][SWITCH_WORD], what))
+        return false;
+    uint64_t got = vmr(VMCS_EPT_POINTER);
+    return test_check(got == eptp, "%s: VMREAD EPT_POINTER 0x%llx, expected 0x%llx", what,
+                      U64(got), U64(eptp));
+}
+
+/* Hierarchy i maps SWITCH_GPA to switch_pages[page] from now on: PTE, then INVEPT of i's EPTP
+ * (single-context when supported, else all-context). */
+static bool switch_remap(struct eptp_switch *sw, int i, int page, const char *what)
+{
+    sw->page[i] = page;
+    ept_map(sw->pml4[i], SWITCH_GPA, PA(switch_pages[page]), EPTE_R);
+    return ept_flush(eptp_of(sw->pml4[i]), what);
+}
+
+static void t_ept_switch_32_eptps(void)
+{
+    if (ept_begin("ept-switch-32-eptps", false)) {
+        struct eptp_switch sw = { .entries = 1 };
+        for (int i = 0; i <= NEPT; i++)
+            fill(switch_pages[i], 0x5e00000000000000ull | ((uint64_t)i << 40));
         for (int i = 0; i < NEPT; i++) {
-            pml4[i] = ept_new();
-            fill(data[15 + i], (uint64_t)(0xe0 + i) << 56);
-            ept_map(pml4[i], WIN + 0x7000, PA(data[15 + i]), EPTE_R);
+            sw.pml4[i] = ept_new();
+            sw.page[i] = i;
+            ept_map(sw.pml4[i], SWITCH_GPA, PA(switch_pages[i]), EPTE_R);
         }
-        uint64_t a = WIN + 0x7000 + 0x30 * 8;
-        struct gregs g = { .rbx = a };
-        static const int seq[] = { 1, 0, 1, 0, 2, 5, 3, 7, 4, 6, 0, 7, 7, 2, 1, 6 };
-        if (ept_launch(pml4[0], PA(l2_read), &g, EXIT_REASON_VMCALL, "read with EPTP 0")) {
-            check_u64(l2_regs.rax, data[15][0x30], "L2's read with EPTP 0");
-            for (unsigned k = 0; k < ARRAY_SIZE(seq); k++) {
-                char what[48];
-                int i = seq[k];
-                w(VMCS_EPT_POINTER, eptp_of(pml4[i]));
-                snprintf(what, sizeof(what), "entry %u with EPTP %d", k + 2, i);
-                if (!resume_read(a, data[15 + i][0x30], what))
-                    break;
-                check_u64(r(VMCS_EPT_POINTER), eptp_of(pml4[i]), "VMREAD EPT_POINTER");
-            }
-        }
+        struct gregs g = { .rbx = SWITCH_GPA + SWITCH_WORD * 8 };
+        bool ok = ept_launch(sw.pml4[0], PA(l2_read), &g, EXIT_REASON_VMCALL, "read with EPTP 0") &&
+                  check_u64(l2_regs.rax, switch_pages[0][SWITCH_WORD], "L2's read with EPTP 0");
+        /* back and forth between two, then every one in order */
+        static const int pingpong[] = { 1, 0, 1, 0 };
+        for (unsigned k = 0; k < ARRAY_SIZE(pingpong) && ok; k++)
+            ok = switch_to(&sw, pingpong[k], "ping-pong");
+        for (int i = 1; i < NEPT && ok; i++)
+            ok = switch_to(&sw, i, "in order");
+        /* all again, 13 apart (13 is coprime to 32: each once, in an order far from the last) */
+        for (int k = 0; k < NEPT && ok; k++)
+            ok = switch_to(&sw, (k * 13) % NEPT, "stride 13");
+
+        /* SWITCH_V used last but one, then remapped while SWITCH_W is current: only INVEPT of
+         * SWITCH_V's EPTP tells the hypervisor; SWITCH_W and 3 keep their pages */
+        ok = ok && switch_to(&sw, SWITCH_V, "before the remap") &&
+             switch_to(&sw, SWITCH_W, "before the remap") &&
+             switch_remap(&sw, SWITCH_V, NEPT, "EPTP 9 remapped while EPTP 22 is current");
+        static const int after[] = { SWITCH_W, SWITCH_V, SWITCH_V, 3, SWITCH_V };
+        for (unsigned k = 0; k < ARRAY_SIZE(after) && ok; k++)
+            ok = switch_to(&sw, after[k], "after the remap of EPTP 9");
+        /* remapped back while it is the current one */
+        ok = ok && switch_remap(&sw, SWITCH_V, SWITCH_V, "EPTP 9 remapped back while current") &&
+             switch_to(&sw, SWITCH_V, "after the remap back") &&
+             switch_to(&sw, SWITCH_W, "after the remap back") &&
+             switch_to(&sw, SWITCH_V, "after the remap back");
     }
     test_end();
 }
@@ -1294,7 +902,7 @@ static void vpid_absent(void)
 
 static void t_vpid(void)
 {
-    if (!test_begin("vpid") || !need_vmx())
+    if (!test_begin("vpid") || !l1_need_vmx())
         goto out;
     if (!has_vpid) {
         vpid_absent();
@@ -1326,8 +934,8 @@ static void t_vpid(void)
     for (int v = 0; v < 2 && ok; v++) {
         struct l2_setup s = { .rip = PA(l2_read), .proc2 = PROC2_ENABLE_VPID |
                               (use_ept ? PROC2_ENABLE_EPT : 0), .eptp = eptp, .vpid = vpid[v],
-                              .cr3 = PA(l2_pml4) };
-        ok = vmcs_build(v, &s);
+                              .cr3 = PA(l2_pml4), .vmcs = v };
+        ok = vmcs_build_all_exits(&s);
         if (ok) {
             l2_regs.rbx = L2_X;
             snprintf(buf, sizeof(buf), "first run with VPID %u", vpid[v]);
@@ -1335,7 +943,7 @@ static void t_vpid(void)
                  test_check(l2_regs.rax == data[0][0], "%s: L2 read 0x%llx, expected 0x%llx", buf,
                             U64(l2_regs.rax), U64(data[0][0]));
             if (ok) {
-                check_u64(r(VMCS_VPID), vpid[v], "VMREAD VPID");
+                check_u64(vmr(VMCS_VPID), vpid[v], "VMREAD VPID");
                 advance_rip();      /* the next entry resumes at the loop */
             }
         }
@@ -1406,7 +1014,7 @@ out:
  */
 static void t_unrestricted_guest(void)
 {
-    if (!test_begin("ept-unrestricted-guest") || !need_vmx())
+    if (!test_begin("ept-unrestricted-guest") || !l1_need_vmx())
         goto out;
     if (!has_ug || !ept_usable) {
         info("unrestricted guest %s, EPT %s: checking that VMLAUNCH refuses it",
@@ -1426,15 +1034,15 @@ static void t_unrestricted_guest(void)
     ept_map(pml4, 0x8000, PA(rm_page), EPTE_RWX);
     struct l2_setup s = { .rip = 0, .proc2 = PROC2_ENABLE_EPT | PROC2_UNRESTRICTED_GUEST,
                           .eptp = eptp_of(pml4), .real_mode = true };
-    if (vmcs_build(0, &s)) {
+    if (vmcs_build_all_exits(&s)) {
         l2_regs.rax = 0xabcdabcdabcd0000ull;
         if (run_expect(true, EXIT_REASON_VMCALL, "real-mode L2: mov $0x1234, %ax; vmcall")) {
             check_u64(l2_regs.rax & 0xffff, 0x1234, "L2's AX");
             check_u64(ex.rip, (uint64_t)(rm_code_vmcall - rm_code), "VMCALL exit: GUEST_RIP (IP)");
             check_u64(ex.len, 3, "VMCALL exit: instruction length");
-            check_u64(r(VMCS_GUEST_CS_SELECTOR), 0x800, "VMREAD GUEST_CS_SELECTOR");
-            check_u64(r(VMCS_GUEST_CS_BASE), 0x8000, "VMREAD GUEST_CS_BASE");
-            check_u64(r(VMCS_GUEST_CR0) & (CR0_PE | CR0_PG), 0, "VMREAD GUEST_CR0 PE/PG");
+            check_u64(vmr(VMCS_GUEST_CS_SELECTOR), 0x800, "VMREAD GUEST_CS_SELECTOR");
+            check_u64(vmr(VMCS_GUEST_CS_BASE), 0x8000, "VMREAD GUEST_CS_BASE");
+            check_u64(vmr(VMCS_GUEST_CR0) & (CR0_PE | CR0_PG), 0, "VMREAD GUEST_CR0 PE/PG");
             if ((l2_regs.rax >> 16) != 0xabcdabcdabcdull)
                 info("ept-unrestricted-guest: RAX 0x%llx, bits 63:16 not kept", U64(l2_regs.rax));
         }
@@ -1481,12 +1089,8 @@ void test_main(void)
     t_ept_violation_exec();
     t_ept_misconfig();
     t_ept_invept();
-    t_ept_switch_eptp();
+    t_ept_switch_32_eptps();
     t_vpid();
     t_unrestricted_guest();
-    if (in_vmx) {
-        vmclear(vmx_pa(vmcs_pages[0]));
-        vmclear(vmx_pa(vmcs_pages[1]));
-        vmxoff();
-    }
+    l1_done();
 }

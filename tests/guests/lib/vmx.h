@@ -518,6 +518,13 @@ static inline const char *vmx_outcome_name(int o, char *buf, size_t n)
 /* Physical address of a kernel object (identity map). */
 static inline uint64_t vmx_pa(const void *p) { return (uint64_t)(uintptr_t)p; }
 
+/* A VMXON region or VMCS (4 KiB) zeroed, with the revision identifier in its first word. */
+static inline void vmx_region_init(void *page, uint32_t revision)
+{
+    memset(page, 0, 4096);
+    *(volatile uint32_t *)page = revision;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * VM exits (SDM Vol. 3 Appendix C, 28.2) and event injection (25.8.3)
  */
