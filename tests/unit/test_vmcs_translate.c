@@ -5,7 +5,7 @@
 #include "unit.h"
 
 static u64 v12[VMCS_FIELD_COUNT], v02[VMCS_FIELD_COUNT];
-static bool w12[VMCS_FIELD_COUNT], w02[VMCS_FIELD_COUNT]; /* written by the code under test */
+static bool w02[VMCS_FIELD_COUNT]; /* written by the code under test */
 static int bad_access;
 
 static int idx(u32 enc)
@@ -15,9 +15,7 @@ static int idx(u32 enc)
 		bad_access++;
 	return i < 0 ? 0 : i;
 }
-static u64 read12(void *ctx, u32 enc) { (void)ctx; return v12[idx(enc)]; }
 static u64 read02(void *ctx, u32 enc) { (void)ctx; return v02[idx(enc)]; }
-static void write12(void *ctx, u32 enc, u64 val) { (void)ctx; v12[idx(enc)] = val; w12[idx(enc)] = true; }
 static void write02(void *ctx, u32 enc, u64 val) { (void)ctx; v02[idx(enc)] = val; w02[idx(enc)] = true; }
 
 /* A processor offering EPT, VPID, the preemption timer, PAT/EFER load/save, XSAVES; no TPR shadow,
@@ -30,21 +28,45 @@ static const struct vmcs_feature_caps offered = {
 		 EXIT_SAVE_DEBUG_CONTROLS,
 	.entry1 = ENTRY_LOAD_PAT | ENTRY_LOAD_EFER,
 };
-static const struct vmcs_pair pair = { read12, write12, read02, write02, NULL, &offered };
+static u16 guest[VMCS_FIELD_COUNT], exit_info[VMCS_FIELD_COUNT];
+static struct vmcs_pair pair = { v12, read02, write02, NULL, guest, 0, exit_info, 0 };
 
-/* Distinct values: field i of VMCS12 holds 0x1200000 + i, of VMCS02 0x0200000 + i. */
+/* Distinct values: field i of VMCS12 holds 0x1200000 + i, of VMCS02 0x0200000 + i; a VMCS12 field
+ * still holding its own value was not written. */
 static void fill(void)
 {
 	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
 		v12[i] = 0x1200000 + i;
 		v02[i] = 0x0200000 + i;
 	}
-	memset(w12, 0, sizeof(w12));
 	memset(w02, 0, sizeof(w02));
 	bad_access = 0;
+	pair.nguest = vmcs_field_list(&offered, VMCS_CLASS_GUEST, guest);
+	pair.nexit_info = vmcs_field_list(&offered, VMCS_CLASS_RO, exit_info);
 }
 
 #define I(name) VMCS_IDX_##name
+#define UNTOUCHED12(i) (v12[i] == 0x1200000 + (u64)(i))
+
+TEST(vmcs_translate_field_lists)
+{
+	fill();
+	CHECK(pair.nguest > 50);
+	for (u32 k = 0; k < pair.nguest; k++) {
+		CHECK_EQ(vmcs_fields[guest[k]].cls, VMCS_CLASS_GUEST);
+		CHECK(vmcs_field_exists(guest[k], &offered));
+		CHECK(guest[k] != I(VMCS_LINK_POINTER));
+		CHECK(guest[k] != I(GUEST_PML_INDEX));               /* UNSUPP */
+		CHECK(guest[k] != I(GUEST_IA32_PERF_GLOBAL_CTRL));   /* no such field for L1 */
+		if (k)
+			CHECK(guest[k] > guest[k - 1]);
+	}
+	/* The exit information: 13 fields (all but the reason and the instruction error). */
+	CHECK_EQ(pair.nexit_info, 13U);
+	struct vmcs_feature_caps no_ept = offered;
+	no_ept.proc2_1 &= ~PROC2_EPT;
+	CHECK_EQ(vmcs_field_list(&no_ept, VMCS_CLASS_RO, exit_info), 12U); /* no guest-physical address */
+}
 
 TEST(vmcs_translate_entry_copies_every_guest_field_l1_has)
 {
@@ -95,23 +117,24 @@ TEST(vmcs_translate_exit_saves_what_the_controls_ask)
 	CHECK_EQ(v12[I(GUEST_IA32_EFER)], 0x100ULL);
 	CHECK_EQ(v12[I(GUEST_DR7)], v02[I(GUEST_DR7)]);
 	CHECK_EQ(v12[I(GUEST_IA32_DEBUGCTL)], v02[I(GUEST_IA32_DEBUGCTL)]);
-	CHECK(!w12[I(GUEST_IA32_PAT)]);
-	CHECK(!w12[I(GUEST_PREEMPTION_TIMER)]);
-	CHECK(!w12[I(VMCS_LINK_POINTER)]);
+	CHECK(UNTOUCHED12(I(GUEST_IA32_PAT)));
+	CHECK(UNTOUCHED12(I(GUEST_PREEMPTION_TIMER)));
+	CHECK(UNTOUCHED12(I(VMCS_LINK_POINTER)));
+	CHECK(UNTOUCHED12(I(GUEST_IA32_PERF_GLOBAL_CTRL)));
 	CHECK_EQ(v12[I(ENTRY_CONTROLS)], (u64)ENTRY_LOAD_EFER); /* IA-32e mode guest follows EFER.LMA */
 	/* No control, host-state or read-only field is touched but the entry controls. */
 	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++)
-		if (vmcs_fields[i].cls != VMCS_CLASS_GUEST && i != I(ENTRY_CONTROLS))
-			CHECK(!w12[i]);
+		if (vmcs_fields[i].cls != VMCS_CLASS_GUEST && i != I(ENTRY_CONTROLS) && i != I(EXIT_CONTROLS))
+			CHECK(UNTOUCHED12(i));
 
 	fill();
 	v12[I(EXIT_CONTROLS)] = EXIT_SAVE_PAT | EXIT_SAVE_PREEMPTION_TIMER;
 	v12[I(ENTRY_CONTROLS)] = 0;
 	v02[I(GUEST_IA32_EFER)] = 0x500; /* LME and LMA */
 	vmcs_guest_02_to_12(&pair);
-	CHECK(!w12[I(GUEST_DR7)]);
-	CHECK(!w12[I(GUEST_IA32_DEBUGCTL)]);
-	CHECK(!w12[I(GUEST_IA32_EFER)]);
+	CHECK(UNTOUCHED12(I(GUEST_DR7)));
+	CHECK(UNTOUCHED12(I(GUEST_IA32_DEBUGCTL)));
+	CHECK(UNTOUCHED12(I(GUEST_IA32_EFER)));
 	CHECK_EQ(v12[I(GUEST_IA32_PAT)], v02[I(GUEST_IA32_PAT)]);
 	CHECK_EQ(v12[I(GUEST_PREEMPTION_TIMER)], v02[I(GUEST_PREEMPTION_TIMER)]);
 	CHECK_EQ(v12[I(ENTRY_CONTROLS)], (u64)ENTRY_IA32E_MODE_GUEST);
@@ -142,7 +165,7 @@ TEST(vmcs_translate_exit_information)
 	CHECK_EQ(bad_access, 0);
 	CHECK_EQ(v12[I(EXIT_REASON)], 48ULL);
 	CHECK_EQ(v12[I(ENTRY_INTR_INFO)], 0x30eULL);
-	CHECK(!w12[I(VM_INSTRUCTION_ERROR)]);
+	CHECK(UNTOUCHED12(I(VM_INSTRUCTION_ERROR)));
 	static const u32 copied[] = { VMCS_EXIT_QUALIFICATION, VMCS_GUEST_LINEAR_ADDRESS, VMCS_GUEST_PHYSICAL_ADDRESS,
 				      VMCS_EXIT_INTR_INFO, VMCS_EXIT_INTR_ERROR_CODE, VMCS_IDT_VECTORING_INFO,
 				      VMCS_IDT_VECTORING_ERROR_CODE, VMCS_EXIT_INSTRUCTION_LENGTH,
@@ -151,7 +174,7 @@ TEST(vmcs_translate_exit_information)
 		CHECK_EQ(v12[vmcs_field_index(copied[k])], v02[vmcs_field_index(copied[k])]);
 	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++)
 		if (vmcs_fields[i].cls == VMCS_CLASS_GUEST || vmcs_fields[i].cls == VMCS_CLASS_HOST)
-			CHECK(!w12[i]);
+			CHECK(UNTOUCHED12(i));
 }
 
 TEST(vmcs_translate_resume_copy_only_plain_fields)
@@ -200,7 +223,9 @@ TEST(vmcs_shadow_policy)
 	CHECK(!vmcs_field_shadowed(I(VMCS_LINK_POINTER), false));
 	CHECK(!vmcs_field_shadowed(I(EPT_POINTER), false));
 	CHECK(!vmcs_field_shadowed(I(HOST_RIP), true));
+	CHECK(vmcs_field_shadowed(I(HOST_RSP), true));
 	CHECK(!vmcs_field_shadowed(I(GUEST_PML_INDEX), false));
+	CHECK(!vmcs_field_shadowed(I(GUEST_LDTR_BASE), false)); /* cold: exits */
 	CHECK(!vmcs_field_shadowed(VMCS_FIELD_COUNT, false));
 	/* Every field shadowed for VMWRITE is shadowed for VMREAD too. */
 	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++)

@@ -5,74 +5,83 @@
 
 #define EFER_LMA (1ULL << 10)
 
-/* A guest-state field L1 has and nested VMX translates. */
-static bool guest_field(const struct vmcs_pair *p, u32 i)
-{
-	const struct vmcs_field_info *f = &vmcs_fields[i];
+#define S12(p, name) ((p)->slots12[VMCS_IDX_##name])
 
-	return f->cls == VMCS_CLASS_GUEST && f->nested != VMCS_NESTED_UNSUPP && vmcs_field_exists(i, p->offered);
+u32 vmcs_field_list(const struct vmcs_feature_caps *offered, enum vmcs_class cls, u16 *out)
+{
+	u32 n = 0;
+
+	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
+		const struct vmcs_field_info *f = &vmcs_fields[i];
+		if (f->cls != cls || f->nested == VMCS_NESTED_UNSUPP || !vmcs_field_exists(i, offered))
+			continue;
+		/* Not copied either way: the link pointer (VMCS02 has none), the VM-instruction error and
+		 * the exit reason (set by the caller). */
+		if (i == VMCS_IDX_VMCS_LINK_POINTER || i == VMCS_IDX_VM_INSTRUCTION_ERROR || i == VMCS_IDX_EXIT_REASON)
+			continue;
+		out[n++] = (u16)i;
+	}
+	return n;
 }
 
 void vmcs_guest_12_to_02(const struct vmcs_pair *p)
 {
-	u32 pin12 = (u32)p->read12(p->ctx, VMCS_PIN_BASED_CONTROLS);
+	bool timer = S12(p, PIN_BASED_CONTROLS) & PIN_PREEMPTION_TIMER;
 
-	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
-		u32 enc = vmcs_fields[i].encoding;
-		if (!guest_field(p, i) || enc == VMCS_VMCS_LINK_POINTER)
+	for (u32 k = 0; k < p->nguest; k++) {
+		u32 i = p->guest[k];
+		if (i == VMCS_IDX_GUEST_PREEMPTION_TIMER && !timer)
 			continue;
-		if (enc == VMCS_GUEST_PREEMPTION_TIMER && !(pin12 & PIN_PREEMPTION_TIMER))
-			continue;
-		p->write02(p->ctx, enc, p->read12(p->ctx, enc));
+		p->write02(p->ctx, vmcs_fields[i].encoding, p->slots12[i]);
 	}
 	p->write02(p->ctx, VMCS_VMCS_LINK_POINTER, ~0ULL);
 }
 
 void vmcs_guest_02_to_12(const struct vmcs_pair *p)
 {
-	u32 exit12 = (u32)p->read12(p->ctx, VMCS_EXIT_CONTROLS);
+	u32 exit12 = (u32)S12(p, EXIT_CONTROLS);
 
-	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
-		u32 enc = vmcs_fields[i].encoding;
-		if (!guest_field(p, i) || enc == VMCS_VMCS_LINK_POINTER)
-			continue;
+	for (u32 k = 0; k < p->nguest; k++) {
+		u32 i = p->guest[k];
 		/* Saved only when L1's exit controls ask (SDM 28.3.1). */
-		if ((enc == VMCS_GUEST_IA32_DEBUGCTL || enc == VMCS_GUEST_DR7) && !(exit12 & EXIT_SAVE_DEBUG_CONTROLS))
-			continue;
-		if (enc == VMCS_GUEST_IA32_EFER && !(exit12 & EXIT_SAVE_EFER))
-			continue;
-		if (enc == VMCS_GUEST_IA32_PAT && !(exit12 & EXIT_SAVE_PAT))
-			continue;
-		if (enc == VMCS_GUEST_PREEMPTION_TIMER && !(exit12 & EXIT_SAVE_PREEMPTION_TIMER))
-			continue;
-		p->write12(p->ctx, enc, p->read02(p->ctx, enc));
+		switch (i) {
+		case VMCS_IDX_GUEST_IA32_DEBUGCTL:
+		case VMCS_IDX_GUEST_DR7:
+			if (!(exit12 & EXIT_SAVE_DEBUG_CONTROLS))
+				continue;
+			break;
+		case VMCS_IDX_GUEST_IA32_EFER:
+			if (!(exit12 & EXIT_SAVE_EFER))
+				continue;
+			break;
+		case VMCS_IDX_GUEST_IA32_PAT:
+			if (!(exit12 & EXIT_SAVE_PAT))
+				continue;
+			break;
+		case VMCS_IDX_GUEST_PREEMPTION_TIMER:
+			if (!(exit12 & EXIT_SAVE_PREEMPTION_TIMER))
+				continue;
+			break;
+		}
+		p->slots12[i] = p->read02(p->ctx, vmcs_fields[i].encoding);
 	}
-	p->write12(p->ctx, VMCS_GUEST_CR0,
-		   nested_cr_guest12(p->read02(p->ctx, VMCS_CR0_GUEST_HOST_MASK),
-				     p->read12(p->ctx, VMCS_CR0_GUEST_HOST_MASK), p->read02(p->ctx, VMCS_GUEST_CR0),
-				     p->read02(p->ctx, VMCS_CR0_READ_SHADOW)));
-	p->write12(p->ctx, VMCS_GUEST_CR4,
-		   nested_cr_guest12(p->read02(p->ctx, VMCS_CR4_GUEST_HOST_MASK),
-				     p->read12(p->ctx, VMCS_CR4_GUEST_HOST_MASK), p->read02(p->ctx, VMCS_GUEST_CR4),
-				     p->read02(p->ctx, VMCS_CR4_READ_SHADOW)));
+	S12(p, GUEST_CR0) = nested_cr_guest12(p->read02(p->ctx, VMCS_CR0_GUEST_HOST_MASK), S12(p, CR0_GUEST_HOST_MASK),
+					       p->read02(p->ctx, VMCS_GUEST_CR0), p->read02(p->ctx, VMCS_CR0_READ_SHADOW));
+	S12(p, GUEST_CR4) = nested_cr_guest12(p->read02(p->ctx, VMCS_CR4_GUEST_HOST_MASK), S12(p, CR4_GUEST_HOST_MASK),
+					       p->read02(p->ctx, VMCS_GUEST_CR4), p->read02(p->ctx, VMCS_CR4_READ_SHADOW));
 	/* "IA-32e mode guest" is saved from EFER.LMA (SDM 28.2). */
-	u64 entry12 = p->read12(p->ctx, VMCS_ENTRY_CONTROLS) & ~(u64)ENTRY_IA32E_MODE_GUEST;
+	u64 entry12 = S12(p, ENTRY_CONTROLS) & ~(u64)ENTRY_IA32E_MODE_GUEST;
 	if (p->read02(p->ctx, VMCS_GUEST_IA32_EFER) & EFER_LMA)
 		entry12 |= ENTRY_IA32E_MODE_GUEST;
-	p->write12(p->ctx, VMCS_ENTRY_CONTROLS, entry12);
+	S12(p, ENTRY_CONTROLS) = entry12;
 }
 
 void vmcs_exit_info_02_to_12(const struct vmcs_pair *p, u32 reason)
 {
-	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
-		u32 enc = vmcs_fields[i].encoding;
-		if (vmcs_fields[i].cls != VMCS_CLASS_RO || !vmcs_field_exists(i, p->offered) ||
-		    enc == VMCS_EXIT_REASON || enc == VMCS_VM_INSTRUCTION_ERROR)
-			continue;
-		p->write12(p->ctx, enc, p->read02(p->ctx, enc));
-	}
-	p->write12(p->ctx, VMCS_EXIT_REASON, reason);
-	p->write12(p->ctx, VMCS_ENTRY_INTR_INFO, p->read12(p->ctx, VMCS_ENTRY_INTR_INFO) & ~(u64)INTR_INFO_VALID);
+	for (u32 k = 0; k < p->nexit_info; k++)
+		p->slots12[p->exit_info[k]] = p->read02(p->ctx, vmcs_fields[p->exit_info[k]].encoding);
+	S12(p, EXIT_REASON) = reason;
+	S12(p, ENTRY_INTR_INFO) &= ~(u64)INTR_INFO_VALID;
 }
 
 bool vmcs_field_resume_copy(u32 index)
@@ -91,20 +100,40 @@ bool vmcs_field_shadowed(u32 index, bool write)
 	const struct vmcs_field_info *f = &vmcs_fields[index];
 	if (f->nested == VMCS_NESTED_UNSUPP)
 		return false;
-	switch (f->cls) {
-	case VMCS_CLASS_GUEST:
-		return f->encoding != VMCS_VMCS_LINK_POINTER;
-	case VMCS_CLASS_RO:
+	if (f->cls == VMCS_CLASS_RO)
 		return !write;
-	case VMCS_CLASS_CTRL:
-		return f->encoding == VMCS_ENTRY_INTR_INFO || f->encoding == VMCS_ENTRY_EXCEPTION_ERROR_CODE ||
-		       f->encoding == VMCS_ENTRY_INSTRUCTION_LENGTH || f->encoding == VMCS_CR0_READ_SHADOW ||
-		       f->encoding == VMCS_CR4_READ_SHADOW || f->encoding == VMCS_PROC_BASED_CONTROLS ||
-		       f->encoding == VMCS_TPR_THRESHOLD;
-	case VMCS_CLASS_HOST:
-		break;
+	switch (f->encoding) {
+	/* Guest state a hypervisor reads or advances at most exits (KVM's and Hyper-V's hot set). */
+	case VMCS_GUEST_RIP:
+	case VMCS_GUEST_RSP:
+	case VMCS_GUEST_RFLAGS:
+	case VMCS_GUEST_CR0:
+	case VMCS_GUEST_CR3:
+	case VMCS_GUEST_CR4:
+	case VMCS_GUEST_INTERRUPTIBILITY:
+	case VMCS_GUEST_ACTIVITY_STATE:
+	case VMCS_GUEST_CS_ACCESS_RIGHTS:
+	case VMCS_GUEST_SS_ACCESS_RIGHTS:
+	case VMCS_GUEST_CS_BASE:
+	case VMCS_GUEST_FS_BASE:
+	case VMCS_GUEST_GS_BASE:
+	case VMCS_GUEST_IA32_EFER:
+	/* Event injection, CR shadows, the window-exiting controls. */
+	case VMCS_ENTRY_INTR_INFO:
+	case VMCS_ENTRY_EXCEPTION_ERROR_CODE:
+	case VMCS_ENTRY_INSTRUCTION_LENGTH:
+	case VMCS_CR0_READ_SHADOW:
+	case VMCS_CR4_READ_SHADOW:
+	case VMCS_PROC_BASED_CONTROLS:
+	case VMCS_TPR_THRESHOLD:
+	/* Host state KVM rewrites when its stack or per-CPU bases move. */
+	case VMCS_HOST_RSP:
+	case VMCS_HOST_FS_BASE:
+	case VMCS_HOST_GS_BASE:
+		return true;
+	default:
+		return false;
 	}
-	return false;
 }
 
 void vmcs_shadow_bitmap_allow(u8 *bitmap, u32 encoding)

@@ -1,19 +1,30 @@
 /* VMCS12 <-> VMCS02 copies for nested VMX, driven by the field table (xmhf/arch/x86/vmcs-fields.def).
- * Pure logic: both VMCSs are reached through callbacks (VMCS12 in L1 memory, VMCS02 through
- * VMREAD/VMWRITE at run time; arrays in the host unit tests). */
+ * Pure logic: VMCS12 is an array of values (in L1 memory at run time), VMCS02 is reached through
+ * callbacks (VMREAD/VMWRITE at run time; an array in the host unit tests). The field lists are
+ * computed once, so a copy costs one VMREAD or VMWRITE per field and nothing else. */
 #ifndef LIB_VMCS_TRANSLATE_H
 #define LIB_VMCS_TRANSLATE_H
 #include <xmhf/types.h>
 #include <lib/vmcs-fields.h>
 
 struct vmcs_pair {
-	u64 (*read12)(void *ctx, u32 encoding);
-	void (*write12)(void *ctx, u32 encoding, u64 value); /* any field, read-only ones included */
+	/* VMCS12's values by field-table index, each at its width (runtime/nested/vmcs12.c). */
+	u64 *slots12;
+	/* VMCS02 (the CPU's current VMCS at run time). */
 	u64 (*read02)(void *ctx, u32 encoding);
 	void (*write02)(void *ctx, u32 encoding, u64 value);
 	void *ctx;
-	const struct vmcs_feature_caps *offered; /* what L1 is offered: which fields VMCS12 has */
+	/* Field lists from vmcs_field_list for what L1 is offered: guest state, exit information. */
+	const u16 *guest;
+	u32 nguest;
+	const u16 *exit_info;
+	u32 nexit_info;
 };
+
+/* The fields of a class L1 has (vmcs_field_exists) and nested VMX translates, in table order, but the
+ * VMCS link pointer, the exit reason and the VM-instruction error, which the copies below set
+ * themselves. out holds VMCS_FIELD_COUNT entries; returns the count. */
+u32 vmcs_field_list(const struct vmcs_feature_caps *offered, enum vmcs_class cls, u16 *out);
 
 /* VM entry (SDM 27.3.2): VMCS12's guest state into VMCS02. Every guest field L1 has and L0 translates
  * is copied as it is, except: the VMCS link pointer (VMCS02 has no shadow VMCS: ~0), the preemption
@@ -36,12 +47,13 @@ void vmcs_exit_info_02_to_12(const struct vmcs_pair *p, u32 reason);
 bool vmcs_field_resume_copy(u32 index);
 
 /* Hardware VMCS shadowing of VMCS12 (runtime/nested/shadow.c): may L1's VMREAD (write = false) or
- * VMWRITE (write = true) of this field run on the shadow VMCS, without a VM exit? The fields L1 touches
- * around most L2 exits: the guest state, the exit information (read only: VMWRITE exits, for the
- * SDM's error 13), the event-injection fields, the CR read shadows and the primary processor-based
- * controls (interrupt/NMI-window exiting). Not: the VMCS link pointer (L1 gets no VMCS shadowing of
- * its own), other controls, host state (rarely written, and checked at entry anyway). Whether L1 has
- * the field at all (vmcs_field_exists) is the caller's to add. */
+ * VMWRITE (write = true) of this field run on the shadow VMCS, without a VM exit? The fields a
+ * hypervisor touches around most L2 exits: the exit information (read only: VMWRITE exits, for the
+ * SDM's error 13), RIP/RSP/RFLAGS, control registers, interruptibility and activity, CS/SS rights
+ * (CPL), the event-injection fields, CR read shadows and the primary processor-based controls
+ * (interrupt/NMI-window exiting), HOST_RSP and the host FS/GS bases. Each shadowed field costs a
+ * copy at every L1<->L2 transition, so the set stays small; the rest exits and is emulated. Whether L1
+ * has the field at all (vmcs_field_exists) is the caller's to add. */
 bool vmcs_field_shadowed(u32 index, bool write);
 
 /* Clears the bits of a VMREAD/VMWRITE bitmap (SDM 25.6.15: bit n for encoding n, bits 14:0) for the

@@ -145,23 +145,40 @@ static void merge_msr_bitmap(struct vcpu *v, u32 proc12)
 		out[i] = l1 ? l0[i] | l1[i] : ~0ULL;
 }
 
-/* VMRESUME of the VMCS12 VMCS02 is in sync with: only the fields L1 wrote since need copying, if they
- * copy as they are (COPY); anything else (controls, CR0/CR4, EPTP, ...) takes a full rebuild. L1's MSR
- * bitmap is merged again, since L1 may change it in memory at any time. Returns false to rebuild. */
-static bool resume_cached(struct vcpu *v)
+/* What L1 changed in VMCS12 since VMCS02 was last in sync with it (vmcs12_dirty: its VMWRITEs and
+ * the shadow VMCS's changes): nothing, only fields that copy as they are, host state (not in VMCS02,
+ * but checked at entry), or anything else (controls, CR0/CR4, EPTP, ...: a full rebuild). */
+enum vmcs12_changes { CHANGED_NOTHING = 0, CHANGED_COPY = 1, CHANGED_HOST = 2, CHANGED_OTHER = 4 };
+
+static u32 vmcs12_changes(struct vcpu *v)
 {
+	u32 c = CHANGED_NOTHING;
+
 	if (v->vmcs02_of != v->l1_current_vmcs)
-		return false;
-	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++)
-		if ((v->vmcs12_dirty[i / 64] >> (i % 64)) & 1) {
-			if (!vmcs_field_resume_copy(i))
-				return false;
+		return CHANGED_OTHER;
+	for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++)
+		for (u64 bits = v->vmcs12_dirty[w]; bits; bits &= bits - 1) {
+			u32 i = w * 64 + (u32)__builtin_ctzll(bits);
+			c |= vmcs_field_resume_copy(i)			 ? CHANGED_COPY :
+			     vmcs_fields[i].cls == VMCS_CLASS_HOST ? CHANGED_HOST :
+								   CHANGED_OTHER;
 		}
+	return c;
+}
+
+/* VMRESUME of the VMCS12 VMCS02 is in sync with, changed only in fields that copy as they are or in
+ * its host state: the changed guest fields are copied, nothing rebuilt. L1's MSR bitmap is merged
+ * again, since L1 may change it in memory at any time. */
+static void resume_cached(struct vcpu *v)
+{
 	if (vmptrld(v->vmcs02_pa))
 		panic("VMPTRLD of VMCS02 failed");
-	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++)
-		if ((v->vmcs12_dirty[i / 64] >> (i % 64)) & 1)
-			vmcs_write(vmcs_fields[i].encoding, r12(v, vmcs_fields[i].encoding));
+	for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++)
+		for (u64 bits = v->vmcs12_dirty[w]; bits; bits &= bits - 1) {
+			u32 i = w * 64 + (u32)__builtin_ctzll(bits);
+			if (vmcs_field_resume_copy(i))
+				vmcs_write(vmcs_fields[i].encoding, r12(v, vmcs_fields[i].encoding));
+		}
 	for (u32 i = 0; i < ARRAY_SIZE(v->vmcs12_dirty); i++)
 		v->vmcs12_dirty[i] = 0;
 	merge_msr_bitmap(v, (u32)r12(v, VMCS_PROC_BASED_CONTROLS));
@@ -175,17 +192,6 @@ static bool resume_cached(struct vcpu *v)
 					 r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
 	if (bad)
 		nested_entry_fail_msr_load(v, bad);
-	return true;
-}
-
-static u64 pair_read12(void *ctx, u32 enc)
-{
-	return vmcs12_read(((struct vcpu *)ctx)->l1_current_vmcs, enc);
-}
-
-static void pair_write12(void *ctx, u32 enc, u64 value)
-{
-	vmcs12_write_field(((struct vcpu *)ctx)->l1_current_vmcs, enc, value);
 }
 
 static u64 pair_read02(void *ctx, u32 enc)
@@ -200,11 +206,23 @@ static void pair_write02(void *ctx, u32 enc, u64 value)
 	vmcs_write(enc, value);
 }
 
-/* VMCS12 in L1 memory and VMCS02, the CPU's current VMCS. */
+/* VMCS12 in L1 memory and VMCS02, the CPU's current VMCS; the field lists are computed once (they
+ * depend only on what L1 is offered, the same on every CPU). */
 void nested_vmcs_pair(struct vcpu *v, struct vmcs_pair *p)
 {
-	*p = (struct vmcs_pair){ .read12 = pair_read12, .write12 = pair_write12, .read02 = pair_read02,
-				 .write02 = pair_write02, .ctx = v, .offered = nested_offered_caps() };
+	static u16 guest[VMCS_FIELD_COUNT], exit_info[VMCS_FIELD_COUNT];
+	static u32 nguest, nexit_info;
+	static volatile u32 ready;
+
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
+		/* Every CPU computes the same lists: a race only writes equal values. */
+		nexit_info = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_RO, exit_info);
+		nguest = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_GUEST, guest);
+		__atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
+	}
+	*p = (struct vmcs_pair){ .slots12 = vmcs12_slots(v->l1_current_vmcs), .read02 = pair_read02,
+				 .write02 = pair_write02, .ctx = v, .guest = guest, .nguest = nguest,
+				 .exit_info = exit_info, .nexit_info = nexit_info };
 }
 
 /* CR0/CR4 for L2: L1's masks and shadows, plus the bits L0 owns (VMX-fixed bits), whose shadow shows
@@ -274,7 +292,9 @@ static void build_vmcs02(struct vcpu *v)
 	vmcs_write(VMCS_CR4_GUEST_HOST_MASK, cr4_mask01);
 	vmcs_write(VMCS_EXIT_CONTROLS, EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_EFER | EXIT_LOAD_EFER | EXIT_SAVE_PAT |
 					       EXIT_LOAD_PAT | EXIT_SAVE_DEBUG_CONTROLS |
-					       ((u32)r12(v, VMCS_EXIT_CONTROLS) & EXIT_SAVE_PREEMPTION_TIMER) | vmx_caps.exit0);
+					       /* L1's "acknowledge interrupt on exit": the CPU does it for L1 (caps.c) */
+					       ((u32)r12(v, VMCS_EXIT_CONTROLS) & (EXIT_SAVE_PREEMPTION_TIMER | EXIT_ACK_INTERRUPT)) |
+					       vmx_caps.exit0);
 	vmcs_write(VMCS_ENTRY_CONTROLS, ((entry12 & (ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_DEBUG_CONTROLS)) |
 					 ENTRY_LOAD_EFER | ENTRY_LOAD_PAT | vmx_caps.entry0) & vmx_caps.entry1);
 	vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, 0);
@@ -323,11 +343,14 @@ void nested_vmentry(struct vcpu *v, bool launch)
 		nested_vm_fail(v, VMXERR_VMRESUME_NONLAUNCHED);
 		return;
 	}
-	if (!check_controls(v)) {
+	/* The checks' outcome depends only on VMCS12's controls and host state (and on constants):
+	 * unchanged since the last entry that passed them, they pass again. */
+	u32 changes = launch ? CHANGED_OTHER : vmcs12_changes(v);
+	if ((changes & CHANGED_OTHER) && !check_controls(v)) {
 		nested_vm_fail(v, VMXERR_INVALID_CONTROLS);
 		return;
 	}
-	if (!check_host_state(v)) {
+	if ((changes & (CHANGED_OTHER | CHANGED_HOST)) && !check_host_state(v)) {
 		nested_vm_fail(v, VMXERR_INVALID_HOST_STATE);
 		return;
 	}
@@ -341,8 +364,10 @@ void nested_vmentry(struct vcpu *v, bool launch)
 	 * a failed entry (VMfailValid from the CPU) resumes L1 after the instruction. */
 	guest_skip_instruction();
 	/* VMCS01 keeps L1's state untouched while L2 runs. */
-	if (launch || !resume_cached(v))
+	if (changes & CHANGED_OTHER)
 		build_vmcs02(v);
+	else
+		resume_cached(v);
 	/* An INIT blocked in L1's VMX root operation is unblocked in L2 and exits at once (SDM 26.2):
 	 * an NMI to this CPU makes L2 exit right after the entry, and exit.c turns it into the INIT
 	 * exit. */

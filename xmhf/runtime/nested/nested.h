@@ -10,6 +10,9 @@ u64 vmcs12_read(u64 vmcs12_pa, u32 encoding);
 void vmcs12_write(u64 vmcs12_pa, u32 encoding, u64 value);
 void vmcs12_write_field(u64 vmcs12_pa, u32 encoding, u64 value); /* also read-only fields */
 void vmcs12_set_launched(u64 vmcs12_pa, bool launched);
+/* The value slots of a VMCS12, by field-table index: each holds the field's value at its width (a
+ * 64-bit field whole), as VMREAD of the full encoding returns it. */
+u64 *vmcs12_slots(u64 vmcs12_pa);
 bool vmcs12_launched(u64 vmcs12_pa);
 
 /* Results of L1's VMX instructions (vmx-insn.c); they also move L1's RIP past the instruction. */

@@ -19,8 +19,8 @@
 #define MISC_VMWRITE_ANY_FIELD (1ULL << 29)
 
 static u8 *read_bitmap, *write_bitmap;     /* shared by all CPUs; 1 = exit */
-static u16 fields[VMCS_FIELD_COUNT];        /* indices of the shadowed fields */
-static u32 nfields;
+static u16 fields[VMCS_FIELD_COUNT];        /* indices of the shadowed fields, writable ones first */
+static u32 nfields, nwritable;
 static volatile u32 ready;                  /* 0 unknown, 1 shadowing used, 2 not available */
 static spinlock_t setup_lock;
 
@@ -36,14 +36,18 @@ static bool available(void)
 			write_bitmap = page_alloc(1);
 			memset(read_bitmap, 0xff, PAGE_SIZE_4K);
 			memset(write_bitmap, 0xff, PAGE_SIZE_4K);
-			for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
-				if (!nested_field_supported(i) || !vmcs_field_shadowed(i, false))
-					continue;
-				fields[nfields++] = (u16)i;
-				vmcs_shadow_bitmap_allow(read_bitmap, vmcs_fields[i].encoding);
-				if (vmcs_field_shadowed(i, true))
-					vmcs_shadow_bitmap_allow(write_bitmap, vmcs_fields[i].encoding);
-			}
+			for (int pass = 0; pass < 2; pass++)
+				for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
+					if (!nested_field_supported(i) || !vmcs_field_shadowed(i, false) ||
+					    vmcs_field_shadowed(i, true) != (pass == 0))
+						continue;
+					fields[nfields++] = (u16)i;
+					vmcs_shadow_bitmap_allow(read_bitmap, vmcs_fields[i].encoding);
+					if (pass == 0)
+						vmcs_shadow_bitmap_allow(write_bitmap, vmcs_fields[i].encoding);
+				}
+			for (nwritable = 0; nwritable < nfields && vmcs_field_shadowed(fields[nwritable], true);)
+				nwritable++;
 			r = 1;
 		}
 		__atomic_store_n(&ready, r, __ATOMIC_RELEASE);
@@ -82,11 +86,10 @@ void shadow_load(struct vcpu *v)
 {
 	if (v->shadow_live || v->l1_current_vmcs == ~0ULL || !available())
 		return;
+	const u64 *slot = vmcs12_slots(v->l1_current_vmcs);
 	enter_shadow(v);
-	for (u32 k = 0; k < nfields; k++) {
-		u32 enc = vmcs_fields[fields[k]].encoding;
-		vmcs_write(enc, vmcs12_read(v->l1_current_vmcs, enc));
-	}
+	for (u32 k = 0; k < nfields; k++)
+		vmcs_write(vmcs_fields[fields[k]].encoding, slot[fields[k]]);
 	leave_shadow(v);
 	vmcs_write(VMCS_VMREAD_BITMAP, (u64)(uintptr_t)read_bitmap);
 	vmcs_write(VMCS_VMWRITE_BITMAP, (u64)(uintptr_t)write_bitmap);
@@ -102,12 +105,14 @@ void shadow_flush(struct vcpu *v, bool unlink)
 {
 	if (!v->shadow_live)
 		return;
+	u64 *slot = vmcs12_slots(v->l1_current_vmcs);
 	enter_shadow(v);
-	for (u32 k = 0; k < nfields; k++) {
-		u32 i = fields[k], enc = vmcs_fields[i].encoding;
-		u64 val = vmcs_read(enc);
-		if (val != vmcs12_read(v->l1_current_vmcs, enc)) {
-			vmcs12_write_field(v->l1_current_vmcs, enc, val);
+	/* Only the fields L1 can write through the shadow can have changed. */
+	for (u32 k = 0; k < nwritable; k++) {
+		u32 i = fields[k];
+		u64 val = vmcs_read(vmcs_fields[i].encoding);
+		if (val != slot[i]) {
+			slot[i] = val;
 			v->vmcs12_dirty[i / 64] |= 1ULL << (i % 64);
 		}
 	}

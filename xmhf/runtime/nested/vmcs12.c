@@ -23,6 +23,14 @@ static u64 *slot(u64 vmcs12_pa, u32 encoding)
 	return &region[FIELDS_OFFSET / 8 + idx];
 }
 
+u64 *vmcs12_slots(u64 vmcs12_pa)
+{
+	u64 *region = guestmem_ptr(vmcs12_pa, PAGE_SIZE_4K);
+
+	BUG_ON(!region);
+	return &region[FIELDS_OFFSET / 8];
+}
+
 u64 vmcs12_read(u64 vmcs12_pa, u32 encoding)
 {
 	u64 v = *slot(vmcs12_pa, encoding);
