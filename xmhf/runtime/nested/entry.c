@@ -182,6 +182,10 @@ static void resume_cached(struct vcpu *v)
 	for (u32 i = 0; i < ARRAY_SIZE(v->vmcs12_dirty); i++)
 		v->vmcs12_dirty[i] = 0;
 	merge_msr_bitmap(v, (u32)r12(v, VMCS_PROC_BASED_CONTROLS));
+	/* L1's entry starts L2's preemption timer from VMCS12's value (saved there at the last exit if
+	 * L1 asked, else the value L1 wrote), not from where VMCS02 stopped. */
+	if (r12(v, VMCS_PIN_BASED_CONTROLS) & PIN_PREEMPTION_TIMER)
+		vmcs_write(VMCS_GUEST_PREEMPTION_TIMER, r12(v, VMCS_GUEST_PREEMPTION_TIMER));
 	/* EPT02 may have been dropped meanwhile (L1's INVEPT, an EPT01 change). */
 	if (nested_l2_uses_ept(v))
 		vmcs_write(VMCS_EPT_POINTER, ept02_eptp(v, r12(v, VMCS_EPT_POINTER)));
@@ -293,7 +297,11 @@ static void build_vmcs02(struct vcpu *v)
 	vmcs_write(VMCS_EXIT_CONTROLS, EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_EFER | EXIT_LOAD_EFER | EXIT_SAVE_PAT |
 					       EXIT_LOAD_PAT | EXIT_SAVE_DEBUG_CONTROLS |
 					       /* L1's "acknowledge interrupt on exit": the CPU does it for L1 (caps.c) */
-					       ((u32)r12(v, VMCS_EXIT_CONTROLS) & (EXIT_SAVE_PREEMPTION_TIMER | EXIT_ACK_INTERRUPT)) |
+					       ((u32)r12(v, VMCS_EXIT_CONTROLS) & EXIT_ACK_INTERRUPT) |
+					       /* L2's timer keeps counting down across the exits L0 handles itself;
+						* VMCS12 gets the saved value only if L1 asked (vmcs-translate.c). */
+					       (((pin12 & PIN_PREEMPTION_TIMER) ? EXIT_SAVE_PREEMPTION_TIMER : 0) &
+						vmx_caps.exit1) |
 					       vmx_caps.exit0);
 	vmcs_write(VMCS_ENTRY_CONTROLS, ((entry12 & (ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_DEBUG_CONTROLS)) |
 					 ENTRY_LOAD_EFER | ENTRY_LOAD_PAT | vmx_caps.entry0) & vmx_caps.entry1);
