@@ -27,6 +27,10 @@
  *  l2-rdtsc-movdr-invlpg  RDTSC exiting (16, length 2); MOV DR exiting: MOV RDX<-DR7 exits (29,
  *                       0x217), MOV DR1<-RBX exits (29, 0x301); INVLPG exiting (14, qualification =
  *                       the linear address).
+ *  l2-preemption-timer  pin-based VMX-preemption timer with "save timer value": armed at 2^32-1, an
+ *                       L2 CPUID exits first (10) and the saved value is not 0; armed at 200 in an
+ *                       L2 loop without exits, it exits (52, qualification 0, RIP in the loop) and
+ *                       the saved value is 0; without the save control, the field keeps 300.
  *  l2-protected-mode    IA-32e mode guest off, CS = 32-bit flat code (selector 0x08), CR0.PE=PG=1
  *                       with 32-bit paging (CR4.PSE, 4 MiB pages, identity; PG=0 needs unrestricted
  *                       guest, i.e. EPT): CPUID exits (10, RIP, length 2), VMCALL exits (18);
@@ -54,9 +58,19 @@ extern char l2_pf_read[], l2_pf_read_insn[], l2_pf_write[], l2_pf_write_insn[];
 extern char l2_misc[], l2_misc_rdtsc[], l2_misc_movdr7[], l2_misc_movdr1[], l2_misc_invlpg[],
     l2_misc_vmcall[];
 extern char l2_pm[], l2_pm_cpuid[], l2_pm_vmcall[];
+extern char l2_spin[], l2_spin_cpuid[], l2_spin_loop[], l2_spin_end[];
 extern char l2_pf_handler[];
 
 asm(".text\n"
+    /* l2-preemption-timer: one CPUID, then a loop without exits */
+    "l2_spin:\n"
+    "  xor %eax, %eax\n"
+    "l2_spin_cpuid:\n"
+    "  cpuid\n"
+    "l2_spin_loop:\n"
+    "  inc %rax\n"
+    "  jmp l2_spin_loop\n"
+    "l2_spin_end:\n"
     /* l2-msr-bitmap-quarters */
     "l2_msr:\n"
     "  mov $0x174, %ecx\n"
@@ -468,6 +482,51 @@ static void t_misc_exits(void)
 }
 
 /* ------------------------------------------------------------------------------------------
+ * l2-preemption-timer
+ */
+static bool in_spin_loop(uint64_t rip) { return rip >= PA(l2_spin_loop) && rip < PA(l2_spin_end); }
+
+static void t_preemption_timer(void)
+{
+    if (test_begin("l2-preemption-timer") && l1_need_vmx()) {
+        bool save = vmx_ctl_allowed(cap_exit, EXIT_SAVE_PREEMPTION_TIMER);
+        struct l2_setup s = { .rip = PA(l2_spin), .pin = PIN_PREEMPTION_TIMER,
+                              .exit = save ? EXIT_SAVE_PREEMPTION_TIMER : 0 };
+        if (!vmx_ctl_allowed(cap_pin, PIN_PREEMPTION_TIMER)) {
+            info("l2-preemption-timer: no VMX-preemption timer (pin-based bit 6 not allowed)");
+        } else if (vmcs_build(&s)) {
+            /* A timer far from expiring does not hold up the CPUID exit. */
+            vmw(VMCS_PREEMPTION_TIMER_VALUE, 0xffffffffull);
+            if (step(true, EXIT_REASON_CPUID, l2_spin_cpuid, "CPUID with the timer armed") && save) {
+                uint64_t left = vmr(VMCS_PREEMPTION_TIMER_VALUE);
+                test_check(left != 0 && left <= 0xffffffffull,
+                           "saved timer after the CPUID exit: 0x%llx, expected 1..0xffffffff", U64(left));
+            }
+            advance_rip();
+            /* Then it expires in L2's loop: exit 52, qualification 0, saved value 0. */
+            vmw(VMCS_PREEMPTION_TIMER_VALUE, 200);
+            if (run_expect(false, EXIT_REASON_PREEMPTION_TIMER, "timer of 200 in an L2 loop")) {
+                test_check(in_spin_loop(ex.rip), "timer exit: GUEST_RIP 0x%llx not in the loop", U64(ex.rip));
+                check_u64(ex.qual, 0, "timer exit: qualification");
+                if (save)
+                    check_u64(vmr(VMCS_PREEMPTION_TIMER_VALUE), 0, "saved timer after it expired");
+            }
+            /* Without "save VMX-preemption-timer value" the field keeps what L1 wrote. */
+            if (save) {
+                vmw(VMCS_EXIT_CTLS, vmr(VMCS_EXIT_CTLS) & ~(uint64_t)EXIT_SAVE_PREEMPTION_TIMER);
+                vmw(VMCS_PREEMPTION_TIMER_VALUE, 300);
+                if (run_expect(false, EXIT_REASON_PREEMPTION_TIMER, "timer of 300 without saving")) {
+                    test_check(in_spin_loop(ex.rip), "timer exit: GUEST_RIP 0x%llx not in the loop",
+                               U64(ex.rip));
+                    check_u64(vmr(VMCS_PREEMPTION_TIMER_VALUE), 300, "timer field without the save control");
+                }
+            }
+        }
+    }
+    test_end();
+}
+
+/* ------------------------------------------------------------------------------------------
  * l2-protected-mode
  */
 static uint32_t l2_pd32[1024] __attribute__((aligned(PAGE)));
@@ -635,6 +694,7 @@ void test_main(void)
     t_io_bitmaps();
     t_pf_mask_match();
     t_misc_exits();
+    t_preemption_timer();
     t_protected_mode();
     t_all_cpus();
     l1_done();
