@@ -37,10 +37,14 @@ KERNELS = [
     # MSR bitmap quarters, CR masks/shadows, I/O bitmaps, #PF mask/match, RDTSC/MOV DR/INVLPG,
     # protected-mode L2, L2 on every CPU at once.
     ("lhv4", (1, 2), ""),
+    # VMCS field existence vs the capability MSRs, two VMCSs switched and cleared between exits, INIT
+    # VM exit from L2 and INIT blocked in VMX root (the INIT checks need 2 CPUs; with 1 an INFO line).
+    ("lhv5", (1, 2), ""),
 ]
 
 # Extra hypervisor command-line words per kernel.
-HV_EXTRA = {"lhv": " nested=1", "lhv2": " nested=1", "lhv3": " nested=1", "lhv4": " nested=1"}
+HV_EXTRA = {"lhv": " nested=1", "lhv2": " nested=1", "lhv3": " nested=1", "lhv4": " nested=1",
+            "lhv5": " nested=1"}
 
 # Hypervisor variants some tests boot: name -> make variables. Built once per run, beside the default.
 VARIANTS = {

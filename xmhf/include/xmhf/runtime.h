@@ -29,6 +29,10 @@ u64 heap_total_bytes(void);
 
 /* Identity map of physical memory for the runtime's own page tables. */
 void pagetables_init(u64 phys_top);
+/* The runtime's second map of physical memory (pagetables.c), used for guest memory (guestmem_ptr):
+ * virtual GUESTMEM_ALIAS + pa maps pa for pa < guestmem_top. */
+#define GUESTMEM_ALIAS 0xffff800000000000ULL
+extern u64 guestmem_top;
 
 /* Busy-wait using the PIT (channel 2): usable before any calibration, on any CPU. */
 void udelay(u32 us);

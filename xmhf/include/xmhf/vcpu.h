@@ -37,6 +37,10 @@ struct vcpu {
 	volatile u32 wait_sipi;    /* waiting in the hypervisor for a SIPI */
 	volatile u32 sipi_pending; /* a SIPI arrived with sipi_vector */
 	volatile u32 sipi_vector;
+	/* An NMI sent to make this CPU leave the guest (an INIT for it) is on its way: the next NMI is
+	 * that one, not the guest's (ipi_kick, nmi_is_kick). */
+	volatile u32 kick_nmi;
+	u32 pad7;
 	u64 exits;
 	/* Nested VMX (runtime/nested/), when the cmdline says nested=1. */
 	u32 l1_vmx_on;          /* L1 executed VMXON (it is in VMX root operation) */
@@ -172,6 +176,7 @@ bool nested_l2_exit(struct vcpu *v);       /* an exit while L2 ran: true if L0 h
 bool nested_l0_nmi(struct vcpu *v);        /* an NMI exit from L2: true if L0 keeps it */
 bool vmcs12_read_pin_nmi_exiting(struct vcpu *v);
 void nested_ept01_changed(struct vcpu *v);
+void nested_nmi_pending(struct vcpu *v);   /* while L2 runs: deliver guest NMIs to L1 or L2 */
 void reinject_interrupted_event(void);
 bool nested_entry_failed(struct vcpu *v, u32 error); /* VMLAUNCH/VMRESUME of VMCS02 failed */
 void vmcs01_host_state(struct vcpu *v);   /* this CPU's host state into the current VMCS */
@@ -186,6 +191,8 @@ void guest_inject_pf(u64 linear, u32 error_code);
 void ipi_emulate(struct vcpu *src, u32 dest, u32 icr_low, bool x2apic);
 void ipi_check_init(struct vcpu *v);
 void ap_wait_for_sipi(struct vcpu *v);
+void ipi_kick(struct vcpu *target);  /* an NMI to make it leave the guest, known as such */
+bool nmi_is_kick(struct vcpu *v);     /* for each NMI taken: was it ipi_kick's? */
 void lapic_trap_init(void);
 bool lapic_trap_handle_ept(struct vcpu *v, u64 gpa);
 bool lapic_trap_handle_wrmsr(struct vcpu *v, u32 msr, u64 value);

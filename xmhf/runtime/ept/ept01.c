@@ -163,10 +163,11 @@ bool ept01_check_generation(void)
 
 void *guestmem_ptr(u64 gpa, u64 len)
 {
-	/* Guest-physical equals host-physical outside the region (EPT01 is an identity map). */
-	if (len == 0 || gpa + len < gpa)
+	/* Guest-physical equals host-physical outside the region (EPT01 is an identity map); the
+	 * hypervisor reaches it through the alias of its page tables, so GPA 0 is not NULL. */
+	if (len == 0 || gpa + len < gpa || gpa + len > guestmem_top)
 		return NULL;
 	if (gpa < boot_info->region_base + boot_info->region_size && gpa + len > boot_info->region_base)
 		return NULL;
-	return (void *)(uintptr_t)gpa;
+	return (void *)(uintptr_t)(GUESTMEM_ALIAS + gpa);
 }

@@ -34,7 +34,7 @@ static void deliver(struct vcpu *src, struct cpu *target, u32 icr_low)
 		__atomic_store_n(&t->sipi_pending, 0, __ATOMIC_RELEASE);
 		__atomic_store_n(&t->init_pending, 1, __ATOMIC_RELEASE);
 		if (!__atomic_load_n(&t->wait_sipi, __ATOMIC_ACQUIRE))
-			lapic_send_ipi(target->apic_id, ICR_DELIVERY_NMI); /* make it leave the guest */
+			ipi_kick(t); /* make it leave the guest */
 	} else if (__atomic_load_n(&t->wait_sipi, __ATOMIC_ACQUIRE) ||
 		   __atomic_load_n(&t->init_pending, __ATOMIC_ACQUIRE)) {
 		/* A SIPI counts only for a CPU in wait-for-SIPI (or about to be, its INIT on the way). */
@@ -68,6 +68,21 @@ void ipi_emulate(struct vcpu *src, u32 dest, u32 icr_low, bool x2apic)
 			continue;
 		deliver(src, c, icr_low);
 	}
+}
+
+/* Sends the target CPU an NMI that makes it leave the guest, marked as such (kick_nmi) so that its
+ * NMI handling does not take it for the guest's, however late it arrives. One is enough while one is
+ * on its way: NMIs to a CPU collapse anyway. */
+void ipi_kick(struct vcpu *t)
+{
+	if (!__atomic_exchange_n(&t->kick_nmi, 1, __ATOMIC_ACQ_REL))
+		lapic_send_ipi(t->cpu->apic_id, ICR_DELIVERY_NMI);
+}
+
+/* Called for every NMI the CPU takes: true if it is the kick ipi_kick sent. */
+bool nmi_is_kick(struct vcpu *v)
+{
+	return __atomic_exchange_n(&v->kick_nmi, 0, __ATOMIC_ACQ_REL) != 0;
 }
 
 /* In the hypervisor, until a SIPI for this CPU arrives; then the guest resumes in real mode at the

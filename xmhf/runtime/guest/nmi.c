@@ -35,7 +35,7 @@ void nmi_host(void)
 	/* An INIT request's NMI is handled when this exit ends (ipi_check_init); a guest NMI is injected
 	 * at the next NMI window. Asking for an NMI-window exit now makes the guest exit again at once if
 	 * the NMI came after the last check before VM entry. */
-	if (!__atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))
+	if (!nmi_is_kick(v))
 		guest_nmi_arrived(v);
 	/* The current VMCS is VMCS01 or, while L2 runs, VMCS02; never the shadow VMCS (nested/shadow.c),
 	 * which holds L1's own controls: the end of the exit asks for the window then. */
@@ -69,8 +69,8 @@ void handle_exception_nmi(struct vcpu *v)
 
 	if ((info & INTR_TYPE_MASK) == INTR_TYPE_NMI && (info & 0xff) == 2) {
 		unblock_nmis();
-		/* The NMI of an INIT request (ipi.c) is not the guest's. */
-		if (!hypervisor_nmi() && !__atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))
+		/* The NMI of an INIT request (ipi_kick) is not the guest's. */
+		if (!hypervisor_nmi() && !nmi_is_kick(v))
 			guest_nmi_arrived(v);
 		return;
 	}
@@ -83,7 +83,7 @@ void handle_exception_nmi(struct vcpu *v)
 bool nested_l0_nmi(struct vcpu *v)
 {
 	unblock_nmis();
-	if (hypervisor_nmi() || __atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))
+	if (hypervisor_nmi() || nmi_is_kick(v))
 		return true;
 	if (vmcs12_read_pin_nmi_exiting(v))
 		return false;

@@ -10,7 +10,6 @@
 #include <lib/vmcs-translate.h>
 #include <x86/cpu.h>
 #include <x86/msr.h>
-#include <x86/lapic.h>
 #include <lib/nested-logic.h>
 #include "nested.h"
 
@@ -212,6 +211,19 @@ static void pair_write02(void *ctx, u32 enc, u64 value)
 
 /* VMCS12 in L1 memory and VMCS02, the CPU's current VMCS; the field lists are computed once (they
  * depend only on what L1 is offered, the same on every CPU). */
+/* A guest NMI is pending (nmi_pending) while L2 runs or is about to: with L1 intercepting NMIs it
+ * becomes an NMI exit to L1 (exit.c) as soon as L2 exits, which an NMI to this CPU makes happen at
+ * once; else it goes into L2 at L2's NMI window. */
+void nested_nmi_pending(struct vcpu *v)
+{
+	if (!v->in_l2 || !v->nmi_pending)
+		return;
+	if (r12(v, VMCS_PIN_BASED_CONTROLS) & PIN_NMI_EXITING)
+		ipi_kick(v);
+	else
+		vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING);
+}
+
 void nested_vmcs_pair(struct vcpu *v, struct vmcs_pair *p)
 {
 	static u16 guest[VMCS_FIELD_COUNT], exit_info[VMCS_FIELD_COUNT];
@@ -380,5 +392,7 @@ void nested_vmentry(struct vcpu *v, bool launch)
 	 * an NMI to this CPU makes L2 exit right after the entry, and exit.c turns it into the INIT
 	 * exit. */
 	if (v->in_l2 && __atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))
-		lapic_send_ipi(v->cpu->apic_id, ICR_DELIVERY_NMI);
+		ipi_kick(v);
+	/* Likewise a guest NMI still pending for L1 when it enters L2 with NMI exiting. */
+	nested_nmi_pending(v);
 }

@@ -93,7 +93,14 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 	vmcs_write(VMCS_GUEST_RIP, r12(v, VMCS_HOST_RIP));
 	vmcs_write(VMCS_GUEST_RSP, r12(v, VMCS_HOST_RSP));
 	vmcs_write(VMCS_GUEST_RFLAGS, 0x2);
-	vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, 0);
+	/* After an exit caused by an NMI, NMIs stay blocked in L1 until its next IRET (SDM 27.2.3,
+	 * 26.7.1); VMCS01's virtual-NMI blocking is that. */
+	vmcs_write(VMCS_GUEST_INTERRUPTIBILITY,
+		   (r12(v, VMCS_EXIT_REASON) & 0xffff) == EXIT_REASON_EXCEPTION_NMI &&
+				   (r12(v, VMCS_EXIT_INTR_INFO) & (INTR_INFO_VALID | INTR_TYPE_MASK)) ==
+					   (INTR_INFO_VALID | INTR_TYPE_NMI) ?
+			   INTERRUPTIBILITY_NMI :
+			   0);
 	vmcs_write(VMCS_GUEST_ACTIVITY_STATE, ACTIVITY_ACTIVE);
 	vmcs_write(VMCS_GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
 	vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
@@ -144,16 +151,17 @@ static void reflect(struct vcpu *v)
 	load_l1_host_state(v, l2_cr0);
 }
 
-/* An INIT VM exit (reason 3): no qualification, no exit interruption or IDT-vectoring information
- * (SDM 28.2.1-28.2.3), L2's state saved as for any exit. */
-static void reflect_init(struct vcpu *v)
+/* An exit of L0's making for an event that arrived for L1 while L2 ran: an INIT (reason 3) or an NMI
+ * L1 intercepts (reason 0, NMI interruption information): no qualification, no IDT-vectoring
+ * information (SDM 28.2.1-28.2.3), L2's state saved as for any exit. */
+static void reflect_event(struct vcpu *v, u32 reason, u32 intr_info)
 {
 	u64 l2_cr0 = vmcs_read(VMCS_GUEST_CR0);
 
 	save_l2_state(v);
-	save_exit_info(v, EXIT_REASON_INIT);
+	save_exit_info(v, reason);
 	w12(v, VMCS_EXIT_QUALIFICATION, 0);
-	w12(v, VMCS_EXIT_INTR_INFO, 0);
+	w12(v, VMCS_EXIT_INTR_INFO, intr_info);
 	w12(v, VMCS_IDT_VECTORING_INFO, 0);
 	vmcs12_set_launched(v->l1_current_vmcs, true);
 	v->vmcs02_of = v->l1_current_vmcs;
@@ -231,6 +239,11 @@ static bool l0_handles(struct vcpu *v)
 	case EXIT_REASON_NMI_WINDOW:
 		if (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_NMI_WINDOW_EXITING)
 			return false;
+		if (r12(v, VMCS_PIN_BASED_CONTROLS) & PIN_NMI_EXITING) {
+			/* Pending NMIs go to L1 as NMI exits (nested_l2_exit), not into L2. */
+			vmcs_clear_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING);
+			return true;
+		}
 		handle_nmi_window(v);
 		return true;
 	case EXIT_REASON_RDMSR:
@@ -263,10 +276,19 @@ bool nested_l2_exit(struct vcpu *v)
 		/* An INIT for this CPU (emulated, runtime/guest/ipi.c) while L2 runs is an INIT VM exit
 		 * to L1 (SDM 26.2); in L1's VMX root operation it stays blocked (ipi_check_init). It waits
 		 * for an exit that delivered no event, so nothing needs re-injecting into L2. */
-		if (v->in_l2 && __atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE) &&
-		    !(vmcs_read(VMCS_IDT_VECTORING_INFO) & INTR_INFO_VALID)) {
+		if (!v->in_l2 || (vmcs_read(VMCS_IDT_VECTORING_INFO) & INTR_INFO_VALID))
+			return true;
+		if (__atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE)) {
 			__atomic_store_n(&v->init_pending, 0, __ATOMIC_RELEASE);
-			reflect_init(v);
+			reflect_event(v, EXIT_REASON_INIT, 0);
+			return false;
+		}
+		/* A guest NMI (one for L1's world) with L1 intercepting NMIs is an NMI exit to L1, whatever
+		 * L2's NMI blocking (SDM 26.2, 26.7.1); without NMI exiting it goes into L2 at its NMI
+		 * window (runtime/guest/nmi.c). */
+		if (v->nmi_pending && (r12(v, VMCS_PIN_BASED_CONTROLS) & PIN_NMI_EXITING)) {
+			__atomic_sub_fetch(&v->nmi_pending, 1, __ATOMIC_SEQ_CST);
+			reflect_event(v, EXIT_REASON_EXCEPTION_NMI, INTR_INFO_VALID | INTR_TYPE_NMI | 2);
 			return false;
 		}
 		return true;

@@ -105,8 +105,7 @@ void vmexit_dispatch(struct vcpu *v)
 			reinject_interrupted_event();
 		if (ept01_check_generation() && v->in_l2)
 			nested_ept01_changed(v); /* EPT02 rights derive from EPT01's */
-		if (v->in_l2 && v->nmi_pending)
-			vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING);
+		nested_nmi_pending(v);
 		return;
 	}
 	if (reason & EXIT_REASON_ENTRY_FAILURE) {
