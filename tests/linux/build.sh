@@ -7,6 +7,10 @@
 #   OUTDIR/initrd.img          uncompressed newc cpio, fixed owners, modes and mtimes
 #   OUTDIR/grub.cfg            the guest disk's GRUB configuration
 #   OUTDIR/linux-disk.img      tools/mkgrubdisk.sh image with /boot/vmlinuz and /boot/initrd.img
+#   OUTDIR/kvm-modules/        irqbypass.ko, kvm.ko, kvm-intel.ko from the package
+#   OUTDIR/kvmtest             tests/linux/kvmtest.c, static
+#   OUTDIR/initrd-kvm.img      initrd.img plus the modules and kvmtest, /init = tests/linux/init-kvm
+#   OUTDIR/grub-kvm.cfg, OUTDIR/linux-kvm-disk.img   the same for the KVM variant (tests linux-kvm-*)
 # The same inputs give byte-identical files (benchmarks need a fixed disk). Quick when up to date.
 # Environment: LINUX_ABI=56 (say) picks the package; default: what linux-image-amd64 depends on.
 set -euo pipefail
@@ -63,27 +67,49 @@ busybox=${BUSYBOX:-/bin/busybox}
 [ -x "$busybox" ] || die "$busybox not found (apt-get install busybox-static)"
 file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
     ldd "$busybox" 2>&1 | grep -q 'not a dynamic executable' || die "$busybox is not statically linked (want busybox-static)"
-if [ ! -s "$out/initrd.img" ] || [ "$here/init" -nt "$out/initrd.img" ] || [ "$busybox" -nt "$out/initrd.img" ] ||
-   [ "$0" -nt "$out/initrd.img" ]; then
+# newer_than TARGET FILE...: true when TARGET is missing or empty or a FILE is newer (a rebuild is due).
+newer_than() {
+    local t=$1 f
+    shift
+    [ -s "$t" ] || return 0
+    for f in "$@"; do [ "$f" -nt "$t" ] && return 0; done
+    return 1
+}
+
+# mkinitramfs OUT INIT [SRC:DEST:MODE]...: busybox with its applet links, INIT as /init and the extra
+# files, packed as a newc cpio with fixed owners, modes and mtimes. Without extras it gives exactly the
+# initrd.img it always gave (the benchmarks' disk must stay byte-identical).
+mkinitramfs() {
+    local o=$1 init=$2 s a e src dest mode
+    shift 2
     s=$(mktemp -d "$out/initramfs.XXXXXX")
     mkdir -p "$s"/{bin,sbin,dev,proc,sys,tmp,root,etc}
     cp "$busybox" "$s/bin/busybox"
     for a in $("$busybox" --list | LC_ALL=C sort); do
         [ "$a" = busybox ] || ln -s busybox "$s/bin/$a"
     done
-    cp "$here/init" "$s/init"
+    cp "$init" "$s/init"
+    for e in "$@"; do
+        IFS=: read -r src dest mode <<<"$e"
+        mkdir -p "$s$(dirname "$dest")"
+        cp "$src" "$s$dest"
+        chmod "$mode" "$s$dest"
+    done
     find "$s" -type d -exec chmod 0755 {} +
     chmod 0755 "$s/init" "$s/bin/busybox"
     chmod 1777 "$s/tmp"
     find "$s" -exec touch -h -d @0 {} +
     (cd "$s" && find . -mindepth 1 | LC_ALL=C sort |
-        cpio --quiet -o -H newc -R 0:0 --reproducible) >"$out/initrd.img.tmp"
-    mv -f "$out/initrd.img.tmp" "$out/initrd.img"
+        cpio --quiet -o -H newc -R 0:0 --reproducible) >"$o.tmp"
+    mv -f "$o.tmp" "$o"
     rm -rf "$s"
-fi
+}
 
-# --- the GRUB disk --------------------------------------------------------------------
-cat >"$out/grub.cfg.tmp" <<EOC
+# mkdisk IMG CFG INITRD: the GRUB disk with /boot/vmlinuz and INITRD as /boot/initrd.img, booting
+# them with $CMDLINE (CFG is written only when its text changes, so an unchanged disk is not rebuilt).
+mkdisk() {
+    local img=$1 cfg=$2 initrd=$3 ksize
+    cat >"$cfg.tmp" <<EOC
 set timeout=0
 set default=0
 menuentry "Debian $(cat "$out/release")" {
@@ -91,12 +117,50 @@ menuentry "Debian $(cat "$out/release")" {
 	initrd /boot/initrd.img
 }
 EOC
-if cmp -s "$out/grub.cfg.tmp" "$out/grub.cfg"; then rm -f "$out/grub.cfg.tmp"; else mv -f "$out/grub.cfg.tmp" "$out/grub.cfg"; fi
-img=$out/linux-disk.img
-if [ ! -s "$img" ] || [ "$out/vmlinuz" -nt "$img" ] || [ "$out/initrd.img" -nt "$img" ] ||
-   [ "$out/grub.cfg" -nt "$img" ] || [ "$root/tools/mkgrubdisk.sh" -nt "$img" ]; then
-    ksize=$(( ($(stat -c %s "$out/vmlinuz") + $(stat -c %s "$out/initrd.img")) / 1048576 + 4 ))
-    "$root/tools/mkgrubdisk.sh" -o "$img" -c "$out/grub.cfg" -s "$ksize" \
-        -f "$out/vmlinuz:/boot/vmlinuz" -f "$out/initrd.img:/boot/initrd.img" >&2
+    if cmp -s "$cfg.tmp" "$cfg"; then rm -f "$cfg.tmp"; else mv -f "$cfg.tmp" "$cfg"; fi
+    if newer_than "$img" "$out/vmlinuz" "$initrd" "$cfg" "$root/tools/mkgrubdisk.sh"; then
+        ksize=$(( ($(stat -c %s "$out/vmlinuz") + $(stat -c %s "$initrd")) / 1048576 + 4 ))
+        "$root/tools/mkgrubdisk.sh" -o "$img" -c "$cfg" -s "$ksize" \
+            -f "$out/vmlinuz:/boot/vmlinuz" -f "$initrd:/boot/initrd.img" >&2
+    fi
+}
+
+if newer_than "$out/initrd.img" "$here/init" "$busybox" "$0"; then
+    mkinitramfs "$out/initrd.img" "$here/init"
 fi
-echo "$img"
+
+# --- the KVM variant: the same plus KVM's modules and tests/linux/kvmtest.c -------------------
+# (tests linux-kvm-*: Linux runs KVM as L1 of Bochs or of XMHF; init-kvm loads the modules, runs
+# kvmtest, then execs the ordinary init as /init.base.)
+rel=$(cat "$out/release")
+kmods="kernel/virt/lib/irqbypass.ko kernel/arch/x86/kvm/kvm.ko kernel/arch/x86/kvm/kvm-intel.ko"
+if newer_than "$out/kvm-modules/kvm-intel.ko" "$deb"; then
+    x=$(mktemp -d "$out/extract.XXXXXX")
+    # shellcheck disable=SC2046  # one path per module
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$x" $(for k in $kmods; do echo "./lib/modules/$rel/$k"; done) ||
+        { rm -rf "$x"; die "KVM modules not found in $deb"; }
+    mkdir -p "$out/kvm-modules"
+    for k in $kmods; do mv -f "$x/lib/modules/$rel/$k" "$out/kvm-modules/"; done
+    touch "$out"/kvm-modules/*.ko   # newer than the package: not extracted again
+    rm -rf "$x"
+fi
+if newer_than "$out/kvmtest" "$here/kvmtest.c"; then
+    command -v gcc >/dev/null || die "gcc not found (apt-get install gcc libc6-dev)"
+    # Static: the initramfs has no C library. The same source and compiler give the same binary.
+    gcc -static -O2 -Wall -Wextra -Werror -o "$out/kvmtest.tmp" "$here/kvmtest.c" ||
+        die "building kvmtest failed (a static build needs libc6-dev's libc.a)"
+    mv -f "$out/kvmtest.tmp" "$out/kvmtest"
+fi
+if newer_than "$out/initrd-kvm.img" "$here/init" "$here/init-kvm" "$busybox" "$0" "$out/kvmtest" \
+        "$out"/kvm-modules/*.ko; then
+    mkinitramfs "$out/initrd-kvm.img" "$here/init-kvm" "$here/init:/init.base:0755" \
+        "$out/kvmtest:/bin/kvmtest:0755" "$out/kvm-modules/irqbypass.ko:/lib/modules/kvm/irqbypass.ko:0644" \
+        "$out/kvm-modules/kvm.ko:/lib/modules/kvm/kvm.ko:0644" \
+        "$out/kvm-modules/kvm-intel.ko:/lib/modules/kvm/kvm-intel.ko:0644"
+fi
+
+# --- the GRUB disks -------------------------------------------------------------------
+mkdisk "$out/linux-disk.img" "$out/grub.cfg" "$out/initrd.img"
+mkdisk "$out/linux-kvm-disk.img" "$out/grub-kvm.cfg" "$out/initrd-kvm.img"
+echo "$out/linux-disk.img"
+echo "$out/linux-kvm-disk.img"

@@ -8,6 +8,10 @@ Figures: `ticks` (Bochs instructions, deterministic for a fixed disk: the kernel
 and without RDRAND/RDSEED) and, with the event-logger build, VM exits by reason. bench() compares a
 bare and an XMHF boot with one CPU.
 
+The linux-kvm-* tests boot the KVM variant of the disk (linux-kvm-disk.img: tests/linux/init-kvm loads
+Debian's kvm modules and runs tests/linux/kvmtest.c before the ordinary init): Linux/KVM as L1, bare and
+under XMHF with nested=1, must print the same KVMTEST lines (KVMTEST_EXPECT).
+
 Bochs needs tests/linux/msrs.def: its CPU model lacks MSRs Linux reads without a fallback (see there).
 """
 
@@ -21,6 +25,7 @@ from guest import HV_CMDLINE, build_variant
 
 LINUX_OUT = os.path.join(ROOT, "build", "linux")
 LINUX_DISK = os.path.join(LINUX_OUT, "linux-disk.img")
+LINUX_KVM_DISK = os.path.join(LINUX_OUT, "linux-kvm-disk.img")  # the same plus KVM and kvmtest (LinuxKvmTest)
 MSRS = os.path.join(ROOT, "tests", "linux", "msrs.def")
 HV_MODULES = ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd1)+1"]
 # Failures that leave Bochs running: the emulator is stopped a few seconds after one of these.
@@ -106,9 +111,13 @@ class LinuxTest(Test):
         self.smp, self.hv, self.mem, self.timeout, self.variant = smp, hv, mem, timeout, variant
         self.hv_extra = hv_extra  # more words for XMHF's command line (nested=1)
 
+    def disk(self, log):
+        build_linux(log)
+        return LINUX_DISK
+
     def run(self, log_dir):
         log = os.path.join(log_dir, "build.log")
-        disk = build_linux(log)
+        disk = self.disk(log)
         disks = [disk]
         if self.hv:
             build_dir = build_variant(self.variant, log) if self.variant else "."
@@ -160,6 +169,77 @@ class LinuxTest(Test):
         return ""
 
 
+# What tests/linux/kvmtest.c prints when both of its KVM guests behave architecturally, line for line.
+# Bare Bochs (Linux/KVM as L1 of Bochs's VMX) and XMHF with nested=1 (Linux/KVM as XMHF's L1) must both
+# print exactly this, so they also agree with each other. See kvmtest.c for what each value is.
+KVMTEST_EXPECT = """\
+api version 0xc
+real out8 0x11
+real out16 sum 0x13ba
+real in+1 0x5b
+real cpuid0 ebx 0x756e6547
+real cpuid0 edx 0x49656e69
+real cpuid0 ecx 0x6c65746e
+real mmio write 0xa5
+real exits 10
+real rax 0x3c
+real rbx 0x12345678
+real rcx 0x6c65746e
+real rip 0x104c
+real ds 0x0
+real cr0.pe 0x0
+real ram 0x13ba
+long out32 0x89abcdef
+long mmio write 0x123456789abcdef
+long exits 3
+long rbx 0x123456789abcdef0
+long rcx 0xffffffffffffffff
+long rip 0x102a
+long efer.lma 0x1
+long ram 0x123456789abcdef0
+ok""".split("\n")
+
+
+class LinuxKvmTest(LinuxTest):
+    """Linux runs KVM (Debian's kvm.ko, kvm-intel.ko) as an L1 hypervisor and tests/linux/kvmtest.c runs
+    two tiny L2 guests through /dev/kvm (tests/linux/init-kvm, then the ordinary init's checks). Bare:
+    KVM on Bochs's VMX, the reference. Under XMHF with nested=1: a real L1 on the nested VMX emulation."""
+
+    def disk(self, log):
+        build_linux(log)
+        return LINUX_KVM_DISK
+
+    def check(self, text, ended):
+        err = check_patterns(text, [r"^LINUX: kvm init started$", r"^LINUX: kvm insmod irqbypass ok$",
+                                    r"^LINUX: kvm insmod kvm ok$", r"^LINUX: kvm insmod kvm-intel ok$",
+                                    r"^KVMTEST: api version ", r"^LINUX: kvmtest exit 0$", r"^LINUX: kvm done$"],
+                             # A KVM warning or oops (init-kvm prints dmesg's kvm/vmx lines): KVM saw
+                             # something a CPU would not do, even if the guests still ran.
+                             [r"^KVMTEST: FAIL", r"^LINUX: dmesg .*(WARNING|BUG|Oops|Call Trace)"])
+        if err:
+            fail = re.search(r"^(KVMTEST: FAIL.*|LINUX: kvm insmod \S+ failed|LINUX: kvm no /dev/kvm)$", text, re.M)
+            return err + (" [%s]" % fail.group(0) if fail else "")
+        got = re.findall(r"^KVMTEST: (.*)$", text, re.M)
+        for i, want in enumerate(KVMTEST_EXPECT):
+            if i >= len(got) or got[i] != want:
+                return "KVMTEST line %d is %r, want %r" % (i + 1, got[i] if i < len(got) else None, want)
+        if len(got) != len(KVMTEST_EXPECT):
+            return "KVMTEST printed %d lines, want %d" % (len(got), len(KVMTEST_EXPECT))
+        if self.variant == "event-logger":
+            # Proof that the L2 guests ran through XMHF's nested VMX, not beside it: L1 (KVM) executed
+            # VMXON, one VMLAUNCH per vCPU (two VMs) and a VMRESUME per later KVM_RUN (kvmtest returns to
+            # user space 10 + 3 times, each a VM exit of L2 reflected to L1 and an entry back into L2).
+            exits = parse_exits(text)
+            if not exits:
+                return "no 'XMHF: exits CPU' lines from the event-logger build"
+            count = lambda r: sum(c.get(r, 0) for c in exits.values())
+            for reason, least in ((27, 1), (20, 2), (24, 11)):
+                if count(reason) < least:
+                    return "XMHF saw %d %s exits of L1, want at least %d" % (count(reason), EXIT_REASONS[reason], least)
+        # Then everything the ordinary Linux test checks (CPUs, memory, region hidden, vmx flag).
+        return super().check(text, ended)
+
+
 def tests():
     # Wall time on 2 host cores, two runs at a time: about 115 s with 1 CPU (bare or XMHF), 195 s bare
     # and 280 s under XMHF with 2 (an idle Bochs CPU costs host time while the other decompresses).
@@ -167,6 +247,11 @@ def tests():
            for hv in (False, True) for smp in (1, 2)]
     # With VMX offered (nested=1), Linux reads every VMX capability MSR at boot (feature flags).
     out.append(LinuxTest("linux-xmhf-nested-smp1", 1, True, timeout=400, hv_extra=" nested=1"))
+    # Linux runs KVM and a KVM guest: bare (the reference) and as XMHF's L1 (nested=1).
+    out.append(LinuxKvmTest("linux-kvm-bare-smp1", 1, False, timeout=600))
+    # The event-logger build: its exit counts show L1's VMLAUNCH/VMRESUMEs (and are the run's figures).
+    out.append(LinuxKvmTest("linux-kvm-xmhf-nested-smp1", 1, True, timeout=600, variant="event-logger",
+                            hv_extra=" nested=1"))
     return out
 
 
