@@ -125,10 +125,13 @@ def check_guest_map_hides_region(text):
 class DiffTest(Test):
     platform = "bochs"
 
-    def __init__(self, kernel, smp, args="", mem=256, timeout=180):
+    def __init__(self, kernel, smp, args="", mem=256, timeout=180, levels=1):
         words = [w for w in args.split() if not w.startswith("skip=")]
         suffix = "".join("-" + w.replace("=1", "").replace("=", "-") for w in words)
-        super().__init__("diff-%s%s-smp%d" % (kernel, suffix, smp))
+        # levels=2: XMHF (nested=1) runs XMHF as its L1, which runs the kernel ("another copy of
+        # itself", the users' case), compared with the same bare run.
+        super().__init__("%s-%s%s-smp%d" % ("diff" if levels == 1 else "diff-xmhf-in-xmhf", kernel, suffix, smp))
+        self.levels = levels
         self.kernel = kernel
         self.args = args
         self.smp = smp
@@ -140,9 +143,21 @@ class DiffTest(Test):
         os.makedirs(d, exist_ok=True)
         disk = kernel_disk(d, self.kernel, self.args, log)
         disks = [disk]
-        if hv:
+        if hv and self.levels == 1:
             disks = [grub_disk(d, HV_CMDLINE + HV_EXTRA.get(self.kernel, ""),
                                ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd1)+1"], log),
+                     disk]
+        elif hv:
+            # Disk 0: the outer XMHF, chain-loading disk 1 (DL = 0x81): the inner XMHF's GRUB disk,
+            # whose XMHF boots disk 2 (boot_drive=0x82).
+            outer, inner = os.path.join(d, "outer"), os.path.join(d, "inner")
+            os.makedirs(outer, exist_ok=True)
+            os.makedirs(inner, exist_ok=True)
+            inner_cmdline = HV_CMDLINE.replace("boot_drive=0x81", "boot_drive=0x82") + HV_EXTRA.get(self.kernel, "")
+            disks = [grub_disk(outer, HV_CMDLINE + " nested=1", ["/boot/hypervisor-x86-amd64.bin.gz",
+                                                                  "--nounzip (hd1)+1"], log),
+                     grub_disk(inner, inner_cmdline, ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd2)+1"],
+                               log),
                      disk]
         serial = os.path.join(d, "serial.log")
         text, secs, ended = run_emulator("bochs", disks, serial, d, smp=self.smp, mem=self.mem,
@@ -281,9 +296,14 @@ def hypapp_tests():
     ]
 
 
+# XMHF as its own L1 (levels=2): kernels and CPU counts. The lhv kernels make three levels of VMX.
+XMHF_IN_XMHF = [("cpuid", 2), ("msr", 1), ("cr", 1), ("e820", 1), ("smp", 2), ("nmi", 2), ("mtrr", 1),
+                ("lhv", 1), ("lhv2", 1), ("lhv3", 2), ("lhv4", 2), ("lhv5", 2)]
+
+
 def tests():
-    return ([DiffTest(k, n, args) for k, smps, args in KERNELS for n in smps] + security_tests() +
-            hypapp_tests())
+    return ([DiffTest(k, n, args) for k, smps, args in KERNELS for n in smps] +
+            [DiffTest(k, n, levels=2) for k, n in XMHF_IN_XMHF] + security_tests() + hypapp_tests())
 
 
 def nested_bench(log_root=None):
