@@ -6,7 +6,7 @@
 #        |bootsector (the test boot sector: prints a line and powers off)
 #   SMP (CPUs, default 2), MEM (MiB, default 256), TIMEOUT (s, default 900),
 #   ON_READY (guest|halt|poweroff, default guest), PLATFORM (bochs|qemu, default bochs),
-#   CMDLINE_EXTRA (more words for XMHF's command line, e.g. nested=1)
+#   CMDLINE_EXTRA (more words for XMHF's command line, e.g. nested=0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

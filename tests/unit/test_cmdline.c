@@ -106,6 +106,8 @@ TEST(cmdline_nested)
 	char err[64];
 
 	CHECK_EQ(cmdline_parse("", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.nested, 1); /* on by default */
+	CHECK_EQ(cmdline_parse("nested=0", &c, err, sizeof(err)), 0);
 	CHECK_EQ(c.nested, 0);
 	CHECK_EQ(cmdline_parse("nested=1", &c, err, sizeof(err)), 0);
 	CHECK_EQ(c.nested, 1);

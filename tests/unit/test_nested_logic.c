@@ -190,3 +190,15 @@ TEST(ept02_cache_pick_hit_empty_lru)
 	CHECK(!hit);
 	CHECK_EQ(ept02_cache_pick(s, 1, 0x5000, &hit), 0U);
 }
+
+TEST(nested_host_msr_checks)
+{
+	CHECK(x86_pat_valid(0x0007040600070406ULL));
+	CHECK(!x86_pat_valid(0x0007040600070402ULL)); /* type 2 */
+	CHECK(!x86_pat_valid(0x0807040600070406ULL)); /* type 8 in the top entry */
+	CHECK(nested_host_efer_valid(0xd01, true));
+	CHECK(!nested_host_efer_valid(0xd01, false));   /* LMA/LME set for a 32-bit host */
+	CHECK(!nested_host_efer_valid(0x901, true));    /* LME without LMA */
+	CHECK(!nested_host_efer_valid(0xd03, true));    /* reserved bit 1 */
+	CHECK(nested_host_efer_valid(0x801, false));
+}

@@ -187,7 +187,7 @@ int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t err
 	out->boot_drive = 0x80;
 	out->on_ready = ON_READY_GUEST;
 	out->on_stop = ON_STOP_HALT;
-	out->nested = 0;
+	out->nested = 1; /* VMX for the guest: Hyper-V, KVM and others need it; nested=0 hides it */
 	out->selftest = 0;
 	for (u32 i = 0; i < sizeof(out->pad); i++)
 		out->pad[i] = 0;

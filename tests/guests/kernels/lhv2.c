@@ -31,7 +31,12 @@
  *  l2-entry-fail-controls  a must-be-1 pin-based control cleared: VMLAUNCH VMfailValid(7), no VM
  *                       exit, VMRESUME then VMfailValid(5); repaired, VMLAUNCH runs L2.
  *  l2-entry-fail-host   HOST_CR4 without VMXE: VMfailValid(8), no VM exit, VMRESUME VMfailValid(5);
- *                       repaired, VMLAUNCH runs L2.
+ *                       repaired, VMLAUNCH runs L2. Then one bad host field at a time, each
+ *                       VMfailValid(8) and L2 running once repaired: non-canonical HOST_SYSENTER_ESP
+ *                       and _EIP, HOST_TR_SELECTOR 0, HOST_CS_SELECTOR with RPL 3, and with the
+ *                       load controls (when allowed) HOST_IA32_PAT with type 2, HOST_IA32_EFER with
+ *                       LMA clear and with reserved bit 1. A "save preemption timer" exit control
+ *                       without the timer: VMfailValid(7).
  *  l2-entry-fail-guest  GUEST_CS type 3 (data), then GUEST_RFLAGS bit 1 clear: VMLAUNCH ends in a
  *                       VM exit to HOST_RIP with reason 33 | 0x80000000, qualification 0; the VMCS
  *                       stays clear (VMRESUME VMfailValid(5)); repaired, VMLAUNCH runs L2.
@@ -469,6 +474,26 @@ static void t_entry_fail_controls(void)
     test_end();
 }
 
+/* One bad host-state field (with extra exit controls): VMfailValid(8); a good value (0: the one
+ * vmcs_build wrote) back, L2 runs. */
+static void host_fail_case(uint32_t field, uint64_t bad, uint64_t good, uint32_t exit, const char *what)
+{
+    struct l2_setup s = { .rip = PA(l2_vmcall), .exit = exit };
+    char buf[96];
+
+    if (!vmcs_build(&s))
+        return;
+    if (!good)
+        good = vmr(field);
+    vmw(field, bad);
+    snprintf(buf, sizeof(buf), "VMLAUNCH with %s", what);
+    enter_expect_fail(true, VMX_FAIL_VALID_ERR(VMXERR_ENTRY_INVALID_HOST_STATE), buf);
+    vmw(field, good);
+    snprintf(buf, sizeof(buf), "VMLAUNCH with %s repaired", what);
+    if (run_expect(true, EXIT_REASON_VMCALL, buf))
+        check_u64(ex.rip, PA(l2_vmcall), "VMCALL exit: GUEST_RIP");
+}
+
 static void t_entry_fail_host(void)
 {
     if (test_begin("l2-entry-fail-host") && l1_need_vmx()) {
@@ -483,6 +508,23 @@ static void t_entry_fail_host(void)
             vmw(VMCS_HOST_CR4, read_cr4());
             if (run_expect(true, EXIT_REASON_VMCALL, "VMLAUNCH with the host state repaired"))
                 check_u64(ex.rip, PA(l2_vmcall), "VMCALL exit: GUEST_RIP");
+        }
+        host_fail_case(VMCS_HOST_SYSENTER_ESP, 0x0000800000000000ull, 0, 0, "non-canonical HOST_SYSENTER_ESP");
+        host_fail_case(VMCS_HOST_SYSENTER_EIP, 0xffff000000001000ull, 0, 0, "non-canonical HOST_SYSENTER_EIP");
+        host_fail_case(VMCS_HOST_TR_SELECTOR, 0, 0, 0, "HOST_TR_SELECTOR 0");
+        host_fail_case(VMCS_HOST_CS_SELECTOR, SEL_CODE64 | 3, 0, 0, "HOST_CS_SELECTOR with RPL 3");
+        if (vmx_ctl_allowed(cap_exit, EXIT_LOAD_PAT))
+            host_fail_case(VMCS_HOST_IA32_PAT, 0x0007040600070402ull, rdmsr(0x277), EXIT_LOAD_PAT, "HOST_IA32_PAT with type 2");
+        if (vmx_ctl_allowed(cap_exit, EXIT_LOAD_EFER)) {
+            uint64_t efer = rdmsr(MSR_EFER);
+            host_fail_case(VMCS_HOST_IA32_EFER, efer & ~EFER_LMA, efer, EXIT_LOAD_EFER, "HOST_IA32_EFER without LMA");
+            host_fail_case(VMCS_HOST_IA32_EFER, efer | 2, efer, EXIT_LOAD_EFER, "HOST_IA32_EFER with reserved bit 1");
+        }
+        if (vmx_ctl_allowed(cap_exit, EXIT_SAVE_PREEMPTION_TIMER)) {
+            struct l2_setup s2 = { .rip = PA(l2_vmcall), .exit = EXIT_SAVE_PREEMPTION_TIMER, .unchecked = true };
+            if (vmcs_build(&s2))
+                enter_expect_fail(true, VMX_FAIL_VALID_ERR(VMXERR_ENTRY_INVALID_CONTROLS),
+                                  "VMLAUNCH saving a preemption timer that is not active");
         }
     }
     test_end();

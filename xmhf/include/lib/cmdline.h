@@ -21,7 +21,7 @@ struct boot_cmdline {
 	u8 boot_drive;       /* boot_drive=0xNN       default 0x80 */
 	u8 on_ready;         /* on_ready=guest|halt|poweroff, default guest */
 	u32 unknown_keys;    /* count of words with an unknown key (ignored, XMHF compatibility) */
-	u8 nested;           /* nested=0|1: offer VMX to the guest (experimental, default 0) */
+	u8 nested;           /* nested=0|1: offer VMX to the guest (default 1) */
 	u8 selftest;         /* selftest=exception: fault in the runtime once ready (tests the dump) */
 	u8 pad[6];
 };

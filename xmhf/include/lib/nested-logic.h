@@ -57,6 +57,28 @@ static inline u64 nested_cr_guest12(u64 mask01, u64 mask12, u64 cr02, u64 shadow
 	return (cr02 & ~only0) | (shadow02 & only0);
 }
 
+/* IA32_PAT: every entry a memory type the MSR accepts (0 UC, 1 WC, 4 WT, 5 WP, 6 WB, 7 UC-). */
+static inline bool x86_pat_valid(u64 pat)
+{
+	for (int i = 0; i < 8; i++) {
+		u32 t = (u32)(pat >> (8 * i)) & 0xff;
+		if (t == 2 || t == 3 || t > 7)
+			return false;
+	}
+	return true;
+}
+
+/* IA32_EFER for a VM-exit load (SDM 27.2.2): no reserved bit (SCE, LME, LMA and NXE exist), LMA and
+ * LME both equal to "host address-space size". */
+static inline bool nested_host_efer_valid(u64 efer, bool host64)
+{
+	const u64 lme = 1ULL << 8, lma = 1ULL << 10;
+
+	if (efer & ~(1ULL | lme | lma | (1ULL << 11)))
+		return false;
+	return ((efer & lma) != 0) == host64 && ((efer & lme) != 0) == host64;
+}
+
 /* Does a MOV to CR0/CR4 of value val exit to L1? (SDM 26.1.3: it changes a bit L1 owns.) */
 static inline bool nested_cr_write_exits_to_l1(u64 mask12, u64 shadow12, u64 val)
 {

@@ -78,6 +78,9 @@ static bool check_controls(struct vcpu *v)
 		return false;
 	if ((proc & PROC_NMI_WINDOW_EXITING) && !(pin & PIN_VIRTUAL_NMIS))
 		return false;
+	/* Saving the preemption timer needs it active (SDM 27.2.1.2). */
+	if ((r12(v, VMCS_EXIT_CONTROLS) & EXIT_SAVE_PREEMPTION_TIMER) && !(pin & PIN_PREEMPTION_TIMER))
+		return false;
 	if (r12(v, VMCS_CR3_TARGET_COUNT) > ((vmx_caps.misc >> 16) & 0x1ff))
 		return false;
 	/* Bitmap addresses: 4 KiB aligned, in guest memory. */
@@ -101,7 +104,7 @@ static bool canonical(u64 a)
 	return (u64)((s64)(a << 16) >> 16) == a;
 }
 
-/* SDM 27.2.2 (a subset: the checks a 64-bit L1 can get wrong). */
+/* SDM 27.2.2 and 27.2.3 for a 64-bit L1: everything L0 would otherwise load into VMCS01 unchecked. */
 static bool check_host_state(struct vcpu *v)
 {
 	u64 cr0 = r12(v, VMCS_HOST_CR0), cr4 = r12(v, VMCS_HOST_CR4);
@@ -125,6 +128,14 @@ static bool check_host_state(struct vcpu *v)
 	if (!canonical(r12(v, VMCS_HOST_FS_BASE)) || !canonical(r12(v, VMCS_HOST_GS_BASE)) ||
 	    !canonical(r12(v, VMCS_HOST_TR_BASE)) || !canonical(r12(v, VMCS_HOST_GDTR_BASE)) ||
 	    !canonical(r12(v, VMCS_HOST_IDTR_BASE)) || !canonical(r12(v, VMCS_HOST_RIP)))
+		return false;
+	/* MSRs the exit loads into L1 (VMCS01's guest state): a bad one would fail L0's own entry. */
+	if (!canonical(r12(v, VMCS_HOST_IA32_SYSENTER_ESP)) || !canonical(r12(v, VMCS_HOST_IA32_SYSENTER_EIP)))
+		return false;
+	if ((r12(v, VMCS_EXIT_CONTROLS) & EXIT_LOAD_PAT) && !x86_pat_valid(r12(v, VMCS_HOST_IA32_PAT)))
+		return false;
+	if ((r12(v, VMCS_EXIT_CONTROLS) & EXIT_LOAD_EFER) &&
+	    !nested_host_efer_valid(r12(v, VMCS_HOST_IA32_EFER), host64))
 		return false;
 	return true;
 }
