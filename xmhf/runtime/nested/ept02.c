@@ -14,6 +14,7 @@
  * afresh, so an L1 cannot exhaust L0's memory. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
+#include <xmhf/app.h>
 #include <lib/string.h>
 #include <x86/cpu.h>
 #include <lib/nested-logic.h>
@@ -205,8 +206,14 @@ bool ept02_violation(struct vcpu *v)
 	if (access & ~leaf01 & walk.rights) {
 		if (lapic_trap_handle_ept(v, walk.gpa1))
 			return true;
-		panic("L2 access to GPA 0x%llx (L1 0x%llx) that EPT01 forbids", (unsigned long long)gpa2,
-		      (unsigned long long)walk.gpa1);
+		/* A page a hypapp protects: its handler sees the L1 address (VMCS02 is current). */
+		if (xmhf_app_handleintercept_hwpgtblviolation(v, &v->regs, walk.gpa1,
+							      vmcs_read(VMCS_GUEST_LINEAR_ADDRESS), qual) == APP_SUCCESS)
+			return true;
+		printf("XMHF: FATAL: CPU %u: L2 access to GPA 0x%llx (L1 GPA 0x%llx, qualification 0x%llx) that EPT01 "
+		       "forbids and no hypapp handled\n",
+		       v->cpu->index, (unsigned long long)gpa2, (unsigned long long)walk.gpa1, (unsigned long long)qual);
+		panic("unhandled EPT violation from L2");
 	}
 	ept02_compose(gpa2, &walk, leaf01, level01, (vmx_caps.ept_vpid & EPT_CAP_2M) != 0, &leaf);
 	if (!ept02_install(v, &leaf)) {
