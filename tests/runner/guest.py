@@ -303,7 +303,15 @@ XMHF_IN_XMHF = [("cpuid", 2), ("msr", 1), ("cr", 1), ("e820", 1), ("smp", 2), ("
 
 def tests():
     return ([DiffTest(k, n, args) for k, smps, args in KERNELS for n in smps] +
-            [DiffTest(k, n, levels=2) for k, n in XMHF_IN_XMHF] + security_tests() + hypapp_tests())
+            [DiffTest(k, n, levels=2) for k, n in XMHF_IN_XMHF] + security_tests() + hypapp_tests() +
+            nested_switch_tests())
+
+
+def nested_switch_tests():
+    """VMX is offered by default (CPUID.1:ECX.VMX as on the bare CPU); nested=0 hides it."""
+    return [HvTest("nested-default-offers-vmx", "cpuid", "", 1, [r"^INFO vmx-bit=1$", r"^TESTS DONE: \d+ passed, 0 failed"]),
+            HvTest("nested-0-hides-vmx", "cpuid", "", 1, [r"^INFO vmx-bit=0$", r"^TESTS DONE: \d+ passed, 0 failed"],
+                   extra_hv=" nested=0")]
 
 
 def nested_bench(log_root=None):

@@ -247,8 +247,6 @@ def tests():
     # and 280 s under XMHF with 2 (an idle Bochs CPU costs host time while the other decompresses).
     out = [LinuxTest("linux-%s-smp%d" % ("xmhf" if hv else "bare", smp), smp, hv, timeout=400 if smp == 1 else 600)
            for hv in (False, True) for smp in (1, 2)]
-    # VMX is offered by default (Linux reads every VMX capability MSR at boot); nested=0 hides it.
-    out.append(LinuxTest("linux-xmhf-nonested-smp1", 1, True, timeout=400, hv_extra=" nested=0"))
     # Linux runs KVM and a KVM guest: bare (the reference) and as XMHF's L1 (nested=1).
     out.append(LinuxKvmTest("linux-kvm-bare-smp1", 1, False, timeout=600))
     # The event-logger build: its exit counts show L1's VMLAUNCH/VMRESUMEs (and are the run's figures).
