@@ -220,8 +220,6 @@ static void pair_write02(void *ctx, u32 enc, u64 value)
 	vmcs_write(enc, value);
 }
 
-/* VMCS12 in L1 memory and VMCS02, the CPU's current VMCS; the field lists are computed once (they
- * depend only on what L1 is offered, the same on every CPU). */
 /* A guest NMI is pending (nmi_pending) while L2 runs or is about to: with L1 intercepting NMIs it
  * becomes an NMI exit to L1 (exit.c) as soon as L2 exits, which an NMI to this CPU makes happen at
  * once; else it goes into L2 at L2's NMI window. */
@@ -235,6 +233,8 @@ void nested_nmi_pending(struct vcpu *v)
 		vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING);
 }
 
+/* VMCS12 in L1 memory and VMCS02, the CPU's current VMCS; the field lists are computed once (they
+ * depend only on what L1 is offered, the same on every CPU). */
 void nested_vmcs_pair(struct vcpu *v, struct vmcs_pair *p)
 {
 	static u16 guest[VMCS_FIELD_COUNT], exit_info[VMCS_FIELD_COUNT];

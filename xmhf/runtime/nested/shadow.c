@@ -1,5 +1,5 @@
-/* Hardware VMCS shadowing of VMCS12 (SDM Vol. 3, 25.10 and 26.3 "VMREAD/VMWRITE in VMX non-root
- * operation"). While L1 runs with a current VMCS12, VMCS01 links this CPU's shadow VMCS, which holds
+/* Hardware VMCS shadowing of VMCS12 (SDM Vol. 3, 25.10 "VMCS types", 25.6.15 "VMCS shadowing bitmap
+ * addresses", and VMREAD/VMWRITE in chapter 31). While L1 runs with a current VMCS12, VMCS01 links this CPU's shadow VMCS, which holds
  * VMCS12's hot fields (lib/vmcs-translate.c: vmcs_field_shadowed); L1's VMREAD/VMWRITE of those run on
  * it without a VM exit. The shadow is the truth for those fields while it is live; VMCS12 in L1's
  * memory is brought up to date (shadow_flush) before anything reads it: L1's VMLAUNCH/VMRESUME,
@@ -71,8 +71,8 @@ static void enter_shadow(struct vcpu *v)
 		panic("VMPTRLD of the shadow VMCS failed");
 }
 
-/* Back to VMCS01; the shadow is cleared so that VMCS01's link pointer may reference it (SDM 25.11.1:
- * a shadow VMCS must not be active as current while it is linked). */
+/* Back to VMCS01. The shadow is VMCLEARed after each use (as KVM does), so its data is in memory and
+ * it is not the current VMCS of this CPU while VMCS01 links it. */
 static void leave_shadow(struct vcpu *v)
 {
 	if (vmclear(v->shadow_vmcs_pa) || vmptrld(v->vmcs_pa))
