@@ -40,6 +40,9 @@
  *  l2-entry-fail-guest  GUEST_CS type 3 (data), then GUEST_RFLAGS bit 1 clear: VMLAUNCH ends in a
  *                       VM exit to HOST_RIP with reason 33 | 0x80000000, qualification 0; the VMCS
  *                       stays clear (VMRESUME VMfailValid(5)); repaired, VMLAUNCH runs L2.
+ *  l2-vectoring-left-to-l1  injected #UD with GUEST_IDTR_LIMIT 0 and #GP intercepted: exit 0 (#GP,
+ *                       error code 0x33), IDT-vectoring information = the #UD; VMRESUME without
+ *                       re-injecting: L2 runs its VMCALL (nothing re-injects the #UD behind L1).
  *  l2-event-injection   VM-entry interruption info = hardware exception #UD: delivered through L2's
  *                       IDT at GUEST_RIP (handler VMCALL with marker; pushed RIP = GUEST_RIP,
  *                       RFLAGS = GUEST_RFLAGS without RF), no exit for it even with
@@ -598,6 +601,31 @@ static void t_event_injection(void)
     test_end();
 }
 
+/* An injected #UD whose delivery faults (IDT limit 0: #GP, intercepted) exits with the #UD in the
+ * IDT-vectoring information; re-injecting it is L1's choice. L1 does not: L2 resumes at the VMCALL. */
+static void t_vectoring_left_to_l1(void)
+{
+    if (test_begin("l2-vectoring-left-to-l1") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_vmcall), .exc_bitmap = 1u << EXC_GP };
+        if (vmcs_build(&s)) {
+            vmw(VMCS_GUEST_IDTR_LIMIT, 0);
+            vmw(VMCS_ENTRY_INTR_INFO, INTR_INFO(INTR_TYPE_HW_EXCEPTION, EXC_UD));
+            if (run_expect(true, EXIT_REASON_EXCEPTION_NMI, "injected #UD with IDT limit 0")) {
+                check_u64(ex.intr_info, INTR_INFO(INTR_TYPE_HW_EXCEPTION, EXC_GP) | INTR_INFO_ERROR_CODE,
+                          "exit interruption information (#GP with an error code)");
+                /* IDT entry 6 (bit 1) and EXT (bit 0): the fault came while delivering an injected event */
+                check_u64(ex.intr_err, EXC_UD * 8 + 3, "#GP error code (IDT entry 6, EXT)");
+                check_u64(ex.idt_vec, INTR_INFO(INTR_TYPE_HW_EXCEPTION, EXC_UD),
+                          "IDT-vectoring information (the injected #UD)");
+                check_u64(ex.rip, PA(l2_vmcall), "GUEST_RIP (nothing delivered)");
+                if (run_expect(false, EXIT_REASON_VMCALL, "VMRESUME without re-injecting the #UD"))
+                    check_u64(ex.rip, PA(l2_vmcall), "VMCALL exit: GUEST_RIP");
+            }
+        }
+    }
+    test_end();
+}
+
 /* bench=N: the cost of an L2 CPUID exit handled by L1 (round trip: L2 exit, L1's reads of the exit
  * information, its own CPUID, RIP update, VMRESUME). INFO lines only; the runner's nested bench reads
  * them (bare against under XMHF). */
@@ -652,5 +680,6 @@ void test_main(void)
     t_entry_fail_host();
     t_entry_fail_guest();
     t_event_injection();
+    t_vectoring_left_to_l1();
     l1_done();
 }

@@ -92,6 +92,15 @@ void reinject_interrupted_event(void)
 		vmcs_write(VMCS_ENTRY_INSTRUCTION_LENGTH, vmcs_read(VMCS_EXIT_INSTRUCTION_LENGTH));
 }
 
+/* Before entering L2 (VMCS02 current): EPT02 rights derive from EPT01's, so an EPT01 change takes
+ * a fresh EPT02; guest NMIs pending go to L1 or L2 (nested_nmi_pending). */
+static void l2_entry_checks(struct vcpu *v)
+{
+	if (ept01_check_generation())
+		nested_ept01_changed(v);
+	nested_nmi_pending(v);
+}
+
 void vmexit_dispatch(struct vcpu *v);
 void vmexit_dispatch(struct vcpu *v)
 {
@@ -103,9 +112,8 @@ void vmexit_dispatch(struct vcpu *v)
 	if (v->in_l2) {
 		if (nested_l2_exit(v))
 			reinject_interrupted_event();
-		if (ept01_check_generation() && v->in_l2)
-			nested_ept01_changed(v); /* EPT02 rights derive from EPT01's */
-		nested_nmi_pending(v);
+		if (v->in_l2)
+			l2_entry_checks(v);
 		return;
 	}
 	if (reason & EXIT_REASON_ENTRY_FAILURE) {
@@ -120,6 +128,13 @@ void vmexit_dispatch(struct vcpu *v)
 	if (basic >= EXIT_REASON_MAX || !exit_handlers[basic])
 		unexpected_exit(v);
 	exit_handlers[basic](v);
+	if (v->in_l2) {
+		/* L1's VMLAUNCH/VMRESUME made VMCS02 current: what follows is VMCS01's business (its
+		 * IDT-vectoring information is not L2's to re-inject: an event L2's last exit interrupted
+		 * is L1's to re-inject, through VMCS12). */
+		l2_entry_checks(v);
+		return;
+	}
 	reinject_interrupted_event();
 	ipi_check_init(v);
 	ept01_check_generation();
