@@ -7,8 +7,7 @@
 
 /* VMCS12 regions in L1 memory (vmcs12.c). */
 u64 vmcs12_read(u64 vmcs12_pa, u32 encoding);
-void vmcs12_write(u64 vmcs12_pa, u32 encoding, u64 value);
-void vmcs12_write_field(u64 vmcs12_pa, u32 encoding, u64 value); /* also read-only fields */
+void vmcs12_write_field(u64 vmcs12_pa, u32 encoding, u64 value); /* any field, read-only ones too */
 void vmcs12_set_launched(u64 vmcs12_pa, bool launched);
 /* The value slots of a VMCS12, by field-table index: each holds the field's value at its width (a
  * 64-bit field whole), as VMREAD of the full encoding returns it. */

@@ -64,11 +64,6 @@ void vmcs12_write_field(u64 vmcs12_pa, u32 encoding, u64 value)
 	}
 }
 
-void vmcs12_write(u64 vmcs12_pa, u32 encoding, u64 value)
-{
-	vmcs12_write_field(vmcs12_pa, encoding, value);
-}
-
 bool vmcs12_launched(u64 vmcs12_pa)
 {
 	const u32 *region = guestmem_ptr(vmcs12_pa, PAGE_SIZE_4K);

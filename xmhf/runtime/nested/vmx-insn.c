@@ -289,7 +289,7 @@ static void emulate_vmread_vmwrite(struct vcpu *v, bool write)
 			nested_vm_fail(v, VMXERR_WRITE_READ_ONLY);
 			return;
 		}
-		vmcs12_write((u64)v->l1_current_vmcs, (u32)enc, value);
+		vmcs12_write_field(v->l1_current_vmcs, (u32)enc, value);
 		v->vmcs12_dirty[idx / 64] |= 1ULL << (idx % 64);
 	} else {
 		value = vmcs12_read(v->l1_current_vmcs, (u32)enc);
