@@ -176,7 +176,7 @@ bool nested_l2_exit(struct vcpu *v);       /* an exit while L2 ran: true if L0 h
 bool nested_l0_nmi(struct vcpu *v);        /* an NMI exit from L2: true if L0 keeps it */
 bool vmcs12_read_pin_nmi_exiting(struct vcpu *v);
 void nested_ept01_changed(struct vcpu *v);
-void nested_nmi_pending(struct vcpu *v);   /* while L2 runs: deliver guest NMIs to L1 or L2 */
+void nested_pending_events(struct vcpu *v); /* before entering L2: INIT and guest NMIs for L1 or L2 */
 void reinject_interrupted_event(void);
 bool nested_entry_failed(struct vcpu *v, u32 error); /* VMLAUNCH/VMRESUME of VMCS02 failed */
 void vmcs01_host_state(struct vcpu *v);   /* this CPU's host state into the current VMCS */

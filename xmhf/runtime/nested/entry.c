@@ -220,12 +220,17 @@ static void pair_write02(void *ctx, u32 enc, u64 value)
 	vmcs_write(enc, value);
 }
 
-/* A guest NMI is pending (nmi_pending) while L2 runs or is about to: with L1 intercepting NMIs it
- * becomes an NMI exit to L1 (exit.c) as soon as L2 exits, which an NMI to this CPU makes happen at
- * once; else it goes into L2 at L2's NMI window. */
-void nested_nmi_pending(struct vcpu *v)
+/* Before each entry to L2, events pending for L1's world. An INIT (blocked in L1's VMX root
+ * operation, SDM 26.2) exits from L2 at once: an NMI to this CPU makes L2 exit right after the entry,
+ * and exit.c turns that into the INIT exit. A guest NMI with L1 intercepting NMIs becomes an NMI exit
+ * to L1 the same way; without NMI exiting it goes into L2 at L2's NMI window. */
+void nested_pending_events(struct vcpu *v)
 {
-	if (!v->in_l2 || !v->nmi_pending)
+	if (!v->in_l2)
+		return;
+	if (__atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))
+		ipi_kick(v);
+	if (!v->nmi_pending)
 		return;
 	if (r12(v, VMCS_PIN_BASED_CONTROLS) & PIN_NMI_EXITING)
 		ipi_kick(v);
@@ -399,11 +404,6 @@ void nested_vmentry(struct vcpu *v, bool launch)
 		build_vmcs02(v);
 	else
 		resume_cached(v);
-	/* An INIT blocked in L1's VMX root operation is unblocked in L2 and exits at once (SDM 26.2):
-	 * an NMI to this CPU makes L2 exit right after the entry, and exit.c turns it into the INIT
-	 * exit. */
-	if (v->in_l2 && __atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))
-		ipi_kick(v);
-	/* Likewise a guest NMI still pending for L1 when it enters L2 with NMI exiting. */
-	nested_nmi_pending(v);
+	/* Events pending for L1 (an INIT, a guest NMI) are dealt with before the entry by
+	 * nested_pending_events, which the exit dispatch calls once VMCS02 is current. */
 }

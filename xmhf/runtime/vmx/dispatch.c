@@ -93,12 +93,12 @@ void reinject_interrupted_event(void)
 }
 
 /* Before entering L2 (VMCS02 current): EPT02 rights derive from EPT01's, so an EPT01 change takes
- * a fresh EPT02; guest NMIs pending go to L1 or L2 (nested_nmi_pending). */
+ * a fresh EPT02; an INIT or guest NMIs pending go to L1 or L2 (nested_pending_events). */
 static void l2_entry_checks(struct vcpu *v)
 {
 	if (ept01_check_generation())
 		nested_ept01_changed(v);
-	nested_nmi_pending(v);
+	nested_pending_events(v);
 }
 
 void vmexit_dispatch(struct vcpu *v);
