@@ -198,11 +198,11 @@ static void emulate_vmclear(struct vcpu *v)
 	}
 	/* The VMCS12 data is in L1's memory (once the shadow is flushed); VMCLEAR makes its launch
 	 * state "clear". */
-	if (ptr == v->l1_current_vmcs)
+	if (ptr == v->l1_current_vmcs) {
 		shadow_flush(v, true);
-	vmcs12_set_launched(ptr, false);
-	if (ptr == v->l1_current_vmcs)
 		v->l1_current_vmcs = ~0ULL;
+	}
+	vmcs12_set_launched(ptr, false);
 	if (ptr == v->vmcs02_of)
 		v->vmcs02_of = ~0ULL;
 	nested_vm_succeed();
