@@ -21,20 +21,15 @@ static void w12(struct vcpu *v, u32 enc, u64 value)
 	vmcs12_write_field(v->l1_current_vmcs, enc, value);
 }
 
-/* L2's guest state and the exit information into VMCS12 (lib/vmcs-translate.c). */
-static void save_l2_state(struct vcpu *v)
+/* The exit information into VMCS12, as exit `reason` (lib/vmcs-translate.c); with `l2_state`, L2's
+ * guest state too (a VM-entry failure leaves VMCS12's guest state as it was). */
+static void save_exit(struct vcpu *v, u32 reason, bool l2_state)
 {
 	struct vmcs_pair pair;
 
 	nested_vmcs_pair(v, &pair);
-	vmcs_guest_02_to_12(&pair);
-}
-
-static void save_exit_info(struct vcpu *v, u32 reason)
-{
-	struct vmcs_pair pair;
-
-	nested_vmcs_pair(v, &pair);
+	if (l2_state)
+		vmcs_guest_02_to_12(&pair);
 	vmcs_exit_info_02_to_12(&pair, reason);
 }
 
@@ -110,18 +105,22 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 
 static void exit_msr_lists(struct vcpu *v);
 
-/* Reflects the current L2 exit as a different exit (an EPT violation found in EPT12). */
-void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual)
+/* After an exit L2 took (VMCS12 holds its state and exit information, VMCS02 still current): the
+ * VMCS is launched and in sync with VMCS02, the MSR lists run, and L1 resumes with its host state. */
+static void return_to_l1(struct vcpu *v)
 {
-	u64 l2_cr0 = vmcs_read(VMCS_GUEST_CR0);
-
-	save_l2_state(v);
-	save_exit_info(v, reason);
-	w12(v, VMCS_EXIT_QUALIFICATION, qual);
 	vmcs12_set_launched(v->l1_current_vmcs, true);
 	v->vmcs02_of = v->l1_current_vmcs;
 	exit_msr_lists(v);
-	load_l1_host_state(v, l2_cr0);
+	load_l1_host_state(v, vmcs_read(VMCS_GUEST_CR0));
+}
+
+/* Reflects the current L2 exit as a different exit (an EPT violation found in EPT12). */
+void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual)
+{
+	save_exit(v, reason, true);
+	w12(v, VMCS_EXIT_QUALIFICATION, qual);
+	return_to_l1(v);
 }
 
 /* SDM 28.4 and 28.6: L2's MSRs into L1's store list, then L1's exit-load list (which may only fail
@@ -141,14 +140,8 @@ static void exit_msr_lists(struct vcpu *v)
 
 static void reflect(struct vcpu *v)
 {
-	u64 l2_cr0 = vmcs_read(VMCS_GUEST_CR0);
-
-	save_l2_state(v);
-	save_exit_info(v, v->exit_reason);
-	vmcs12_set_launched(v->l1_current_vmcs, true);
-	v->vmcs02_of = v->l1_current_vmcs; /* entered, and VMCS12 now holds its state */
-	exit_msr_lists(v);
-	load_l1_host_state(v, l2_cr0);
+	save_exit(v, v->exit_reason, true);
+	return_to_l1(v);
 }
 
 /* An exit of L0's making for an event that arrived for L1 while L2 ran: an INIT (reason 3) or an NMI
@@ -156,24 +149,18 @@ static void reflect(struct vcpu *v)
  * information (SDM 28.2.1-28.2.3), L2's state saved as for any exit. */
 static void reflect_event(struct vcpu *v, u32 reason, u32 intr_info)
 {
-	u64 l2_cr0 = vmcs_read(VMCS_GUEST_CR0);
-
-	save_l2_state(v);
-	save_exit_info(v, reason);
+	save_exit(v, reason, true);
 	w12(v, VMCS_EXIT_QUALIFICATION, 0);
 	w12(v, VMCS_EXIT_INTR_INFO, intr_info);
 	w12(v, VMCS_IDT_VECTORING_INFO, 0);
-	vmcs12_set_launched(v->l1_current_vmcs, true);
-	v->vmcs02_of = v->l1_current_vmcs;
-	exit_msr_lists(v);
-	load_l1_host_state(v, l2_cr0);
+	return_to_l1(v);
 }
 
 /* Entry-load list entry `index` (1-based) refused by L0 before VMCS02 ran: the VM-entry failure due to
  * MSR loading (reason 34, SDM 27.8), L1 resumes at its host RIP. Called with VMCS02 current. */
 void nested_entry_fail_msr_load(struct vcpu *v, u32 index)
 {
-	save_exit_info(v, EXIT_REASON_ENTRY_FAILURE | EXIT_REASON_MSR_LOADING);
+	save_exit(v, EXIT_REASON_ENTRY_FAILURE | EXIT_REASON_MSR_LOADING, false);
 	w12(v, VMCS_EXIT_QUALIFICATION, index);
 	load_l1_host_state(v, vmcs_read(VMCS_GUEST_CR0));
 	v->launch_next = 0;
@@ -268,7 +255,7 @@ bool nested_l2_exit(struct vcpu *v)
 		/* The CPU refused VMCS02's guest state (or an MSR load): the same VM-entry failure exit
 		 * goes to L1, with VMCS12's guest state unchanged and the VMCS still not launched. */
 		u64 l2_cr0 = vmcs_read(VMCS_GUEST_CR0);
-		save_exit_info(v, v->exit_reason);
+		save_exit(v, v->exit_reason, false);
 		load_l1_host_state(v, l2_cr0);
 		return false;
 	}
