@@ -44,9 +44,10 @@ struct vcpu {
 	u64 exits;
 	/* Nested VMX (runtime/nested/), when the cmdline says nested=1. */
 	u32 l1_vmx_on;          /* L1 executed VMXON (it is in VMX root operation) */
-	u32 pad1;
+	u32 l1_vmx_aborted;     /* a VMX abort shut this L1 vCPU down for good (nested/exit.c) */
 	u64 l1_vmxon_ptr;
 	u64 l1_current_vmcs;    /* L1's current-VMCS pointer, ~0 if none */
+	u64 *vmcs12;            /* L0's copy of the current VMCS12's region (runtime/nested/vmcs12.c) */
 	u32 in_l2;              /* VMCS02 is current: the guest is L2 */
 	u32 pad3;
 	u64 vmcs02_pa;          /* this CPU's VMCS02 */
@@ -177,6 +178,7 @@ bool nested_l0_nmi(struct vcpu *v);        /* an NMI exit from L2: true if L0 ke
 bool vmcs12_read_pin_nmi_exiting(struct vcpu *v);
 void nested_ept01_changed(struct vcpu *v);
 void nested_pending_events(struct vcpu *v); /* before entering L2: INIT and guest NMIs for L1 or L2 */
+void nested_hold_aborted(struct vcpu *v);  /* before entering an L1 vCPU a VMX abort shut down */
 void reinject_interrupted_event(void);
 bool nested_entry_failed(struct vcpu *v, u32 error); /* VMLAUNCH/VMRESUME of VMCS02 failed */
 void vmcs01_host_state(struct vcpu *v);   /* this CPU's host state into the current VMCS */

@@ -72,7 +72,7 @@ bool nested_field_supported(u32 field_index)
 bool vmcs12_read_pin_nmi_exiting(struct vcpu *v)
 {
 	return v->l1_current_vmcs != ~0ULL &&
-	       (vmcs12_read(v->l1_current_vmcs, VMCS_PIN_BASED_CONTROLS) & PIN_NMI_EXITING);
+	       (vmcs12_read(v, VMCS_PIN_BASED_CONTROLS) & PIN_NMI_EXITING);
 }
 
 /* Optional control bits L1 may set, per control (SDM Appendix A.3-A.5). */

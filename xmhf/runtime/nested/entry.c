@@ -23,7 +23,7 @@ _Static_assert(VMCS_FIELD_COUNT <= 4 * 64, "vmcs12_dirty has a bit per field");
 
 static u64 r12(struct vcpu *v, u32 enc)
 {
-	return vmcs12_read(v->l1_current_vmcs, enc);
+	return vmcs12_read(v, enc);
 }
 
 /* Allowed-0/1 check of one control field against the capability MSR L1 reads (SDM 27.2.1.1). */
@@ -252,7 +252,7 @@ void nested_vmcs_pair(struct vcpu *v, struct vmcs_pair *p)
 		nguest = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_GUEST, guest);
 		__atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
 	}
-	*p = (struct vmcs_pair){ .slots12 = vmcs12_slots(v->l1_current_vmcs), .read02 = pair_read02,
+	*p = (struct vmcs_pair){ .slots12 = vmcs12_slots(v), .read02 = pair_read02,
 				 .write02 = pair_write02, .ctx = v, .guest = guest, .nguest = nguest,
 				 .exit_info = exit_info, .nexit_info = nexit_info };
 }
@@ -371,11 +371,11 @@ void nested_vmentry(struct vcpu *v, bool launch)
 		nested_vm_fail(v, VMXERR_ENTRY_MOV_SS);
 		return;
 	}
-	if (launch && vmcs12_launched(v->l1_current_vmcs)) {
+	if (launch && vmcs12_launched(v)) {
 		nested_vm_fail(v, VMXERR_VMLAUNCH_NONCLEAR);
 		return;
 	}
-	if (!launch && !vmcs12_launched(v->l1_current_vmcs)) {
+	if (!launch && !vmcs12_launched(v)) {
 		nested_vm_fail(v, VMXERR_VMRESUME_NONLAUNCHED);
 		return;
 	}

@@ -13,12 +13,12 @@
 
 static u64 r12(struct vcpu *v, u32 enc)
 {
-	return vmcs12_read(v->l1_current_vmcs, enc);
+	return vmcs12_read(v, enc);
 }
 
 static void w12(struct vcpu *v, u32 enc, u64 value)
 {
-	vmcs12_write_field(v->l1_current_vmcs, enc, value);
+	vmcs12_write_field(v, enc, value);
 }
 
 /* The exit information into VMCS12, as exit `reason` (lib/vmcs-translate.c); with `l2_state`, L2's
@@ -104,15 +104,18 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 }
 
 static void exit_msr_lists(struct vcpu *v);
+static void vmx_abort_l1(struct vcpu *v, u32 indicator);
 
 /* After an exit L2 took (VMCS12 holds its state and exit information, VMCS02 still current): the
  * VMCS is launched and in sync with VMCS02, the MSR lists run, and L1 resumes with its host state. */
 static void return_to_l1(struct vcpu *v)
 {
-	vmcs12_set_launched(v->l1_current_vmcs, true);
+	vmcs12_set_launched(v, true);
 	v->vmcs02_of = v->l1_current_vmcs;
 	exit_msr_lists(v);
 	load_l1_host_state(v, vmcs_read(VMCS_GUEST_CR0));
+	if (v->l1_vmx_aborted)
+		nested_hold_aborted(v);
 }
 
 /* Reflects the current L2 exit as a different exit (an EPT violation found in EPT12). */
@@ -128,14 +131,34 @@ void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual)
 static void exit_msr_lists(struct vcpu *v)
 {
 	nested_msr_store_copy_back(v, r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
-	if (!nested_msr_exit_load(r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT))) {
-		u32 *region = guestmem_ptr(v->l1_current_vmcs, 8);
-		if (region)
-			region[1] = 4; /* VMX-abort indicator: failure loading MSRs at VM exit */
-		printf("XMHF: CPU %u: VMX abort of L1 (its VM-exit MSR-load list failed); L1 is shut down\n",
-		       v->cpu->index);
-		xmhf_stop("L1 VMX abort");
-	}
+	if (!nested_msr_exit_load(r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
+		vmx_abort_l1(v, 4); /* indicator 4: failure loading MSRs at VM exit */
+}
+
+/* A VMX abort (SDM 28.7) of this L1 vCPU alone: the indicator goes into the VMCS12 region and the
+ * vCPU enters the VMX-abort shutdown state, from which only RESET wakes it: L1 stays "in VMX
+ * operation" here, so its INITs stay pending (ipi_check_init), and it never runs again. The machine
+ * and L1's other vCPUs go on; L0's own NMIs (quiesce, stop) still reach this CPU through NMI exits. */
+static void vmx_abort_l1(struct vcpu *v, u32 indicator)
+{
+	vmcs12_set_abort(v, indicator);
+	printf("XMHF: CPU %u: VMX abort of L1 (indicator %u): this vCPU is shut down\n", v->cpu->index, indicator);
+	v->l1_vmx_aborted = 1;
+}
+
+/* Before every entry of an aborted vCPU: shutdown (HLT with interrupts off where the CPU has no
+ * shutdown activity state, IA32_VMX_MISC[7]), nothing injected, no window asked for. */
+void nested_hold_aborted(struct vcpu *v)
+{
+	bool shutdown = vmx_caps.misc & (1ULL << 7);
+
+	vmcs_write(VMCS_GUEST_ACTIVITY_STATE, shutdown ? ACTIVITY_SHUTDOWN : ACTIVITY_HLT);
+	if (!shutdown)
+		vmcs_write(VMCS_GUEST_RFLAGS, vmcs_read(VMCS_GUEST_RFLAGS) & ~RFLAGS_IF);
+	vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, 0);
+	vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
+	v->nmi_pending = 0;
+	vmcs_clear_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING | PROC_INTR_WINDOW_EXITING);
 }
 
 static void reflect(struct vcpu *v)

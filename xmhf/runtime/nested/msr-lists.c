@@ -33,31 +33,36 @@ static bool refused(u32 msr)
 	       msr == MSR_IA32_GS_BASE || ept01_is_mtrr_msr(msr);
 }
 
-static const struct msr_entry *l1_list(u64 gpa, u32 count)
+/* L1's list in its memory, or NULL. L1 may rewrite it at any time, from another CPU too: every
+ * entry is read once (read_entry) and only that copy is judged and used. */
+static volatile struct msr_entry *l1_list(u64 gpa, u32 count)
 {
-	if (!count)
-		return NULL;
-	if (gpa & 15)
+	if (!count || count > MAX_ENTRIES || (gpa & 15))
 		return NULL;
 	return guestmem_ptr(gpa, (u64)count * sizeof(struct msr_entry));
+}
+
+static struct msr_entry read_entry(volatile struct msr_entry *e)
+{
+	return (struct msr_entry){ .index = e->index, .reserved = e->reserved, .data = e->data };
 }
 
 /* Checks L1's lists at VM entry (a control check: error 7 if not). */
 bool nested_msr_lists_valid(u64 load_gpa, u32 load_n, u64 store_gpa, u32 store_n, u64 exit_gpa, u32 exit_n)
 {
-	if (load_n > MAX_ENTRIES || store_n > MAX_ENTRIES || exit_n > MAX_ENTRIES)
-		return false;
 	return (!load_n || l1_list(load_gpa, load_n)) && (!store_n || l1_list(store_gpa, store_n)) &&
 	       (!exit_n || l1_list(exit_gpa, exit_n));
 }
 
 /* Builds VMCS02's entry-load and exit-store lists. Returns 0, or the 1-based index of an entry-load
- * entry L0 refuses (a VM-entry failure due to MSR loading, SDM 27.4). */
+ * entry L0 refuses (a VM-entry failure due to MSR loading, SDM 27.4). The addresses and counts are
+ * VMCS12's checked ones (nested_msr_lists_valid); the bound below is L0's own buffers'. */
 u32 nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_gpa, u32 store_n)
 {
-	const struct msr_entry *load = l1_list(load_gpa, load_n), *store = l1_list(store_gpa, store_n);
+	volatile struct msr_entry *load = l1_list(load_gpa, load_n), *store = l1_list(store_gpa, store_n);
 	struct msr_entry *l02, *s02;
 
+	BUG_ON(load_n > MAX_ENTRIES || store_n > MAX_ENTRIES || (load_n && !load) || (store_n && !store));
 	if (!v->msr_load02) {
 		v->msr_load02 = page_alloc(LIST_PAGES);
 		v->msr_store02 = page_alloc(LIST_PAGES);
@@ -65,14 +70,14 @@ u32 nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_g
 	l02 = v->msr_load02;
 	s02 = v->msr_store02;
 	for (u32 i = 0; i < load_n; i++) {
-		if (refused(load[i].index) || load[i].reserved)
+		struct msr_entry e = read_entry(&load[i]);
+		if (refused(e.index) || e.reserved)
 			return i + 1;
-		l02[i] = load[i];
+		l02[i] = e;
 	}
 	for (u32 i = 0; i < store_n; i++) {
-		s02[i].index = refused(store[i].index) ? MSR_IA32_FEATURE_CONTROL /* harmless read */ : store[i].index;
-		s02[i].reserved = 0;
-		s02[i].data = 0;
+		u32 index = store[i].index;
+		s02[i] = (struct msr_entry){ .index = refused(index) ? MSR_IA32_FEATURE_CONTROL /* harmless read */ : index };
 	}
 	vmcs_write(VMCS_ENTRY_MSR_LOAD_ADDR, (u64)(uintptr_t)l02);
 	vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, load_n);
@@ -81,23 +86,26 @@ u32 nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_g
 	return 0;
 }
 
-/* After an L2 exit: L2's stored MSR values into L1's exit-store list. */
+/* After an L2 exit: L2's stored MSR values into L1's exit-store list (the MSRs VMCS02's list read,
+ * whatever L1 wrote into its list since). */
 void nested_msr_store_copy_back(struct vcpu *v, u64 store_gpa, u32 store_n)
 {
-	struct msr_entry *store = (struct msr_entry *)l1_list(store_gpa, store_n);
+	volatile struct msr_entry *store = l1_list(store_gpa, store_n);
 
 	for (u32 i = 0; store && i < store_n; i++)
-		if (!refused(store[i].index))
+		if (v->msr_store02[i].index != MSR_IA32_FEATURE_CONTROL) /* refused MSRs read that one */
 			store[i].data = v->msr_store02[i].data;
 }
 
 /* L1's VM-exit MSR-load list, applied in software. Returns false on a failure (L1 gets a VMX abort). */
 bool nested_msr_exit_load(u64 gpa, u32 n)
 {
-	const struct msr_entry *list = l1_list(gpa, n);
+	volatile struct msr_entry *list = l1_list(gpa, n);
 
-	for (u32 i = 0; list && i < n; i++)
-		if (refused(list[i].index) || list[i].reserved || wrmsr_safe(list[i].index, list[i].data))
+	for (u32 i = 0; list && i < n; i++) {
+		struct msr_entry e = read_entry(&list[i]);
+		if (refused(e.index) || e.reserved || wrmsr_safe(e.index, e.data))
 			return false;
+	}
 	return true;
 }

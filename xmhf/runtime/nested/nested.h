@@ -5,14 +5,19 @@
 #include <xmhf/vcpu.h>
 #include <lib/vmcs-fields.h>
 
-/* VMCS12 regions in L1 memory (vmcs12.c). */
-u64 vmcs12_read(u64 vmcs12_pa, u32 encoding);
-void vmcs12_write_field(u64 vmcs12_pa, u32 encoding, u64 value); /* any field, read-only ones too */
-void vmcs12_set_launched(u64 vmcs12_pa, bool launched);
-/* The value slots of a VMCS12, by field-table index: each holds the field's value at its width (a
- * 64-bit field whole), as VMREAD of the full encoding returns it. */
-u64 *vmcs12_slots(u64 vmcs12_pa);
-bool vmcs12_launched(u64 vmcs12_pa);
+/* The current VMCS12 (vmcs12.c): an L0-private copy of L1's region, loaded by VMPTRLD and written
+ * back by vmcs12_release (VMCLEAR, VMPTRLD of another VMCS, VMXOFF). */
+void vmcs12_load(struct vcpu *v, u64 vmcs12_pa);
+void vmcs12_release(struct vcpu *v);
+u64 vmcs12_read(struct vcpu *v, u32 encoding);
+void vmcs12_write_field(struct vcpu *v, u32 encoding, u64 value); /* any field, read-only ones too */
+void vmcs12_set_launched(struct vcpu *v, bool launched);
+/* The value slots of the current VMCS12, by field-table index: each holds the field's value at its
+ * width (a 64-bit field whole), as VMREAD of the full encoding returns it. */
+u64 *vmcs12_slots(struct vcpu *v);
+bool vmcs12_launched(struct vcpu *v);
+void vmcs12_clear_in_l1(u64 vmcs12_pa);
+void vmcs12_set_abort(struct vcpu *v, u32 indicator);
 
 /* Results of L1's VMX instructions (vmx-insn.c); they also move L1's RIP past the instruction. */
 void nested_vm_succeed(void);

@@ -86,7 +86,7 @@ void shadow_load(struct vcpu *v)
 {
 	if (v->shadow_live || v->l1_current_vmcs == ~0ULL || !available())
 		return;
-	const u64 *slot = vmcs12_slots(v->l1_current_vmcs);
+	const u64 *slot = vmcs12_slots(v);
 	enter_shadow(v);
 	for (u32 k = 0; k < nfields; k++)
 		vmcs_write(vmcs_fields[fields[k]].encoding, slot[fields[k]]);
@@ -105,7 +105,7 @@ void shadow_flush(struct vcpu *v, bool unlink)
 {
 	if (!v->shadow_live)
 		return;
-	u64 *slot = vmcs12_slots(v->l1_current_vmcs);
+	u64 *slot = vmcs12_slots(v);
 	enter_shadow(v);
 	/* Only the fields L1 can write through the shadow can have changed. */
 	for (u32 k = 0; k < nwritable; k++) {

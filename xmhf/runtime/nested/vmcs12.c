@@ -1,53 +1,84 @@
 /* VMCS12 regions. L1 gives each VMCS a 4 KiB region; the format inside is the implementation's (SDM
  * 25.2), here: the revision identifier (offset 0), the VMX-abort indicator (4), the launch state (8),
- * then one 8-byte slot per field of the table (vmcs-fields.def) from offset 64. Keeping the values in
- * L1's memory makes VMCLEAR's write-back and VMPTRLD's load trivially consistent (KVM and Hyper-V move
- * VMCSs between CPUs relying on that). L1 writing the region directly is undefined behaviour by the
- * SDM; nothing read from it is trusted (VM entry will check every value). */
+ * then one 8-byte slot per field of the table (vmcs-fields.def) from offset 64.
+ *
+ * The current VMCS12 lives in an L0-private copy per CPU (v->vmcs12), as a real CPU keeps the
+ * current VMCS on the processor (SDM 25.11.1) and KVM its cached vmcs12: VMPTRLD loads the copy from
+ * L1's region, VMCLEAR, VMPTRLD of another VMCS and VMXOFF write it back. Everything VM entry checks
+ * and VM exit uses comes from the copy, so L1 writing its region directly (or from another CPU) while
+ * the VMCS is current cannot change a value after it was checked; such writes are lost, which the
+ * SDM allows (25.11.1: software must not access the region of an active VMCS). A VMCS moved between
+ * CPUs is VMCLEARed first (the SDM's rule, which KVM and Hyper-V follow), so its data follows it. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
+#include <lib/string.h>
 #include <lib/vmcs-fields.h>
 #include "nested.h"
 
+#define ABORT_OFFSET 4
 #define LAUNCH_STATE_OFFSET 8
 #define FIELDS_OFFSET 64
 
 _Static_assert(FIELDS_OFFSET + VMCS_FIELD_COUNT * 8 <= 4096, "VMCS12 fields fit in one page");
 
-static u64 *slot(u64 vmcs12_pa, u32 encoding)
+static u64 *region_in_l1(u64 vmcs12_pa)
+{
+	u64 *region = guestmem_ptr(vmcs12_pa, PAGE_SIZE_4K);
+
+	BUG_ON(!region); /* VMCLEAR/VMPTRLD checked the address */
+	return region;
+}
+
+void vmcs12_load(struct vcpu *v, u64 vmcs12_pa)
+{
+	if (!v->vmcs12)
+		v->vmcs12 = page_alloc(1);
+	memcpy(v->vmcs12, region_in_l1(vmcs12_pa), PAGE_SIZE_4K);
+	v->l1_current_vmcs = vmcs12_pa;
+}
+
+/* Writes the copy back from the launch state on (the revision identifier and the abort indicator
+ * are L1's, SDM 25.2) and makes no VMCS current. */
+void vmcs12_release(struct vcpu *v)
+{
+	if (v->l1_current_vmcs == ~0ULL)
+		return;
+	memcpy((u8 *)region_in_l1(v->l1_current_vmcs) + LAUNCH_STATE_OFFSET, (u8 *)v->vmcs12 + LAUNCH_STATE_OFFSET,
+	       PAGE_SIZE_4K - LAUNCH_STATE_OFFSET);
+	v->l1_current_vmcs = ~0ULL;
+}
+
+static u64 *slot(struct vcpu *v, u32 encoding)
 {
 	int idx = vmcs_field_index(encoding);
-	u64 *region = guestmem_ptr(vmcs12_pa, PAGE_SIZE_4K);
 
-	BUG_ON(idx < 0 || !region);
-	return &region[FIELDS_OFFSET / 8 + idx];
+	BUG_ON(idx < 0 || v->l1_current_vmcs == ~0ULL);
+	return &v->vmcs12[FIELDS_OFFSET / 8 + idx];
 }
 
-u64 *vmcs12_slots(u64 vmcs12_pa)
+u64 *vmcs12_slots(struct vcpu *v)
 {
-	u64 *region = guestmem_ptr(vmcs12_pa, PAGE_SIZE_4K);
-
-	BUG_ON(!region);
-	return &region[FIELDS_OFFSET / 8];
+	BUG_ON(v->l1_current_vmcs == ~0ULL);
+	return &v->vmcs12[FIELDS_OFFSET / 8];
 }
 
-u64 vmcs12_read(u64 vmcs12_pa, u32 encoding)
+u64 vmcs12_read(struct vcpu *v, u32 encoding)
 {
-	u64 v = *slot(vmcs12_pa, encoding);
+	u64 val = *slot(v, encoding);
 
 	switch (vmcs_field_bytes(encoding)) {
 	case 2:
-		return (u16)v;
+		return (u16)val;
 	case 4:
-		return (encoding & 1) ? v >> 32 : (u32)v;
+		return (encoding & 1) ? val >> 32 : (u32)val;
 	default:
-		return v;
+		return val;
 	}
 }
 
-void vmcs12_write_field(u64 vmcs12_pa, u32 encoding, u64 value)
+void vmcs12_write_field(struct vcpu *v, u32 encoding, u64 value)
 {
-	u64 *s = slot(vmcs12_pa, encoding);
+	u64 *s = slot(v, encoding);
 
 	switch (vmcs_field_bytes(encoding)) {
 	case 2:
@@ -64,18 +95,26 @@ void vmcs12_write_field(u64 vmcs12_pa, u32 encoding, u64 value)
 	}
 }
 
-bool vmcs12_launched(u64 vmcs12_pa)
+bool vmcs12_launched(struct vcpu *v)
 {
-	const u32 *region = guestmem_ptr(vmcs12_pa, PAGE_SIZE_4K);
-
-	BUG_ON(!region);
-	return region[LAUNCH_STATE_OFFSET / 4] != 0;
+	BUG_ON(v->l1_current_vmcs == ~0ULL);
+	return ((const u32 *)v->vmcs12)[LAUNCH_STATE_OFFSET / 4] != 0;
 }
 
-void vmcs12_set_launched(u64 vmcs12_pa, bool launched)
+void vmcs12_set_launched(struct vcpu *v, bool launched)
 {
-	u32 *region = guestmem_ptr(vmcs12_pa, PAGE_SIZE_4K);
+	BUG_ON(v->l1_current_vmcs == ~0ULL);
+	((u32 *)v->vmcs12)[LAUNCH_STATE_OFFSET / 4] = launched;
+}
 
-	BUG_ON(!region);
-	region[LAUNCH_STATE_OFFSET / 4] = launched;
+/* VMCLEAR of a VMCS that is not current here: its region in L1's memory is the truth. */
+void vmcs12_clear_in_l1(u64 vmcs12_pa)
+{
+	((u32 *)region_in_l1(vmcs12_pa))[LAUNCH_STATE_OFFSET / 4] = 0;
+}
+
+/* A VMX abort (SDM 28.7) writes its indicator into the region in memory. */
+void vmcs12_set_abort(struct vcpu *v, u32 indicator)
+{
+	((volatile u32 *)region_in_l1(v->l1_current_vmcs))[ABORT_OFFSET / 4] = indicator;
 }

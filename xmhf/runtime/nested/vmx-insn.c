@@ -52,7 +52,7 @@ void nested_vm_fail_noskip(struct vcpu *v, u32 error)
 	u64 set = RFLAGS_CF;
 
 	if (v->l1_current_vmcs != ~0ULL && error) {
-		vmcs12_write_field(v->l1_current_vmcs, VMCS_VM_INSTRUCTION_ERROR, error);
+		vmcs12_write_field(v, VMCS_VM_INSTRUCTION_ERROR, error);
 		shadow_write_field(v, VMCS_VM_INSTRUCTION_ERROR, error);
 		set = RFLAGS_ZF;
 	}
@@ -65,7 +65,7 @@ void nested_vm_fail(struct vcpu *v, u32 error)
 		nested_vm_fail_invalid();
 		return;
 	}
-	vmcs12_write_field(v->l1_current_vmcs, VMCS_VM_INSTRUCTION_ERROR, error);
+	vmcs12_write_field(v, VMCS_VM_INSTRUCTION_ERROR, error);
 	shadow_write_field(v, VMCS_VM_INSTRUCTION_ERROR, error);
 	set_result_flags(RFLAGS_ZF);
 }
@@ -176,8 +176,8 @@ static void emulate_vmxoff(struct vcpu *v)
 	if (!checks(v, true))
 		return;
 	shadow_flush(v, true);
+	vmcs12_release(v);
 	v->l1_vmx_on = 0;
-	v->l1_current_vmcs = ~0ULL;
 	v->vmcs02_of = ~0ULL;
 	nested_vm_succeed();
 }
@@ -196,13 +196,13 @@ static void emulate_vmclear(struct vcpu *v)
 		nested_vm_fail(v, VMXERR_VMCLEAR_VMXON_PTR);
 		return;
 	}
-	/* The VMCS12 data is in L1's memory (once the shadow is flushed); VMCLEAR makes its launch
-	 * state "clear". */
+	/* The current VMCS12's data goes back to L1's region (the shadow's first); VMCLEAR makes the
+	 * launch state in the region "clear" (SDM 31.3 VMCLEAR). */
 	if (ptr == v->l1_current_vmcs) {
 		shadow_flush(v, true);
-		v->l1_current_vmcs = ~0ULL;
+		vmcs12_release(v);
 	}
-	vmcs12_set_launched(ptr, false);
+	vmcs12_clear_in_l1(ptr);
 	if (ptr == v->vmcs02_of)
 		v->vmcs02_of = ~0ULL;
 	nested_vm_succeed();
@@ -229,9 +229,10 @@ static void emulate_vmptrld(struct vcpu *v)
 	}
 	if (ptr != v->l1_current_vmcs) {
 		shadow_flush(v, true);
+		vmcs12_release(v);
+		vmcs12_load(v, ptr);
 		v->vmcs02_of = ~0ULL; /* the cached VMCS02 belongs to another VMCS12 (dirty bits are per VMCS12) */
 	}
-	v->l1_current_vmcs = ptr;
 	shadow_load(v);
 	nested_vm_succeed();
 }
@@ -289,10 +290,10 @@ static void emulate_vmread_vmwrite(struct vcpu *v, bool write)
 			nested_vm_fail(v, VMXERR_WRITE_READ_ONLY);
 			return;
 		}
-		vmcs12_write_field(v->l1_current_vmcs, (u32)enc, value);
+		vmcs12_write_field(v, (u32)enc, value);
 		v->vmcs12_dirty[idx / 64] |= 1ULL << (idx % 64);
 	} else {
-		value = vmcs12_read(v->l1_current_vmcs, (u32)enc);
+		value = vmcs12_read(v, (u32)enc);
 		if (opsize == 4)
 			value = (u32)value;
 		if (mem) {

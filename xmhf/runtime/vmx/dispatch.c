@@ -141,6 +141,8 @@ void vmexit_dispatch(struct vcpu *v)
 	/* Guest NMIs that arrived while the hypervisor ran: ask for an NMI-window exit. */
 	if (v->nmi_pending)
 		vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING);
+	if (v->l1_vmx_aborted)
+		nested_hold_aborted(v);
 }
 
 void vmx_entry_failed(struct vcpu *v, u32 error);
