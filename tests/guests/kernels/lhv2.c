@@ -377,6 +377,58 @@ static void t_msr_lists(void)
 }
 
 /* ------------------------------------------------------------------------------------------
+ * attack_vmcs12=1 (a security test of the hypervisor under test, not compared with bare runs): L1
+ * writes its current VMCS region in memory behind VMWRITE's back, in XMHF's layout (revision, abort,
+ * launch state, then one 8-byte slot per row of vmcs-fields.def from offset 64): an MSR-load count
+ * of 0xffff over a list whose entry 521 is an MSR L0 refuses (once read from memory after the
+ * entry checks, that copied 521 entries into L0's 512-entry buffer and failed the entry with
+ * qualification 521), then a non-canonical HOST_RIP (loaded unchecked into L1's state at the exit,
+ * that failed L0's own VM entry). The SDM leaves such writes undefined; XMHF keeps the current
+ * VMCS in its own memory, so both go unseen: L2 runs with the checked list, L1 resumes at its real
+ * HOST_RIP, and VMCLEAR writes the VMCS back over L1's scribbles.
+ */
+enum {
+#define VMCS_FIELD(name, enc, cls, nested, exists) XMHF_SLOT_##name,
+#include "../../../xmhf/arch/x86/vmcs-fields.def"
+#undef VMCS_FIELD
+};
+#define XMHF_SLOT(name) ((volatile uint64_t *)(l1_vmcs_pages[0] + 64) + XMHF_SLOT_##name)
+static struct msr_list_entry attack_list[600] __attribute__((aligned(16)));
+
+static void t_attack_vmcs12(void)
+{
+    if (test_begin("attack-vmcs12-in-memory") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_msr_lists), .proc = PROC_USE_MSR_BITMAPS };
+        msr_load[0] = (struct msr_list_entry){ MSR_IA32_SYSENTER_CS, 0, 0x7777 };
+        for (int i = 0; i < 600; i++)
+            attack_list[i] = (struct msr_list_entry){ MSR_IA32_SYSENTER_CS, 0, 0x9999 };
+        attack_list[520] = (struct msr_list_entry){ 0x480 /* IA32_VMX_BASIC: L0's */, 0, 0 };
+        if (vmcs_build(&s)) {
+            vmw(VMCS_ENTRY_MSR_LOAD_ADDR, PA(msr_load));
+            vmw(VMCS_ENTRY_MSR_LOAD_COUNT, 1);
+            if (run_expect(true, EXIT_REASON_VMCALL, "L2 with a one-entry MSR-load list")) {
+                check_u64(l2_regs.rbx, 0x7777, "L2's IA32_SYSENTER_CS from the list");
+                *XMHF_SLOT(ENTRY_MSR_LOAD_ADDR) = PA(attack_list);
+                *XMHF_SLOT(ENTRY_MSR_LOAD_COUNT) = 0xffff;
+                vmw(VMCS_GUEST_RIP, PA(l2_msr_lists)); /* a resume that changes only a guest field */
+                if (run_expect(false, EXIT_REASON_VMCALL, "VMRESUME after L1 wrote the MSR-load count in memory")) {
+                    check_u64(l2_regs.rbx, 0x7777, "L2's IA32_SYSENTER_CS from the checked list");
+                    *XMHF_SLOT(HOST_RIP) = 0x8000000000000000ull;
+                    vmw(VMCS_GUEST_RIP, PA(l2_msr_lists));
+                    if (run_expect(false, EXIT_REASON_VMCALL, "VMRESUME after L1 wrote HOST_RIP in memory"))
+                        check_u64(ex.len, 3, "the VMCALL exit after L1 resumed at its real HOST_RIP");
+                }
+            }
+            test_check(vmclear(PA(l1_vmcs_pages[0])) == VMX_SUCCEED, "VMCLEAR");
+            check_u64(*XMHF_SLOT(ENTRY_MSR_LOAD_COUNT), 1, "the MSR-load count in memory after VMCLEAR");
+            check_u64(*XMHF_SLOT(ENTRY_MSR_LOAD_ADDR), PA(msr_load), "the MSR-load address in memory after VMCLEAR");
+            vmcs_load(0);
+        }
+    }
+    test_end();
+}
+
+/* ------------------------------------------------------------------------------------------
  * l2-io-exit
  */
 static void t_io_exit(void)
@@ -668,6 +720,11 @@ void test_main(void)
     if (cmdline_get("bench", 0, arg, sizeof(arg)) && parse_u64(arg, NULL, &n) && n) {
         bench_cpuid(n);
         tests_done();
+    }
+    if (cmdline_get("attack_vmcs12", 0, arg, sizeof(arg))) {
+        t_attack_vmcs12();
+        l1_done();
+        return;
     }
     t_cpuid_exit();
     t_hlt_exit();
