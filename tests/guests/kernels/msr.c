@@ -235,6 +235,31 @@ static void t_apic_base(void)
     info("%d CPUs, BSP APIC_BASE 0x%llx", ncpus, (unsigned long long)b);
 }
 
+/* MSRs whose outputs are physical addresses (Intel PT's trace buffer, the debug store's BTS/PEBS
+ * buffers) exist only with their CPUID bit: a hypervisor that hides the feature must fault them too,
+ * or the guest could aim the hardware's writes anywhere (docs/threat-model.md). */
+static void t_hidden_features(void)
+{
+    struct cpuid_regs l1 = cpuid(1), l7 = cpuid2(7, 0);
+    bool has_pt = cpuid(0).a >= 7 && (l7.b & (1u << 25)), has_ds = l1.d & (1u << 21);
+
+    test_begin("msr-hidden-features-gp");
+    if (!has_pt) {
+        static const uint32_t rtit[] = { 0x560, 0x561, 0x570, 0x571, 0x572, 0x580, 0x581 };
+        for (unsigned i = 0; i < sizeof(rtit) / sizeof(rtit[0]); i++) {
+            check_gp_rd(rtit[i]);
+            check_gp_wr(rtit[i], 0);
+        }
+    }
+    if (!has_ds) {
+        check_gp_rd(0x600); /* IA32_DS_AREA */
+        check_gp_wr(0x600, 0x100000);
+        check_gp_wr(0x3f1, 1); /* IA32_PEBS_ENABLE */
+    }
+    test_end();
+    info("CPUID: Intel PT %d, debug store %d", has_pt, has_ds);
+}
+
 void test_main(void)
 {
     struct cpuid_regs l1 = cpuid(1), e1 = cpuid(0x80000001);
@@ -253,4 +278,5 @@ void test_main(void)
     t_segment_bases();
     t_tsc();
     t_apic_base();
+    t_hidden_features();
 }

@@ -169,6 +169,17 @@ bool ept01_check_generation(void); /* true if EPT01 changed since this CPU last 
 /* Guest memory: GPA -> pointer, refusing the hypervisor's region. NULL if not allowed. */
 void *guestmem_ptr(u64 gpa, u64 len);
 
+/* The MSRs the hypervisor keeps (runtime/guest/msr-policy.c). */
+enum msr_action {
+	MSR_PASS,       /* the hardware's, no exit */
+	MSR_EMULATE,    /* exits; msr.c's code decides */
+	MSR_HIDDEN,     /* exits; #GP as on a CPU without the feature */
+	MSR_LISTS_ONLY, /* passed through, but no MSR list of L1's may name it */
+};
+enum msr_action msr_policy(u32 msr, bool write);
+bool msr_policy_refused_in_lists(u32 msr);
+void msr_policy_bitmap(u8 *bitmap);
+
 /* Nested VMX (runtime/nested/). */
 bool nested_enabled(void);
 void nested_handle_vmx_instruction(struct vcpu *v);

@@ -5,6 +5,9 @@
 #include <xmhf/app.h>
 #include <x86/cpu.h>
 
+#define CPUID1_ECX_DTES64 (1U << 2)
+#define CPUID1_ECX_DS_CPL (1U << 4)
+#define CPUID1_EDX_DS (1U << 21)
 #define CPUID1_ECX_XSAVE (1U << 26)
 #define CPUID1_ECX_OSXSAVE (1U << 27)
 #define CPUID7_EBX_INTEL_PT (1U << 25)
@@ -36,6 +39,9 @@ void handle_cpuid(struct vcpu *v)
 	case 1:
 		r.ecx &= ~(CPUID1_ECX_SMX | (nested_enabled() ? 0 : CPUID1_ECX_VMX));
 		r.ecx |= CPUID1_ECX_HYPERVISOR;
+		/* The debug store is not virtualized (its buffers are host-physical: msr-policy.c). */
+		r.ecx &= ~(CPUID1_ECX_DTES64 | CPUID1_ECX_DS_CPL);
+		r.edx &= ~CPUID1_EDX_DS;
 		/* OSXSAVE mirrors the guest's CR4, not the host's. */
 		r.ecx &= ~CPUID1_ECX_OSXSAVE;
 		if ((r.ecx & CPUID1_ECX_XSAVE) && (cr4 & CR4_OSXSAVE))

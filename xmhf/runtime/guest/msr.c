@@ -4,6 +4,7 @@
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <xmhf/app.h>
+#include <x86/cpu.h>
 #include <x86/msr.h>
 
 #define MSR_BIOS_UPDT_TRIG 0x79
@@ -25,8 +26,8 @@ void handle_rdmsr(struct vcpu *v)
 		guest_skip_instruction();
 		return;
 	}
-	if (is_vmx_cap_msr(msr)) {
-		guest_inject_gp(); /* as on a CPU without VMX */
+	if (is_vmx_cap_msr(msr) || msr_policy(msr, false) == MSR_HIDDEN) {
+		guest_inject_gp(); /* as on a CPU without VMX, PT, DS */
 		return;
 	}
 	if (rdmsr_safe(msr, &value)) {
@@ -40,6 +41,19 @@ void handle_rdmsr(struct vcpu *v)
 	guest_skip_instruction();
 }
 
+/* IA32_APIC_BASE (SDM 11.4.4, 11.12.5): L0 keeps the local APIC enabled at its base, so a write
+ * may change the x2APIC mode (the hardware faults on a transition it does not allow) but not
+ * relocate or disable the APIC: that gets #GP, like a reserved bit. */
+static void wrmsr_apic_base(u64 value)
+{
+	u64 now = rdmsr(MSR_IA32_APIC_BASE), keep = ~(u64)(APIC_BASE_EXTD | APIC_BASE_BSP);
+
+	if ((value & keep) != (now & keep) || wrmsr_safe(MSR_IA32_APIC_BASE, value))
+		guest_inject_gp();
+	else
+		guest_skip_instruction();
+}
+
 void handle_wrmsr(struct vcpu *v)
 {
 	u32 msr = (u32)v->regs.gpr[REG_RCX];
@@ -48,6 +62,14 @@ void handle_wrmsr(struct vcpu *v)
 	event_log_key(v, EXIT_REASON_WRMSR, msr);
 	if (is_vmx_cap_msr(msr) || msr == MSR_IA32_FEATURE_CONTROL) {
 		guest_inject_gp(); /* read-only, and IA32_FEATURE_CONTROL is locked */
+		return;
+	}
+	if (msr_policy(msr, true) == MSR_HIDDEN) {
+		guest_inject_gp();
+		return;
+	}
+	if (msr == MSR_IA32_APIC_BASE) {
+		wrmsr_apic_base(value);
 		return;
 	}
 	if (lapic_trap_handle_wrmsr(v, msr, value))

@@ -23,14 +23,10 @@ u32 nested_msr_list_max(void)
 	return MAX_ENTRIES;
 }
 
-/* MSRs no list may touch: L0's (VMX, feature control, microcode, MTRRs through EPT01, the x2APIC
- * range with the ICR L0 intercepts), and those the SDM forbids in lists (FS/GS base, SMBASE, the
- * SMM monitor control). */
+/* MSRs no list may touch: those L0 keeps (guest/msr-policy.c), and those the SDM forbids in lists. */
 static bool refused(u32 msr)
 {
-	return msr == MSR_IA32_FEATURE_CONTROL || (msr >= 0x480 && msr <= 0x492) || msr == 0x79 || msr == 0x8b ||
-	       msr == 0x9b || msr == 0x9e || (msr >= 0x800 && msr <= 0x8ff) || msr == MSR_IA32_FS_BASE ||
-	       msr == MSR_IA32_GS_BASE || ept01_is_mtrr_msr(msr);
+	return msr_policy_refused_in_lists(msr);
 }
 
 /* L1's list in its memory, or NULL. L1 may rewrite it at any time, from another CPU too: every

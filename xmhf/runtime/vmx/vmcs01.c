@@ -28,29 +28,11 @@ static u32 adjust(u32 want, u32 allowed0, u32 allowed1, const char *what)
 	return v;
 }
 
-static void intercept_msr(u32 msr, bool read, bool write)
-{
-	u32 base = msr >= 0xc0000000 ? 1024 : 0; /* byte offset of the high-MSR read bitmap */
-	u32 idx = msr & 0x1fff;
-
-	if (read)
-		msr_bitmap[base + idx / 8] |= (u8)(1 << (idx % 8));
-	if (write)
-		msr_bitmap[2048 + base + idx / 8] |= (u8)(1 << (idx % 8));
-}
-
 /* Shared by every CPU's VMCS01: built by the BSP before any AP sets up its VMCS. */
 void vmcs01_global_init(void)
 {
 	msr_bitmap = page_alloc(1);
-	intercept_msr(MSR_IA32_FEATURE_CONTROL, true, true); /* VMX hidden from the guest */
-	for (u32 m = 0x480; m <= 0x492; m++)
-		intercept_msr(m, true, true);                 /* VMX capability MSRs */
-	intercept_msr(0x79, false, true);                    /* microcode update trigger */
-	intercept_msr(0x830, false, true);                   /* x2APIC ICR: guest INIT/SIPI (ipi.c) */
-	for (u32 m = 0x200; m < 0x300; m++)
-		if (ept01_is_mtrr_msr(m))
-			intercept_msr(m, false, true);        /* MTRRs: EPT01 memory types follow them */
+	msr_policy_bitmap(msr_bitmap);
 }
 
 static void setup_controls(void)
