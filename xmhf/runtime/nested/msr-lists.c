@@ -2,7 +2,8 @@
  * MSR-store lists run in hardware on copies in L0's memory (VMCS02 points at them): the CPU itself loads
  * L2's MSRs and stores them at the exit; the stored values are copied back into L1's list. The
  * VM-exit MSR-load list (L1's own MSRs after the exit) is applied by L0 in software, so a bad entry
- * cannot VMX-abort L0: it VMX-aborts L1 instead. MSRs L0 keeps for itself are refused in every list. */
+ * cannot VMX-abort L0: it VMX-aborts L1 instead. MSRs L0 keeps for itself (guest/msr-policy.c, with those
+ * the SDM forbids in lists) are refused in every list. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <lib/string.h>
@@ -21,12 +22,6 @@ struct msr_entry {
 u32 nested_msr_list_max(void)
 {
 	return MAX_ENTRIES;
-}
-
-/* MSRs no list may touch: those L0 keeps (guest/msr-policy.c), and those the SDM forbids in lists. */
-static bool refused(u32 msr)
-{
-	return msr_policy_refused_in_lists(msr);
 }
 
 /* L1's list in its memory, or NULL. L1 may rewrite it at any time, from another CPU too: every
@@ -67,13 +62,13 @@ u32 nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_g
 	s02 = v->msr_store02;
 	for (u32 i = 0; i < load_n; i++) {
 		struct msr_entry e = read_entry(&load[i]);
-		if (refused(e.index) || e.reserved)
+		if (msr_policy_refused_in_lists(e.index) || e.reserved)
 			return i + 1;
 		l02[i] = e;
 	}
 	for (u32 i = 0; i < store_n; i++) {
 		u32 index = store[i].index;
-		s02[i] = (struct msr_entry){ .index = refused(index) ? MSR_IA32_FEATURE_CONTROL /* harmless read */ : index };
+		s02[i] = (struct msr_entry){ .index = msr_policy_refused_in_lists(index) ? MSR_IA32_FEATURE_CONTROL /* harmless read */ : index };
 	}
 	vmcs_write(VMCS_ENTRY_MSR_LOAD_ADDR, (u64)(uintptr_t)l02);
 	vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, load_n);
@@ -100,7 +95,7 @@ bool nested_msr_exit_load(u64 gpa, u32 n)
 
 	for (u32 i = 0; list && i < n; i++) {
 		struct msr_entry e = read_entry(&list[i]);
-		if (refused(e.index) || e.reserved || wrmsr_safe(e.index, e.data))
+		if (msr_policy_refused_in_lists(e.index) || e.reserved || wrmsr_safe(e.index, e.data))
 			return false;
 	}
 	return true;
