@@ -276,6 +276,15 @@ def security_tests():
                       [r"^INFO VMX abort now", r"^XMHF: CPU 0: VMX abort of L1 \(indicator 4\): this vCPU is shut down"],
                       forbid=[r"^TEST vmx-abort: FAIL", r"FATAL", r"stopping the machine", r"^TESTS DONE"],
                       extra_hv=" nested=1", end=r"^XMHF: CPU 0: VMX abort of L1"))
+    # REP OUTSB of "Shutdown" to Bochs's power-off port, which XMHF watches: from L1, and from L2
+    # with L1 not intercepting it (bitmaps, or no I/O controls). XMHF's shutdown hooks must run (the
+    # helloworld hypapp says goodbye): string I/O stopped XMHF, and L2 bypassed its I/O intercepts.
+    for how in ("l1", "l2", "l2-none"):
+        out.append(HvTest("outs-poweroff-%s" % how, "lhv4", "outs_poweroff=%s" % how, 1,
+                          [r"^INFO power-off with REP OUTSB from %s$" % how,
+                           r"^helloworld: CPU 0: the guest is powering off after 0 hypercalls; goodbye$"],
+                          forbid=[r"FAIL", r"FATAL", r"SECURITY"], variant="helloworld", extra_hv=" nested=1",
+                          end=r"^helloworld: CPU 0: the guest is powering off"))
     out.append(HvTest("guest-triple-fault", "probe", "triple=1", 1,
                       [r"^INFO triple fault now", r"^XMHF: CPU 0: the guest triple-faulted",
                        r"^XMHF: stopping the machine: guest triple fault", r"^XMHF: powering off"],

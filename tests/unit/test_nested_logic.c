@@ -1,4 +1,5 @@
 #include <lib/nested-logic.h>
+#include <x86/vmx.h>
 #include <stdlib.h>
 #include <string.h>
 #include "unit.h"
@@ -201,4 +202,62 @@ TEST(nested_host_msr_checks)
 	CHECK(!nested_host_efer_valid(0x901, true));    /* LME without LMA */
 	CHECK(!nested_host_efer_valid(0xd03, true));    /* reserved bit 1 */
 	CHECK(nested_host_efer_valid(0x801, false));
+}
+
+TEST(nested_bitmap_merge)
+{
+	static u64 l0[1024], l1[1024], out[1024];
+	static struct sparse_bitmap s;
+
+	memset(l0, 0, sizeof(l0));
+	for (u32 i = 0; i < 1024; i++)
+		l1[i] = 0x0101010101010101ULL * (i & 0xff);
+	l0[0] = 1;
+	l0[0x8900 / 64] = 1ULL << (0x8900 % 64);
+	l0[1023] = 1ULL << 63;
+	s.bits = l0;
+	s.nwords = 1024;
+	sparse_bitmap_index(&s);
+	CHECK_EQ(s.n, 3U);
+	CHECK_EQ(s.idx[1], 0x8900 / 64);
+	memset(out, 0xaa, sizeof(out));
+	bitmap_merge(out, l1, &s);
+	for (u32 i = 0; i < 1024; i++)
+		if (!CHECK_EQ(out[i], l1[i] | l0[i]))
+			break;
+	/* A change of L0's bitmap counts once reindexed; a 512-word bitmap (MSRs) stops there. */
+	l0[1023] = 0;
+	l0[5] = 2;
+	s.nwords = 512;
+	sparse_bitmap_index(&s);
+	CHECK_EQ(s.n, 2U);
+	CHECK_EQ(s.idx[1], 5);
+	out[600] = 0x1234;
+	bitmap_merge(out, l1, &s);
+	CHECK_EQ(out[5], l1[5] | 2);
+	CHECK_EQ(out[600], 0x1234ULL); /* past nwords: untouched */
+}
+
+TEST(nested_io_exits)
+{
+	static u8 bm[8192];
+
+	memset(bm, 0, sizeof(bm));
+	bm[0x80 / 8] |= 1 << (0x80 % 8);
+	bm[0xffff / 8] |= 0x80;
+	/* Neither control: never; unconditional: always. */
+	CHECK(!nested_io_exits_to_l1(0, bm, bm + 4096, 0x80, 1));
+	CHECK(nested_io_exits_to_l1(PROC_UNCOND_IO_EXITING, bm, bm + 4096, 0x70, 1));
+	/* Bitmaps win over unconditional exiting (SDM 26.1.3). */
+	CHECK(!nested_io_exits_to_l1(PROC_USE_IO_BITMAPS | PROC_UNCOND_IO_EXITING, bm, bm + 4096, 0x70, 4));
+	CHECK(nested_io_exits_to_l1(PROC_USE_IO_BITMAPS, bm, bm + 4096, 0x80, 1));
+	/* Any byte of a wider access: 0x7e..0x81 covers 0x80; 0x7c..0x7f does not. */
+	CHECK(nested_io_exits_to_l1(PROC_USE_IO_BITMAPS, bm, bm + 4096, 0x7e, 4));
+	CHECK(!nested_io_exits_to_l1(PROC_USE_IO_BITMAPS, bm, bm + 4096, 0x7c, 4));
+	CHECK(!nested_io_exits_to_l1(PROC_USE_IO_BITMAPS, bm, bm + 4096, 0x81, 2));
+	/* Bitmap B: port 0xffff; and wrap-around past it exits whatever the bits say. */
+	CHECK(nested_io_exits_to_l1(PROC_USE_IO_BITMAPS, bm, bm + 4096, 0xffff, 1));
+	bm[0xffff / 8] = 0;
+	CHECK(!nested_io_exits_to_l1(PROC_USE_IO_BITMAPS, bm, bm + 4096, 0xfffe, 2));
+	CHECK(nested_io_exits_to_l1(PROC_USE_IO_BITMAPS, bm, bm + 4096, 0xfffe, 4));
 }

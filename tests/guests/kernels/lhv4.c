@@ -54,6 +54,9 @@ extern char l2_msr[], l2_msr_r174[], l2_msr_rc100[], l2_msr_w175[], l2_msr_wc102
     l2_msr_vmcall[];
 extern char l2_cr[], l2_cr_mov0[], l2_cr_clts[], l2_cr_lmsw[], l2_cr_mov4[], l2_cr_vmcall[];
 extern char l2_io[], l2_io_out80[], l2_io_in8080[], l2_io_outw7f[], l2_io_vmcall[];
+extern char l2_sio[], l2_sio_insb[], l2_sio_vmcall[];
+extern char l2_outs_poweroff[];
+uint8_t sio_buf[32];
 extern char l2_pf_read[], l2_pf_read_insn[], l2_pf_write[], l2_pf_write_insn[];
 extern char l2_misc[], l2_misc_rdtsc[], l2_misc_movdr7[], l2_misc_movdr1[], l2_misc_invlpg[],
     l2_misc_vmcall[];
@@ -157,6 +160,48 @@ asm(".text\n"
     "l2_io_vmcall:\n"
     "  vmcall\n"
     "  ud2\n"
+
+    /* l2-string-io: INS from port 0xf4, which XMHF watches (QEMU's exit port; nothing on Bochs) */
+    "l2_sio:\n"
+    "  cld\n"
+    "  lea sio_buf(%rip), %rdi\n"
+    "  mov $4, %ecx\n"
+    "  mov $0xf4, %edx\n"
+    "l2_sio_insb:\n"
+    "  rep insb\n"                             /* 4 bytes up */
+    "  mov %rdi, %r8\n"
+    "  mov %rcx, %r9\n"
+    "  lea sio_buf+14(%rip), %rdi\n"
+    "  mov $2, %ecx\n"
+    "  std\n"
+    "  rep insw\n"                             /* 2 words down: 14-15, 12-13 */
+    "  cld\n"
+    "  mov %rdi, %r10\n"
+    "  mov %rcx, %r11\n"
+    "  lea sio_buf+16(%rip), %rdi\n"
+    "  movabs $0x100000002, %rcx\n"
+    "  addr32 rep insb\n"                      /* ECX counts: 2 bytes */
+    "  mov %rdi, %r12\n"
+    "  mov %rcx, %r13\n"
+    "  lea sio_buf+20(%rip), %rdi\n"
+    "  mov $7, %ecx\n"
+    "  insl\n"                                 /* no REP: one dword, RCX untouched */
+    "  mov %rdi, %r14\n"
+    "  mov %rcx, %r15\n"
+    "l2_sio_vmcall:\n"
+    "  vmcall\n"
+    "  ud2\n"
+
+    /* outs_poweroff=: "Shutdown" to Bochs's power-off port with one REP OUTSB */
+    "l2_outs_poweroff:\n"
+    "  lea shutdown_str(%rip), %rsi\n"
+    "  mov $8, %ecx\n"
+    "  mov $0x8900, %edx\n"
+    "  cld\n"
+    "  rep outsb\n"
+    "  vmcall\n"
+    "  ud2\n"
+    "shutdown_str: .ascii \"Shutdown\"\n"
 
     /* l2-pf-mask-match */
     "l2_pf_read:\n"
@@ -385,6 +430,77 @@ static void t_io_bitmaps(void)
                 advance_rip();
             }
             step(false, EXIT_REASON_VMCALL, l2_io_vmcall, "VMCALL after the I/O accesses");
+        }
+    }
+    test_end();
+}
+
+/* ------------------------------------------------------------------------------------------
+ * l2-string-io: INS/OUTS from L2 to a port L1 lets through but XMHF watches (0xf4), so XMHF
+ * performs them one element per exit (RSI/RDI, RCX, DF, address size as the CPU would); then the same
+ * INS with L1 intercepting the port: the exit goes to L1 with the string exit information.
+ */
+static void sio_fill(void)
+{
+    memset(sio_buf, 0x33, sizeof(sio_buf));
+}
+
+static void t_string_io(void)
+{
+    if (test_begin("l2-string-io") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_sio), .proc = PROC_USE_IO_BITMAPS };
+        uint64_t buf = PA(sio_buf);
+        sio_fill();
+        if (vmcs_build(&s)) {
+            memset(io_bitmap_a, 0, PAGE);
+            memset(io_bitmap_b, 0, PAGE);
+            vmw(VMCS_IO_BITMAP_A, PA(io_bitmap_a));
+            vmw(VMCS_IO_BITMAP_B, PA(io_bitmap_b));
+            uint8_t v = inb(0xf4);
+            if (step(true, EXIT_REASON_VMCALL, l2_sio_vmcall, "INS from port 0xf4, L1 not intercepting")) {
+                check_u64(l2_regs.r8, buf + 4, "RDI after REP INSB (4 bytes)");
+                check_u64(l2_regs.r9, 0, "RCX after REP INSB");
+                check_u64(l2_regs.r10, buf + 10, "RDI after STD; REP INSW (2 words)");
+                check_u64(l2_regs.r11, 0, "RCX after REP INSW");
+                check_u64(l2_regs.r12, buf + 18, "RDI after ADDR32 REP INSB");
+                /* ECX counts and, written as a 32-bit register, clears RCX's upper half */
+                check_u64(l2_regs.r13, 0, "RCX after ADDR32 REP INSB (ECX counted)");
+                check_u64(l2_regs.r14, buf + 24, "RDI after INSL");
+                check_u64(l2_regs.r15, 7, "RCX after INSL (no REP)");
+                for (int i = 0; i < 32; i++) {
+                    bool filled = i < 4 || (i >= 12 && i < 18) || (i >= 20 && i < 24);
+                    test_check(sio_buf[i] == (filled ? v : 0x33), "buffer byte %d: 0x%x", i, sio_buf[i]);
+                }
+            }
+        }
+        /* L1 intercepts 0xf4: the first INS exits to L1 with the string I/O information. */
+        sio_fill();
+        if (vmcs_build(&s)) {
+            memset(io_bitmap_a, 0, PAGE);
+            memset(io_bitmap_b, 0, PAGE);
+            set_bit(io_bitmap_a, 0xf4);
+            vmw(VMCS_IO_BITMAP_A, PA(io_bitmap_a));
+            vmw(VMCS_IO_BITMAP_B, PA(io_bitmap_b));
+            if (step(true, EXIT_REASON_IO, l2_sio_insb, "REP INSB from 0xf4, L1 intercepting")) {
+                check_u64(ex.qual, (0xf4ull << 16) | IO_QUAL_IN | IO_QUAL_STRING | IO_QUAL_REP,
+                          "I/O qualification (size 1, in, string, REP, DX, port 0xf4)");
+                check_u64(ex.len, 2, "REP INSB exit: instruction length");
+                check_u64(vmr(VMCS_GUEST_LINEAR_ADDRESS), buf, "REP INSB exit: guest-linear address");
+                check_u64((vmr(VMCS_EXIT_INSTRUCTION_INFO) >> 7) & 7, 2,
+                          "REP INSB exit: instruction information address size (64-bit)");
+                check_u64(l2_regs.rcx, 4, "REP INSB exit: L2's RCX (nothing done yet)");
+                test_check(sio_buf[0] == 0x33, "buffer byte 0 written before the exit: 0x%x", sio_buf[0]);
+            }
+        }
+        /* L1 itself (XMHF watches 0xf4 in its own bitmaps too). */
+        sio_fill();
+        {
+            uint64_t rdi = buf, rcx = 3;
+            asm volatile("cld; rep insb" : "+D"(rdi), "+c"(rcx) : "d"(0xf4) : "memory");
+            check_u64(rdi, buf + 3, "L1's RDI after REP INSB");
+            check_u64(rcx, 0, "L1's RCX after REP INSB");
+            test_check(sio_buf[2] == inb(0xf4) && sio_buf[3] == 0x33, "L1's buffer after REP INSB: %x %x",
+                       sio_buf[2], sio_buf[3]);
         }
     }
     test_end();
@@ -686,12 +802,45 @@ static void t_all_cpus(void)
     test_end();
 }
 
+/* outs_poweroff=l1|l2|l2-none (a test of the hypervisor under test, not compared with bare runs: the
+ * machine powers off): the power-off goes to port 0x8900 with REP OUTSB from L1, or from L2 with L1's
+ * I/O bitmaps not intercepting it, or with no I/O controls at all. XMHF watches that port in its own
+ * bitmaps, so its shutdown hooks must run whichever level writes it, and the string form must work. */
+static void outs_poweroff(const char *how)
+{
+    struct l2_setup s = { .rip = PA(l2_outs_poweroff) };
+
+    info("power-off with REP OUTSB from %s", how);
+    if (!strncmp(how, "l1", 3))
+        asm volatile("jmp l2_outs_poweroff");
+    if (!strncmp(how, "l2", 3))
+        s.proc = PROC_USE_IO_BITMAPS;
+    if (vmcs_build(&s)) {
+        memset(io_bitmap_a, 0, PAGE);
+        memset(io_bitmap_b, 0, PAGE);
+        vmw(VMCS_IO_BITMAP_A, PA(io_bitmap_a));
+        vmw(VMCS_IO_BITMAP_B, PA(io_bitmap_b));
+        run_expect(true, EXIT_REASON_VMCALL, "L2's power-off");
+    }
+    test_check(false, "still running after the power-off");
+}
+
 void test_main(void)
 {
+    char arg[16];
+
     vmx_init();
+    if (cmdline_get("outs_poweroff", 0, arg, sizeof(arg))) {
+        if (test_begin("outs-poweroff") && l1_need_vmx())
+            outs_poweroff(arg);
+        test_end();
+        l1_done();
+        return;
+    }
     t_msr_bitmap();
     t_cr_masks();
     t_io_bitmaps();
+    t_string_io();
     t_pf_mask_match();
     t_misc_exits();
     t_preemption_timer();

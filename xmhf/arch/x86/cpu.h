@@ -24,6 +24,7 @@
 #define EFER_NXE (1ULL << 11)
 
 #define RFLAGS_IF (1UL << 9)
+#define RFLAGS_DF (1UL << 10)
 
 struct cpuid_regs {
 	u32 eax, ebx, ecx, edx;

@@ -39,6 +39,7 @@ static inline bool vmcs_field_is_high(u32 enc) { return (enc & 1) != 0; }
 #define MSR_IA32_VMX_VMFUNC 0x491
 #define MSR_IA32_VMX_PROCBASED_CTLS3 0x492
 
+#define VMX_BASIC_INSOUTS_INFO (1ULL << 54) /* exit instruction information for INS/OUTS */
 #define VMX_BASIC_TRUE_CTLS (1ULL << 55)
 
 #define FEATURE_CONTROL_LOCK (1ULL << 0)

@@ -112,4 +112,25 @@ struct ept02_slot {
  * used (to be emptied by the caller). n > 0. */
 u32 ept02_cache_pick(const struct ept02_slot *slots, u32 n, u64 eptp12, bool *hit);
 
+/* VMCS02's MSR and I/O bitmaps: a bit set in L0's or in L1's bitmap makes the access exit. L0's are
+ * sparse and change rarely, so they are kept as a list of their nonzero 64-bit words: a merge copies
+ * L1's bitmap (L1 may rewrite it in memory between entries) and ORs in only those words. */
+struct sparse_bitmap {
+	const u64 *bits;     /* the whole bitmap */
+	u32 nwords;          /* its size in 64-bit words */
+	u32 n;               /* entries of idx in use */
+	u16 idx[1024];       /* indices of its nonzero words, ascending */
+};
+
+/* Recomputes idx after a change of bits. */
+void sparse_bitmap_index(struct sparse_bitmap *s);
+
+/* out = l1 | s->bits, over s->nwords words. */
+void bitmap_merge(u64 *out, const u64 *l1, const struct sparse_bitmap *s);
+
+/* Does an I/O access of size bytes at port exit to L1 under its controls (SDM 26.1.3)? With "use I/O
+ * bitmaps" (a: ports 0-7fff, b: 8000-ffff), if a bit of any port accessed is set, or the access wraps
+ * past port 0xffff; else with "unconditional I/O exiting"; else never. */
+bool nested_io_exits_to_l1(u32 proc12, const u8 *a, const u8 *b, u32 port, u32 size);
+
 #endif

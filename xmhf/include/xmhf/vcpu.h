@@ -54,6 +54,7 @@ struct vcpu {
 	u64 vmcs02_of;          /* the VMCS12 it was built from and is in sync with (~0: none) */
 	u64 vmcs12_dirty[4];    /* fields L1 VMWRITEs since VMCS02 was in sync (bit = table index) */
 	u8 *msr_bitmap02;       /* VMCS02's MSR bitmap: L0's intercepts | L1's */
+	u8 *io_bitmap02;        /* VMCS02's I/O bitmaps A and B (8 KiB): L0's intercepts | L1's */
 	struct ept02_slot *ept02; /* this CPU's EPT02s, one per EPTP12 (runtime/nested/ept02.c) */
 	u32 ept02_cur;          /* the slot of the EPTP12 L2 runs with */
 	u32 ept02_pages;        /* tables held by all slots */
@@ -157,6 +158,8 @@ void io_intercept_init(void);
 void io_bitmap_set(u32 port, u32 count, bool intercept);
 u64 io_bitmap_a(void);
 u64 io_bitmap_b(void);
+struct sparse_bitmap;
+const struct sparse_bitmap *io_bitmap_l0(u32 page); /* page 0: ports 0-7fff (A), 1: 8000-ffff (B) */
 void handle_io(struct vcpu *v);
 
 /* EPT01 (runtime/ept). */
@@ -193,7 +196,7 @@ void nested_hold_aborted(struct vcpu *v);  /* before entering an L1 vCPU a VMX a
 void reinject_interrupted_event(void);
 bool nested_entry_failed(struct vcpu *v, u32 error); /* VMLAUNCH/VMRESUME of VMCS02 failed */
 void vmcs01_host_state(struct vcpu *v);   /* this CPU's host state into the current VMCS */
-u8 *vmcs01_msr_bitmap(void);
+const struct sparse_bitmap *vmcs01_msr_intercepts(void); /* VMCS01's MSR bitmap, indexed */
 /* Guest-virtual memory access for instruction operands: copies n bytes at a linear address (page
  * walks of the guest's paging mode); injects #PF and returns false if a page is not mapped. */
 bool guest_linear_read(u64 linear, void *buf, u32 n);

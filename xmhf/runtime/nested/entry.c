@@ -141,18 +141,53 @@ static bool check_host_state(struct vcpu *v)
 }
 
 /* VMCS02's MSR bitmap: an MSR exits if L0 or L1 wants it (SDM 25.6.9), so L2 accesses L1 allows
- * run without any exit; without L1's bitmap every MSR access exits (to L1). */
-static void merge_msr_bitmap(struct vcpu *v, u32 proc12)
+ * run without any exit. Without L1's bitmap VMCS02 has none either: every MSR access exits, and all
+ * of them are L1's (exit.c). Merged again at each entry: L1 may rewrite its bitmap in memory. */
+static void setup_msr_bitmap(struct vcpu *v, u32 proc12)
 {
-	const u64 *l0 = (const u64 *)vmcs01_msr_bitmap();
 	const u64 *l1 = (proc12 & PROC_USE_MSR_BITMAPS) ? guestmem_ptr(r12(v, VMCS_MSR_BITMAP), PAGE_SIZE_4K) : NULL;
-	u64 *out;
 
+	if (!l1) {
+		/* Checked at entry and kept in L0's VMCS12 copy; gone only if L0's own map changed. */
+		vmcs_clear_bits(VMCS_PROC_BASED_CONTROLS, PROC_USE_MSR_BITMAPS);
+		return;
+	}
 	if (!v->msr_bitmap02)
 		v->msr_bitmap02 = page_alloc(1);
-	out = (u64 *)v->msr_bitmap02;
-	for (u32 i = 0; i < PAGE_SIZE_4K / 8; i++)
-		out[i] = l1 ? l0[i] | l1[i] : ~0ULL;
+	bitmap_merge((u64 *)v->msr_bitmap02, l1, vmcs01_msr_intercepts());
+	vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_USE_MSR_BITMAPS);
+	vmcs_write(VMCS_MSR_BITMAP, (u64)(uintptr_t)v->msr_bitmap02);
+}
+
+/* VMCS02's I/O exiting (SDM 25.6.4): the ports L0 and hypapps intercept exit whatever L1 chose, so L2
+ * reaches none of them behind L0's back (nested/exit.c hands L0 the exits L1 did not ask for). With
+ * L1's bitmaps, their merge with L0's (again at each entry: L1 may rewrite them in memory); with
+ * "unconditional I/O exiting" alone, every access exits anyway; with neither, L0's own bitmaps. */
+static void setup_io_bitmaps(struct vcpu *v, u32 proc12)
+{
+	u64 a = io_bitmap_a(), b = io_bitmap_b();
+
+	if (proc12 & PROC_USE_IO_BITMAPS) {
+		const u64 *l1[2] = { guestmem_ptr(r12(v, VMCS_IO_BITMAP_A), PAGE_SIZE_4K),
+				     guestmem_ptr(r12(v, VMCS_IO_BITMAP_B), PAGE_SIZE_4K) };
+		if (!v->io_bitmap02)
+			v->io_bitmap02 = page_alloc(2);
+		for (u32 i = 0; i < 2; i++) {
+			u64 *out = (u64 *)(uintptr_t)(v->io_bitmap02 + i * PAGE_SIZE_4K);
+			/* Checked at entry and kept in L0's VMCS12 copy; gone only if L0's own map changed. */
+			if (l1[i])
+				bitmap_merge(out, l1[i], io_bitmap_l0(i));
+			else
+				memset(out, 0xff, PAGE_SIZE_4K);
+		}
+		a = (u64)(uintptr_t)v->io_bitmap02;
+		b = a + PAGE_SIZE_4K;
+	} else if (proc12 & PROC_UNCOND_IO_EXITING) {
+		return;
+	}
+	vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_USE_IO_BITMAPS);
+	vmcs_write(VMCS_IO_BITMAP_A, a);
+	vmcs_write(VMCS_IO_BITMAP_B, b);
 }
 
 /* What L1 changed in VMCS12 since VMCS02 was last in sync with it (vmcs12_dirty: its VMWRITEs and
@@ -177,8 +212,8 @@ static u32 vmcs12_changes(struct vcpu *v)
 }
 
 /* VMRESUME of the VMCS12 VMCS02 is in sync with, changed only in fields that copy as they are or in
- * its host state: the changed guest fields are copied, nothing rebuilt. L1's MSR bitmap is merged
- * again, since L1 may change it in memory at any time. */
+ * its host state: the changed guest fields are copied, nothing rebuilt. L1's MSR and I/O bitmaps are
+ * merged again, since L1 may change them in memory at any time. */
 static void resume_cached(struct vcpu *v)
 {
 	if (vmptrld(v->vmcs02_pa))
@@ -191,7 +226,8 @@ static void resume_cached(struct vcpu *v)
 		}
 	for (u32 i = 0; i < ARRAY_SIZE(v->vmcs12_dirty); i++)
 		v->vmcs12_dirty[i] = 0;
-	merge_msr_bitmap(v, (u32)r12(v, VMCS_PROC_BASED_CONTROLS));
+	setup_msr_bitmap(v, (u32)r12(v, VMCS_PROC_BASED_CONTROLS));
+	setup_io_bitmaps(v, (u32)r12(v, VMCS_PROC_BASED_CONTROLS));
 	/* L1's entry starts L2's preemption timer from VMCS12's value (saved there at the last exit if
 	 * L1 asked, else the value L1 wrote), not from where VMCS02 stopped. */
 	if (r12(v, VMCS_PIN_BASED_CONTROLS) & PIN_PREEMPTION_TIMER)
@@ -299,19 +335,15 @@ static void build_vmcs02(struct vcpu *v)
 	/* Controls: L1's, plus what L0 needs to keep L2 under its EPT and to see its own NMIs. */
 	vmcs_write(VMCS_PIN_BASED_CONTROLS,
 		   (pin12 | PIN_NMI_EXITING | PIN_VIRTUAL_NMIS | vmx_caps.pin0) & vmx_caps.pin1);
-	vmcs_write(VMCS_PROC_BASED_CONTROLS, (proc12 | PROC_USE_MSR_BITMAPS | PROC_SECONDARY_CONTROLS) &
+	vmcs_write(VMCS_PROC_BASED_CONTROLS, (proc12 | PROC_SECONDARY_CONTROLS) &
 						     ~(u32)PROC_TPR_SHADOW);
 	vmcs_write(VMCS_PROC_BASED_CONTROLS2, (proc2_12 & ~(PROC2_VPID | PROC2_VMCS_SHADOWING | PROC2_EPT)) |
 						      PROC2_EPT | (proc2_01 & (PROC2_RDTSCP | PROC2_INVPCID | PROC2_XSAVES)) |
 						      vpid02_setup(v, proc2_12, (u16)r12(v, VMCS_VPID)));
 	/* L2's guest-physical addresses: L1's own (EPT01) without EPT12, else through EPT02. */
 	vmcs_write(VMCS_EPT_POINTER, (proc2_12 & PROC2_EPT) ? ept02_eptp(v, r12(v, VMCS_EPT_POINTER)) : ept01_eptp());
-	merge_msr_bitmap(v, proc12);
-	vmcs_write(VMCS_MSR_BITMAP, (u64)(uintptr_t)v->msr_bitmap02);
-	if (proc12 & PROC_USE_IO_BITMAPS) {
-		vmcs_write(VMCS_IO_BITMAP_A, r12(v, VMCS_IO_BITMAP_A));
-		vmcs_write(VMCS_IO_BITMAP_B, r12(v, VMCS_IO_BITMAP_B));
-	}
+	setup_msr_bitmap(v, proc12);
+	setup_io_bitmaps(v, proc12);
 	vmcs_write(VMCS_EXCEPTION_BITMAP, r12(v, VMCS_EXCEPTION_BITMAP));
 	vmcs_write(VMCS_PAGE_FAULT_ERROR_MASK, r12(v, VMCS_PAGE_FAULT_ERROR_MASK));
 	vmcs_write(VMCS_PAGE_FAULT_ERROR_MATCH, r12(v, VMCS_PAGE_FAULT_ERROR_MATCH));

@@ -211,6 +211,22 @@ static bool l1_wants_msr(struct vcpu *v, u32 msr, bool write)
 	return (bm[base + (msr & 0x1fff) / 8] >> (msr & 7)) & 1;
 }
 
+/* Do L1's I/O controls make this access exit to L1? (SDM 26.1.3) */
+static bool l1_wants_io(struct vcpu *v)
+{
+	u64 q = vmcs_read(VMCS_EXIT_QUALIFICATION);
+	u32 proc12 = (u32)r12(v, VMCS_PROC_BASED_CONTROLS);
+	const u8 *a = NULL, *b = NULL;
+
+	if (proc12 & PROC_USE_IO_BITMAPS) {
+		a = guestmem_ptr(r12(v, VMCS_IO_BITMAP_A), PAGE_SIZE_4K);
+		b = guestmem_ptr(r12(v, VMCS_IO_BITMAP_B), PAGE_SIZE_4K);
+		if (!a || !b)
+			return true;
+	}
+	return nested_io_exits_to_l1(proc12, a, b, (u32)(q >> 16) & 0xffff, (u32)(q & 7) + 1);
+}
+
 /* A MOV to CR0/CR4 exits to L1 if it changes a bit L1 owns (SDM 26.1.3). */
 static bool l1_wants_cr(struct vcpu *v)
 {
@@ -266,6 +282,12 @@ static bool l0_handles(struct vcpu *v)
 		if (l1_wants_cr(v))
 			return false;
 		handle_cr_access(v);
+		return true;
+	case EXIT_REASON_IO:
+		/* A port L0 or a hypapp intercepts, which L1 lets L2 reach (entry.c's merged bitmaps). */
+		if (l1_wants_io(v))
+			return false;
+		handle_io(v);
 		return true;
 	default:
 		return false;

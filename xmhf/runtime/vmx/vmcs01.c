@@ -3,6 +3,7 @@
  * the VMCS. Host state: this CPU's runtime state, RIP = the exit stub. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
+#include <lib/nested-logic.h>
 #include <lib/string.h>
 #include <x86/cpu.h>
 #include <x86/msr.h>
@@ -10,6 +11,7 @@
 #define AR_UNUSABLE (1U << 16)
 
 static u8 *msr_bitmap; /* one page shared by all CPUs: the MSRs the hypervisor must see */
+static struct sparse_bitmap msr_intercepts; /* the same, indexed for VMCS02's merge */
 
 void vmcs_write(u64 field, u64 value)
 {
@@ -33,6 +35,9 @@ void vmcs01_global_init(void)
 {
 	msr_bitmap = page_alloc(1);
 	msr_policy_bitmap(msr_bitmap);
+	msr_intercepts = (struct sparse_bitmap){ .bits = (const u64 *)(uintptr_t)msr_bitmap,
+						 .nwords = PAGE_SIZE_4K / 8 };
+	sparse_bitmap_index(&msr_intercepts);
 }
 
 static void setup_controls(void)
@@ -79,9 +84,9 @@ static void setup_controls(void)
 	vmcs_write(VMCS_CR4_GUEST_HOST_MASK, vmx_caps.cr4_fixed0 | ~vmx_caps.cr4_fixed1 | (1UL << 14));
 }
 
-u8 *vmcs01_msr_bitmap(void)
+const struct sparse_bitmap *vmcs01_msr_intercepts(void)
 {
-	return msr_bitmap;
+	return &msr_intercepts;
 }
 
 void vmcs01_host_state(struct vcpu *v)
