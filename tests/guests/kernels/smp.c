@@ -104,6 +104,24 @@ void test_main(void)
     check_calls();
     test_end();
 
+    /* xAPIC: the ICR's high half keeps what the guest wrote while the hypervisor sends IPIs of its own
+     * from this CPU (its INIT emulation kicks each running AP from here). Else a guest that writes
+     * ICR_HI and then ICR_LO could have its IPI go where the hypervisor's last one went. */
+    if (!apic_x2apic_mode()) {
+        test_begin("apic-icr-high-kept");
+        apic_write(APIC_ICR_HI, 0xabu << 24);
+        apic_write(APIC_ICR_LO, APIC_SH_OTHERS | APIC_DM_INIT | APIC_LEVEL_ASSERT);
+        while (apic_read(APIC_ICR_LO) & APIC_ICR_BUSY)
+            cpu_relax();
+        mdelay(10);
+        test_check(apic_read(APIC_ICR_HI) == 0xabu << 24, "ICR_HI 0x%x after an INIT to all-excluding-self, "
+                   "expected 0xab000000", apic_read(APIC_ICR_HI));
+        online = smp_start_all(SMP_SHORTHAND);
+        test_check(online == ncpus, "%d of %d CPUs online again", online, ncpus);
+        check_all_online("INIT/SIPI to all-excluding-self");
+        test_end();
+    }
+
     test_begin("smp-spinlock");
     shared_count = 0;
     for (int i = 1; i < ncpus; i++)

@@ -46,14 +46,21 @@ bool lapic_wait_idle(void)
 	return false;
 }
 
+/* xAPIC: the ICR's high half is the guest's too (it writes it, then ICR_LO to send; lapic-trap.c), so
+ * it gets back what it held: the hypervisor runs with interrupts off and sends nothing from NMI
+ * context, so nothing of the guest's comes between. */
 void lapic_send_ipi(u32 apic_id, u32 icr_low)
 {
+	u32 guest_hi;
+
 	if (x2apic_mode()) {
 		wrmsr(MSR_X2APIC_BASE + (LAPIC_ICR_LO >> 4), ((u64)apic_id << 32) | icr_low);
 		return;
 	}
+	guest_hi = lapic_mmio[LAPIC_ICR_HI / 4];
 	lapic_mmio[LAPIC_ICR_HI / 4] = apic_id << 24;
 	lapic_mmio[LAPIC_ICR_LO / 4] = icr_low;
 	if (!lapic_wait_idle())
 		panic("the local APIC did not send an IPI (ICR 0x%x to APIC id %u)", icr_low, apic_id);
+	lapic_mmio[LAPIC_ICR_HI / 4] = guest_hi;
 }
