@@ -151,6 +151,18 @@ def tests():
                          r"^  RIP=[0-9a-f]{16} CS=0008 RFLAGS=", r"^  RAX=", r"^  CR0=", r"^  stack\+00: ",
                          r"^XMHF: CPU halted\.$"],
                  forbid=[r"powering off"], end=r"^XMHF: CPU halted\.$", timeout=60),
+        # Page-table hardening: page 0 absent, text read-only, heap not executable (pagetables.c).
+        ] + [BootTest("runtime-selftest-%s" % what, "bochs", smp=2, cmdline=GOOD_CMDLINE + " selftest=" + what,
+                      expect=[r"^XMHF: page tables: .*page 0 absent, text 0x[0-9a-f]+-0x[0-9a-f]+ read-only, "
+                              r"the rest non-executable$", r"^XMHF: runtime ready \(2 CPUs\)$",
+                              r"^XMHF: selftest: " + start,
+                              r"^XMHF: FATAL: CPU 0 \(APIC id 0\): exception 14 \(#PF\), error code %s$" % code,
+                              r"^XMHF: CPU halted\.$"],
+                      forbid=[r"powering off", r"^XMHF: selftest: (read 0x|text written|heap code ran)"],
+                      end=r"^XMHF: CPU halted\.$", timeout=60)
+             for what, start, code in (("null", "reading address 0", "0x0"),
+                                       ("write-text", "writing the hypervisor's text", "0x3"),
+                                       ("exec-heap", "calling heap page", "0x11"))] + [
         guest_boot("bochs", 1),
         guest_boot("bochs", 2),
         BootTest("vmx-missing-qemu-tcg", "qemu", smp=1, cmdline="serial=115200,8n1,0x3f8 boot_drive=0x81",

@@ -124,6 +124,12 @@ TEST(cmdline_selftest)
 	CHECK_EQ(c.selftest, 1);
 	CHECK_EQ(cmdline_parse("", &c, err, sizeof(err)), 0);
 	CHECK_EQ(c.selftest, 0);
+	CHECK_EQ(cmdline_parse("selftest=null", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.selftest, SELFTEST_NULL);
+	CHECK_EQ(cmdline_parse("selftest=write-text", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.selftest, SELFTEST_WRITE_TEXT);
+	CHECK_EQ(cmdline_parse("selftest=exec-heap", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.selftest, SELFTEST_EXEC_HEAP);
 	CHECK_EQ(cmdline_parse("selftest=boom", &c, err, sizeof(err)), -1);
 }
 

@@ -155,9 +155,15 @@ static int apply_word(struct tok w, struct boot_cmdline *out, char *err, size_t 
 		if (tok_eq(val, "none"))
 			out->selftest = 0;
 		else if (tok_eq(val, "exception"))
-			out->selftest = 1;
+			out->selftest = SELFTEST_EXCEPTION;
+		else if (tok_eq(val, "null"))
+			out->selftest = SELFTEST_NULL;
+		else if (tok_eq(val, "write-text"))
+			out->selftest = SELFTEST_WRITE_TEXT;
+		else if (tok_eq(val, "exec-heap"))
+			out->selftest = SELFTEST_EXEC_HEAP;
 		else
-			return fail(err, errlen, "selftest: want none or exception, not", val);
+			return fail(err, errlen, "selftest: want none, exception, null, write-text or exec-heap, not", val);
 		return 0;
 	}
 	if (tok_eq(key, "on_stop")) {

@@ -5,6 +5,10 @@
 #define LIB_CMDLINE_H
 #include <xmhf/types.h>
 
+/* selftest= values: each makes the ready runtime fault once (UD2; a read of address 0; a write to its
+ * own text; a call into a heap page), so a test sees the dump and the page-table hardening. */
+enum { SELFTEST_NONE, SELFTEST_EXCEPTION, SELFTEST_NULL, SELFTEST_WRITE_TEXT, SELFTEST_EXEC_HEAP };
+
 /* What the runtime does once every CPU is up: start the guest (default), or, for boot tests of the
  * runtime alone, halt or power off. */
 enum on_ready_action { ON_READY_GUEST = 0, ON_READY_HALT = 1, ON_READY_POWEROFF = 2 };
@@ -22,7 +26,7 @@ struct boot_cmdline {
 	u8 on_ready;         /* on_ready=guest|halt|poweroff, default guest */
 	u32 unknown_keys;    /* count of words with an unknown key (ignored, XMHF compatibility) */
 	u8 nested;           /* nested=0|1: offer VMX to the guest (default 1) */
-	u8 selftest;         /* selftest=exception: fault in the runtime once ready (tests the dump) */
+	u8 selftest;         /* selftest=...: fault in the runtime once ready (tests the dump, page rights) */
 	u8 pad[6];
 };
 
@@ -31,7 +35,8 @@ struct boot_cmdline {
  * (e.g. "serial: bad baud rate 'garbage'") into err (NUL-terminated, truncated to errlen).
  * Keys: serial=BAUD[,DPS[,PORT]] where DPS is like 8n1; PORT hex (0x..) or decimal;
  *       boot_drive=0xNN (hex or decimal, 0..255); on_ready=guest|halt|poweroff;
- *       on_stop=halt|reset|poweroff; nested=0|1; selftest=none|exception.
+ *       on_stop=halt|reset|poweroff; nested=0|1;
+ *       selftest=none|exception|null|write-text|exec-heap.
  * Unknown keys and words without '=' are counted in unknown_keys and otherwise ignored. */
 int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t errlen);
 

@@ -29,6 +29,7 @@ u64 heap_total_bytes(void);
 
 /* Identity map of physical memory for the runtime's own page tables. */
 void pagetables_init(u64 phys_top);
+u32 pagetables_efer_bits(void); /* EFER bits the APs need for these tables (NXE) */
 /* The runtime's second map of physical memory (pagetables.c), used for guest memory (guestmem_ptr):
  * virtual GUESTMEM_ALIAS + pa maps pa for pa < guestmem_top. */
 #define GUESTMEM_ALIAS 0xffff800000000000ULL

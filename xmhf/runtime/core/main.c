@@ -21,6 +21,38 @@ static u64 phys_top_of(const struct e820_map *m)
 
 extern volatile u32 smp_go;
 
+/* selftest=: a fault the runtime must catch and dump (the exception path; page 0 absent, text
+ * read-only, heap non-executable: pagetables.c). */
+static void selftest(u32 which)
+{
+	u64 zero = 0;
+	u8 *heap_code;
+
+	__asm__("" : "+r"(zero)); /* a NULL the compiler cannot see, so it emits the load */
+	switch (which) {
+	case SELFTEST_EXCEPTION:
+		printf("XMHF: selftest: executing UD2 in the hypervisor\n");
+		__asm__ volatile("ud2");
+		break;
+	case SELFTEST_NULL:
+		printf("XMHF: selftest: reading address 0\n");
+		printf("XMHF: selftest: read 0x%x\n", *(volatile u8 *)(uintptr_t)zero);
+		break;
+	case SELFTEST_WRITE_TEXT:
+		printf("XMHF: selftest: writing the hypervisor's text at %p\n", (void *)selftest);
+		*(volatile u8 *)(uintptr_t)selftest = 0xc3;
+		printf("XMHF: selftest: text written\n");
+		break;
+	case SELFTEST_EXEC_HEAP:
+		heap_code = page_alloc(1);
+		heap_code[0] = 0xc3; /* RET */
+		printf("XMHF: selftest: calling heap page %p\n", (void *)heap_code);
+		((void (*)(void))(uintptr_t)heap_code)();
+		printf("XMHF: selftest: heap code ran\n");
+		break;
+	}
+}
+
 static NORETURN void on_ready(void)
 {
 	const struct bootinfo *bi = boot_info;
@@ -29,11 +61,7 @@ static NORETURN void on_ready(void)
 	printf("XMHF: boot took %llu TSC ticks from the boot loader's hand-off; heap %llu of %llu KiB free\n",
 	       (unsigned long long)(rdtsc() - bi->tsc_at_entry), (unsigned long long)(heap_free_bytes() >> 10),
 	       (unsigned long long)(heap_total_bytes() >> 10));
-	if (bi->cmdline.selftest == 1) {
-		/* selftest=exception: the exception path must print CPU, vector, registers and stack. */
-		printf("XMHF: selftest: executing UD2 in the hypervisor\n");
-		__asm__ volatile("ud2");
-	}
+	selftest(bi->cmdline.selftest);
 	if (bi->cmdline.on_ready == ON_READY_POWEROFF)
 		platform_poweroff();
 	if (bi->cmdline.on_ready == ON_READY_HALT) {

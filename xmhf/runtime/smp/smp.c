@@ -22,7 +22,7 @@ struct tramp_params {
 	u16 far64_sel;
 	u16 pad2;
 	u32 cr3;
-	u32 pad3;
+	u32 efer;          /* EFER bits beside LME (pagetables_efer_bits) */
 	u64 stack;
 	u64 cpu;
 	u64 entry;
@@ -73,6 +73,7 @@ void smp_start_aps(void)
 	p->far32_offset = (u32)(page + p->off_32);
 	p->far64_offset = (u32)(page + p->off_64);
 	p->cr3 = (u32)read_cr3();
+	p->efer = pagetables_efer_bits();
 	p->entry = (u64)(uintptr_t)ap_entry64;
 	BUG_ON(read_cr3() >> 32);
 

@@ -33,12 +33,13 @@ tramp_32:
 	movl %eax, %cr4
 	movl TP(tramp_cr3)(%ebx), %eax
 	movl %eax, %cr3
-	movl $0xc0000080, %ecx           /* EFER.LME */
+	movl $0xc0000080, %ecx           /* EFER.LME, and NXE if the page tables use NX */
 	rdmsr
 	orl $(1 << 8), %eax
+	orl TP(tramp_efer)(%ebx), %eax
 	wrmsr
 	movl %cr0, %eax
-	orl $0x80000000, %eax            /* PG */
+	orl $0x80010000, %eax            /* PG, WP (read-only pages bind ring 0 too) */
 	movl %eax, %cr0
 	ljmpl *TP(tramp_far64)(%ebx)
 
@@ -74,6 +75,7 @@ tramp_far64:
 	.word 0
 tramp_cr3:
 	.long 0
+tramp_efer:
 	.long 0
 tramp_stack:
 	.quad 0
