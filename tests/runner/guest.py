@@ -106,6 +106,32 @@ def parse_tests(text):
     return {m.group(1): m.group(2).strip() for m in re.finditer(r"^TEST (\S+): (.*)$", text, re.M)}
 
 
+FIELD_LINE = re.compile(r"^INFO field (\S+) \(0x([0-9a-f]+)\): VMREAD (.*?), VMWRITE (.*?); expected .* "
+                        r"\((.*?) (allowed|not allowed)\)$", re.M)
+
+
+def check_fields_against_bare(bare, hv):
+    """lhv5's vmcs-field-existence judges each field against the capability MSRs of the CPU it runs on,
+    under XMHF those XMHF offers. Bare Bochs is the independent reference: a feature XMHF offers must
+    exist bare, and each field of it must exist as it does bare (the same VMREAD outcome; VMWRITE of
+    read-only fields legitimately differs: XMHF does not offer IA32_VMX_MISC[29])."""
+    fb = {m.group(2): m.groups() for m in FIELD_LINE.finditer(bare)}
+    fh = {m.group(2): m.groups() for m in FIELD_LINE.finditer(hv)}
+    if not fb or set(fb) != set(fh):
+        return "field lists differ or are empty (%d bare, %d under XMHF)" % (len(fb), len(fh))
+    offered = 0
+    for enc, h in sorted(fh.items()):
+        b = fb[enc]
+        if h[5] != "allowed":
+            continue
+        offered += 1
+        if b[5] != "allowed":
+            return "field %s: its feature (%s) is offered under XMHF but not on bare Bochs" % (h[0], h[4])
+        if b[2] != h[2]:
+            return "field %s: VMREAD %s bare, %s under XMHF" % (h[0], b[2], h[2])
+    return "" if offered else "no field of an offered feature was checked"
+
+
 def check_guest_map_hides_region(text):
     """Under XMHF, no usable entry the guest got from E820 may overlap the hypervisor region."""
     m = re.search(r"^XMHF: hypervisor region 0x([0-9a-f]+)-0x([0-9a-f]+)", text, re.M)
@@ -202,6 +228,9 @@ class DiffTest(Test):
         if self.kernel == "e820":
             err = check_guest_map_hides_region(hv)
             results.append(Result("%s/region-hidden" % self.name, not err, err))
+        if self.kernel == "lhv5":
+            err = check_fields_against_bare(bare, hv)
+            results.append(Result("%s/fields-vs-bare" % self.name, not err, err))
         for r in results:
             r.seconds = secs / max(1, len(results))
         return results

@@ -6,8 +6,7 @@
  * the kernel image (2 MiB..) lies in usable RAM; mem_lower/mem_upper agree with the map.
  * Command line: hidden=0xBASE-0xEND (repeatable) - no usable entry may overlap [BASE, END).
  * END is exclusive, except that an END whose low 12 bits are all ones is taken as the last byte.
- * Without hidden= the e820-hidden-ranges test passes trivially (so bare and virtualised runs
- * print the same lines).
+ * Without hidden= the e820-hidden-ranges test is not run (an INFO line says so).
  */
 #include "lib.h"
 
@@ -116,10 +115,15 @@ void test_main(void)
     }
     test_end();
 
-    test_begin("e820-hidden-ranges");
+    /* Only with hidden= ranges (run-kernel.sh): without them there is nothing to check, and the runner
+     * checks the hypervisor's region against the map the guest printed (check_guest_map_hides_region). */
     char buf[64];
-    int n = 0;
-    for (; cmdline_get("hidden", n, buf, sizeof(buf)); n++) {
+    if (!cmdline_get("hidden", 0, buf, sizeof(buf))) {
+        info("no hidden= range given: e820-hidden-ranges not run");
+        return;
+    }
+    test_begin("e820-hidden-ranges");
+    for (int n = 0; cmdline_get("hidden", n, buf, sizeof(buf)); n++) {
         uint64_t lo, hi;
         const char *p;
         if (!test_check(parse_u64(buf, &p, &lo) && *p == '-' && parse_u64(p + 1, &p, &hi) && !*p &&
@@ -135,7 +139,5 @@ void test_main(void)
                    (unsigned long long)(w >= 0 ? boot_mmap[w].base + boot_mmap[w].len : 0),
                    (unsigned long long)lo, (unsigned long long)hi);
     }
-    if (n == 0)
-        info("no hidden= range given");
     test_end();
 }
