@@ -260,9 +260,33 @@ static void t_hidden_features(void)
     info("CPUID: Intel PT %d, debug store %d", has_pt, has_ds);
 }
 
+/* apic_base_locked=1 (a test of the hypervisor under test, not compared with bare runs: bare Bochs
+ * lets the APIC move): relocating or disabling the local APIC through IA32_APIC_BASE gets #GP under
+ * XMHF, which keeps using the APIC at its base (a moved or disabled APIC would leave its INIT/NMI
+ * emulation and quiesce pointing at nothing), and the MSR is unchanged. */
+static void t_apic_base_locked(void)
+{
+    test_begin("apic-base-locked");
+    uint64_t v = rdmsr(MSR_IA32_APIC_BASE);
+    int e1 = wrmsr_safe(MSR_IA32_APIC_BASE, (v & 0xfff) | 0xfed00000ull);
+    int e2 = wrmsr_safe(MSR_IA32_APIC_BASE, v & ~(uint64_t)APIC_BASE_EN);
+    test_check(e1 == EXC_GP, "relocating the APIC: exception %d, expected #GP", e1);
+    test_check(e2 == EXC_GP, "disabling the APIC: exception %d, expected #GP", e2);
+    test_check(rdmsr(MSR_IA32_APIC_BASE) == v, "APIC_BASE 0x%llx, was 0x%llx",
+               (unsigned long long)rdmsr(MSR_IA32_APIC_BASE), (unsigned long long)v);
+    test_check(wrmsr_safe(MSR_IA32_APIC_BASE, v) == NO_EXCEPTION, "writing APIC_BASE unchanged faulted");
+    test_end();
+}
+
 void test_main(void)
 {
     struct cpuid_regs l1 = cpuid(1), e1 = cpuid(0x80000001);
+    char arg[8];
+
+    if (cmdline_get("apic_base_locked", 0, arg, sizeof(arg))) {
+        t_apic_base_locked();
+        return;
+    }
     has_rdtscp = e1.d & (1u << 27);
     has_nx = e1.d & (1u << 20);
     has_mtrr = l1.d & (1u << 12);
