@@ -318,6 +318,11 @@ def security_tests():
     out.append(HvTest("msr-apic-base-locked", "msr", "apic_base_locked=1", 1,
                       [r"^TEST apic-base-locked: PASS$", r"^TESTS DONE: 1 passed, 0 failed"],
                       forbid=[r"FAIL", r"FATAL", r"SECURITY"]))
+    # MSR writes are default-deny: an unlisted one (IA32_SMM_MONITOR_CTL) #GPs and is reported once.
+    out.append(HvTest("msr-writes-locked", "msr", "msr_writes_locked=1", 1,
+                      [r"^XMHF: CPU 0: guest WRMSR 0x9b refused \(#GP\): not in the MSR policy",
+                       r"^TEST msr-writes-locked: PASS$", r"^TESTS DONE: 1 passed, 0 failed"],
+                      forbid=[r"FAIL", r"FATAL", r"SECURITY"]))
     out.append(HvTest("guest-triple-fault", "probe", "triple=1", 1,
                       [r"^INFO triple fault now", r"^XMHF: CPU 0: the guest triple-faulted",
                        r"^XMHF: stopping the machine: guest triple fault", r"^XMHF: powering off"],

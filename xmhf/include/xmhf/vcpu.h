@@ -178,6 +178,7 @@ enum msr_action {
 	MSR_EMULATE,    /* exits; msr.c's code decides */
 	MSR_HIDDEN,     /* exits; #GP as on a CPU without the feature */
 	MSR_LISTS_ONLY, /* passed through, but no MSR list of L1's may name it */
+	MSR_REFUSED,    /* exits; #GP, reported once (writes of MSRs no row passes) */
 };
 enum msr_action msr_policy(u32 msr, bool write);
 bool msr_policy_refused_in_lists(u32 msr);

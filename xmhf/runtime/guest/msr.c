@@ -1,6 +1,7 @@
-/* RDMSR/WRMSR exits: only the MSRs in the bitmap (vmcs01.c) and those outside the bitmap's ranges exit.
- * VMX stays hidden, MTRR writes update EPT01's memory types, microcode loads are refused, and an access
- * the hardware faults on gets that fault (#GP) in the guest. */
+/* RDMSR/WRMSR exits: the MSRs msr-policy.c does not pass through (every write it does not list) and
+ * those outside the bitmap's ranges. VMX stays hidden, MTRR writes update EPT01's memory types,
+ * microcode loads are ignored, writes of unlisted MSRs get #GP, and an access the hardware faults on
+ * gets that fault (#GP) in the guest. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <xmhf/app.h>
@@ -8,6 +9,27 @@
 #include <x86/msr.h>
 
 #define MSR_BIOS_UPDT_TRIG 0x79
+#define MSR_IA32_MISC_ENABLE 0x1a0
+#define MISC_ENABLE_XD_DISABLE (1ULL << 34)
+#define MSR_IA32_XSS 0xda0
+#define XSS_PT (1ULL << 8)
+
+/* A write the policy refuses, once per MSR on the console (up to a few): what to add to the table if
+ * a real guest needs it. */
+static void report_refused(struct vcpu *v, u32 msr)
+{
+	static u32 seen[16];
+	static u32 nseen;
+
+	for (u32 i = 0; i < nseen && i < ARRAY_SIZE(seen); i++)
+		if (seen[i] == msr)
+			return;
+	if (nseen < ARRAY_SIZE(seen)) {
+		seen[nseen++] = msr; /* racy across CPUs: at worst a second line */
+		printf("XMHF: CPU %u: guest WRMSR 0x%x refused (#GP): not in the MSR policy (guest/msr-policy.c)\n",
+		       v->cpu->index, msr);
+	}
+}
 
 static bool is_vmx_cap_msr(u32 msr)
 {
@@ -64,7 +86,22 @@ void handle_wrmsr(struct vcpu *v)
 		guest_inject_gp(); /* read-only, and IA32_FEATURE_CONTROL is locked */
 		return;
 	}
-	if (msr_policy(msr, true) == MSR_HIDDEN) {
+	switch (msr_policy(msr, true)) {
+	case MSR_HIDDEN:
+		guest_inject_gp();
+		return;
+	case MSR_REFUSED:
+		report_refused(v, msr);
+		guest_inject_gp();
+		return;
+	default:
+		break;
+	}
+	/* L0's NX page-table bits would become reserved bits (SDM Vol. 4, IA32_MISC_ENABLE[34]). */
+	if (msr == MSR_IA32_MISC_ENABLE)
+		value &= ~MISC_ENABLE_XD_DISABLE;
+	/* XRSTORS of the PT state component would load the IA32_RTIT_* MSRs: PT is hidden (CPUID). */
+	if (msr == MSR_IA32_XSS && (value & XSS_PT)) {
 		guest_inject_gp();
 		return;
 	}
