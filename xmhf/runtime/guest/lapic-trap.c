@@ -63,7 +63,7 @@ bool lapic_trap_handle_ept(struct vcpu *v, u64 gpa)
 
 	if ((gpa & ~0xfffULL) != apic_page)
 		return false;
-	n = guest_fetch_instruction(bytes);
+	n = guest_fetch_instruction(v, bytes);
 	memcpy(cpu.gpr, v->regs.gpr, sizeof(cpu.gpr));
 	cpu.gpr[REG_RSP] = vmcs_read(VMCS_GUEST_RSP);
 	if (mmio_store_emulate(bytes, n, &cpu, read_old, &offset, &st)) {
