@@ -10,7 +10,8 @@
  * change); every read-modify-write ALU form on the TPR against the same instruction on RAM (result
  * and OF SF ZF AF PF CF); OR/AND/XOR/BTS/BTR/BTC on the LVT timer; BTS with a register bit offset
  * outside the addressed dword; a fixed self-IPI through the ICR (destination written with
- * `mov %eax, 0xfee00310`, opcode A3, as the outside kernel of issue 14 does) for each store form.
+ * `mov %eax, 0xfee00310`, opcode A3, as the outside kernel of issue 14 does) for each store form;
+ * with 2 CPUs, stores on each AP reach that AP's APIC and leave the BSP's alone.
  */
 #include "lib.h"
 
@@ -18,6 +19,7 @@
 #define VEC 0x50
 #define ARITH_FLAGS 0x8d5ull /* OF SF ZF AF PF CF */
 #define FL_CF 1ull
+#define FL_IF 0x200ull
 #define FL_DF 0x400ull
 
 struct st {
@@ -290,6 +292,47 @@ static void icr_forms(void)
 #undef SEND
 }
 
+/* ---- the same on each AP: its own APIC ----------------------------------------------------------- */
+
+static volatile uint32_t ap_seen[MAX_CPUS][4];
+
+static void ap_stores(void *arg)
+{
+    volatile uint32_t *seen = ap_seen[this_cpu()->idx];
+    struct st s = { .rax = 0x40 + this_cpu()->idx, .fl = FL_IF }; /* APs idle with IF=1 */
+
+    (void)arg;
+    RUN("movabs %%eax, 0xfee00080", &s);
+    seen[0] = rd(APIC_TPR);
+    s = (struct st){ .rbx = APIC + APIC_TPR, .fl = FL_IF };
+    RUN("lock orl $0x0c, (%%rbx)", &s);
+    seen[1] = rd(APIC_TPR);
+    s = (struct st){ .rax = 0x7, .rcx = 1, .rdi = APIC + APIC_TPR, .fl = FL_IF };
+    RUN("rep stosl", &s);
+    seen[2] = rd(APIC_TPR);
+    seen[3] = (uint32_t)s.rcx;
+    wr(APIC_TPR, 0);
+}
+
+static void ap_forms(void)
+{
+    if (ncpus < 2)
+        return;
+    test_begin("ap-tpr-forms");
+    wr(APIC_TPR, 0x22);
+    for (int i = 1; i < ncpus; i++) {
+        if (!test_check(smp_call(i, ap_stores, NULL, 1000), "cpu %d did not answer", i))
+            continue;
+        test_check(ap_seen[i][0] == 0x40u + i && ap_seen[i][1] == ((0x40u + i) | 0xc) &&
+                       ap_seen[i][2] == 0x7 && ap_seen[i][3] == 0,
+                   "cpu %d: TPR 0x%x 0x%x 0x%x, RCX %u, expected 0x%x 0x%x 0x7, 0", i, ap_seen[i][0],
+                   ap_seen[i][1], ap_seen[i][2], ap_seen[i][3], 0x40u + i, (0x40u + i) | 0xc);
+    }
+    test_check(rd(APIC_TPR) == 0x22, "BSP's TPR 0x%x, expected 0x22 (unchanged)", rd(APIC_TPR));
+    wr(APIC_TPR, 0);
+    test_end();
+}
+
 void test_main(void)
 {
     smp_init();
@@ -304,5 +347,6 @@ void test_main(void)
     bts_far();
     lvt_forms();
     icr_forms();
+    ap_forms();
     tests_done();
 }
