@@ -7,7 +7,7 @@
  * compared here (the unit tests cover them).
  *
  * Checks: the TPR read back after each MOV/MOVNTI/XCHG/STOS form (and the registers XCHG and STOS
- * change); every read-modify-write ALU form on the TPR against the same instruction on RAM (result
+ * change), in 64-bit code and in 32-bit code (compatibility mode: A3's moffs is 4 bytes there); every read-modify-write ALU form on the TPR against the same instruction on RAM (result
  * and OF SF ZF AF PF CF); OR/AND/XOR/BTS/BTR/BTC on the LVT timer; BTS with a register bit offset
  * outside the addressed dword; a fixed self-IPI through the ICR (destination written with
  * `mov %eax, 0xfee00310`, opcode A3, as the outside kernel of issue 14 does) for each store form;
@@ -125,6 +125,74 @@ static void tpr_stores(void)
     want(0xa5, 0, T + 4); /* ECX and EDI written as 32-bit registers: zero-extended */
     TPR_STORE("rep-stos-ab-addr32", "addr32 rep stosl" /* 67 f3 ab: ECX and EDI */,
               ((struct st){ .rax = 0xa5, .rcx = 0xffffffff00000001ull, .rdi = 0xabcd000000000000ull | T }));
+    wr(APIC_TPR, 0);
+}
+
+/* ---- 32-bit code: compatibility mode (CS 0x08, D=1), so the instruction decodes as 32-bit ------- */
+
+/* A stub of 32-bit code: INSN, then a far return to the 64-bit caller. */
+#define STUB32(name, insn) \
+    extern char name[];    \
+    asm(".text\n.code32\n" #name ":\n\t" insn "\n\tlret\n.code64\n")
+
+STUB32(c32_a3, "movl %eax, 0xfee00080");                 /* a3 80 00 e0 fe: moffs32 */
+STUB32(c32_89, "movl %ecx, 0xfee00080");                 /* 89 0d 80 00 e0 fe */
+STUB32(c32_c7, "movl $0xa5, 0x80(%ebx)");                /* c7 83 80 00 00 00 a5 00 00 00 */
+STUB32(c32_stos, "stosl");                               /* ab: EDI */
+STUB32(c32_xchg, "xchgl %eax, (%ebx)");                  /* 87 03 */
+STUB32(c32_lock_or, "lock orl $0xa0, (%ebx)");           /* f0 81 0b a0 00 00 00 */
+
+struct far32 {
+    uint32_t offset;
+    uint16_t selector;
+} __attribute__((packed));
+
+/* As RUN, through a far call into a 32-bit stub; the far return leaves RFLAGS as INSN left them. */
+#define RUN32(stub, s)                                                                    \
+    do {                                                                                  \
+        struct far32 fp = { (uint32_t)(uintptr_t)(stub), 0x08 };                          \
+        asm volatile("push %%rdx; popfq\n\tlcall *(%[fp])\n\tpushfq; pop %%rdx; cld"      \
+                     : "+a"((s)->rax), "+b"((s)->rbx), "+c"((s)->rcx), "+D"((s)->rdi),    \
+                       "+d"((s)->fl)                                                      \
+                     : [fp] "r"(&fp)                                                      \
+                     : "memory", "cc");                                                   \
+    } while (0)
+
+#define TPR_STORE32(name, stub, init, want_tpr)                                           \
+    do {                                                                                  \
+        struct st s = init;                                                               \
+        wr(APIC_TPR, 0x11);                                                               \
+        test_begin("c32-tpr-" name);                                                      \
+        RUN32(stub, &s);                                                                  \
+        test_check(rd(APIC_TPR) == (want_tpr), "TPR 0x%x, expected 0x%x", rd(APIC_TPR),   \
+                   (uint32_t)(want_tpr));                                                 \
+        check_regs32(&s);                                                                 \
+        test_end();                                                                       \
+    } while (0)
+
+/* The low halves only: 64-bit registers' upper halves are undefined after compatibility mode. */
+static void check_regs32(const struct st *s)
+{
+    if (!expect_set)
+        return;
+    test_check((uint32_t)s->rax == (uint32_t)expect.rax && (uint32_t)s->rdi == (uint32_t)expect.rdi,
+               "eax 0x%x edi 0x%x, expected 0x%x 0x%x", (uint32_t)s->rax, (uint32_t)s->rdi,
+               (uint32_t)expect.rax, (uint32_t)expect.rdi);
+    expect_set = false;
+}
+
+static void compat_stores(void)
+{
+    const uint64_t T = APIC + APIC_TPR;
+
+    TPR_STORE32("mov-a3-moffs32", c32_a3, ((struct st){ .rax = 0xa5 }), 0xa5);
+    TPR_STORE32("mov-89-disp32", c32_89, ((struct st){ .rcx = 0xa5 }), 0xa5);
+    TPR_STORE32("mov-c7", c32_c7, ((struct st){ .rbx = APIC }), 0xa5);
+    want(0xa5, 0, T + 4);
+    TPR_STORE32("stos-ab", c32_stos, ((struct st){ .rax = 0xa5, .rdi = T }), 0xa5);
+    want(0x11, 0, 0);
+    TPR_STORE32("xchg-87", c32_xchg, ((struct st){ .rax = 0xa5, .rbx = T }), 0xa5);
+    TPR_STORE32("lock-or-81", c32_lock_or, ((struct st){ .rbx = T }), 0xb1);
     wr(APIC_TPR, 0);
 }
 
@@ -343,6 +411,7 @@ void test_main(void)
     }
     wr(APIC_LVT_TIMER, 0x10000);
     tpr_stores();
+    compat_stores();
     alu_forms();
     bts_far();
     lvt_forms();
