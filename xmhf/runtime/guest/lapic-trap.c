@@ -67,9 +67,9 @@ bool lapic_trap_handle_ept(struct vcpu *v, u64 gpa)
 	memcpy(cpu.gpr, v->regs.gpr, sizeof(cpu.gpr));
 	cpu.gpr[REG_RSP] = vmcs_read(VMCS_GUEST_RSP);
 	if (mmio_store_emulate(bytes, n, &cpu, read_old, &offset, &st)) {
-		/* A store we cannot emulate (an SSE or x87 store, a string move, or code that changed
-		 * since it faulted): #GP(0), the answer the APIC page gives accesses it does not support,
-		 * rather than a stop. Nothing has been written or changed. */
+		/* A store we cannot emulate (an SSE or x87 store, a string move, CMPXCHG, or code that
+		 * changed since it faulted): #GP(0), an architectural fault the guest can handle, never
+		 * a stop. Nothing has been written or changed. */
 		warn_once(&warned_insn, "unsupported guest store to the local APIC at offset 0x%x (%u bytes "
 			  "readable): #GP(0) injected", offset, n, bytes);
 		guest_inject_gp();
