@@ -10,9 +10,10 @@
  * mmio_store_emulate (lib/mmio-store.c, the xAPIC store emulation of issue 14) against a table of
  * encodings: every row with an assembler spelling was produced by GNU as and its length by objdump -d
  * (tests/unit/check-encodings.py re-assembles each row on every `make -C tests/unit run` and fails on
- * any difference); the expected values come from the fixed register file below, computed by hand
- * (by Python when the table was written). mmio_alu's flags are checked against the host CPU running
- * the same instruction.
+ * any difference); the rows were printed by tests/unit/gen-mmio-store-table.py, whose expected values
+ * come from an independent model in Python of the register file store_cpu() sets up; a few rows at
+ * the end were worked out by hand. mmio_alu's flags are checked against the host CPU running the
+ * same instruction.
  *
  * guest_linear_to_phys against the SDM Vol. 3, 4.3 (32-bit paging, PSE-36), 4.4 (PAE) and 4.5
  * (4-level), with page tables built in a buffer standing for guest-physical memory. */
