@@ -27,6 +27,7 @@ KERNELS = [
     ("nmi", (2,), "x2apic=1"),
     ("hypapp", (1,), ""),
     ("mtrr", (1, 2), ""),
+    ("apicstore", (1, 2), ""),
     # The L1 test hypervisor (VMX instructions, VM-entry failures); under XMHF with nested=1.
     ("lhv", (1, 2), ""),
     # L1 runs L2 guests (64-bit, on L1's page tables, no EPT): exits, state after exit, entry failures.

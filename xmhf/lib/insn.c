@@ -2,8 +2,9 @@
  * page walks (SDM Vol. 3, chapter 4). */
 #include <lib/insn.h>
 
-/* Bytes of ModR/M + SIB + displacement for the addressing form, or -1 if truncated. */
-static int modrm_length(const u8 *b, u32 avail, u32 addr_bits)
+/* Bytes of ModR/M + SIB + displacement for the addressing form, or -1 if truncated (the caller
+ * checks the displacement against avail). */
+int insn_modrm_length(const u8 *b, u32 avail, u32 addr_bits)
 {
 	u8 modrm, mod, rm;
 	int len = 1;
@@ -66,7 +67,7 @@ int insn_decode_store(const u8 *b, u32 avail, u32 cs_bits, struct insn_store *ou
 
 	if (op != 0x89 && op != 0xc7 && op != 0x87)
 		return -1;
-	mlen = modrm_length(b + i, avail - i, addr_bits);
+	mlen = insn_modrm_length(b + i, avail - i, addr_bits);
 	/* modrm_length only checks that the ModR/M and SIB bytes are there: also reject a truncated
 	 * displacement (it used to be accepted for 89 and 87, with a length beyond avail). */
 	if (mlen < 0 || i + (u32)mlen > avail)

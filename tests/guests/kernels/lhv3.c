@@ -31,6 +31,11 @@
  *  ept-violation-exec   RW leaf without X: a jump into it exits (fetch, bits 3-5 = RW, GUEST_RIP =
  *                       target); with X the code there runs (VMCALL). An execute-only page runs too
  *                       (if supported).
+ *  ept-apic-store       L2 stores to the local APIC's TPR through an EPT leaf onto L1's APIC page (UC),
+ *                       from code in a page the EPT remaps (its L2-physical address is not L1
+ *                       memory): `movabs %eax, moffs64` (A3), `lock orl $0x10, (%rbx)`, `xchg`;
+ *                       L2 reads back 0x21, 0x31 then the old value, L1 reads the TPR (issue 14:
+ *                       L0 emulates each store, fetching the instruction through EPT12).
  *  ept-misconfig        W-only leaf, a leaf with memory type 2, a non-leaf entry with bit 3 set:
  *                       reason 49 with GUEST_PHYSICAL_ADDRESS; fixed + INVEPT, the read works.
  *  ept-invept           a mapping changed while L2 is stopped: after INVEPT single-context and
@@ -134,6 +139,7 @@ extern char l2_rw[], l2_rw_store[], l2_rw_vmcall[];
 extern char l2_jump[];
 extern char exec_tmpl[], exec_tmpl_vmcall[], exec_tmpl_end[];
 extern char rm_code[], rm_code_vmcall[], rm_code_end[];
+extern char apic_tmpl[], apic_tmpl_vmcall[], apic_tmpl_end[];
 
 asm(".text\n"
     "l2_ident:\n"
@@ -171,6 +177,21 @@ asm(".text\n"
     "  vmcall\n"
     "  ud2\n"
     "exec_tmpl_end:\n"
+
+    /* copied into a test page (ept-apic-store): stores to the TPR at WIN + 0x8080 */
+    "apic_tmpl:\n"
+    "  mov $0x40008080, %ebx\n"
+    "  mov $0x21, %eax\n"
+    "  movabs %eax, 0x40008080\n"          /* a3 80 80 00 40 00 00 00 00 */
+    "  mov (%rbx), %ecx\n"
+    "  lock orl $0x10, (%rbx)\n"           /* f0 83 0b 10 */
+    "  mov (%rbx), %edx\n"
+    "  mov $0x5, %esi\n"
+    "  xchg %esi, (%rbx)\n"                /* 87 33 */
+    "apic_tmpl_vmcall:\n"
+    "  vmcall\n"
+    "  ud2\n"
+    "apic_tmpl_end:\n"
 
     /* real-mode L2 (ept-unrestricted-guest), copied to the page at L2-physical 0x8000 */
     "rm_code:\n"
@@ -672,6 +693,34 @@ static void t_ept_violation_exec(void)
 }
 
 /* ------------------------------------------------------------------------------------------
+ * ept-apic-store
+ */
+static void t_ept_apic_store(void)
+{
+    if (ept_begin("ept-apic-store", false)) {
+        uint64_t *pml4 = ept_new();
+        size_t n = apic_tmpl_end - apic_tmpl;
+        uint64_t a = WIN + 0x3040;
+        memset(data[8], 0xcc, PAGE);
+        memcpy((uint8_t *)data[8] + 0x40, apic_tmpl, n);
+        ept_map(pml4, WIN + 0x3000, PA(data[8]), EPTE_RWX);
+        *ept_entry(pml4, WIN + 0x8000, 1) = 0xfee00000ull | EPTE_R | EPTE_W;    /* memory type UC */
+        ept_flush(eptp_of(pml4), "APIC page mapped");
+        apic_write(APIC_TPR, 0);
+        struct gregs g = { .rbx = a };
+        if (ept_launch(pml4, PA(l2_jump), &g, EXIT_REASON_VMCALL, "L2 stores to the TPR")) {
+            check_u64(ex.rip, a + (apic_tmpl_vmcall - apic_tmpl), "VMCALL after the stores: GUEST_RIP");
+            check_u64(l2_regs.rcx, 0x21, "TPR after movabs %eax, moffs64 (A3)");
+            check_u64(l2_regs.rdx, 0x31, "TPR after lock orl $0x10");
+            check_u64(l2_regs.rsi, 0x31, "XCHG's old TPR");
+            check_u64(apic_read(APIC_TPR), 0x5, "TPR read by L1 after the XCHG");
+        }
+        apic_write(APIC_TPR, 0);
+    }
+    test_end();
+}
+
+/* ------------------------------------------------------------------------------------------
  * ept-misconfig
  */
 static void misconfig_case(uint64_t *pml4, uint64_t *entry, uint64_t bad, uint64_t good,
@@ -1087,6 +1136,7 @@ void test_main(void)
     t_ept_violation_read();
     t_ept_violation_write();
     t_ept_violation_exec();
+    t_ept_apic_store();
     t_ept_misconfig();
     t_ept_invept();
     t_ept_switch_32_eptps();

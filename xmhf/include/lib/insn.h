@@ -24,6 +24,10 @@ struct insn_store {
  * Returns 0, or -1 if the instruction is not one of the kinds above, or truncated. */
 int insn_decode_store(const u8 *bytes, u32 avail, u32 cs_bits, struct insn_store *out);
 
+/* Bytes of the ModR/M byte at bytes[0], its SIB and displacement, for an address size of addr_bits
+ * (16, 32 or 64; SDM Vol. 2, Tables 2-1 to 2-3, 2.2.1.6), or -1 if the ModR/M or SIB byte is missing. */
+int insn_modrm_length(const u8 *bytes, u32 avail, u32 addr_bits);
+
 /* Guest linear-to-physical translation by walking the guest's page tables (SDM Vol. 3, 4.3-4.5).
  * read_phys reads 8 bytes at a guest-physical address (returns false if unreadable). */
 enum guest_paging { GUEST_PAGING_NONE, GUEST_PAGING_32, GUEST_PAGING_PAE, GUEST_PAGING_4LEVEL };

@@ -215,8 +215,10 @@ bool lapic_trap_handle_ept(struct vcpu *v, u64 gpa);
 bool lapic_trap_handle_wrmsr(struct vcpu *v, u32 msr, u64 value);
 void guest_advance_rip(u64 length);
 /* The guest's instruction at CS:RIP (up to 15 bytes; returns how many could be read), and the
- * default operand size of its code segment (16, 32 or 64). */
-u32 guest_fetch_instruction(u8 *buf);
+ * default operand size of its code segment (16, 32 or 64). While L2 runs on EPT12, its page walk
+ * and bytes are read through EPT12 (nested_l2_gpa_to_l1). */
+u32 guest_fetch_instruction(struct vcpu *v, u8 *buf);
+bool nested_l2_gpa_to_l1(struct vcpu *v, u64 gpa2, u64 *gpa1);
 u32 guest_code_bits(void);
 
 /* EPT01 permissions of one 4 KiB guest page (EPT_READ/WRITE/EXEC bits): set before the guest runs,

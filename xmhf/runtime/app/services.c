@@ -110,9 +110,8 @@ int xmhf_guest_skip_faulting_store(VCPU *vcpu)
 {
 	struct insn_store insn;
 	u8 bytes[15];
-	u32 n = guest_fetch_instruction(bytes);
+	u32 n = guest_fetch_instruction(vcpu, bytes);
 
-	(void)vcpu;
 	if (insn_decode_store(bytes, n, guest_code_bits(), &insn) || !insn.mem)
 		return -1;
 	guest_advance_rip(insn.length);

@@ -8,9 +8,11 @@
 
 static bool read_phys(void *ctx, u64 gpa, u64 *value)
 {
-	const u64 *p = guestmem_ptr(gpa, 8);
+	const u64 *p = NULL;
 
-	(void)ctx;
+	/* ctx: the vCPU whose L2 addresses go through EPT12 (fetches only; NULL: L1 addresses). */
+	if (!ctx || nested_l2_gpa_to_l1(ctx, gpa, &gpa))
+		p = guestmem_ptr(gpa, 8);
 	if (!p)
 		return false;
 	memcpy(value, p, 8);
@@ -29,7 +31,7 @@ static enum guest_paging paging_mode(void)
 }
 
 /* Copies up to 15 instruction bytes at the guest's CS:RIP; returns how many could be read. */
-u32 guest_fetch_instruction(u8 *buf)
+u32 guest_fetch_instruction(struct vcpu *v, u8 *buf)
 {
 	u64 pdpte[4];
 	u64 linear = vmcs_read(VMCS_GUEST_CS_BASE) + vmcs_read(VMCS_GUEST_RIP);
@@ -43,7 +45,8 @@ u32 guest_fetch_instruction(u8 *buf)
 	while (n < 15) {
 		u64 gpa;
 		if (guest_linear_to_phys(mode, vmcs_read(VMCS_GUEST_CR3), pdpte, (vmcs_read(VMCS_GUEST_CR4) >> 4) & 1,
-					 linear + n, read_phys, NULL, &gpa))
+					 linear + n, read_phys, v, &gpa) ||
+		    !nested_l2_gpa_to_l1(v, gpa, &gpa))
 			break;
 		u32 chunk = (u32)MIN(15 - n, PAGE_SIZE_4K - (gpa & 0xfff));
 		const u8 *p = guestmem_ptr(gpa, chunk);

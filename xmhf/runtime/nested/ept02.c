@@ -139,6 +139,24 @@ static const u64 *l1_table(void *ctx, u64 pa)
 	return guestmem_ptr(pa & ~0xfffULL, PAGE_SIZE_4K);
 }
 
+/* An L2 guest-physical address as L1 guest-physical through EPT12 (for L0 reading L2's page tables
+ * and instruction, e.g. an L2 store to the APIC page); false if EPT12 does not map it or its tables
+ * are not L1 memory. Without EPT12 the two are the same. */
+bool nested_l2_gpa_to_l1(struct vcpu *v, u64 gpa2, u64 *gpa1)
+{
+	struct ept12_env env = { .table = l1_table, .ctx = NULL, .maxphyaddr = vmx_caps.maxphyaddr };
+	struct ept12_walk walk;
+
+	if (!v->in_l2 || !nested_l2_uses_ept(v)) {
+		*gpa1 = gpa2;
+		return true;
+	}
+	if (ept12_walk(&env, nested_eptp12(v), gpa2, 0, &walk) != EPT12_OK)
+		return false;
+	*gpa1 = walk.gpa1;
+	return true;
+}
+
 /* Installs an EPT02 leaf in the current EPT02, allocating tables; false if out of budget. */
 static bool ept02_install(struct vcpu *v, const struct ept02_leaf *leaf)
 {
