@@ -7,28 +7,22 @@ on every unit run.
 
 usage: gen-mmio-store-table.py > rows.txt"""
 
+import importlib.util
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
-MODE = {64: (".code64", "x86-64"), 32: (".code32", "i386"), 16: (".code16", "i8086")}
+# The assembler and objdump round trip is check-encodings.py's (bits as "16", "32" or "64").
+_spec = importlib.util.spec_from_file_location("check_encodings",
+                                               os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                            "check-encodings.py"))
+_check = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_check)
 
 
 def assemble(bits, text, tmp):
-    src, obj = os.path.join(tmp, "x.s"), os.path.join(tmp, "x.o")
-    with open(src, "w") as f:
-        f.write("%s\n%s\n" % (MODE[bits][0], text))
-    subprocess.run(["as", "--64", src, "-o", obj], check=True)
-    out = subprocess.run(["objdump", "-d", "-M", MODE[bits][1], obj], check=True, capture_output=True,
-                         text=True).stdout
-    got = []
-    for line in out.splitlines():
-        m = re.match(r"^\s*[0-9a-f]+:\t((?:[0-9a-f]{2} )+)", line)
-        if m:
-            got += [int(b, 16) for b in m.group(1).split()]
-    return bytes(got)
+    return _check.assemble(str(bits), text, tmp)
 
 
 # store_cpu(): gpr[r] = 0xf0e0d0c0b0a09080 + r * 0x0101010101010101, CF = 1; the old value read is OLD.

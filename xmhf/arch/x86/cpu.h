@@ -23,8 +23,16 @@
 #define EFER_LMA (1ULL << 10)
 #define EFER_NXE (1ULL << 11)
 
+#define RFLAGS_CF (1ULL << 0)
+#define RFLAGS_PF (1ULL << 2)
+#define RFLAGS_AF (1ULL << 4)
+#define RFLAGS_ZF (1ULL << 6)
+#define RFLAGS_SF (1ULL << 7)
 #define RFLAGS_IF (1UL << 9)
 #define RFLAGS_DF (1UL << 10)
+#define RFLAGS_OF (1ULL << 11)
+#define RFLAGS_VM (1ULL << 17)
+#define RFLAGS_ARITH (RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_OF)
 
 struct cpuid_regs {
 	u32 eax, ebx, ecx, edx;

@@ -5,6 +5,7 @@
 #ifndef LIB_MMIO_STORE_H
 #define LIB_MMIO_STORE_H
 #include <xmhf/types.h>
+#include <x86/cpu.h> /* RFLAGS_* */
 
 /* The guest state the emulation reads and changes. gpr in SDM order: RAX RCX RDX RBX RSP RBP RSI RDI
  * R8-R15. */
@@ -43,13 +44,6 @@ enum mmio_alu {
 	ALU_INC, ALU_DEC, ALU_NOT, ALU_NEG, ALU_BTS, ALU_BTR, ALU_BTC,
 };
 
-#define RFLAGS_CF (1ULL << 0)
-#define RFLAGS_PF (1ULL << 2)
-#define RFLAGS_AF (1ULL << 4)
-#define RFLAGS_ZF (1ULL << 6)
-#define RFLAGS_SF (1ULL << 7)
-#define RFLAGS_OF (1ULL << 11)
-#define RFLAGS_ARITH (RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_OF)
 
 /* dst op src on size bytes: returns the result and sets *rflags as the instruction does (SDM Vol. 2,
  * each instruction's "Flags Affected"; flags the SDM leaves undefined are left as they were, except

@@ -10,14 +10,6 @@
 #include <x86/msr.h>
 #include "nested.h"
 
-#define RFLAGS_CF (1ULL << 0)
-#define RFLAGS_PF (1ULL << 2)
-#define RFLAGS_AF (1ULL << 4)
-#define RFLAGS_ZF (1ULL << 6)
-#define RFLAGS_SF (1ULL << 7)
-#define RFLAGS_OF (1ULL << 11)
-#define RFLAGS_VM (1ULL << 17)
-#define RFLAGS_ARITH (RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_OF)
 
 /* VM-instruction error numbers (SDM 31.4). */
 #define VMXERR_VMCLEAR_INVALID_ADDR 2
