@@ -280,7 +280,6 @@ static void build_vmcs02(struct vcpu *v)
 	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
 	u64 cr0_mask01 = vmcs_read(VMCS_CR0_GUEST_HOST_MASK), cr4_mask01 = vmcs_read(VMCS_CR4_GUEST_HOST_MASK);
 	u64 l1_efer = vmcs_read(VMCS_GUEST_IA32_EFER), l1_pat = vmcs_read(VMCS_GUEST_IA32_PAT);
-	u64 proc2_01 = vmcs_read(VMCS_PROC_BASED_CONTROLS2);
 
 	if (!v->vmcs02_pa) {
 		u32 *p = page_alloc(1);
@@ -301,9 +300,12 @@ static void build_vmcs02(struct vcpu *v)
 		   (pin12 | PIN_NMI_EXITING | PIN_VIRTUAL_NMIS | vmx_caps.pin0) & vmx_caps.pin1);
 	vmcs_write(VMCS_PROC_BASED_CONTROLS, (proc12 | PROC_USE_MSR_BITMAPS | PROC_SECONDARY_CONTROLS) &
 						     ~(u32)PROC_TPR_SHADOW);
+	/* RDTSCP, INVPCID and XSAVES/XRSTORS as L1 chose: clear, they #UD in L2 (SDM 26.3, 25.6.2);
+	 * L0 has no use of its own for them in L2. */
 	vmcs_write(VMCS_PROC_BASED_CONTROLS2, (proc2_12 & ~(PROC2_VPID | PROC2_VMCS_SHADOWING | PROC2_EPT)) |
-						      PROC2_EPT | (proc2_01 & (PROC2_RDTSCP | PROC2_INVPCID | PROC2_XSAVES)) |
-						      vpid02_setup(v, proc2_12, (u16)r12(v, VMCS_VPID)));
+						      PROC2_EPT | vpid02_setup(v, proc2_12, (u16)r12(v, VMCS_VPID)));
+	if (proc2_12 & PROC2_XSAVES)
+		vmcs_write(VMCS_XSS_EXIT_BITMAP, r12(v, VMCS_XSS_EXIT_BITMAP));
 	/* L2's guest-physical addresses: L1's own (EPT01) without EPT12, else through EPT02. */
 	vmcs_write(VMCS_EPT_POINTER, (proc2_12 & PROC2_EPT) ? ept02_eptp(v, r12(v, VMCS_EPT_POINTER)) : ept01_eptp());
 	merge_msr_bitmap(v, proc12);
