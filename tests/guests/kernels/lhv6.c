@@ -10,6 +10,13 @@
  *                       "enable INVPCID" clear and XSAVES with "enable XSAVES/XRSTORS" clear each
  *                       exit with #UD (0, vector 6, RIP at the instruction); with the control set
  *                       (where allowed) each runs and L2 reaches its VMCALL (SDM 26.3, 25.6.2).
+ *  vmx-operand-faults   the memory operand of VMPTRLD, VMCLEAR, VMPTRST, VMREAD, VMWRITE, INVEPT,
+ *                       INVVPID and VMXON (SDM 31.3 and Vol. 1 3.3.7.1): non-canonical
+ *                       (0xaaaaaaaaaaaaaaaa) through DS gives #GP(0), through SS (RBP base) #SS(0);
+ *                       an access that starts canonical and ends beyond 0x7fffffffffff #GP(0); an
+ *                       unmapped address (6 GiB) #PF with error code 0 (read) or 2 (write) and CR2 =
+ *                       the address; an access crossing from a mapped page into an unmapped one #PF
+ *                       with CR2 = the unmapped page, and a store writes nothing of it.
  */
 #include "lib.h"
 #include "vmx.h"
@@ -127,9 +134,138 @@ static void t_secondary_ud(void)
     test_end();
 }
 
+/* ------------------------------------------------------------------------------------------
+ * vmx-operand-faults
+ */
+enum { OP_VMPTRLD, OP_VMCLEAR, OP_VMPTRST, OP_VMREAD, OP_VMWRITE, OP_INVEPT, OP_INVVPID, OP_VMXON, OP_N };
+static const char *const op_name[OP_N] = { "VMPTRLD", "VMCLEAR", "VMPTRST", "VMREAD", "VMWRITE",
+                                           "INVEPT", "INVVPID", "VMXON" };
+static const unsigned op_size[OP_N] = { 8, 8, 8, 8, 8, 16, 16, 8 };
+static const bool op_store[OP_N] = { false, false, true, true, false, false, false, false };
+
+#define I_VMPTRLD(B) "vmptrld (%%" B ")"
+#define I_VMCLEAR(B) "vmclear (%%" B ")"
+#define I_VMPTRST(B) "vmptrst (%%" B ")"
+#define I_VMREAD(B)  "vmread %%rcx, (%%" B ")"
+#define I_VMWRITE(B) "vmwrite (%%" B "), %%rcx"
+#define I_INVEPT(B)  "invept (%%" B "), %%rcx"
+#define I_INVVPID(B) "invvpid (%%" B "), %%rcx"
+#define I_VMXON(B)   "vmxon (%%" B ")"
+/* The operand at RAX (segment DS) or, with ss, at RBP (segment SS); RCX = field or type. */
+#define MEM_OP(I)                                                                                 \
+    do {                                                                                          \
+        if (ss)                                                                                   \
+            asm volatile("push %%rbp\n\tmov %%rax, %%rbp\n\t" VMX_ASM_PRE "1: " I("rbp")          \
+                         "\n2:\n\tpop %%rbp\n\tpushfq\n\tpopq %[fl]\n\t" EXTABLE_ENTRY(1b, 2b)       \
+                         : [fl] "=&r"(fl) : "a"(addr), "c"(rcx) : "memory", "cc");               \
+        else                                                                                      \
+            asm volatile(VMX_ASM_PRE "1: " I("rax") VMX_ASM_POST                                  \
+                         : [fl] "=&r"(fl) : "a"(addr), "c"(rcx) : "memory", "cc");               \
+    } while (0)
+
+static int mem_op(int op, uint64_t addr, bool ss)
+{
+    uint64_t fl = 0, rcx = op == OP_VMREAD || op == OP_VMWRITE ? VMCS_GUEST_RIP : 2;
+    fault_begin();
+    switch (op) {
+    case OP_VMPTRLD: MEM_OP(I_VMPTRLD); break;
+    case OP_VMCLEAR: MEM_OP(I_VMCLEAR); break;
+    case OP_VMPTRST: MEM_OP(I_VMPTRST); break;
+    case OP_VMREAD: MEM_OP(I_VMREAD); break;
+    case OP_VMWRITE: MEM_OP(I_VMWRITE); break;
+    case OP_INVEPT: MEM_OP(I_INVEPT); break;
+    case OP_INVVPID: MEM_OP(I_INVVPID); break;
+    default: MEM_OP(I_VMXON); break;
+    }
+    return vmx_result(fl);
+}
+
+/* One case: the outcome must be exception vec with this error code (and CR2 for a #PF). */
+static void op_case(int op, uint64_t addr, bool ss, int vec, uint64_t err, const char *what)
+{
+    char got[48];
+    int o = mem_op(op, addr, ss);
+    uint64_t e = this_cpu()->fault_error, cr2 = this_cpu()->fault_cr2;
+
+    if (!test_check(o == VMX_EXC(vec), "%s %s at 0x%llx%s: %s, expected %s", op_name[op], what,
+                    U64(addr), ss ? " (SS)" : "", vmx_outcome_name(o, got, sizeof(got)), exception_name(vec)))
+        return;
+    test_check(e == err, "%s %s: error code 0x%llx, expected 0x%llx", op_name[op], what, U64(e), U64(err));
+    if (vec == EXC_PF) {
+        uint64_t want = (addr & ~0xfffull) == ((addr + op_size[op] - 1) & ~0xfffull) ? addr
+                        : (addr + op_size[op] - 1) & ~0xfffull;
+        test_check(cr2 == want, "%s %s: CR2 0x%llx, expected 0x%llx", op_name[op], what, U64(cr2), U64(want));
+    }
+}
+
+#define NONCANON   0xaaaaaaaaaaaaaaaaull
+#define UNMAPPED   0x180000000ull        /* 6 GiB: not in the library's page tables */
+#define SPLIT_PA   0x1000000ull          /* 16 MiB: 2 MiB of RAM mapped at ALIAS_BASE */
+
+static bool split_ram_usable(void)
+{
+    for (int i = 0; i < boot_mmap_count; i++)
+        if (boot_mmap[i].type == 1 && boot_mmap[i].base <= SPLIT_PA &&
+            boot_mmap[i].base + boot_mmap[i].len >= SPLIT_PA + (2u << 20))
+            return true;
+    return false;
+}
+
+static void operand_cases(int op, bool split)
+{
+    op_case(op, NONCANON, false, EXC_GP, 0, "non-canonical");
+    op_case(op, NONCANON, true, EXC_SS, 0, "non-canonical");
+    op_case(op, 0x800000000000ull - 4, false, EXC_GP, 0, "ending non-canonical");
+    op_case(op, UNMAPPED, false, EXC_PF, op_store[op] ? 2 : 0, "unmapped");
+    if (split) {
+        /* The last 4 bytes of the mapped 2 MiB, then the unmapped next 2 MiB. */
+        uint64_t a = ALIAS_BASE + (2u << 20) - 4;
+        volatile uint32_t *tail = (volatile uint32_t *)(uintptr_t)a;
+        *tail = 0x5a5a5a5a;
+        op_case(op, a, false, EXC_PF, op_store[op] ? 2 : 0, "crossing into an unmapped page");
+        if (op_store[op])
+            check_u64(*tail, 0x5a5a5a5a, "bytes of a faulting store on its mapped page");
+    }
+}
+
+static void t_operand_faults(void)
+{
+    if (test_begin("vmx-operand-faults") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_rdtscp) };
+        uint64_t cap = rdmsr(MSR_IA32_VMX_EPT_VPID_CAP);
+        bool split = split_ram_usable();
+
+        if (split)
+            map_alias_2m(ALIAS_BASE, SPLIT_PA, PTE_P | PTE_W);
+        else
+            info("vmx-operand-faults: 16-18 MiB not usable RAM, no page-crossing cases");
+        if (vmcs_build(&s)) {       /* a current VMCS for VMREAD/VMWRITE */
+            for (int op = OP_VMPTRLD; op <= OP_VMWRITE; op++)
+                operand_cases(op, split);
+            if (proc2_allowed(PROC2_ENABLE_EPT) && (cap & (1ull << 26)))
+                operand_cases(OP_INVEPT, split);
+            else
+                info("vmx-operand-faults: no all-context INVEPT");
+            if (proc2_allowed(PROC2_ENABLE_VPID) && (cap & (1ull << 42)))
+                operand_cases(OP_INVVPID, split);
+            else
+                info("vmx-operand-faults: no all-context INVVPID");
+            /* VMXON reads its operand only outside VMX operation. */
+            if (check_outcome(vmxoff(), VMX_SUCCEED, "VMXOFF")) {
+                operand_cases(OP_VMXON, split);
+                in_vmx = false;
+                l1_vmxon();
+                test_check(in_vmx, "VMXON again failed");
+            }
+        }
+    }
+    test_end();
+}
+
 void test_main(void)
 {
     vmx_init();
     t_secondary_ud();
+    t_operand_faults();
     l1_done();
 }

@@ -84,24 +84,31 @@ void guest_inject_pf(u64 linear, u32 error_code)
 	guest_inject_exception(14, true, error_code);
 }
 
+/* Copies n bytes from or to guest linear memory; an unmapped page is a #PF (not present, error
+ * code W for a store) at the first byte on it. Every page is translated before anything is copied,
+ * so a store that faults on its second page writes nothing on the first, as the CPU's. */
 static bool linear_copy(u64 linear, u8 *buf, u32 n, bool write)
 {
-	while (n) {
-		u64 gpa;
-		u32 chunk = (u32)MIN(n, PAGE_SIZE_4K - (linear & 0xfff));
-		u8 *p;
+	for (int pass = 0; pass < 2; pass++) {
+		u64 a = linear;
+		u8 *b = buf;
+		for (u32 left = n; left;) {
+			u64 gpa;
+			u32 chunk = (u32)MIN(left, PAGE_SIZE_4K - (a & 0xfff));
+			u8 *p;
 
-		if (linear_to_gpa(linear, &gpa) || !(p = guestmem_ptr(gpa, chunk))) {
-			guest_inject_pf(linear, write ? 2 : 0);
-			return false;
+			if (linear_to_gpa(a, &gpa) || !(p = guestmem_ptr(gpa, chunk))) {
+				guest_inject_pf(a, write ? 2 : 0);
+				return false;
+			}
+			if (pass == 1 && write)
+				memcpy(p, b, chunk);
+			else if (pass == 1)
+				memcpy(b, p, chunk);
+			a += chunk;
+			b += chunk;
+			left -= chunk;
 		}
-		if (write)
-			memcpy(p, buf, chunk);
-		else
-			memcpy(buf, p, chunk);
-		linear += chunk;
-		buf += chunk;
-		n -= chunk;
 	}
 	return true;
 }
