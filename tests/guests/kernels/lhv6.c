@@ -17,6 +17,11 @@
  *                       unmapped address (6 GiB) #PF with error code 0 (read) or 2 (write) and CR2 =
  *                       the address; an access crossing from a mapped page into an unmapped one #PF
  *                       with CR2 = the unmapped page, and a store writes nothing of it.
+ *  host-cr0-cr4         VMLAUNCH with HOST_CR0/HOST_CR4 values (SDM 26.2.2, 28.5.1): bits 32 or 63
+ *                       set, CR0 without NE, CR4 with a bit IA32_VMX_CR4_FIXED1 clears:
+ *                       VMfailValid(8); CR0 with WP (0x80010031): L1 has WP after the exit; CR0
+ *                       with bit 20 or NW without CD: the entry works and the exit leaves those bits
+ *                       as they were; GUEST_CR0 with bit 32: VM-entry failure (33).
  */
 #include "lib.h"
 #include "vmx.h"
@@ -27,6 +32,7 @@
 /* ------------------------------------------------------------------------------------------
  * L2 code (64-bit, CPL 0, IF = 0). Each program ends in VMCALL.
  */
+extern char l2_vmcall[];
 extern char l2_rdtscp[], l2_rdtscp_insn[], l2_rdtscp_vmcall[];
 extern char l2_invpcid[], l2_invpcid_insn[], l2_invpcid_vmcall[];
 extern char l2_xsaves[], l2_xsaves_insn[], l2_xsaves_vmcall[];
@@ -35,6 +41,9 @@ struct inv_desc invpcid_desc;            /* used by the L2 code below */
 uint8_t xsave_area[4096] __attribute__((aligned(64)));
 
 asm(".text\n"
+    "l2_vmcall:\n"
+    "  vmcall\n"
+    "  ud2\n"
     /* l2-secondary-ud */
     "l2_rdtscp:\n"
     "l2_rdtscp_insn:\n"
@@ -262,10 +271,65 @@ static void t_operand_faults(void)
     test_end();
 }
 
+/* ------------------------------------------------------------------------------------------
+ * host-cr0-cr4
+ */
+static void host_cr_case(uint32_t field, uint64_t value, int want, uint64_t after, const char *what)
+{
+    struct l2_setup s = { .rip = PA(l2_vmcall) };
+    uint64_t cr0 = read_cr0(), cr4 = read_cr4();
+
+    if (!vmcs_build(&s))
+        return;
+    vmw(field, value);
+    if (want == ENTER_EXITED) {
+        if (run_expect(true, EXIT_REASON_VMCALL, what))
+            check_u64(field == VMCS_HOST_CR0 ? read_cr0() : read_cr4(), after, what);
+    } else {
+        enter_expect_fail(true, want, what);
+    }
+    write_cr0_safe(cr0);
+    write_cr4_safe(cr4);
+}
+
+static void t_host_cr(void)
+{
+    if (test_begin("host-cr0-cr4") && l1_need_vmx()) {
+        uint64_t cr0 = read_cr0(), cr4 = read_cr4();
+        uint64_t fixed1 = rdmsr(MSR_IA32_VMX_CR4_FIXED1);
+        int fail8 = VMX_FAIL_VALID_ERR(VMXERR_ENTRY_INVALID_HOST_STATE);
+        struct l2_setup s = { .rip = PA(l2_vmcall) };
+
+        host_cr_case(VMCS_HOST_CR0, 0x180010031ull, fail8, 0, "HOST_CR0 0x180010031");
+        host_cr_case(VMCS_HOST_CR0, cr0 | (1ull << 63), fail8, 0, "HOST_CR0 with bit 63");
+        host_cr_case(VMCS_HOST_CR0, cr0 & ~(uint64_t)CR0_NE, fail8, 0, "HOST_CR0 without NE");
+        host_cr_case(VMCS_HOST_CR0, cr0 | CR0_WP, ENTER_EXITED, cr0 | CR0_WP, "HOST_CR0 with WP: CR0 after the exit");
+        host_cr_case(VMCS_HOST_CR0, cr0 | (1ull << 20), ENTER_EXITED, cr0, "HOST_CR0 with bit 20: CR0 after the exit");
+        host_cr_case(VMCS_HOST_CR0, (cr0 | CR0_NW) & ~(uint64_t)CR0_CD, ENTER_EXITED, cr0,
+                     "HOST_CR0 with NW, CD clear: CR0 after the exit");
+        host_cr_case(VMCS_HOST_CR4, cr4 | (1ull << 32), fail8, 0, "HOST_CR4 with bit 32");
+        host_cr_case(VMCS_HOST_CR4, cr4 | (1ull << 63), fail8, 0, "HOST_CR4 with bit 63");
+        for (int b = 0; b < 32; b++)
+            if (!(fixed1 & (1ull << b))) {
+                char what[48];
+                snprintf(what, sizeof(what), "HOST_CR4 with bit %d (not in CR4_FIXED1)", b);
+                host_cr_case(VMCS_HOST_CR4, cr4 | (1ull << b), fail8, 0, what);
+                break;
+            }
+        host_cr_case(VMCS_HOST_CR4, cr4, ENTER_EXITED, cr4, "HOST_CR4 as it is: CR4 after the exit");
+        if (vmcs_build(&s)) {
+            vmw(VMCS_GUEST_CR0, cr0 | (1ull << 32));
+            run_expect(true, VMX_EXIT_REASON_ENTRY_FAIL | EXIT_REASON_INVALID_GUEST_STATE, "GUEST_CR0 with bit 32");
+        }
+    }
+    test_end();
+}
+
 void test_main(void)
 {
     vmx_init();
     t_secondary_ud();
     t_operand_faults();
+    t_host_cr();
     l1_done();
 }

@@ -110,7 +110,9 @@ static bool check_host_state(struct vcpu *v)
 	u64 cr0 = r12(v, VMCS_HOST_CR0), cr4 = r12(v, VMCS_HOST_CR4);
 	bool host64 = r12(v, VMCS_EXIT_CONTROLS) & EXIT_HOST_ADDR_SPACE_SIZE;
 
-	if ((cr0 & vmx_caps.cr0_fixed0) != vmx_caps.cr0_fixed0 || (cr0 & ~vmx_caps.cr0_fixed1 & 0xffffffffULL) ||
+	/* Every bit against the fixed-bit MSRs L1 reads (SDM 26.2.2, A.7, A.8): their bits 63:32 are
+	 * 0 in FIXED1, so HOST_CR0/CR4 bits 63:32 must be 0. */
+	if ((cr0 & vmx_caps.cr0_fixed0) != vmx_caps.cr0_fixed0 || (cr0 & ~vmx_caps.cr0_fixed1) ||
 	    (cr4 & vmx_caps.cr4_fixed0) != vmx_caps.cr4_fixed0 || (cr4 & ~vmx_caps.cr4_fixed1))
 		return false;
 	if (r12(v, VMCS_HOST_CR3) >> vmx_caps.maxphyaddr)
