@@ -22,6 +22,13 @@
  *                       VMfailValid(8); CR0 with WP (0x80010031): L1 has WP after the exit; CR0
  *                       with bit 20 or NW without CD: the entry works and the exit leaves those bits
  *                       as they were; GUEST_CR0 with bit 32: VM-entry failure (33).
+ *  guest-pat-failures   "load IA32_PAT" on: after a VMLAUNCH that ran L2, three VMRESUMEs with an
+ *                       invalid GUEST_PAT (types 2, 3, 8) each end in a VM-entry failure (33, the
+ *                       VMCS stays launched); with a valid GUEST_PAT the next VMRESUME runs L2 on
+ *                       from GUEST_RIP. The same from a clear VMCS: failed VMLAUNCHes, then one that
+ *                       runs L2 (SDM 26.3.1.2, 26.8). Without "load IA32_PAT", an invalid GUEST_PAT
+ *                       fails neither VMLAUNCH nor VMRESUME, and L2 reads L1's IA32_PAT of the
+ *                       moment of each entry.
  */
 #include "lib.h"
 #include "vmx.h"
@@ -32,7 +39,7 @@
 /* ------------------------------------------------------------------------------------------
  * L2 code (64-bit, CPL 0, IF = 0). Each program ends in VMCALL.
  */
-extern char l2_vmcall[];
+extern char l2_vmcall[], l2_two_vmcalls[], l2_second_vmcall[], l2_rdpat[];
 extern char l2_rdtscp[], l2_rdtscp_insn[], l2_rdtscp_vmcall[];
 extern char l2_invpcid[], l2_invpcid_insn[], l2_invpcid_vmcall[];
 extern char l2_xsaves[], l2_xsaves_insn[], l2_xsaves_vmcall[];
@@ -42,6 +49,16 @@ uint8_t xsave_area[4096] __attribute__((aligned(64)));
 
 asm(".text\n"
     "l2_vmcall:\n"
+    "  vmcall\n"
+    "  ud2\n"
+    "l2_rdpat:\n"
+    "  mov $0x277, %ecx\n"
+    "  rdmsr\n"
+    "  vmcall\n"
+    "  jmp l2_rdpat\n"
+    "l2_two_vmcalls:\n"
+    "  vmcall\n"
+    "l2_second_vmcall:\n"
     "  vmcall\n"
     "  ud2\n"
     /* l2-secondary-ud */
@@ -325,11 +342,79 @@ static void t_host_cr(void)
     test_end();
 }
 
+/* ------------------------------------------------------------------------------------------
+ * guest-pat-failures
+ */
+#define PAT_GOOD 0x0007040600070406ull
+static const uint64_t pat_bad[] = { 0x0007040600070402ull, 0x0007040600070403ull, 0x0807040600070406ull };
+
+static void t_guest_pat(void)
+{
+    if (test_begin("guest-pat-failures") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_two_vmcalls), .entry = ENTRY_LOAD_PAT };
+        uint32_t fail33 = VMX_EXIT_REASON_ENTRY_FAIL | EXIT_REASON_INVALID_GUEST_STATE;
+        char what[64];
+
+        if (!vmx_ctl_allowed(cap_entry, ENTRY_LOAD_PAT)) {
+            info("guest-pat-failures: no \"load IA32_PAT\" entry control");
+        } else if (vmcs_build(&s)) {
+            vmw(VMCS_GUEST_IA32_PAT, PAT_GOOD);
+            if (run_expect(true, EXIT_REASON_VMCALL, "VMLAUNCH with a valid GUEST_PAT")) {
+                advance_rip();
+                for (unsigned i = 0; i < ARRAY_SIZE(pat_bad); i++) {
+                    snprintf(what, sizeof(what), "VMRESUME with GUEST_PAT 0x%llx", U64(pat_bad[i]));
+                    vmw(VMCS_GUEST_IA32_PAT, pat_bad[i]);
+                    run_expect(false, fail33, what);
+                }
+                vmw(VMCS_GUEST_IA32_PAT, PAT_GOOD);
+                step(false, EXIT_REASON_VMCALL, l2_second_vmcall, "VMRESUME with GUEST_PAT valid again");
+            }
+        }
+        if (vmx_ctl_allowed(cap_entry, ENTRY_LOAD_PAT) && vmcs_build(&s)) {
+            for (unsigned i = 0; i < ARRAY_SIZE(pat_bad); i++) {
+                snprintf(what, sizeof(what), "VMLAUNCH with GUEST_PAT 0x%llx", U64(pat_bad[i]));
+                vmw(VMCS_GUEST_IA32_PAT, pat_bad[i]);
+                run_expect(true, fail33, what);
+            }
+            vmw(VMCS_GUEST_IA32_PAT, PAT_GOOD);
+            step(true, EXIT_REASON_VMCALL, l2_two_vmcalls, "VMLAUNCH with GUEST_PAT valid again");
+        }
+        /* Without "load IA32_PAT" the field is not checked (nor loaded): an invalid value in it
+         * does not fail the entry, after failed entries with the control set or without. */
+        if (vmx_ctl_allowed(cap_entry, ENTRY_LOAD_PAT) && vmcs_build(&s)) {
+            vmw(VMCS_GUEST_IA32_PAT, pat_bad[0]);
+            run_expect(true, fail33, "VMLAUNCH with GUEST_PAT 0x7040600070402");
+            vmw(VMCS_ENTRY_CTLS, vmr(VMCS_ENTRY_CTLS) & ~ENTRY_LOAD_PAT);
+            if (step(true, EXIT_REASON_VMCALL, l2_two_vmcalls, "VMLAUNCH, invalid GUEST_PAT, no load IA32_PAT"))
+                advance_rip();
+            vmw(VMCS_GUEST_IA32_PAT, pat_bad[1]);
+            step(false, EXIT_REASON_VMCALL, l2_second_vmcall, "VMRESUME, invalid GUEST_PAT, no load IA32_PAT");
+        }
+        /* ... and L2 has L1's PAT of the moment of each entry. */
+        struct l2_setup r = { .rip = PA(l2_rdpat), .proc = PROC_USE_MSR_BITMAPS };
+        uint64_t pat = rdmsr(MSR_IA32_PAT);
+        if (vmcs_build(&r)) {
+            vmw(VMCS_GUEST_IA32_PAT, pat_bad[2]);
+            if (run_expect(true, EXIT_REASON_VMCALL, "L2 reads IA32_PAT")) {
+                check_u64(l2_regs.rax | (l2_regs.rdx << 32), pat, "L2's IA32_PAT without load IA32_PAT");
+                advance_rip();
+                wrmsr(MSR_IA32_PAT, PAT_GOOD ^ 0x100);      /* entry 1: WC */
+                if (run_expect(false, EXIT_REASON_VMCALL, "L2 reads IA32_PAT again"))
+                    check_u64(l2_regs.rax | (l2_regs.rdx << 32), PAT_GOOD ^ 0x100,
+                              "L2's IA32_PAT after L1 changed its own");
+                wrmsr(MSR_IA32_PAT, pat);
+            }
+        }
+    }
+    test_end();
+}
+
 void test_main(void)
 {
     vmx_init();
     t_secondary_ud();
     t_operand_faults();
     t_host_cr();
+    t_guest_pat();
     l1_done();
 }

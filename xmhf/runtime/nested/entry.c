@@ -181,8 +181,23 @@ static u32 vmcs12_changes(struct vcpu *v)
 /* VMRESUME of the VMCS12 VMCS02 is in sync with, changed only in fields that copy as they are or in
  * its host state: the changed guest fields are copied, nothing rebuilt. L1's MSR bitmap is merged
  * again, since L1 may change it in memory at any time. */
+/* Without "load IA32_EFER/PAT" L2 starts with L1's values (EFER.LMA/LME from "IA-32e mode guest"),
+ * and VMCS12's fields are neither checked nor used (SDM 26.3.1.1, 26.3.2.1). VMCS02 loads both
+ * always, so it gets L1's values here, at every entry: L1 may have changed them since the last. */
+static void l2_efer_pat(u32 entry12, u64 l1_efer, u64 l1_pat)
+{
+	if (!(entry12 & ENTRY_LOAD_EFER))
+		vmcs_write(VMCS_GUEST_IA32_EFER, (l1_efer & ~(EFER_LMA | EFER_LME)) |
+							 ((entry12 & ENTRY_IA32E_MODE_GUEST) ? EFER_LMA | EFER_LME : 0));
+	if (!(entry12 & ENTRY_LOAD_PAT))
+		vmcs_write(VMCS_GUEST_IA32_PAT, l1_pat);
+}
+
 static void resume_cached(struct vcpu *v)
 {
+	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
+	u64 l1_efer = vmcs_read(VMCS_GUEST_IA32_EFER), l1_pat = vmcs_read(VMCS_GUEST_IA32_PAT);
+
 	if (vmptrld(v->vmcs02_pa))
 		panic("VMPTRLD of VMCS02 failed");
 	for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++)
@@ -193,6 +208,8 @@ static void resume_cached(struct vcpu *v)
 		}
 	for (u32 i = 0; i < ARRAY_SIZE(v->vmcs12_dirty); i++)
 		v->vmcs12_dirty[i] = 0;
+	/* A GUEST_IA32_PAT/EFER L1 wrote must not reach VMCS02 when VMCS12 does not load it. */
+	l2_efer_pat(entry12, l1_efer, l1_pat);
 	merge_msr_bitmap(v, (u32)r12(v, VMCS_PROC_BASED_CONTROLS));
 	/* L1's entry starts L2's preemption timer from VMCS12's value (saved there at the last exit if
 	 * L1 asked, else the value L1 wrote), not from where VMCS02 stopped. */
@@ -355,12 +372,7 @@ static void build_vmcs02(struct vcpu *v)
 		nested_entry_fail_msr_load(v, bad); /* an entry L0 refuses: VM-entry failure, back to L1 */
 		return;
 	}
-	/* Without "load EFER/PAT" L2 keeps L1's (SDM 27.3.2.1). */
-	if (!(entry12 & ENTRY_LOAD_EFER))
-		vmcs_write(VMCS_GUEST_IA32_EFER, (l1_efer & ~(EFER_LMA | EFER_LME)) |
-							 ((entry12 & ENTRY_IA32E_MODE_GUEST) ? EFER_LMA | EFER_LME : 0));
-	if (!(entry12 & ENTRY_LOAD_PAT))
-		vmcs_write(VMCS_GUEST_IA32_PAT, l1_pat);
+	l2_efer_pat(entry12, l1_efer, l1_pat);
 }
 
 void nested_vmentry(struct vcpu *v, bool launch)
