@@ -29,6 +29,10 @@
  *                       runs L2 (SDM 26.3.1.2, 26.8). Without "load IA32_PAT", an invalid GUEST_PAT
  *                       fails neither VMLAUNCH nor VMRESUME, and L2 reads L1's IA32_PAT of the
  *                       moment of each entry.
+ *  exit-msr-store       L2 writes IA32_TSC_AUX, STAR, LSTAR, SFMASK, KERNEL_GS_BASE, SYSENTER_CS/
+ *                       ESP/EIP, FS_BASE (no MSR exits) and VMCALLs; the VM-exit MSR-store list
+ *                       (SDM 28.4) holds those values, and for IA32_APIC_BASE, IA32_FEATURE_CONTROL,
+ *                       IA32_VMX_BASIC, IA32_MTRR_DEF_TYPE, IA32_PAT and EFER what RDMSR reads.
  */
 #include "lib.h"
 #include "vmx.h"
@@ -40,6 +44,7 @@
  * L2 code (64-bit, CPL 0, IF = 0). Each program ends in VMCALL.
  */
 extern char l2_vmcall[], l2_two_vmcalls[], l2_second_vmcall[], l2_rdpat[];
+extern char l2_wrmsrs[];
 extern char l2_rdtscp[], l2_rdtscp_insn[], l2_rdtscp_vmcall[];
 extern char l2_invpcid[], l2_invpcid_insn[], l2_invpcid_vmcall[];
 extern char l2_xsaves[], l2_xsaves_insn[], l2_xsaves_vmcall[];
@@ -49,6 +54,21 @@ uint8_t xsave_area[4096] __attribute__((aligned(64)));
 
 asm(".text\n"
     "l2_vmcall:\n"
+    "  vmcall\n"
+    "  ud2\n"
+    /* exit-msr-store: the values of store_msrs[] below */
+    "l2_wrmsrs:\n"
+    "  lea l2_wrmsr_table(%rip), %rsi\n"
+    "1:\n"
+    "  mov (%rsi), %ecx\n"
+    "  test %ecx, %ecx\n"
+    "  jz 2f\n"
+    "  mov 8(%rsi), %eax\n"
+    "  mov 12(%rsi), %edx\n"
+    "  wrmsr\n"
+    "  add $16, %rsi\n"
+    "  jmp 1b\n"
+    "2:\n"
     "  vmcall\n"
     "  ud2\n"
     "l2_rdpat:\n"
@@ -409,6 +429,68 @@ static void t_guest_pat(void)
     test_end();
 }
 
+/* ------------------------------------------------------------------------------------------
+ * exit-msr-store
+ */
+struct msr_list_entry { uint32_t index, reserved; uint64_t data; };
+/* What L2 writes (index 0 ends the table); the L2 code reads it. */
+struct msr_list_entry l2_wrmsr_table[] __attribute__((aligned(16))) = {
+    { MSR_TSC_AUX, 0, 0x1234 },
+    { 0xc0000081, 0, 0x0023001000000000ull },       /* IA32_STAR */
+    { 0xc0000082, 0, 0xffff800000001000ull },       /* IA32_LSTAR */
+    { 0xc0000084, 0, 0x4700 },                      /* IA32_FMASK */
+    { MSR_KERNEL_GS_BASE, 0, 0x0000123456789000ull },
+    { MSR_IA32_SYSENTER_CS, 0, 0x5555 },
+    { MSR_IA32_SYSENTER_ESP, 0, 0xffff800000002000ull },
+    { MSR_IA32_SYSENTER_EIP, 0, 0xffff800000003000ull },
+    { MSR_FS_BASE, 0, 0x7000 },
+    { 0, 0, 0 },
+};
+/* Read, not written by L2: the store list must hold what RDMSR reads. */
+static const uint32_t store_read_only[] = { MSR_IA32_APIC_BASE, 0x3a /* IA32_FEATURE_CONTROL */,
+                                            0x480 /* IA32_VMX_BASIC */, 0x2ff /* IA32_MTRR_DEF_TYPE */,
+                                            MSR_IA32_PAT, MSR_EFER };
+#define N_WRITTEN (ARRAY_SIZE(l2_wrmsr_table) - 1)
+static struct msr_list_entry store_list[N_WRITTEN + ARRAY_SIZE(store_read_only)] __attribute__((aligned(16)));
+/* L1's own values of the MSRs a VM exit does not load, put back after the test. */
+static const uint32_t l1_keep[] = { MSR_TSC_AUX, 0xc0000081, 0xc0000082, 0xc0000084, MSR_KERNEL_GS_BASE,
+                                    MSR_FS_BASE };
+
+static void t_exit_msr_store(void)
+{
+    if (test_begin("exit-msr-store") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_wrmsrs), .proc = PROC_USE_MSR_BITMAPS };
+        uint64_t keep[ARRAY_SIZE(l1_keep)];
+        unsigned n = 0;
+
+        for (unsigned i = 0; i < ARRAY_SIZE(l1_keep); i++)
+            keep[i] = rdmsr(l1_keep[i]);
+        for (unsigned i = 0; i < N_WRITTEN; i++)
+            store_list[n++] = (struct msr_list_entry){ l2_wrmsr_table[i].index, 0, 0xdead };
+        for (unsigned i = 0; i < ARRAY_SIZE(store_read_only); i++)
+            store_list[n++] = (struct msr_list_entry){ store_read_only[i], 0, 0xdead };
+        if (vmcs_build(&s)) {
+            vmw(VMCS_EXIT_MSR_STORE_ADDR, PA(store_list));
+            vmw(VMCS_EXIT_MSR_STORE_COUNT, n);
+            if (run_expect(true, EXIT_REASON_VMCALL, "L2 writing MSRs")) {
+                for (unsigned i = 0; i < N_WRITTEN; i++)
+                    test_check(store_list[i].data == l2_wrmsr_table[i].data,
+                               "store list: MSR 0x%x = 0x%llx, L2 wrote 0x%llx", store_list[i].index,
+                               U64(store_list[i].data), U64(l2_wrmsr_table[i].data));
+                /* L2's EFER and PAT are L1's here (no load controls), the rest the same in L2. */
+                for (unsigned i = N_WRITTEN; i < n; i++) {
+                    uint64_t want = rdmsr(store_list[i].index);
+                    test_check(store_list[i].data == want, "store list: MSR 0x%x = 0x%llx, RDMSR 0x%llx",
+                               store_list[i].index, U64(store_list[i].data), U64(want));
+                }
+            }
+        }
+        for (unsigned i = 0; i < ARRAY_SIZE(l1_keep); i++)
+            wrmsr(l1_keep[i], keep[i]);
+    }
+    test_end();
+}
+
 void test_main(void)
 {
     vmx_init();
@@ -416,5 +498,6 @@ void test_main(void)
     t_operand_faults();
     t_host_cr();
     t_guest_pat();
+    t_exit_msr_store();
     l1_done();
 }

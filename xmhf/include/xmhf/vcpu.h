@@ -66,6 +66,7 @@ struct vcpu {
 	u32 pad6;
 	void *msr_load02;       /* VMCS02's copies of L1's entry MSR-load and exit MSR-store lists */
 	struct msr_entry *msr_store02;
+	struct msr_store_src *msr_store_src; /* where each exit-store entry's value comes from (msr-lists.c) */
 };
 
 _Static_assert(__builtin_offsetof(struct vcpu, launch_next) == 128, "exit-stub.S reads launch_next at 128");

@@ -132,8 +132,9 @@ void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual)
  * into a VMX abort of L1, SDM 28.7). */
 static void exit_msr_lists(struct vcpu *v)
 {
-	nested_msr_store_copy_back(v, r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
-	if (!nested_msr_exit_load(r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
+	if (!nested_msr_store_copy_back(v, r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT)))
+		vmx_abort_l1(v, 1); /* indicator 1: failure saving guest MSRs */
+	else if (!nested_msr_exit_load(r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
 		vmx_abort_l1(v, 4); /* indicator 4: failure loading MSRs at VM exit */
 }
 
