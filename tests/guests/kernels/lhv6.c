@@ -33,6 +33,11 @@
  *                       ESP/EIP, FS_BASE (no MSR exits) and VMCALLs; the VM-exit MSR-store list
  *                       (SDM 28.4) holds those values, and for IA32_APIC_BASE, IA32_FEATURE_CONTROL,
  *                       IA32_VMX_BASIC, IA32_MTRR_DEF_TYPE, IA32_PAT and EFER what RDMSR reads.
+ *  debug-controls       (SDM 26.3.2.1, 27.3.1, 28.5.1) without "load debug controls" L2 starts with
+ *                       L1's DR7 of the moment (0x50700, then 0x400 after an exit, then 0x30700);
+ *                       L2 sets DR7 = 0x10700: with "save debug controls" GUEST_DR7 = 0x10700 after
+ *                       the exit, and L1's DR7 is 0x400; with "load debug controls" L2 starts with
+ *                       GUEST_DR7 (0x20700) and without the save control the field keeps it.
  */
 #include "lib.h"
 #include "vmx.h"
@@ -44,7 +49,7 @@
  * L2 code (64-bit, CPL 0, IF = 0). Each program ends in VMCALL.
  */
 extern char l2_vmcall[], l2_two_vmcalls[], l2_second_vmcall[], l2_rdpat[];
-extern char l2_wrmsrs[];
+extern char l2_wrmsrs[], l2_dr7[], l2_dr7_call1[], l2_dr7_second[], l2_dr7_call2[];
 extern char l2_rdtscp[], l2_rdtscp_insn[], l2_rdtscp_vmcall[];
 extern char l2_invpcid[], l2_invpcid_insn[], l2_invpcid_vmcall[];
 extern char l2_xsaves[], l2_xsaves_insn[], l2_xsaves_vmcall[];
@@ -69,6 +74,18 @@ asm(".text\n"
     "  add $16, %rsi\n"
     "  jmp 1b\n"
     "2:\n"
+    "  vmcall\n"
+    "  ud2\n"
+    /* debug-controls: RAX = DR7 at entry, then DR7 = 0x10700 */
+    "l2_dr7:\n"
+    "  mov %dr7, %rax\n"
+    "  mov $0x10700, %ebx\n"
+    "  mov %rbx, %dr7\n"
+    "l2_dr7_call1:\n"
+    "  vmcall\n"
+    "l2_dr7_second:\n"
+    "  mov %dr7, %rax\n"
+    "l2_dr7_call2:\n"
     "  vmcall\n"
     "  ud2\n"
     "l2_rdpat:\n"
@@ -491,6 +508,64 @@ static void t_exit_msr_store(void)
     test_end();
 }
 
+/* ------------------------------------------------------------------------------------------
+ * debug-controls
+ */
+static inline uint64_t get_dr7(void)
+{
+    uint64_t v;
+    asm volatile("mov %%dr7, %0" : "=r"(v));
+    return v;
+}
+
+static inline void set_dr7(uint64_t v)
+{
+    asm volatile("mov %0, %%dr7" : : "r"(v) : "memory");
+}
+
+static void t_debug_controls(void)
+{
+    if (test_begin("debug-controls") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_dr7), .exit = EXIT_SAVE_DEBUG_CTLS };
+
+        if ((uint32_t)cap_entry & ENTRY_LOAD_DEBUG_CTLS) {
+            info("debug-controls: \"load debug controls\" is a must-be-1 entry control");
+        } else if (!vmx_ctl_allowed(cap_exit, EXIT_SAVE_DEBUG_CTLS)) {
+            info("debug-controls: no \"save debug controls\" exit control");
+        } else if (vmcs_build(&s)) {
+            vmw(VMCS_GUEST_DR7, 0x20700);
+            set_dr7(0x50700);
+            if (step(true, EXIT_REASON_VMCALL, l2_dr7_call1, "L2 sets DR7")) {
+                check_u64(l2_regs.rax, 0x50700, "L2's DR7 without load debug controls: L1's");
+                check_u64(get_dr7(), 0x400, "L1's DR7 after the exit");
+                check_u64(vmr(VMCS_GUEST_DR7), 0x10700, "GUEST_DR7 saved by the exit");
+                advance_rip();
+            }
+            /* L1's DR7 is 0x400 now. */
+            if (step(false, EXIT_REASON_VMCALL, l2_dr7_call2, "L2 reads DR7 again"))
+                check_u64(l2_regs.rax, 0x400, "L2's DR7 at VMRESUME after the exit: L1's");
+            vmw(VMCS_GUEST_RIP, PA(l2_dr7_second));
+            set_dr7(0x30700);
+            if (step(false, EXIT_REASON_VMCALL, l2_dr7_call2, "L2 reads DR7 once more"))
+                check_u64(l2_regs.rax, 0x30700, "L2's DR7 at VMRESUME after L1 set its own");
+        }
+        s.exit = 0;
+        s.entry = ENTRY_LOAD_DEBUG_CTLS;
+        if (vmcs_build(&s)) {
+            vmw(VMCS_GUEST_DR7, 0x20700);
+            set_dr7(0x50700);
+            if (step(true, EXIT_REASON_VMCALL, l2_dr7_call1, "L2 with load debug controls")) {
+                check_u64(l2_regs.rax, 0x20700, "L2's DR7 with load debug controls: GUEST_DR7");
+                check_u64(get_dr7(), 0x400, "L1's DR7 after the exit");
+                if (!((uint32_t)cap_exit & EXIT_SAVE_DEBUG_CTLS))
+                    check_u64(vmr(VMCS_GUEST_DR7), 0x20700, "GUEST_DR7 without save debug controls");
+            }
+        }
+        set_dr7(0x400);
+    }
+    test_end();
+}
+
 void test_main(void)
 {
     vmx_init();
@@ -499,5 +574,6 @@ void test_main(void)
     t_host_cr();
     t_guest_pat();
     t_exit_msr_store();
+    t_debug_controls();
     l1_done();
 }

@@ -178,25 +178,42 @@ static u32 vmcs12_changes(struct vcpu *v)
 	return c;
 }
 
+/* L1's EFER, PAT, DR7 and IA32_DEBUGCTL of the moment (VMCS01 saves them at every exit of L1's). */
+struct l1_loadables {
+	u64 efer, pat, dr7, debugctl;
+};
+
+static struct l1_loadables l1_loadables(void)
+{
+	return (struct l1_loadables){ .efer = vmcs_read(VMCS_GUEST_IA32_EFER), .pat = vmcs_read(VMCS_GUEST_IA32_PAT),
+				      .dr7 = vmcs_read(VMCS_GUEST_DR7),
+				      .debugctl = vmcs_read(VMCS_GUEST_IA32_DEBUGCTL) };
+}
+
+/* Without "load IA32_EFER/PAT" or "load debug controls" L2 starts with L1's values (EFER.LMA/LME
+ * from "IA-32e mode guest"), and VMCS12's fields are neither checked nor used (SDM 26.3.1.1,
+ * 26.3.2.1). VMCS02 loads all of them always (L0's own DR7 is not L1's), so it gets L1's values
+ * here, at every entry: L1 may have changed them since the last. */
+static void l2_from_l1(u32 entry12, const struct l1_loadables *l1)
+{
+	if (!(entry12 & ENTRY_LOAD_DEBUG_CONTROLS)) {
+		vmcs_write(VMCS_GUEST_DR7, l1->dr7);
+		vmcs_write(VMCS_GUEST_IA32_DEBUGCTL, l1->debugctl);
+	}
+	if (!(entry12 & ENTRY_LOAD_EFER))
+		vmcs_write(VMCS_GUEST_IA32_EFER, (l1->efer & ~(EFER_LMA | EFER_LME)) |
+							 ((entry12 & ENTRY_IA32E_MODE_GUEST) ? EFER_LMA | EFER_LME : 0));
+	if (!(entry12 & ENTRY_LOAD_PAT))
+		vmcs_write(VMCS_GUEST_IA32_PAT, l1->pat);
+}
+
 /* VMRESUME of the VMCS12 VMCS02 is in sync with, changed only in fields that copy as they are or in
  * its host state: the changed guest fields are copied, nothing rebuilt. L1's MSR bitmap is merged
  * again, since L1 may change it in memory at any time. */
-/* Without "load IA32_EFER/PAT" L2 starts with L1's values (EFER.LMA/LME from "IA-32e mode guest"),
- * and VMCS12's fields are neither checked nor used (SDM 26.3.1.1, 26.3.2.1). VMCS02 loads both
- * always, so it gets L1's values here, at every entry: L1 may have changed them since the last. */
-static void l2_efer_pat(u32 entry12, u64 l1_efer, u64 l1_pat)
-{
-	if (!(entry12 & ENTRY_LOAD_EFER))
-		vmcs_write(VMCS_GUEST_IA32_EFER, (l1_efer & ~(EFER_LMA | EFER_LME)) |
-							 ((entry12 & ENTRY_IA32E_MODE_GUEST) ? EFER_LMA | EFER_LME : 0));
-	if (!(entry12 & ENTRY_LOAD_PAT))
-		vmcs_write(VMCS_GUEST_IA32_PAT, l1_pat);
-}
-
 static void resume_cached(struct vcpu *v)
 {
 	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
-	u64 l1_efer = vmcs_read(VMCS_GUEST_IA32_EFER), l1_pat = vmcs_read(VMCS_GUEST_IA32_PAT);
+	struct l1_loadables l1 = l1_loadables();
 
 	if (vmptrld(v->vmcs02_pa))
 		panic("VMPTRLD of VMCS02 failed");
@@ -208,8 +225,9 @@ static void resume_cached(struct vcpu *v)
 		}
 	for (u32 i = 0; i < ARRAY_SIZE(v->vmcs12_dirty); i++)
 		v->vmcs12_dirty[i] = 0;
-	/* A GUEST_IA32_PAT/EFER L1 wrote must not reach VMCS02 when VMCS12 does not load it. */
-	l2_efer_pat(entry12, l1_efer, l1_pat);
+	/* A GUEST_IA32_PAT/EFER/DR7/DEBUGCTL L1 wrote must not reach VMCS02 when VMCS12 does not load
+	 * it. */
+	l2_from_l1(entry12, &l1);
 	merge_msr_bitmap(v, (u32)r12(v, VMCS_PROC_BASED_CONTROLS));
 	/* L1's entry starts L2's preemption timer from VMCS12's value (saved there at the last exit if
 	 * L1 asked, else the value L1 wrote), not from where VMCS02 stopped. */
@@ -298,7 +316,7 @@ static void build_vmcs02(struct vcpu *v)
 	u32 proc2_12 = (proc12 & PROC_SECONDARY_CONTROLS) ? (u32)r12(v, VMCS_PROC_BASED_CONTROLS2) : 0;
 	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
 	u64 cr0_mask01 = vmcs_read(VMCS_CR0_GUEST_HOST_MASK), cr4_mask01 = vmcs_read(VMCS_CR4_GUEST_HOST_MASK);
-	u64 l1_efer = vmcs_read(VMCS_GUEST_IA32_EFER), l1_pat = vmcs_read(VMCS_GUEST_IA32_PAT);
+	struct l1_loadables l1 = l1_loadables();
 
 	if (!v->vmcs02_pa) {
 		u32 *p = page_alloc(1);
@@ -352,7 +370,7 @@ static void build_vmcs02(struct vcpu *v)
 					       (((pin12 & PIN_PREEMPTION_TIMER) ? EXIT_SAVE_PREEMPTION_TIMER : 0) &
 						vmx_caps.exit1) |
 					       vmx_caps.exit0);
-	vmcs_write(VMCS_ENTRY_CONTROLS, ((entry12 & (ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_DEBUG_CONTROLS)) |
+	vmcs_write(VMCS_ENTRY_CONTROLS, ((entry12 & ENTRY_IA32E_MODE_GUEST) | ENTRY_LOAD_DEBUG_CONTROLS |
 					 ENTRY_LOAD_EFER | ENTRY_LOAD_PAT | vmx_caps.entry0) & vmx_caps.entry1);
 	vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, 0);
 	vmcs_write(VMCS_EXIT_MSR_LOAD_COUNT, 0);
@@ -372,7 +390,7 @@ static void build_vmcs02(struct vcpu *v)
 		nested_entry_fail_msr_load(v, bad); /* an entry L0 refuses: VM-entry failure, back to L1 */
 		return;
 	}
-	l2_efer_pat(entry12, l1_efer, l1_pat);
+	l2_from_l1(entry12, &l1);
 }
 
 void nested_vmentry(struct vcpu *v, bool launch)
