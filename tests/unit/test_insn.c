@@ -654,3 +654,51 @@ TEST(paging_page_sizes_agree)
 	CHECK_EQ(walk(m, GUEST_PAGING_PAE, 0, pdpte, false, 1ULL << 30), FAIL);
 	gmem_free(m);
 }
+
+/* The rights guest_linear_walk reports: R/W and U/S ANDed over every paging-structure entry (SDM
+ * 4.6.1), the PAE PDPTEs (which have neither bit) left out; both without paging. */
+static u32 rights_of(struct gmem *m, enum guest_paging mode, u64 cr3, const u64 *pdpte, bool pse, u64 linear)
+{
+	u64 gpa;
+	u32 r = 0xdead;
+
+	CHECK_EQ(guest_linear_walk(mode, cr3, pdpte, pse, linear, read_phys, m, &gpa, &r), 0);
+	return r;
+}
+
+TEST(paging_rights)
+{
+	struct gmem *m = gmem_new();
+	const u64 pml4 = 0x10000, pdpt = 0x11000, pd = 0x12000, pt = 0x13000;
+	const u64 W = GUEST_PAGE_WRITE, U = GUEST_PAGE_USER;
+
+	CHECK_EQ(rights_of(m, GUEST_PAGING_NONE, 0, NULL, false, 0x1234), W | U);
+	/* 4-level: 0x1000 through PML4E 0, PDPTE 0, PDE 0, PTE 1; 0x200000 a 2 MiB page (PDE 1). */
+	put64(m, pml4, pdpt | US | RW | P);
+	put64(m, pdpt, pd | US | RW | P);
+	put64(m, pd, pt | US | RW | P);
+	put64(m, pt + 8, 0x345000 | US | RW | P);
+	put64(m, pd + 8, 0x400000 | PS | US | P);
+	CHECK_EQ(rights_of(m, GUEST_PAGING_4LEVEL, pml4, NULL, false, 0x1000), W | U);
+	CHECK_EQ(rights_of(m, GUEST_PAGING_4LEVEL, pml4, NULL, false, 0x200000), U);
+	put64(m, pt + 8, 0x345000 | RW | P);
+	CHECK_EQ(rights_of(m, GUEST_PAGING_4LEVEL, pml4, NULL, false, 0x1000), W);
+	put64(m, pt + 8, 0x345000 | US | RW | P);
+	put64(m, pdpt, pd | US | P);                  /* read-only high up: nothing below is writable */
+	CHECK_EQ(rights_of(m, GUEST_PAGING_4LEVEL, pml4, NULL, false, 0x1000), U);
+	put64(m, pml4, pdpt | RW | P);
+	CHECK_EQ(rights_of(m, GUEST_PAGING_4LEVEL, pml4, NULL, false, 0x1000), 0);
+	/* PAE: the PDPTE's bits 1 and 2 are reserved, not rights. */
+	{
+		const u64 pdpte[4] = { pd | P, 0, 0, 0 };
+		put64(m, pd, pt | US | RW | P);
+		CHECK_EQ(rights_of(m, GUEST_PAGING_PAE, 0, pdpte, false, 0x1000), W | U);
+	}
+	/* 32-bit paging: PDE and PTE; a 4 MiB page with PSE. */
+	put32(m, 0x20000, 0x21000 | US | RW | P);
+	put32(m, 0x21000 + 4, 0x345000 | US | P);
+	put32(m, 0x20000 + 4, 0x400000 | PS | RW | P);
+	CHECK_EQ(rights_of(m, GUEST_PAGING_32, 0x20000, NULL, false, 0x1000), U);
+	CHECK_EQ(rights_of(m, GUEST_PAGING_32, 0x20000, NULL, true, 0x400000), W);
+	gmem_free(m);
+}

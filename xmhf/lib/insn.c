@@ -112,10 +112,15 @@ static bool read_entry32(read_phys_fn read_phys, void *ctx, u64 addr, u64 *e)
 	return true;
 }
 
-int guest_linear_to_phys(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bool cr4_pse, u64 linear,
-			 read_phys_fn read_phys, void *ctx, u64 *gpa)
+int guest_linear_walk(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bool cr4_pse, u64 linear,
+		      read_phys_fn read_phys, void *ctx, u64 *gpa, u32 *rights)
 {
 	u64 e;
+	/* R/W and U/S of every paging-structure entry on the way (SDM 4.6.1); PAE PDPTEs have none. */
+	u32 r = GUEST_PAGE_WRITE | GUEST_PAGE_USER;
+#define TAKE(entry) (r &= (((entry) & 2) ? GUEST_PAGE_WRITE : 0) | (((entry) & 4) ? GUEST_PAGE_USER : 0))
+
+	*rights = r;
 
 	switch (mode) {
 	case GUEST_PAGING_NONE:
@@ -126,14 +131,18 @@ int guest_linear_to_phys(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bo
 		if (!read_entry32(read_phys, ctx, pde_addr, &e) || !(e & 1))
 			return -1;
 		e &= 0xffffffffULL;
+		TAKE(e);
 		if ((e & 0x80) && cr4_pse) {
 			*gpa = ((e & 0xffc00000ULL) | ((e >> 13 & 0xff) << 32)) + (linear & 0x3fffff);
+			*rights = r;
 			return 0;
 		}
 		u64 pte_addr = (e & 0xfffff000ULL) + ((linear >> 12) & 0x3ff) * 4;
 		if (!read_entry32(read_phys, ctx, pte_addr, &e) || !(e & 1))
 			return -1;
+		TAKE(e);
 		*gpa = (e & 0xfffff000ULL) + (linear & 0xfff);
+		*rights = r;
 		return 0;
 	}
 	case GUEST_PAGING_PAE:
@@ -155,9 +164,11 @@ int guest_linear_to_phys(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bo
 			u32 shift = 12 + 9 * (u32)(level - 1);
 			if (!read_phys(ctx, table + ((linear >> shift) & 511) * 8, &e) || !(e & 1))
 				return -1;
+			TAKE(e);
 			if (level == 1 || ((level == 2 || level == 3) && (e & 0x80))) {
 				u64 page = 1ULL << shift;
 				*gpa = (e & addr_mask & ~(page - 1)) + (linear & (page - 1));
+				*rights = r;
 				return 0;
 			}
 			table = e & addr_mask;
@@ -166,4 +177,13 @@ int guest_linear_to_phys(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bo
 	}
 	}
 	return -1;
+}
+#undef TAKE
+
+int guest_linear_to_phys(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bool cr4_pse, u64 linear,
+			 read_phys_fn read_phys, void *ctx, u64 *gpa)
+{
+	u32 rights;
+
+	return guest_linear_walk(mode, cr3, pdpte, cr4_pse, linear, read_phys, ctx, gpa, &rights);
 }

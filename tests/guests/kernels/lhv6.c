@@ -17,6 +17,10 @@
  *                       unmapped address (6 GiB) #PF with error code 0 (read) or 2 (write) and CR2 =
  *                       the address; an access crossing from a mapped page into an unmapped one #PF
  *                       with CR2 = the unmapped page, and a store writes nothing of it.
+ *  vmx-operand-rights   VMPTRST and VMREAD storing to a read-only page: VMsucceed with CR0.WP clear,
+ *                       #PF with error code 3 (present, write) and CR2 with WP set; with CR4.SMAP,
+ *                       VMPTRST to a user page #PF (3) and VMWRITE from one #PF (1) while RFLAGS.AC
+ *                       is clear, VMsucceed after STAC (SDM 4.6, 4.7).
  *  host-cr0-cr4         VMLAUNCH with HOST_CR0/HOST_CR4 values (SDM 26.2.2, 28.5.1): bits 32 or 63
  *                       set, CR0 without NE, CR4 with a bit IA32_VMX_CR4_FIXED1 clears:
  *                       VMfailValid(8); CR0 with WP (0x80010031): L1 has WP after the exit; CR0
@@ -232,7 +236,9 @@ static const bool op_store[OP_N] = { false, false, true, true, false, false, fal
 
 static int mem_op(int op, uint64_t addr, bool ss)
 {
-    uint64_t fl = 0, rcx = op == OP_VMREAD || op == OP_VMWRITE ? VMCS_GUEST_RIP : 2;
+    /* VMREAD/VMWRITE: a field no VMCS shadowing would hold (the hypervisor under test must see the
+     * instruction); INVEPT/INVVPID: type 2 (all contexts). */
+    uint64_t fl = 0, rcx = op == OP_VMREAD || op == OP_VMWRITE ? VMCS_GUEST_SYSENTER_ESP : 2;
     fault_begin();
     switch (op) {
     case OP_VMPTRLD: MEM_OP(I_VMPTRLD); break;
@@ -293,6 +299,68 @@ static void operand_cases(int op, bool split)
         if (op_store[op])
             check_u64(*tail, 0x5a5a5a5a, "bytes of a faulting store on its mapped page");
     }
+}
+
+extern uint64_t boot_pml4[512], boot_pdpt[512];
+#define RO_VA   (ALIAS_BASE + (4u << 20))       /* SPLIT_PA again, read-only */
+#define USER_VA (ALIAS_BASE + (6u << 20))       /* SPLIT_PA again, a user-mode page */
+#define CR4_SMAP (1ull << 21)
+
+static void rights_case(int op, uint64_t addr, int want, uint64_t err, const char *what)
+{
+    if (want == VMX_SUCCEED) {
+        char got[48];
+        int o = vmx_outcome(mem_op(op, addr, false));
+        test_check(o == VMX_SUCCEED, "%s %s at 0x%llx: %s, expected VMsucceed", op_name[op], what, U64(addr),
+                   vmx_outcome_name(o, got, sizeof(got)));
+    } else {
+        op_case(op, addr, false, EXC_PF, err, what);
+    }
+}
+
+static void t_operand_rights(void)
+{
+    if (test_begin("vmx-operand-rights") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_rdtscp) };
+        uint64_t cr0 = read_cr0(), cr4 = read_cr4();
+
+        if (!split_ram_usable()) {
+            info("vmx-operand-rights: 16-18 MiB not usable RAM");
+        } else if (vmcs_build(&s)) {
+            map_alias_2m(RO_VA, SPLIT_PA, PTE_P);
+            rights_case(OP_VMPTRST, RO_VA, VMX_SUCCEED, 0, "to a read-only page, CR0.WP clear");
+            rights_case(OP_VMREAD, RO_VA + 8, VMX_SUCCEED, 0, "to a read-only page, CR0.WP clear");
+            write_cr0_safe(cr0 | CR0_WP);
+            rights_case(OP_VMPTRST, RO_VA, EXC_PF, 3, "to a read-only page, CR0.WP set");
+            rights_case(OP_VMREAD, RO_VA + 8, EXC_PF, 3, "to a read-only page, CR0.WP set");
+            rights_case(OP_VMWRITE, RO_VA + 8, VMX_SUCCEED, 0, "from a read-only page, CR0.WP set");
+            write_cr0_safe(cr0);
+            if (cpuid(0).a >= 7 && (cpuid2(7, 0).b & (1u << 20))) {
+                uint64_t pml4e = boot_pml4[0], pdpte = boot_pdpt[4];
+                boot_pml4[0] |= PTE_U;
+                boot_pdpt[4] |= PTE_U;
+                map_alias_2m(USER_VA, SPLIT_PA, PTE_P | PTE_W | PTE_U);
+                write_cr3_safe(read_cr3());
+                if (write_cr4_safe(cr4 | CR4_SMAP) == NO_EXCEPTION) {
+                    rights_case(OP_VMPTRST, USER_VA, EXC_PF, 3, "to a user page, CR4.SMAP set");
+                    rights_case(OP_VMWRITE, USER_VA + 8, EXC_PF, 1, "from a user page, CR4.SMAP set");
+                    asm volatile("stac" ::: "memory", "cc");
+                    rights_case(OP_VMPTRST, USER_VA, VMX_SUCCEED, 0, "to a user page, SMAP, RFLAGS.AC set");
+                    rights_case(OP_VMWRITE, USER_VA + 8, VMX_SUCCEED, 0, "from a user page, SMAP, RFLAGS.AC set");
+                    asm volatile("clac" ::: "memory", "cc");
+                    write_cr4_safe(cr4);
+                } else {
+                    info("vmx-operand-rights: CR4.SMAP refused");
+                }
+                boot_pml4[0] = pml4e;
+                boot_pdpt[4] = pdpte;
+                write_cr3_safe(read_cr3());
+            } else {
+                info("vmx-operand-rights: no SMAP");
+            }
+        }
+    }
+    test_end();
 }
 
 static void t_operand_faults(void)
@@ -615,6 +683,7 @@ void test_main(void)
     vmx_init();
     t_secondary_ud();
     t_operand_faults();
+    t_operand_rights();
     t_host_cr();
     t_guest_pat();
     t_exit_msr_store();

@@ -36,4 +36,12 @@ typedef bool (*read_phys_fn)(void *ctx, u64 gpa, u64 *value);
 int guest_linear_to_phys(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bool cr4_pse, u64 linear,
 			 read_phys_fn read_phys, void *ctx, u64 *gpa);
 
+/* The same, also giving in *rights what every paging-structure entry on the way allows: writes
+ * (GUEST_PAGE_WRITE: R/W set in all) and user-mode accesses (GUEST_PAGE_USER: U/S set in all), for
+ * the caller's access-rights checks (SDM 4.6). Without paging both. */
+#define GUEST_PAGE_WRITE 1u
+#define GUEST_PAGE_USER 2u
+int guest_linear_walk(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bool cr4_pse, u64 linear,
+		      read_phys_fn read_phys, void *ctx, u64 *gpa, u32 *rights);
+
 #endif

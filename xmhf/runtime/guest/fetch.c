@@ -67,14 +67,31 @@ u32 guest_code_bits(void)
 }
 
 
-static int linear_to_gpa(u64 linear, u64 *gpa)
+/* A supervisor-mode data access (the only kind the hypervisor emulates: VMX instructions run at CPL
+ * 0) to linear: 0 and the guest-physical address, or the #PF error code (SDM 4.6, 4.7): not present
+ * (P = 0); a write to a page some paging entry makes read-only with CR0.WP set; a user-mode page
+ * with CR4.SMAP set and RFLAGS.AC clear. */
+#define PF_P 1u
+#define PF_W 2u
+#define NOT_MAPPED 0x80000000u
+
+static u32 linear_to_gpa(u64 linear, bool write, u64 *gpa)
 {
-	u64 pdpte[4];
+	u64 pdpte[4], cr4 = vmcs_read(VMCS_GUEST_CR4);
+	u32 rights;
 
 	for (int i = 0; i < 4; i++)
 		pdpte[i] = vmcs_read(VMCS_GUEST_PDPTE0 + 2 * i);
-	return guest_linear_to_phys(paging_mode(), vmcs_read(VMCS_GUEST_CR3), pdpte, (vmcs_read(VMCS_GUEST_CR4) >> 4) & 1,
-				    linear, read_phys, NULL, gpa);
+	if (guest_linear_walk(paging_mode(), vmcs_read(VMCS_GUEST_CR3), pdpte, (cr4 >> 4) & 1, linear, read_phys,
+			      NULL, gpa, &rights))
+		return NOT_MAPPED | (write ? PF_W : 0);
+	if (!(vmcs_read(VMCS_GUEST_CR0) & CR0_PG))
+		return 0;
+	if (write && (vmcs_read(VMCS_GUEST_CR0) & CR0_WP) && !(rights & GUEST_PAGE_WRITE))
+		return PF_P | PF_W;
+	if ((cr4 & CR4_SMAP) && (rights & GUEST_PAGE_USER) && !(vmcs_read(VMCS_GUEST_RFLAGS) & (1ULL << 18)))
+		return PF_P | (write ? PF_W : 0);
+	return 0;
 }
 
 void guest_inject_pf(u64 linear, u32 error_code)
@@ -84,9 +101,9 @@ void guest_inject_pf(u64 linear, u32 error_code)
 	guest_inject_exception(14, true, error_code);
 }
 
-/* Copies n bytes from or to guest linear memory; an unmapped page is a #PF (not present, error
- * code W for a store) at the first byte on it. Every page is translated before anything is copied,
- * so a store that faults on its second page writes nothing on the first, as the CPU's. */
+/* Copies n bytes from or to guest linear memory; a page the access may not use is a #PF at the first
+ * byte on it (linear_to_gpa). Every page is translated before anything is copied, so a store that
+ * faults on its second page writes nothing on the first, as the CPU's. */
 static bool linear_copy(u64 linear, u8 *buf, u32 n, bool write)
 {
 	for (int pass = 0; pass < 2; pass++) {
@@ -97,8 +114,11 @@ static bool linear_copy(u64 linear, u8 *buf, u32 n, bool write)
 			u32 chunk = (u32)MIN(left, PAGE_SIZE_4K - (a & 0xfff));
 			u8 *p;
 
-			if (linear_to_gpa(a, &gpa) || !(p = guestmem_ptr(gpa, chunk))) {
-				guest_inject_pf(a, write ? 2 : 0);
+			u32 pf = linear_to_gpa(a, write, &gpa);
+			if (!pf && !(p = guestmem_ptr(gpa, chunk)))
+				pf = NOT_MAPPED | (write ? PF_W : 0);
+			if (pf) {
+				guest_inject_pf(a, pf & ~NOT_MAPPED);
 				return false;
 			}
 			if (pass == 1 && write)
