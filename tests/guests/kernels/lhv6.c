@@ -21,6 +21,8 @@
  *                       #PF with error code 3 (present, write) and CR2 with WP set; with CR4.SMAP,
  *                       VMPTRST to a user page #PF (3) and VMWRITE from one #PF (1) while RFLAGS.AC
  *                       is clear, VMsucceed after STAC (SDM 4.6, 4.7).
+ *  vmx-operand-ad-flags VMPTRST to a fresh 2 MiB mapping sets its PDE's accessed and dirty flags,
+ *                       VMWRITE from another sets only the accessed flag (SDM 4.8).
  *  host-cr0-cr4         VMLAUNCH with HOST_CR0/HOST_CR4 values (SDM 26.2.2, 28.5.1): bits 32 or 63
  *                       set, CR0 without NE, CR4 with a bit IA32_VMX_CR4_FIXED1 clears:
  *                       VMfailValid(8); CR0 with WP (0x80010031): L1 has WP after the exit; CR0
@@ -301,7 +303,7 @@ static void operand_cases(int op, bool split)
     }
 }
 
-extern uint64_t boot_pml4[512], boot_pdpt[512];
+extern uint64_t boot_pml4[512], boot_pdpt[512], alias_pd[512];
 #define RO_VA   (ALIAS_BASE + (4u << 20))       /* SPLIT_PA again, read-only */
 #define USER_VA (ALIAS_BASE + (6u << 20))       /* SPLIT_PA again, a user-mode page */
 #define CR4_SMAP (1ull << 21)
@@ -358,6 +360,30 @@ static void t_operand_rights(void)
             } else {
                 info("vmx-operand-rights: no SMAP");
             }
+        }
+    }
+    test_end();
+}
+
+#define AD_VA_W (ALIAS_BASE + (8u << 20))      /* SPLIT_PA again, PDE 4 */
+#define AD_VA_R (ALIAS_BASE + (10u << 20))     /* SPLIT_PA again, PDE 5 */
+#define PTE_A (1ull << 5)
+#define PTE_D (1ull << 6)
+
+static void t_operand_ad_flags(void)
+{
+    if (test_begin("vmx-operand-ad-flags") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_rdtscp) };
+
+        if (!split_ram_usable()) {
+            info("vmx-operand-ad-flags: 16-18 MiB not usable RAM");
+        } else if (vmcs_build(&s)) {
+            map_alias_2m(AD_VA_W, SPLIT_PA, PTE_P | PTE_W);
+            map_alias_2m(AD_VA_R, SPLIT_PA, PTE_P | PTE_W);
+            rights_case(OP_VMPTRST, AD_VA_W, VMX_SUCCEED, 0, "to a fresh mapping");
+            rights_case(OP_VMWRITE, AD_VA_R + 8, VMX_SUCCEED, 0, "from a fresh mapping");
+            check_u64(alias_pd[4] & (PTE_A | PTE_D), PTE_A | PTE_D, "PDE A/D flags after VMPTRST");
+            check_u64(alias_pd[5] & (PTE_A | PTE_D), PTE_A, "PDE A/D flags after VMWRITE from memory");
         }
     }
     test_end();
@@ -684,6 +710,7 @@ void test_main(void)
     t_secondary_ud();
     t_operand_faults();
     t_operand_rights();
+    t_operand_ad_flags();
     t_host_cr();
     t_guest_pat();
     t_exit_msr_store();

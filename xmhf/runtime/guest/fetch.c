@@ -75,23 +75,39 @@ u32 guest_code_bits(void)
 #define PF_W 2u
 #define NOT_MAPPED 0x80000000u
 
-static u32 linear_to_gpa(u64 linear, bool write, u64 *gpa)
+static u32 linear_to_gpa(u64 linear, bool write, u64 *gpa, struct guest_walk *w)
 {
 	u64 pdpte[4], cr4 = vmcs_read(VMCS_GUEST_CR4);
-	u32 rights;
 
 	for (int i = 0; i < 4; i++)
 		pdpte[i] = vmcs_read(VMCS_GUEST_PDPTE0 + 2 * i);
 	if (guest_linear_walk(paging_mode(), vmcs_read(VMCS_GUEST_CR3), pdpte, (cr4 >> 4) & 1, linear, read_phys,
-			      NULL, gpa, &rights))
+			      NULL, gpa, w))
 		return NOT_MAPPED | (write ? PF_W : 0);
 	if (!(vmcs_read(VMCS_GUEST_CR0) & CR0_PG))
 		return 0;
-	if (write && (vmcs_read(VMCS_GUEST_CR0) & CR0_WP) && !(rights & GUEST_PAGE_WRITE))
+	if (write && (vmcs_read(VMCS_GUEST_CR0) & CR0_WP) && !(w->rights & GUEST_PAGE_WRITE))
 		return PF_P | PF_W;
-	if ((cr4 & CR4_SMAP) && (rights & GUEST_PAGE_USER) && !(vmcs_read(VMCS_GUEST_RFLAGS) & (1ULL << 18)))
+	if ((cr4 & CR4_SMAP) && (w->rights & GUEST_PAGE_USER) && !(vmcs_read(VMCS_GUEST_RFLAGS) & (1ULL << 18)))
 		return PF_P | (write ? PF_W : 0);
 	return 0;
+}
+
+/* The accessed flag in every paging entry the access used and, for a write, the dirty flag in the
+ * leaf, as the CPU sets them (SDM 4.8); atomically, since L1's other CPUs may update them too. */
+static void set_accessed_dirty(const struct guest_walk *w, bool write)
+{
+	for (u32 i = 0; i < w->nentries; i++) {
+		u64 bits = 1ULL << 5 | ((write && i == w->nentries - 1) ? 1ULL << 6 : 0);
+		void *e = guestmem_ptr(w->entry[i], w->entry_bytes);
+
+		if (!e)
+			continue;
+		if (w->entry_bytes == 4)
+			__atomic_fetch_or((u32 *)e, (u32)bits, __ATOMIC_SEQ_CST);
+		else
+			__atomic_fetch_or((u64 *)e, bits, __ATOMIC_SEQ_CST);
+	}
 }
 
 void guest_inject_pf(u64 linear, u32 error_code)
@@ -114,13 +130,16 @@ static bool linear_copy(u64 linear, u8 *buf, u32 n, bool write)
 			u32 chunk = (u32)MIN(left, PAGE_SIZE_4K - (a & 0xfff));
 			u8 *p;
 
-			u32 pf = linear_to_gpa(a, write, &gpa);
+			struct guest_walk w;
+			u32 pf = linear_to_gpa(a, write, &gpa, &w);
 			if (!pf && !(p = guestmem_ptr(gpa, chunk)))
 				pf = NOT_MAPPED | (write ? PF_W : 0);
 			if (pf) {
 				guest_inject_pf(a, pf & ~NOT_MAPPED);
 				return false;
 			}
+			if (pass == 1)
+				set_accessed_dirty(&w, write);
 			if (pass == 1 && write)
 				memcpy(p, b, chunk);
 			else if (pass == 1)
