@@ -23,7 +23,7 @@
  *                       is clear, VMsucceed after STAC (SDM 4.6, 4.7).
  *  vmx-operand-ad-flags VMPTRST to a fresh 2 MiB mapping sets its PDE's accessed and dirty flags,
  *                       VMWRITE from another sets only the accessed flag (SDM 4.8).
- *  host-cr0-cr4         VMLAUNCH with HOST_CR0/HOST_CR4 values (SDM 26.2.2, 28.5.1): bits 32 or 63
+ *  host-cr0-cr4         VMLAUNCH with HOST_CR0/HOST_CR4 values (SDM 27.2.2, 28.5.1): bits 32 or 63
  *                       set, CR0 without NE, CR4 with a bit IA32_VMX_CR4_FIXED1 clears:
  *                       VMfailValid(8); CR0 with WP (0x80010031): L1 has WP after the exit; CR0
  *                       with bit 20 or NW without CD: the entry works and the exit leaves those bits
@@ -32,14 +32,14 @@
  *                       invalid GUEST_PAT (types 2, 3, 8) each end in a VM-entry failure (33, the
  *                       VMCS stays launched); with a valid GUEST_PAT the next VMRESUME runs L2 on
  *                       from GUEST_RIP. The same from a clear VMCS: failed VMLAUNCHes, then one that
- *                       runs L2 (SDM 26.3.1.2, 26.8). Without "load IA32_PAT", an invalid GUEST_PAT
+ *                       runs L2 (SDM 27.3.1.1, 27.8). Without "load IA32_PAT", an invalid GUEST_PAT
  *                       fails neither VMLAUNCH nor VMRESUME, and L2 reads L1's IA32_PAT of the
  *                       moment of each entry.
  *  exit-msr-store       L2 writes IA32_TSC_AUX, STAR, LSTAR, SFMASK, KERNEL_GS_BASE, SYSENTER_CS/
  *                       ESP/EIP, FS_BASE (no MSR exits) and VMCALLs; the VM-exit MSR-store list
  *                       (SDM 28.4) holds those values, and for IA32_APIC_BASE, IA32_FEATURE_CONTROL,
  *                       IA32_VMX_BASIC, IA32_MTRR_DEF_TYPE, IA32_PAT and EFER what RDMSR reads.
- *  debug-controls       (SDM 26.3.2.1, 27.3.1, 28.5.1) without "load debug controls" L2 starts with
+ *  debug-controls       (SDM 27.3.2.1, 28.3.1, 28.5.1) without "load debug controls" L2 starts with
  *                       L1's DR7 of the moment (0x50700, then 0x400 after an exit, then 0x30700);
  *                       L2 sets DR7 = 0x10700: with "save debug controls" GUEST_DR7 = 0x10700 after
  *                       the exit, and L1's DR7 is 0x400; with "load debug controls" L2 starts with

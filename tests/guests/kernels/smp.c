@@ -106,7 +106,7 @@ void test_main(void)
     check_calls();
     test_end();
 
-    /* MP start-up without the second SIPI (SDM Vol. 3, 9.4.4: it may be omitted when the AP answers
+    /* MP start-up without the second SIPI (SDM Vol. 3, 9.4: it may be omitted when the AP answers
      * the first): from a running AP, from an AP already parked in wait-for-SIPI by an earlier INIT,
      * and with two INITs before the SIPI. Each AP must come online with no other IPI sent. */
     test_begin("smp-init-one-sipi");

@@ -96,7 +96,7 @@ bool nmi_is_kick(struct vcpu *v)
 
 /* In the hypervisor, until a SIPI for this CPU arrives; then the guest resumes in real mode at the
  * SIPI vector. An INIT while waiting leaves the CPU waiting (it is already in wait-for-SIPI), so
- * INIT-SIPI, INIT-SIPI-SIPI and INIT-INIT-SIPI all start it with the first SIPI (SDM Vol. 3, 9.4.4:
+ * INIT-SIPI, INIT-SIPI-SIPI and INIT-INIT-SIPI all start it with the first SIPI (SDM Vol. 3, 9.4:
  * the second SIPI may be omitted). Only an INIT that comes after the SIPI was taken restarts it. */
 void ap_wait_for_sipi(struct vcpu *v)
 {

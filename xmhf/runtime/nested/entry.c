@@ -110,7 +110,7 @@ static bool check_host_state(struct vcpu *v)
 	u64 cr0 = r12(v, VMCS_HOST_CR0), cr4 = r12(v, VMCS_HOST_CR4);
 	bool host64 = r12(v, VMCS_EXIT_CONTROLS) & EXIT_HOST_ADDR_SPACE_SIZE;
 
-	/* Every bit against the fixed-bit MSRs L1 reads (SDM 26.2.2, A.7, A.8): their bits 63:32 are
+	/* Every bit against the fixed-bit MSRs L1 reads (SDM 27.2.2, A.7, A.8): their bits 63:32 are
 	 * 0 in FIXED1, so HOST_CR0/CR4 bits 63:32 must be 0. */
 	if ((cr0 & vmx_caps.cr0_fixed0) != vmx_caps.cr0_fixed0 || (cr0 & ~vmx_caps.cr0_fixed1) ||
 	    (cr4 & vmx_caps.cr4_fixed0) != vmx_caps.cr4_fixed0 || (cr4 & ~vmx_caps.cr4_fixed1))
@@ -191,8 +191,8 @@ static struct l1_loadables l1_loadables(void)
 }
 
 /* Without "load IA32_EFER/PAT" or "load debug controls" L2 starts with L1's values (EFER.LMA/LME
- * from "IA-32e mode guest"), and VMCS12's fields are neither checked nor used (SDM 26.3.1.1,
- * 26.3.2.1). VMCS02 loads all of them always (L0's own DR7 is not L1's), so it gets L1's values
+ * from "IA-32e mode guest"), and VMCS12's fields are neither checked nor used (SDM 27.3.1.1,
+ * 27.3.2.1). VMCS02 loads all of them always (L0's own DR7 is not L1's), so it gets L1's values
  * here, at every entry: L1 may have changed them since the last. */
 static void l2_from_l1(u32 entry12, const struct l1_loadables *l1)
 {
