@@ -41,11 +41,14 @@ KERNELS = [
     # VMCS field existence vs the capability MSRs, two VMCSs switched and cleared between exits, INIT
     # VM exit from L2 and INIT blocked in VMX root (the INIT checks need 2 CPUs; with 1 an INFO line).
     ("lhv5", (1, 2), ""),
+    # Conformance details (issue 15): secondary controls, operand faults, host CR0/CR4, PAT entry
+    # failures, the MSR-store list, debug controls, IA32_VMX_VMCS_ENUM.
+    ("lhv6", (1, 2), ""),
 ]
 
 # Extra hypervisor command-line words per kernel.
 HV_EXTRA = {"lhv": " nested=1", "lhv2": " nested=1", "lhv3": " nested=1", "lhv4": " nested=1",
-            "lhv5": " nested=1"}
+            "lhv5": " nested=1", "lhv6": " nested=1"}
 
 # Hypervisor variants some tests boot: name -> make variables. Built once per run, beside the default.
 VARIANTS = {

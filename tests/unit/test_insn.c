@@ -1193,3 +1193,94 @@ TEST(mmio_alu_matches_the_host_cpu)
 	CHECK_EQ(failures, 0);
 }
 #endif
+
+/* The rights guest_linear_walk reports: R/W and U/S ANDed over every paging-structure entry (SDM
+ * 4.6.1), the PAE PDPTEs (which have neither bit) left out; both without paging. */
+static u32 rights_of(struct gmem *m, enum guest_paging mode, u64 cr3, const u64 *pdpte, bool pse, u64 linear)
+{
+	u64 gpa;
+	struct guest_walk w = { .rights = 0xdead };
+
+	CHECK_EQ(guest_linear_walk(mode, cr3, pdpte, pse, linear, read_phys, m, &gpa, &w), 0);
+	return w.rights;
+}
+
+TEST(paging_rights)
+{
+	struct gmem *m = gmem_new();
+	const u64 pml4 = 0x10000, pdpt = 0x11000, pd = 0x12000, pt = 0x13000;
+	const u64 W = GUEST_PAGE_WRITE, U = GUEST_PAGE_USER;
+
+	CHECK_EQ(rights_of(m, GUEST_PAGING_NONE, 0, NULL, false, 0x1234), W | U);
+	/* 4-level: 0x1000 through PML4E 0, PDPTE 0, PDE 0, PTE 1; 0x200000 a 2 MiB page (PDE 1). */
+	put64(m, pml4, pdpt | US | RW | P);
+	put64(m, pdpt, pd | US | RW | P);
+	put64(m, pd, pt | US | RW | P);
+	put64(m, pt + 8, 0x345000 | US | RW | P);
+	put64(m, pd + 8, 0x400000 | PS | US | P);
+	CHECK_EQ(rights_of(m, GUEST_PAGING_4LEVEL, pml4, NULL, false, 0x1000), W | U);
+	CHECK_EQ(rights_of(m, GUEST_PAGING_4LEVEL, pml4, NULL, false, 0x200000), U);
+	put64(m, pt + 8, 0x345000 | RW | P);
+	CHECK_EQ(rights_of(m, GUEST_PAGING_4LEVEL, pml4, NULL, false, 0x1000), W);
+	put64(m, pt + 8, 0x345000 | US | RW | P);
+	put64(m, pdpt, pd | US | P);                  /* read-only high up: nothing below is writable */
+	CHECK_EQ(rights_of(m, GUEST_PAGING_4LEVEL, pml4, NULL, false, 0x1000), U);
+	put64(m, pml4, pdpt | RW | P);
+	CHECK_EQ(rights_of(m, GUEST_PAGING_4LEVEL, pml4, NULL, false, 0x1000), 0);
+	/* PAE: the PDPTE's bits 1 and 2 are reserved, not rights. */
+	{
+		const u64 pdpte[4] = { pd | P, 0, 0, 0 };
+		put64(m, pd, pt | US | RW | P);
+		CHECK_EQ(rights_of(m, GUEST_PAGING_PAE, 0, pdpte, false, 0x1000), W | U);
+	}
+	/* 32-bit paging: PDE and PTE; a 4 MiB page with PSE. */
+	put32(m, 0x20000, 0x21000 | US | RW | P);
+	put32(m, 0x21000 + 4, 0x345000 | US | P);
+	put32(m, 0x20000 + 4, 0x400000 | PS | RW | P);
+	CHECK_EQ(rights_of(m, GUEST_PAGING_32, 0x20000, NULL, false, 0x1000), U);
+	CHECK_EQ(rights_of(m, GUEST_PAGING_32, 0x20000, NULL, true, 0x400000), W);
+	gmem_free(m);
+}
+
+/* The entries guest_linear_walk used, for the accessed and dirty flags: every level down to the leaf
+ * (a large page ends early), not the PAE PDPTEs; 4-byte entries in 32-bit paging. */
+TEST(paging_walk_entries)
+{
+	struct gmem *m = gmem_new();
+	const u64 pml4 = 0x10000, pdpt = 0x11000, pd = 0x12000, pt = 0x13000;
+	struct guest_walk w;
+	u64 gpa;
+
+	put64(m, pml4, pdpt | RW | P);
+	put64(m, pdpt, pd | RW | P);
+	put64(m, pd, pt | RW | P);
+	put64(m, pt + 8, 0x345000 | RW | P);
+	put64(m, pd + 8, 0x400000 | PS | RW | P);
+	CHECK_EQ(guest_linear_walk(GUEST_PAGING_4LEVEL, pml4, NULL, false, 0x1234, read_phys, m, &gpa, &w), 0);
+	CHECK_EQ(w.nentries, 4);
+	CHECK_EQ(w.entry_bytes, 8);
+	CHECK_EQ(w.entry[0], pml4);
+	CHECK_EQ(w.entry[1], pdpt);
+	CHECK_EQ(w.entry[2], pd);
+	CHECK_EQ(w.entry[3], pt + 8);
+	CHECK_EQ(guest_linear_walk(GUEST_PAGING_4LEVEL, pml4, NULL, false, 0x200000, read_phys, m, &gpa, &w), 0);
+	CHECK_EQ(w.nentries, 3);
+	CHECK_EQ(w.entry[2], pd + 8);
+	{
+		const u64 pdpte[4] = { pd | P, 0, 0, 0 };
+		CHECK_EQ(guest_linear_walk(GUEST_PAGING_PAE, 0, pdpte, false, 0x1234, read_phys, m, &gpa, &w), 0);
+		CHECK_EQ(w.nentries, 2);
+		CHECK_EQ(w.entry[0], pd);
+		CHECK_EQ(w.entry[1], pt + 8);
+	}
+	put32(m, 0x20000, 0x21000 | RW | P);
+	put32(m, 0x21000 + 4, 0x345000 | P);
+	CHECK_EQ(guest_linear_walk(GUEST_PAGING_32, 0x20000, NULL, false, 0x1234, read_phys, m, &gpa, &w), 0);
+	CHECK_EQ(w.nentries, 2);
+	CHECK_EQ(w.entry_bytes, 4);
+	CHECK_EQ(w.entry[0], 0x20000);
+	CHECK_EQ(w.entry[1], 0x21004);
+	CHECK_EQ(guest_linear_walk(GUEST_PAGING_NONE, 0, NULL, false, 0x1234, read_phys, m, &gpa, &w), 0);
+	CHECK_EQ(w.nentries, 0);
+	gmem_free(m);
+}

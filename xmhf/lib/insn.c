@@ -113,10 +113,18 @@ static bool read_entry32(read_phys_fn read_phys, void *ctx, u64 addr, u64 *e)
 	return true;
 }
 
-int guest_linear_to_phys(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bool cr4_pse, u64 linear,
-			 read_phys_fn read_phys, void *ctx, u64 *gpa)
+int guest_linear_walk(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bool cr4_pse, u64 linear,
+		      read_phys_fn read_phys, void *ctx, u64 *gpa, struct guest_walk *w)
 {
 	u64 e;
+	/* R/W and U/S of every paging-structure entry on the way (SDM 4.6.1); PAE PDPTEs have none. */
+	u32 r = GUEST_PAGE_WRITE | GUEST_PAGE_USER;
+#define TAKE(entry) (r &= (((entry) & 2) ? GUEST_PAGE_WRITE : 0) | (((entry) & 4) ? GUEST_PAGE_USER : 0))
+#define USED(addr) (w->entry[w->nentries++] = (addr))
+
+	w->rights = r;
+	w->nentries = 0;
+	w->entry_bytes = mode == GUEST_PAGING_32 ? 4 : 8;
 
 	switch (mode) {
 	case GUEST_PAGING_NONE:
@@ -127,14 +135,20 @@ int guest_linear_to_phys(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bo
 		if (!read_entry32(read_phys, ctx, pde_addr, &e) || !(e & 1))
 			return -1;
 		e &= 0xffffffffULL;
+		TAKE(e);
+		USED(pde_addr);
 		if ((e & 0x80) && cr4_pse) {
 			*gpa = ((e & 0xffc00000ULL) | ((e >> 13 & 0xff) << 32)) + (linear & 0x3fffff);
+			w->rights = r;
 			return 0;
 		}
 		u64 pte_addr = (e & 0xfffff000ULL) + ((linear >> 12) & 0x3ff) * 4;
 		if (!read_entry32(read_phys, ctx, pte_addr, &e) || !(e & 1))
 			return -1;
+		TAKE(e);
+		USED(pte_addr);
 		*gpa = (e & 0xfffff000ULL) + (linear & 0xfff);
+		w->rights = r;
 		return 0;
 	}
 	case GUEST_PAGING_PAE:
@@ -156,9 +170,12 @@ int guest_linear_to_phys(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bo
 			u32 shift = 12 + 9 * (u32)(level - 1);
 			if (!read_phys(ctx, table + ((linear >> shift) & 511) * 8, &e) || !(e & 1))
 				return -1;
+			TAKE(e);
+			USED(table + ((linear >> shift) & 511) * 8);
 			if (level == 1 || ((level == 2 || level == 3) && (e & 0x80))) {
 				u64 page = 1ULL << shift;
 				*gpa = (e & addr_mask & ~(page - 1)) + (linear & (page - 1));
+				w->rights = r;
 				return 0;
 			}
 			table = e & addr_mask;
@@ -167,4 +184,14 @@ int guest_linear_to_phys(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bo
 	}
 	}
 	return -1;
+}
+#undef TAKE
+#undef USED
+
+int guest_linear_to_phys(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bool cr4_pse, u64 linear,
+			 read_phys_fn read_phys, void *ctx, u64 *gpa)
+{
+	struct guest_walk w;
+
+	return guest_linear_walk(mode, cr3, pdpte, cr4_pse, linear, read_phys, ctx, gpa, &w);
 }

@@ -82,3 +82,14 @@ bool vmcs_field_exists(u32 index, const struct vmcs_feature_caps *c)
 	}
 	return false;
 }
+
+u64 vmcs_enum_msr(const struct vmcs_feature_caps *c)
+{
+	u32 highest = 0;
+
+	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++)
+		if (vmcs_fields[i].nested != VMCS_NESTED_UNSUPP && vmcs_field_exists(i, c) &&
+		    ((vmcs_fields[i].encoding >> 1) & 0x1ff) > highest)
+			highest = (vmcs_fields[i].encoding >> 1) & 0x1ff;
+	return (u64)highest << 1;
+}

@@ -4,6 +4,8 @@
  * reports the APIC ID the MADT gave it; cross-CPU calls work; each AP restarts after a second
  * INIT-SIPI-SIPI, after a doubled INIT-SIPI-SIPI-INIT-SIPI-SIPI (as OVMF does) and after INIT and
  * SIPIs sent with the all-excluding-self shorthand; a spinlock shared by all CPUs counts exactly;
+ * INIT with a single SIPI starts an AP (running, or already waiting for a SIPI), as do INIT, SIPI, SIPI
+ * and INIT, INIT, SIPI;
  * fixed IPIs are delivered once to each AP (physical destination) and to the BSP itself (self
  * shorthand, or the SELF IPI MSR in x2APIC mode).
  */
@@ -121,6 +123,39 @@ void test_main(void)
         check_all_online("INIT/SIPI to all-excluding-self");
         test_end();
     }
+
+    /* MP start-up without the second SIPI (SDM Vol. 3, 9.4: it may be omitted when the AP answers
+     * the first): from a running AP, from an AP already parked in wait-for-SIPI by an earlier INIT,
+     * and with two INITs before the SIPI. Each AP must come online with no other IPI sent. */
+    test_begin("smp-init-one-sipi");
+    for (int i = 1; i < ncpus; i++)
+        test_check(smp_start_ap_seq(i, "IS"), "cpu %d not online after INIT, SIPI", i);
+    check_all_online("INIT, SIPI");
+    check_calls();
+    test_end();
+
+    test_begin("smp-parked-init-one-sipi");
+    for (int i = 1; i < ncpus; i++) {
+        smp_start_ap_seq(i, "I");
+        test_check(smp_start_ap_seq(i, "IS"), "cpu %d (waiting for a SIPI) not online after INIT, SIPI", i);
+    }
+    check_all_online("INIT; INIT, SIPI");
+    check_calls();
+    test_end();
+
+    test_begin("smp-init-sipi-sipi");
+    for (int i = 1; i < ncpus; i++)
+        test_check(smp_start_ap_seq(i, "ISS"), "cpu %d not online after INIT, SIPI, SIPI", i);
+    check_all_online("INIT, SIPI, SIPI");
+    check_calls();
+    test_end();
+
+    test_begin("smp-init-init-sipi");
+    for (int i = 1; i < ncpus; i++)
+        test_check(smp_start_ap_seq(i, "IIS"), "cpu %d not online after INIT, INIT, SIPI", i);
+    check_all_online("INIT, INIT, SIPI");
+    check_calls();
+    test_end();
 
     test_begin("smp-spinlock");
     shared_count = 0;

@@ -424,6 +424,7 @@ void acpi_find_cpus(void);              /* fills ncpus/cpu_apic_ids; called by s
 #define SMP_SHORTHAND 2u                /* INIT/SIPI to all-excluding-self (smp_start_all only) */
 void smp_init(void);                    /* MADT, trampoline; idempotent */
 bool smp_start_ap(int idx, unsigned flags);     /* true when the AP came online in time */
+bool smp_start_ap_seq(int idx, const char *seq); /* 'I' INIT, 'S' SIPI, e.g. "IS"; no other IPIs */
 int smp_start_all(unsigned flags);      /* returns the number of CPUs online, BSP included */
 bool smp_wait_online(int idx, uint32_t timeout_ms);
 /* Run fn(arg) on CPU idx (an online AP); smp_call waits for it to finish. */

@@ -108,6 +108,28 @@ bool smp_start_ap(int idx, unsigned flags)
     return smp_wait_online(idx, AP_ONLINE_TIMEOUT_MS);
 }
 
+/* Sends the AP the IPIs seq names, in order ('I' INIT then 10 ms, 'S' SIPI then 200 us), and waits
+ * for it to come online; no INIT-SIPI-SIPI around it. seq without an 'S' only parks the AP in
+ * wait-for-SIPI (the result is then false). */
+bool smp_start_ap_seq(int idx, const char *seq)
+{
+    smp_init();
+    if (idx <= 0 || idx >= ncpus)
+        return false;
+    reset_online(idx);
+    uint32_t d = cpu_apic_ids[idx];
+    for (; *seq; seq++) {
+        if (*seq == 'I') {
+            apic_send_ipi(d, APIC_DM_INIT | APIC_LEVEL_ASSERT);
+            mdelay(10);
+        } else {
+            apic_send_ipi(d, APIC_DM_SIPI | APIC_LEVEL_ASSERT | (TRAMPOLINE_BASE >> 12));
+            udelay(200);
+        }
+    }
+    return smp_wait_online(idx, AP_ONLINE_TIMEOUT_MS);
+}
+
 int smp_start_all(unsigned flags)
 {
     smp_init();

@@ -17,6 +17,7 @@
 #define CR4_PGE (1UL << 7)
 #define CR4_OSFXSR (1UL << 9)
 #define CR4_VMXE (1UL << 13)
+#define CR4_SMAP (1UL << 21)
 
 #define EFER_SCE (1ULL << 0)
 #define EFER_LME (1ULL << 8)

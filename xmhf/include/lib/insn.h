@@ -40,4 +40,21 @@ typedef bool (*read_phys_fn)(void *ctx, u64 gpa, u64 *value);
 int guest_linear_to_phys(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bool cr4_pse, u64 linear,
 			 read_phys_fn read_phys, void *ctx, u64 *gpa);
 
+/* The same, also giving what guest_linear_walk found on the way: in rights what every
+ * paging-structure entry allows, writes (GUEST_PAGE_WRITE: R/W set in all) and user-mode accesses
+ * (GUEST_PAGE_USER: U/S set in all), for the caller's access-rights checks (SDM 4.6); both without
+ * paging. entry[] holds the guest-physical addresses of the entries used, the leaf last (PAE PDPTEs
+ * are not among them: the CPU sets no accessed flag in them), for the accessed and dirty flags
+ * (SDM 4.8); they are 4 bytes wide in 32-bit paging, else 8. */
+#define GUEST_PAGE_WRITE 1u
+#define GUEST_PAGE_USER 2u
+struct guest_walk {
+	u32 rights;
+	u32 nentries;
+	u32 entry_bytes;
+	u64 entry[4];
+};
+int guest_linear_walk(enum guest_paging mode, u64 cr3, const u64 pdpte[4], bool cr4_pse, u64 linear,
+		      read_phys_fn read_phys, void *ctx, u64 *gpa, struct guest_walk *w);
+
 #endif

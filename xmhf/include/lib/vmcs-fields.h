@@ -44,6 +44,10 @@ struct vmcs_feature_caps {
 /* True if field `index` exists on a processor with these controls (SDM Vol. 3, Appendix B). */
 bool vmcs_field_exists(u32 index, const struct vmcs_feature_caps *caps);
 
+/* IA32_VMX_VMCS_ENUM for these controls (SDM A.9): bits 9:1 the highest index (encoding bits 9:1) of
+ * the fields that exist and that nested VMX handles (not UNSUPP), the rest 0. */
+u64 vmcs_enum_msr(const struct vmcs_feature_caps *caps);
+
 /* True if the encoding is a read-only (VM-exit information) field. */
 bool vmcs_field_read_only(u32 encoding);
 

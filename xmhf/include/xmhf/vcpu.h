@@ -3,6 +3,7 @@
 #define XMHF_VCPU_H
 #include <xmhf/types.h>
 #include <xmhf/percpu.h>
+#include <xmhf/spinlock.h>
 #include <x86/vmx.h>
 
 struct msr_entry;
@@ -40,7 +41,7 @@ struct vcpu {
 	/* An NMI sent to make this CPU leave the guest (an INIT for it) is on its way: the next NMI is
 	 * that one, not the guest's (ipi_kick, nmi_is_kick). */
 	volatile u32 kick_nmi;
-	u32 pad7;
+	spinlock_t ipi_lock;       /* orders init_pending, wait_sipi and sipi_pending (ipi.c) */
 	u64 exits;
 	/* Nested VMX (runtime/nested/), when the cmdline says nested=1. */
 	u32 l1_vmx_on;          /* L1 executed VMXON (it is in VMX root operation) */
@@ -66,6 +67,7 @@ struct vcpu {
 	u32 pad6;
 	void *msr_load02;       /* VMCS02's copies of L1's entry MSR-load and exit MSR-store lists */
 	struct msr_entry *msr_store02;
+	struct msr_store_src *msr_store_src; /* where each exit-store entry's value comes from (msr-lists.c) */
 };
 
 _Static_assert(__builtin_offsetof(struct vcpu, launch_next) == 128, "exit-stub.S reads launch_next at 128");

@@ -70,14 +70,47 @@ u32 guest_code_bits(void)
 }
 
 
-static int linear_to_gpa(u64 linear, u64 *gpa)
+/* A supervisor-mode data access (the only kind the hypervisor emulates: VMX instructions run at CPL
+ * 0) to linear: 0 and the guest-physical address, or the #PF error code (SDM 4.6, 4.7): not present
+ * (P = 0); a write to a page some paging entry makes read-only with CR0.WP set; a user-mode page
+ * with CR4.SMAP set and RFLAGS.AC clear. */
+#define PF_P 1u
+#define PF_W 2u
+#define NOT_MAPPED 0x80000000u
+
+static u32 linear_to_gpa(u64 linear, bool write, u64 *gpa, struct guest_walk *w)
 {
-	u64 pdpte[4];
+	u64 pdpte[4], cr4 = vmcs_read(VMCS_GUEST_CR4);
 
 	for (int i = 0; i < 4; i++)
 		pdpte[i] = vmcs_read(VMCS_GUEST_PDPTE0 + 2 * i);
-	return guest_linear_to_phys(paging_mode(), vmcs_read(VMCS_GUEST_CR3), pdpte, (vmcs_read(VMCS_GUEST_CR4) >> 4) & 1,
-				    linear, read_phys, NULL, gpa);
+	if (guest_linear_walk(paging_mode(), vmcs_read(VMCS_GUEST_CR3), pdpte, (cr4 >> 4) & 1, linear, read_phys,
+			      NULL, gpa, w))
+		return NOT_MAPPED | (write ? PF_W : 0);
+	if (!(vmcs_read(VMCS_GUEST_CR0) & CR0_PG))
+		return 0;
+	if (write && (vmcs_read(VMCS_GUEST_CR0) & CR0_WP) && !(w->rights & GUEST_PAGE_WRITE))
+		return PF_P | PF_W;
+	if ((cr4 & CR4_SMAP) && (w->rights & GUEST_PAGE_USER) && !(vmcs_read(VMCS_GUEST_RFLAGS) & (1ULL << 18)))
+		return PF_P | (write ? PF_W : 0);
+	return 0;
+}
+
+/* The accessed flag in every paging entry the access used and, for a write, the dirty flag in the
+ * leaf, as the CPU sets them (SDM 4.8); atomically, since L1's other CPUs may update them too. */
+static void set_accessed_dirty(const struct guest_walk *w, bool write)
+{
+	for (u32 i = 0; i < w->nentries; i++) {
+		u64 bits = 1ULL << 5 | ((write && i == w->nentries - 1) ? 1ULL << 6 : 0);
+		void *e = guestmem_ptr(w->entry[i], w->entry_bytes);
+
+		if (!e)
+			continue;
+		if (w->entry_bytes == 4)
+			__atomic_fetch_or((u32 *)e, (u32)bits, __ATOMIC_SEQ_CST);
+		else
+			__atomic_fetch_or((u64 *)e, bits, __ATOMIC_SEQ_CST);
+	}
 }
 
 void guest_inject_pf(u64 linear, u32 error_code)
@@ -87,24 +120,37 @@ void guest_inject_pf(u64 linear, u32 error_code)
 	guest_inject_exception(14, true, error_code);
 }
 
+/* Copies n bytes from or to guest linear memory; a page the access may not use is a #PF at the first
+ * byte on it (linear_to_gpa). Every page is translated before anything is copied, so a store that
+ * faults on its second page writes nothing on the first, as the CPU's. */
 static bool linear_copy(u64 linear, u8 *buf, u32 n, bool write)
 {
-	while (n) {
-		u64 gpa;
-		u32 chunk = (u32)MIN(n, PAGE_SIZE_4K - (linear & 0xfff));
-		u8 *p;
+	for (int pass = 0; pass < 2; pass++) {
+		u64 a = linear;
+		u8 *b = buf;
+		for (u32 left = n; left;) {
+			u64 gpa;
+			u32 chunk = (u32)MIN(left, PAGE_SIZE_4K - (a & 0xfff));
+			u8 *p;
 
-		if (linear_to_gpa(linear, &gpa) || !(p = guestmem_ptr(gpa, chunk))) {
-			guest_inject_pf(linear, write ? 2 : 0);
-			return false;
+			struct guest_walk w;
+			u32 pf = linear_to_gpa(a, write, &gpa, &w);
+			if (!pf && !(p = guestmem_ptr(gpa, chunk)))
+				pf = NOT_MAPPED | (write ? PF_W : 0);
+			if (pf) {
+				guest_inject_pf(a, pf & ~NOT_MAPPED);
+				return false;
+			}
+			if (pass == 1)
+				set_accessed_dirty(&w, write);
+			if (pass == 1 && write)
+				memcpy(p, b, chunk);
+			else if (pass == 1)
+				memcpy(b, p, chunk);
+			a += chunk;
+			b += chunk;
+			left -= chunk;
 		}
-		if (write)
-			memcpy(p, buf, chunk);
-		else
-			memcpy(buf, p, chunk);
-		linear += chunk;
-		buf += chunk;
-		n -= chunk;
 	}
 	return true;
 }

@@ -28,18 +28,27 @@ static void deliver(struct vcpu *src, struct cpu *target, u32 icr_low)
 		/* INIT to the BSP would restart the firmware; nobody does it to a running OS. */
 		return;
 	}
+	/* Under the target's ipi_lock, so that the target tells an INIT sent before a SIPI from one
+	 * sent after it (ap_wait_for_sipi). */
 	if (DELIVERY(icr_low) == DELIVERY_INIT) {
+		bool kick;
 		if ((icr_low & TRIGGER_LEVEL) && !(icr_low & LEVEL_ASSERT))
 			return; /* INIT level de-assert: no effect on current processors */
-		__atomic_store_n(&t->sipi_pending, 0, __ATOMIC_RELEASE);
-		__atomic_store_n(&t->init_pending, 1, __ATOMIC_RELEASE);
-		if (!__atomic_load_n(&t->wait_sipi, __ATOMIC_ACQUIRE))
+		spin_lock(&t->ipi_lock);
+		t->sipi_pending = 0; /* a SIPI before this INIT is void */
+		t->init_pending = 1;
+		kick = !t->wait_sipi;
+		spin_unlock(&t->ipi_lock);
+		if (kick)
 			ipi_kick(t); /* make it leave the guest */
-	} else if (__atomic_load_n(&t->wait_sipi, __ATOMIC_ACQUIRE) ||
-		   __atomic_load_n(&t->init_pending, __ATOMIC_ACQUIRE)) {
+	} else {
 		/* A SIPI counts only for a CPU in wait-for-SIPI (or about to be, its INIT on the way). */
-		t->sipi_vector = icr_low & 0xff;
-		__atomic_store_n(&t->sipi_pending, 1, __ATOMIC_RELEASE);
+		spin_lock(&t->ipi_lock);
+		if (t->wait_sipi || t->init_pending) {
+			t->sipi_vector = icr_low & 0xff;
+			t->sipi_pending = 1;
+		}
+		spin_unlock(&t->ipi_lock);
 	}
 }
 
@@ -86,28 +95,43 @@ bool nmi_is_kick(struct vcpu *v)
 }
 
 /* In the hypervisor, until a SIPI for this CPU arrives; then the guest resumes in real mode at the
- * SIPI vector. */
+ * SIPI vector. An INIT while waiting leaves the CPU waiting (it is already in wait-for-SIPI), so
+ * INIT-SIPI, INIT-SIPI-SIPI and INIT-INIT-SIPI all start it with the first SIPI (SDM Vol. 3, 9.4:
+ * the second SIPI may be omitted). Only an INIT that comes after the SIPI was taken restarts it. */
 void ap_wait_for_sipi(struct vcpu *v)
 {
-	do {
-		__atomic_store_n(&v->wait_sipi, 1, __ATOMIC_SEQ_CST);
-		__atomic_store_n(&v->init_pending, 0, __ATOMIC_SEQ_CST);
+	u32 vector;
+
+	for (;;) {
+		spin_lock(&v->ipi_lock);
+		v->wait_sipi = 1;
+		v->init_pending = 0; /* the INIT that sent the CPU here */
+		spin_unlock(&v->ipi_lock);
 		for (;;) {
 			while (!__atomic_load_n(&v->sipi_pending, __ATOMIC_ACQUIRE))
 				cpu_relax();
-			__atomic_store_n(&v->sipi_pending, 0, __ATOMIC_RELEASE);
-			/* An INIT that came after the SIPI restarts the wait. */
-			if (!__atomic_exchange_n(&v->init_pending, 0, __ATOMIC_ACQ_REL))
+			spin_lock(&v->ipi_lock);
+			if (v->sipi_pending) {
+				/* An INIT voids an earlier SIPI (deliver), so any INIT seen here came
+				 * before this SIPI, while the CPU was already waiting. */
+				vector = v->sipi_vector;
+				v->sipi_pending = 0;
+				v->init_pending = 0;
+				v->wait_sipi = 0; /* from here an INIT kicks this CPU again */
+				spin_unlock(&v->ipi_lock);
 				break;
+			}
+			spin_unlock(&v->ipi_lock);
 		}
-		guest_state_sipi(v, v->sipi_vector);
+		guest_state_sipi(v, vector);
 		/* Events pending for the old guest context are gone with the INIT. */
 		vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
 		v->nmi_pending = 0;
 		vmcs_clear_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING);
-		__atomic_store_n(&v->wait_sipi, 0, __ATOMIC_SEQ_CST);
-		/* An INIT sent while wait_sipi was still set sent no NMI: take it now. */
-	} while (__atomic_load_n(&v->init_pending, __ATOMIC_SEQ_CST));
+		/* An INIT after the SIPI was taken: back to waiting. */
+		if (!__atomic_load_n(&v->init_pending, __ATOMIC_SEQ_CST))
+			break;
+	}
 }
 
 /* At the end of every exit: an INIT sent to this CPU takes it out of the guest. */

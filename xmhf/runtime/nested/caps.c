@@ -137,6 +137,10 @@ bool nested_rdmsr(u32 msr, u64 *value)
 	case MSR_IA32_VMX_EPT_VPID_CAP:
 		*value &= NESTED_EPT_VPID_CAP;
 		break;
+	case MSR_IA32_VMX_VMCS_ENUM:
+		/* The highest field index L1 can use, not the host's (SDM A.9). */
+		*value = vmcs_enum_msr(nested_offered_caps());
+		break;
 	case MSR_IA32_VMX_VMFUNC:
 		return false; /* no VM functions offered: the MSR does not exist (#GP) */
 	default:

@@ -110,7 +110,9 @@ static bool check_host_state(struct vcpu *v)
 	u64 cr0 = r12(v, VMCS_HOST_CR0), cr4 = r12(v, VMCS_HOST_CR4);
 	bool host64 = r12(v, VMCS_EXIT_CONTROLS) & EXIT_HOST_ADDR_SPACE_SIZE;
 
-	if ((cr0 & vmx_caps.cr0_fixed0) != vmx_caps.cr0_fixed0 || (cr0 & ~vmx_caps.cr0_fixed1 & 0xffffffffULL) ||
+	/* Every bit against the fixed-bit MSRs L1 reads (SDM 27.2.2, A.7, A.8): their bits 63:32 are
+	 * 0 in FIXED1, so HOST_CR0/CR4 bits 63:32 must be 0. */
+	if ((cr0 & vmx_caps.cr0_fixed0) != vmx_caps.cr0_fixed0 || (cr0 & ~vmx_caps.cr0_fixed1) ||
 	    (cr4 & vmx_caps.cr4_fixed0) != vmx_caps.cr4_fixed0 || (cr4 & ~vmx_caps.cr4_fixed1))
 		return false;
 	if (r12(v, VMCS_HOST_CR3) >> vmx_caps.maxphyaddr)
@@ -211,11 +213,43 @@ static u32 vmcs12_changes(struct vcpu *v)
 	return c;
 }
 
+/* L1's EFER, PAT, DR7 and IA32_DEBUGCTL of the moment (VMCS01 saves them at every exit of L1's). */
+struct l1_loadables {
+	u64 efer, pat, dr7, debugctl;
+};
+
+static struct l1_loadables l1_loadables(void)
+{
+	return (struct l1_loadables){ .efer = vmcs_read(VMCS_GUEST_IA32_EFER), .pat = vmcs_read(VMCS_GUEST_IA32_PAT),
+				      .dr7 = vmcs_read(VMCS_GUEST_DR7),
+				      .debugctl = vmcs_read(VMCS_GUEST_IA32_DEBUGCTL) };
+}
+
+/* Without "load IA32_EFER/PAT" or "load debug controls" L2 starts with L1's values (EFER.LMA/LME
+ * from "IA-32e mode guest"), and VMCS12's fields are neither checked nor used (SDM 27.3.1.1,
+ * 27.3.2.1). VMCS02 loads all of them always (L0's own DR7 is not L1's), so it gets L1's values
+ * here, at every entry: L1 may have changed them since the last. */
+static void l2_from_l1(u32 entry12, const struct l1_loadables *l1)
+{
+	if (!(entry12 & ENTRY_LOAD_DEBUG_CONTROLS)) {
+		vmcs_write(VMCS_GUEST_DR7, l1->dr7);
+		vmcs_write(VMCS_GUEST_IA32_DEBUGCTL, l1->debugctl);
+	}
+	if (!(entry12 & ENTRY_LOAD_EFER))
+		vmcs_write(VMCS_GUEST_IA32_EFER, (l1->efer & ~(EFER_LMA | EFER_LME)) |
+							 ((entry12 & ENTRY_IA32E_MODE_GUEST) ? EFER_LMA | EFER_LME : 0));
+	if (!(entry12 & ENTRY_LOAD_PAT))
+		vmcs_write(VMCS_GUEST_IA32_PAT, l1->pat);
+}
+
 /* VMRESUME of the VMCS12 VMCS02 is in sync with, changed only in fields that copy as they are or in
  * its host state: the changed guest fields are copied, nothing rebuilt. L1's MSR and I/O bitmaps are
  * merged again, since L1 may change them in memory at any time. */
 static void resume_cached(struct vcpu *v)
 {
+	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
+	struct l1_loadables l1 = l1_loadables();
+
 	if (vmptrld(v->vmcs02_pa))
 		panic("VMPTRLD of VMCS02 failed");
 	for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++)
@@ -226,6 +260,9 @@ static void resume_cached(struct vcpu *v)
 		}
 	for (u32 i = 0; i < ARRAY_SIZE(v->vmcs12_dirty); i++)
 		v->vmcs12_dirty[i] = 0;
+	/* A GUEST_IA32_PAT/EFER/DR7/DEBUGCTL L1 wrote must not reach VMCS02 when VMCS12 does not load
+	 * it. */
+	l2_from_l1(entry12, &l1);
 	setup_msr_bitmap(v, (u32)r12(v, VMCS_PROC_BASED_CONTROLS));
 	setup_io_bitmaps(v, (u32)r12(v, VMCS_PROC_BASED_CONTROLS));
 	/* L1's entry starts L2's preemption timer from VMCS12's value (saved there at the last exit if
@@ -315,8 +352,7 @@ static void build_vmcs02(struct vcpu *v)
 	u32 proc2_12 = (proc12 & PROC_SECONDARY_CONTROLS) ? (u32)r12(v, VMCS_PROC_BASED_CONTROLS2) : 0;
 	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
 	u64 cr0_mask01 = vmcs_read(VMCS_CR0_GUEST_HOST_MASK), cr4_mask01 = vmcs_read(VMCS_CR4_GUEST_HOST_MASK);
-	u64 l1_efer = vmcs_read(VMCS_GUEST_IA32_EFER), l1_pat = vmcs_read(VMCS_GUEST_IA32_PAT);
-	u64 proc2_01 = vmcs_read(VMCS_PROC_BASED_CONTROLS2);
+	struct l1_loadables l1 = l1_loadables();
 
 	if (!v->vmcs02_pa) {
 		u32 *p = page_alloc(1);
@@ -337,9 +373,12 @@ static void build_vmcs02(struct vcpu *v)
 		   (pin12 | PIN_NMI_EXITING | PIN_VIRTUAL_NMIS | vmx_caps.pin0) & vmx_caps.pin1);
 	vmcs_write(VMCS_PROC_BASED_CONTROLS, (proc12 | PROC_SECONDARY_CONTROLS) &
 						     ~(u32)PROC_TPR_SHADOW);
+	/* RDTSCP, INVPCID and XSAVES/XRSTORS as L1 chose: clear, they #UD in L2 (SDM 26.3, 25.6.2);
+	 * L0 has no use of its own for them in L2. */
 	vmcs_write(VMCS_PROC_BASED_CONTROLS2, (proc2_12 & ~(PROC2_VPID | PROC2_VMCS_SHADOWING | PROC2_EPT)) |
-						      PROC2_EPT | (proc2_01 & (PROC2_RDTSCP | PROC2_INVPCID | PROC2_XSAVES)) |
-						      vpid02_setup(v, proc2_12, (u16)r12(v, VMCS_VPID)));
+						      PROC2_EPT | vpid02_setup(v, proc2_12, (u16)r12(v, VMCS_VPID)));
+	if (proc2_12 & PROC2_XSAVES)
+		vmcs_write(VMCS_XSS_EXIT_BITMAP, r12(v, VMCS_XSS_EXIT_BITMAP));
 	/* L2's guest-physical addresses: L1's own (EPT01) without EPT12, else through EPT02. */
 	vmcs_write(VMCS_EPT_POINTER, (proc2_12 & PROC2_EPT) ? ept02_eptp(v, r12(v, VMCS_EPT_POINTER)) : ept01_eptp());
 	setup_msr_bitmap(v, proc12);
@@ -363,7 +402,7 @@ static void build_vmcs02(struct vcpu *v)
 					       (((pin12 & PIN_PREEMPTION_TIMER) ? EXIT_SAVE_PREEMPTION_TIMER : 0) &
 						vmx_caps.exit1) |
 					       vmx_caps.exit0);
-	vmcs_write(VMCS_ENTRY_CONTROLS, ((entry12 & (ENTRY_IA32E_MODE_GUEST | ENTRY_LOAD_DEBUG_CONTROLS)) |
+	vmcs_write(VMCS_ENTRY_CONTROLS, ((entry12 & ENTRY_IA32E_MODE_GUEST) | ENTRY_LOAD_DEBUG_CONTROLS |
 					 ENTRY_LOAD_EFER | ENTRY_LOAD_PAT | vmx_caps.entry0) & vmx_caps.entry1);
 	vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, 0);
 	vmcs_write(VMCS_EXIT_MSR_LOAD_COUNT, 0);
@@ -383,12 +422,7 @@ static void build_vmcs02(struct vcpu *v)
 		nested_entry_fail_msr_load(v, bad); /* an entry L0 refuses: VM-entry failure, back to L1 */
 		return;
 	}
-	/* Without "load EFER/PAT" L2 keeps L1's (SDM 27.3.2.1). */
-	if (!(entry12 & ENTRY_LOAD_EFER))
-		vmcs_write(VMCS_GUEST_IA32_EFER, (l1_efer & ~(EFER_LMA | EFER_LME)) |
-							 ((entry12 & ENTRY_IA32E_MODE_GUEST) ? EFER_LMA | EFER_LME : 0));
-	if (!(entry12 & ENTRY_LOAD_PAT))
-		vmcs_write(VMCS_GUEST_IA32_PAT, l1_pat);
+	l2_from_l1(entry12, &l1);
 }
 
 void nested_vmentry(struct vcpu *v, bool launch)

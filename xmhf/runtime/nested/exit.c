@@ -43,8 +43,10 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 	if (vmptrld(v->vmcs_pa))
 		panic("VMPTRLD of VMCS01 failed");
 	v->in_l2 = 0;
-	/* CD, NW and ET are not loaded from the host state: they keep L2's values (SDM 28.5.1). */
-	cr0 = (cr0 & ~(u64)(CR0_CD | CR0_NW | CR0_ET)) | (l2_cr0 & (CR0_CD | CR0_NW | CR0_ET));
+	/* ET, CD, NW and the reserved bits 28:19, 17 and 15:6 are not loaded from the host state: they
+	 * keep L2's values (SDM 28.5.1); bits 63:32 were checked 0 at entry. */
+	const u64 keep = CR0_ET | CR0_CD | CR0_NW | (0x1ffULL << 19) | (1ULL << 17) | (0x3ffULL << 6);
+	cr0 = (cr0 & ~keep) | (l2_cr0 & keep);
 	vmcs_write(VMCS_CR0_READ_SHADOW, cr0);
 	vmcs_write(VMCS_GUEST_CR0, (cr0 | vmx_caps.cr0_fixed0) & vmx_caps.cr0_fixed1);
 	vmcs_write(VMCS_GUEST_CR3, r12(v, VMCS_HOST_CR3));
@@ -130,8 +132,9 @@ void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual)
  * into a VMX abort of L1, SDM 28.7). */
 static void exit_msr_lists(struct vcpu *v)
 {
-	nested_msr_store_copy_back(v, r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
-	if (!nested_msr_exit_load(r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
+	if (!nested_msr_store_copy_back(v, r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT)))
+		vmx_abort_l1(v, 1); /* indicator 1: failure saving guest MSRs */
+	else if (!nested_msr_exit_load(r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
 		vmx_abort_l1(v, 4); /* indicator 4: failure loading MSRs at VM exit */
 }
 

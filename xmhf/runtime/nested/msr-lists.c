@@ -3,7 +3,8 @@
  * L2's MSRs and stores them at the exit; the stored values are copied back into L1's list. The
  * VM-exit MSR-load list (L1's own MSRs after the exit) is applied by L0 in software, so a bad entry
  * cannot VMX-abort L0: it VMX-aborts L1 instead. MSRs L0 keeps for itself (guest/msr-policy.c, with those
- * the SDM forbids in lists) are refused in every list. */
+ * the SDM forbids in lists) are refused in the load lists; the exit-store list stores what L1 would
+ * read of them (store_kind). */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <lib/string.h>
@@ -45,6 +46,35 @@ bool nested_msr_lists_valid(u64 load_gpa, u32 load_n, u64 store_gpa, u32 store_n
 	       (!exit_n || l1_list(exit_gpa, exit_n));
 }
 
+/* Where an exit-store entry's value comes from (SDM 28.4): the CPU's store through VMCS02's list;
+ * L0's emulation of an MSR L1 does not read from the hardware (VMX capabilities, feature control);
+ * or nowhere: an entry the SDM makes a VMX abort (reserved bits set, an x2APIC-range MSR, an MSR
+ * RDMSR cannot read). VMCS02's list names only MSRs L0 can read, so no entry of L1's can make the
+ * CPU VMX-abort L0 itself. */
+enum { STORE_HW, STORE_EMULATED, STORE_ABORT };
+struct msr_store_src {
+	u32 index;
+	u32 kind;
+};
+_Static_assert(MAX_ENTRIES * sizeof(struct msr_store_src) <= PAGE_SIZE_4K, "one page of sources");
+
+static u32 store_kind(struct msr_entry e)
+{
+	u64 value;
+
+	if (e.reserved || (e.index >> 8) == 0x8)
+		return STORE_ABORT;
+	switch (msr_policy(e.index, false)) {
+	case MSR_PASS:
+		/* The SDM forbids IA32_SMBASE; any MSR the CPU cannot read would VMX-abort L0. */
+		return e.index == 0x9e || rdmsr_safe(e.index, &value) ? STORE_ABORT : STORE_HW;
+	case MSR_EMULATE:
+		return nested_rdmsr(e.index, &value) ? STORE_EMULATED : STORE_ABORT;
+	default:
+		return STORE_ABORT; /* hidden: #GP for L1 as on a CPU without it */
+	}
+}
+
 /* Builds VMCS02's entry-load and exit-store lists. Returns 0, or the 1-based index of an entry-load
  * entry L0 refuses (a VM-entry failure due to MSR loading, SDM 27.4). The addresses and counts are
  * VMCS12's checked ones (nested_msr_lists_valid); the bound below is L0's own buffers'. */
@@ -57,6 +87,7 @@ u32 nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_g
 	if (!v->msr_load02) {
 		v->msr_load02 = page_alloc(LIST_PAGES);
 		v->msr_store02 = page_alloc(LIST_PAGES);
+		v->msr_store_src = page_alloc(1);
 	}
 	l02 = v->msr_load02;
 	s02 = v->msr_store02;
@@ -67,8 +98,10 @@ u32 nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_g
 		l02[i] = e;
 	}
 	for (u32 i = 0; i < store_n; i++) {
-		u32 index = store[i].index;
-		s02[i] = (struct msr_entry){ .index = msr_policy_refused_in_lists(index) ? MSR_IA32_FEATURE_CONTROL /* harmless read */ : index };
+		struct msr_entry e = read_entry(&store[i]);
+		u32 kind = store_kind(e);
+		v->msr_store_src[i] = (struct msr_store_src){ .index = e.index, .kind = kind };
+		s02[i] = (struct msr_entry){ .index = kind == STORE_HW ? e.index : MSR_IA32_FEATURE_CONTROL /* harmless read */ };
 	}
 	vmcs_write(VMCS_ENTRY_MSR_LOAD_ADDR, (u64)(uintptr_t)l02);
 	vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, load_n);
@@ -78,14 +111,23 @@ u32 nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_g
 }
 
 /* After an L2 exit: L2's stored MSR values into L1's exit-store list (the MSRs VMCS02's list read,
- * whatever L1 wrote into its list since). */
-void nested_msr_store_copy_back(struct vcpu *v, u64 store_gpa, u32 store_n)
+ * whatever L1 wrote into its list since), in order. Returns false at an entry that is a VMX abort
+ * (the entries before it are stored, as the CPU does). */
+bool nested_msr_store_copy_back(struct vcpu *v, u64 store_gpa, u32 store_n)
 {
 	volatile struct msr_entry *store = l1_list(store_gpa, store_n);
 
-	for (u32 i = 0; store && i < store_n; i++)
-		if (v->msr_store02[i].index != MSR_IA32_FEATURE_CONTROL) /* refused MSRs read that one */
-			store[i].data = v->msr_store02[i].data;
+	for (u32 i = 0; store && i < store_n; i++) {
+		const struct msr_store_src *src = &v->msr_store_src[i];
+		u64 value;
+
+		if (src->kind == STORE_ABORT)
+			return false;
+		if (src->kind == STORE_EMULATED && !nested_rdmsr(src->index, &value))
+			return false;
+		store[i].data = src->kind == STORE_HW ? v->msr_store02[i].data : value;
+	}
+	return true;
 }
 
 /* L1's VM-exit MSR-load list, applied in software. Returns false on a failure (L1 gets a VMX abort). */

@@ -111,6 +111,40 @@ static u64 operand_linear(struct vcpu *v, u32 info)
 	return addr;
 }
 
+static bool canonical(u64 a)
+{
+	return (u64)((s64)(a << 16) >> 16) == a;
+}
+
+/* The memory operand's linear address, checked: in 64-bit mode every byte of the access must be
+ * canonical, else #SS(0) when the segment is SS and #GP(0) otherwise (SDM Vol. 1 3.3.7.1; the
+ * "64-Bit Mode Exceptions" of each instruction in SDM Vol. 3 31.3). False if a fault was injected. */
+static bool operand_address(struct vcpu *v, u32 info, u32 size, u64 *linear)
+{
+	u64 a = operand_linear(v, info);
+
+	if (in_64bit_mode() && (!canonical(a) || !canonical(a + size - 1))) {
+		guest_inject_exception(((info >> 15) & 7) == 2 ? 12 : 13, true, 0);
+		return false;
+	}
+	*linear = a;
+	return true;
+}
+
+static bool operand_read(struct vcpu *v, u32 info, void *buf, u32 size)
+{
+	u64 a;
+
+	return operand_address(v, info, size, &a) && guest_linear_read(a, buf, size);
+}
+
+static bool operand_write(struct vcpu *v, u32 info, const void *buf, u32 size)
+{
+	u64 a;
+
+	return operand_address(v, info, size, &a) && guest_linear_write(a, buf, size);
+}
+
 /* Reads the 64-bit memory operand (VMXON, VMCLEAR, VMPTRLD). False if a fault was injected. */
 static bool read_m64(struct vcpu *v, u64 *value)
 {
@@ -120,7 +154,7 @@ static bool read_m64(struct vcpu *v, u64 *value)
 		guest_inject_ud();
 		return false;
 	}
-	return guest_linear_read(operand_linear(v, info), value, 8);
+	return operand_read(v, info, value, 8);
 }
 
 static bool bad_address(u64 pa)
@@ -239,7 +273,7 @@ static void emulate_vmptrst(struct vcpu *v)
 		guest_inject_ud();
 		return;
 	}
-	if (!guest_linear_write(operand_linear(v, info), &v->l1_current_vmcs, 8))
+	if (!operand_write(v, info, &v->l1_current_vmcs, 8))
 		return;
 	nested_vm_succeed();
 }
@@ -271,7 +305,7 @@ static void emulate_vmread_vmwrite(struct vcpu *v, bool write)
 	}
 	if (write) {
 		if (mem) {
-			if (!guest_linear_read(operand_linear(v, info), &value, opsize))
+			if (!operand_read(v, info, &value, opsize))
 				return;
 		} else {
 			value = reg1 == REG_RSP ? vmcs_read(VMCS_GUEST_RSP) : v->regs.gpr[reg1];
@@ -289,7 +323,7 @@ static void emulate_vmread_vmwrite(struct vcpu *v, bool write)
 		if (opsize == 4)
 			value = (u32)value;
 		if (mem) {
-			if (!guest_linear_write(operand_linear(v, info), &value, opsize))
+			if (!operand_write(v, info, &value, opsize))
 				return;
 		} else if (reg1 == REG_RSP) {
 			vmcs_write(VMCS_GUEST_RSP, value);
@@ -324,7 +358,7 @@ static void emulate_invept_invvpid(struct vcpu *v, bool ept)
 		guest_inject_ud();
 		return;
 	}
-	if (!guest_linear_read(operand_linear(v, info), desc, 16))
+	if (!operand_read(v, info, desc, 16))
 		return;
 	if (ept) {
 		/* Types 1 (single-context) and 2 (all-context), if supported (EPT_VPID_CAP bits 25, 26). */
@@ -351,7 +385,7 @@ static void emulate_invept_invvpid(struct vcpu *v, bool ept)
 			return;
 		}
 		/* Individual-address: the address must be canonical (48-bit linear addresses). */
-		if (type == 0 && (u64)((s64)(linear << 16) >> 16) != linear) {
+		if (type == 0 && !canonical(linear)) {
 			nested_vm_fail(v, VMXERR_INVALID_INVEPT_INVVPID);
 			return;
 		}
