@@ -304,11 +304,14 @@ def security_tests():
     out.append(HvTest("security-l1-writes-vmcs12-memory", "lhv2", "attack_vmcs12=1", 1,
                       [r"^TEST attack-vmcs12-in-memory: PASS$", r"^TESTS DONE: 1 passed, 0 failed"],
                       forbid=[r"FAIL", r"FATAL", r"SECURITY"], extra_hv=" nested=1"))
-    # L1's VM-exit MSR-load list fails: a VMX abort shuts that vCPU down, the machine goes on.
-    out.append(HvTest("l1-vmx-abort-shuts-down-vcpu", "lhv2", "vmx_abort=1", 1,
-                      [r"^INFO VMX abort now", r"^XMHF: CPU 0: VMX abort of L1 \(indicator 4\): this vCPU is shut down"],
-                      forbid=[r"^TEST vmx-abort: FAIL", r"FATAL", r"stopping the machine", r"^TESTS DONE"],
-                      extra_hv=" nested=1", end=r"^XMHF: CPU 0: VMX abort of L1"))
+    # L1's VM-exit MSR-load (indicator 4) or MSR-store (indicator 1) list fails: a VMX abort shuts that
+    # vCPU down, the machine goes on.
+    for what, arg, indicator in (("", "1", 4), ("-store", "store", 1)):
+        out.append(HvTest("l1-vmx-abort%s-shuts-down-vcpu" % what, "lhv2", "vmx_abort=%s" % arg, 1,
+                          [r"^INFO VMX abort now",
+                           r"^XMHF: CPU 0: VMX abort of L1 \(indicator %d\): this vCPU is shut down" % indicator],
+                          forbid=[r"^TEST vmx-abort: FAIL", r"FATAL", r"stopping the machine", r"^TESTS DONE"],
+                          extra_hv=" nested=1", end=r"^XMHF: CPU 0: VMX abort of L1"))
     # REP OUTSB of "Shutdown" to Bochs's power-off port, which XMHF watches: from L1, and from L2
     # with L1 not intercepting it (bitmaps, or no I/O controls). XMHF's shutdown hooks must run (the
     # helloworld hypapp says goodbye): string I/O stopped XMHF, and L2 bypassed its I/O intercepts.

@@ -428,17 +428,18 @@ static void t_attack_vmcs12(void)
     test_end();
 }
 
-/* vmx_abort=1 (a test of the hypervisor under test, not compared with bare runs: Bochs resets the
- * machine): L1's VM-exit MSR-load list names an MSR that does not exist, so L2's first exit is a VMX
- * abort (SDM 28.7): L1's vCPU shuts down for good, and the hypervisor must go on running. */
-static void t_vmx_abort(void)
+/* vmx_abort=1|store (a test of the hypervisor under test, not compared with bare runs: Bochs resets
+ * the machine): L1's VM-exit MSR-load list (or with "store", its VM-exit MSR-store list) names an MSR
+ * that does not exist, so L2's first exit is a VMX abort (SDM 28.7; indicator 4 for the load list, 1
+ * for the store list): L1's vCPU shuts down for good, and the hypervisor must go on running. */
+static void t_vmx_abort(bool store)
 {
     if (test_begin("vmx-abort") && l1_need_vmx()) {
         struct l2_setup s = { .rip = PA(l2_msr_lists), .proc = PROC_USE_MSR_BITMAPS };
         msr_exit_load[0] = (struct msr_list_entry){ 0x12345678, 0, 0 };
         if (vmcs_build(&s)) {
-            vmw(VMCS_EXIT_MSR_LOAD_ADDR, PA(msr_exit_load));
-            vmw(VMCS_EXIT_MSR_LOAD_COUNT, 1);
+            vmw(store ? VMCS_EXIT_MSR_STORE_ADDR : VMCS_EXIT_MSR_LOAD_ADDR, PA(msr_exit_load));
+            vmw(store ? VMCS_EXIT_MSR_STORE_COUNT : VMCS_EXIT_MSR_LOAD_COUNT, 1);
             info("VMX abort now");
             l2_enter(true);
             test_check(false, "L1 ran on after a VMX abort (exit reason 0x%x)", (unsigned)ex.reason);
@@ -741,7 +742,7 @@ void test_main(void)
         tests_done();
     }
     if (cmdline_get("vmx_abort", 0, arg, sizeof(arg))) {
-        t_vmx_abort();
+        t_vmx_abort(!strncmp(arg, "store", 6));
         return;
     }
     if (cmdline_get("attack_vmcs12", 0, arg, sizeof(arg))) {
