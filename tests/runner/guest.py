@@ -41,11 +41,13 @@ KERNELS = [
     # VMCS field existence vs the capability MSRs, two VMCSs switched and cleared between exits, INIT
     # VM exit from L2 and INIT blocked in VMX root (the INIT checks need 2 CPUs; with 1 an INFO line).
     ("lhv5", (1, 2), ""),
+    # TPR shadow, APIC-access virtualization, IA32_VMX_VMFUNC, a replay of Hyper-V's first VM entries.
+    ("lhv7", (1, 2), ""),
 ]
 
 # Extra hypervisor command-line words per kernel.
 HV_EXTRA = {"lhv": " nested=1", "lhv2": " nested=1", "lhv3": " nested=1", "lhv4": " nested=1",
-            "lhv5": " nested=1"}
+            "lhv5": " nested=1", "lhv7": " nested=1"}
 
 # Hypervisor variants some tests boot: name -> make variables. Built once per run, beside the default.
 VARIANTS = {

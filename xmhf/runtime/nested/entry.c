@@ -96,7 +96,7 @@ static bool check_controls(struct vcpu *v)
 				    r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT),
 				    r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
 		return false;
-	return true;
+	return nested_apicv_controls_ok(v);
 }
 
 static bool canonical(u64 a)
@@ -335,8 +335,7 @@ static void build_vmcs02(struct vcpu *v)
 	/* Controls: L1's, plus what L0 needs to keep L2 under its EPT and to see its own NMIs. */
 	vmcs_write(VMCS_PIN_BASED_CONTROLS,
 		   (pin12 | PIN_NMI_EXITING | PIN_VIRTUAL_NMIS | vmx_caps.pin0) & vmx_caps.pin1);
-	vmcs_write(VMCS_PROC_BASED_CONTROLS, (proc12 | PROC_SECONDARY_CONTROLS) &
-						     ~(u32)PROC_TPR_SHADOW);
+	vmcs_write(VMCS_PROC_BASED_CONTROLS, proc12 | PROC_SECONDARY_CONTROLS);
 	vmcs_write(VMCS_PROC_BASED_CONTROLS2, (proc2_12 & ~(PROC2_VPID | PROC2_VMCS_SHADOWING | PROC2_EPT)) |
 						      PROC2_EPT | (proc2_01 & (PROC2_RDTSCP | PROC2_INVPCID | PROC2_XSAVES)) |
 						      vpid02_setup(v, proc2_12, (u16)r12(v, VMCS_VPID)));
@@ -344,6 +343,7 @@ static void build_vmcs02(struct vcpu *v)
 	vmcs_write(VMCS_EPT_POINTER, (proc2_12 & PROC2_EPT) ? ept02_eptp(v, r12(v, VMCS_EPT_POINTER)) : ept01_eptp());
 	setup_msr_bitmap(v, proc12);
 	setup_io_bitmaps(v, proc12);
+	nested_apicv_setup02(v);
 	vmcs_write(VMCS_EXCEPTION_BITMAP, r12(v, VMCS_EXCEPTION_BITMAP));
 	vmcs_write(VMCS_PAGE_FAULT_ERROR_MASK, r12(v, VMCS_PAGE_FAULT_ERROR_MASK));
 	vmcs_write(VMCS_PAGE_FAULT_ERROR_MATCH, r12(v, VMCS_PAGE_FAULT_ERROR_MATCH));
@@ -414,7 +414,7 @@ void nested_vmentry(struct vcpu *v, bool launch)
 	/* The checks' outcome depends only on VMCS12's controls and host state (and on constants):
 	 * unchanged since the last entry that passed them, they pass again. */
 	u32 changes = launch ? CHANGED_OTHER : vmcs12_changes(v);
-	if ((changes & CHANGED_OTHER) && !check_controls(v)) {
+	if (((changes & CHANGED_OTHER) && !check_controls(v)) || !nested_apicv_tpr_ok(v)) {
 		nested_vm_fail(v, VMXERR_INVALID_CONTROLS);
 		return;
 	}
