@@ -1,9 +1,9 @@
-/* lhv7.bin - L1 test hypervisor, phase 7: TPR shadow (issue 8).
+/* lhv7.bin - L1 test hypervisor, phase 7: TPR shadow and APIC-access virtualization (issue 8).
  *
- * L1 scaffolding from the library, as lhv4 (l1.h). No EPT; L2 runs on L1's identity-mapped page
- * tables. Everything on the BSP.
+ * L1 scaffolding from the library, as lhv4 (l1.h). No EPT except in l2-apic-access-at-apic-base-ept;
+ * L2 runs on L1's identity-mapped page tables. Everything on the BSP.
  *
- * Checks (SDM Vol. 3 25.6.8, 26.1.3, 27.2.1.1, 28.2.1, 29.1-29.3):
+ * Checks (SDM Vol. 3 25.6.8, 26.1.3, 27.2.1.1, 28.2.1, 29.1-29.4):
  *  l2-tpr-shadow-cr8      use TPR shadow, VTPR = 0x12340050: MOV from CR8 reads 5, MOV to CR8 of 9 and a
  *                         read back give 9 without exits; the virtual-APIC page holds 0x90 at 080H
  *                         (bytes 081H-083H cleared) when L2's VMCALL exits.
@@ -14,17 +14,38 @@
  *  l2-tpr-entry-failures  VMLAUNCH fails with VMfailValid(7) for a virtual-APIC address that is not
  *                         4 KiB aligned or beyond the physical-address width, a threshold with bits
  *                         31:4 set, a threshold above VTPR[7:4]; then it succeeds (VMCALL exit).
+ *  l2-apic-access         virtualize APIC accesses (APIC-access page in L1's RAM) with TPR shadow:
+ *                         a read of 080H is virtualized (VTPR, no exit); a read of 300H exits (44,
+ *                         qualification 0x300: linear read), a write of 310H exits (0x1310: linear
+ *                         write), a write of 080H is virtualized (VTPR = 0x40); without TPR shadow
+ *                         the read of 080H exits (0x080). L2's writes to the real xAPIC page (not
+ *                         the APIC-access page) reach the real APIC's TPR.
+ *  l2-apic-access-at-apic-base  the APIC-access address = IA32_APIC_BASE's page (XMHF keeps it read-only
+ *                         in EPT01), no TPR shadow: reads of 080H and 300H and writes of 310H and 080H
+ *                         each exit (44; 0x80, 0x300, 0x1310, 0x1080); the real APIC's TPR and ICR
+ *                         high are unchanged.
+ *  l2-apic-access-at-apic-base-ept  the same with EPT12 (identity, 2 MiB pages; XMHF's EPT02 takes
+ *                         the read-only xAPIC page from EPT01).
+ *  l2-apic-access-at-apic-base-tpr  the same page with TPR shadow, threshold 1, VTPR 0x70: a read of
+ *                         080H gives 0x70, 300H and 310H exit as above, stores of 0x40, 0x20 and 0 to
+ *                         080H are virtualized (no exit; a read between gives 0x20), the last one
+ *                         with a TPR-below-threshold exit after it (43, VTPR 0); the real APIC's TPR
+ *                         and ICR high are unchanged.
  */
 #include "lib.h"
 #include "vmx.h"
 #include "l1.h"
 
 #define APIC_TPR 0x80
-
 static uint8_t vapic[PAGE] __attribute__((aligned(PAGE)));        /* virtual-APIC page */
+static uint8_t apic_access[PAGE] __attribute__((aligned(PAGE)));  /* APIC-access page */
+static uint64_t ept_pml4[512] __attribute__((aligned(PAGE)));    /* EPT12: identity, 2 MiB pages */
+static uint64_t ept_pdpt[512] __attribute__((aligned(PAGE)));
+static uint64_t ept_pd[4][512] __attribute__((aligned(PAGE)));
 
 extern char l2_cr8[], l2_cr8x[], l2_cr8x_store[], l2_cr8x_load[], l2_cr8x_vmcall[];
 extern char l2_tpr[], l2_tpr_low[], l2_tpr_after[];
+extern char l2_aa[], l2_aa_read[], l2_aa_read_end[], l2_aa_write[], l2_aa_write_end[], l2_aa_vmcall[];
 
 asm(".text\n"
     /* l2-tpr-shadow-cr8 */
@@ -53,6 +74,26 @@ asm(".text\n"
     "l2_tpr_low:\n"
     "  mov %rax, %cr8\n"                        /* 2 < 4: TPR below threshold, after the MOV */
     "l2_tpr_after:\n"
+    "  vmcall\n"
+    "  ud2\n"
+    /* l2-apic-access: RSI = the APIC-access page */
+    "l2_aa:\n"
+    "  mov 0x80(%rsi), %eax\n"                  /* virtualized with TPR shadow, else exits */
+    "  mov %rax, %r8\n"
+    "l2_aa_read:\n"
+    "  mov 0x300(%rsi), %ebx\n"                 /* exits: linear read */
+    "l2_aa_read_end:\n"
+    "  mov $0x50, %eax\n"
+    "l2_aa_write:\n"
+    "  mov %eax, 0x310(%rsi)\n"                 /* exits: linear write */
+    "l2_aa_write_end:\n"
+    "  mov $0x40, %ecx\n"
+    "  mov %ecx, 0x80(%rsi)\n"                  /* virtualized: VTPR */
+    "  mov $0xfee00000, %edi\n"                 /* the real APIC's TPR (L0's trap under XMHF) */
+    "  movl $0x20, 0x80(%rdi)\n"
+    "  mov 0x80(%rdi), %edx\n"
+    "  movl $0, 0x80(%rdi)\n"
+    "l2_aa_vmcall:\n"
     "  vmcall\n"
     "  ud2\n");
 
@@ -95,6 +136,26 @@ static bool build_tpr(uint64_t rip, uint32_t proc, uint32_t proc2, uint32_t thr)
     vmw(VMCS_TPR_THRESHOLD, thr);
     return test_check(vmcs_log.errors == 0, "VMWRITE of the TPR-shadow fields failed (0x%x)",
                       vmcs_log.first_bad);
+}
+
+/* Built once. */
+static void ept_identity(void)
+{
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    memset(ept_pml4, 0, PAGE);
+    memset(ept_pdpt, 0, PAGE);
+    ept_pml4[0] = PA(ept_pdpt) | 7;
+    for (int g = 0; g < 4; g++) {
+        ept_pdpt[g] = PA(ept_pd[g]) | 7;
+        for (int i = 0; i < 512; i++) {
+            uint64_t pa = ((uint64_t)g << 30) | ((uint64_t)i << 21);
+            /* WB below 3 GiB, UC above (the local APIC, PCI holes) */
+            ept_pd[g][i] = pa | 7 | (1ull << 7) | ((g < 3 ? 6ull : 0ull) << 3);
+        }
+    }
 }
 
 static void t_tpr_shadow(void)
@@ -163,9 +224,130 @@ static void t_tpr_shadow(void)
     test_end();
 }
 
+static void t_apic_access(void)
+{
+    if (test_begin("l2-apic-access") && l1_need_vmx() && tpr_shadow_allowed("l2-apic-access")) {
+        if (!proc2_allowed(PROC2_VIRT_APIC_ACCESSES)) {
+            test_check(false, "virtualize APIC accesses not allowed (0x%016llx)", U64(cap_proc2));
+        } else if (build_tpr(PA(l2_aa), 0, PROC2_VIRT_APIC_ACCESSES, 0)) {
+            memset(apic_access, 0, PAGE);
+            set_vtpr(0x70);
+            vmw(VMCS_APIC_ACCESS_ADDR, PA(apic_access));
+            l2_regs.rsi = PA(apic_access);
+            if (step(true, EXIT_REASON_APIC_ACCESS, l2_aa_read, "read of APIC-access page offset 300H")) {
+                check_u64(ex.qual, 0x300, "APIC-access qualification (offset 300H, linear read)");
+                check_u64(l2_regs.r8, 0x70, "virtualized read of offset 080H");
+                l2_regs.rbx = 0x1234;
+                vmw(VMCS_GUEST_RIP, PA(l2_aa_read_end));
+            }
+            if (step(false, EXIT_REASON_APIC_ACCESS, l2_aa_write, "write of APIC-access page offset 310H")) {
+                check_u64(ex.qual, 0x1310, "APIC-access qualification (offset 310H, linear write)");
+                check_u64(l2_regs.rbx, 0x1234, "L2's RBX after the emulated read");
+                vmw(VMCS_GUEST_RIP, PA(l2_aa_write_end));
+            }
+            if (step(false, EXIT_REASON_VMCALL, l2_aa_vmcall, "VMCALL after the APIC accesses")) {
+                check_u64(vtpr(), 0x40, "VTPR after the virtualized write of offset 080H");
+                check_u64(*(volatile uint32_t *)(apic_access + 0x310), 0, "APIC-access page itself unwritten");
+                check_u64(l2_regs.rdx & 0xff, 0x20, "real APIC TPR written by L2 (not the APIC-access page)");
+            }
+            /* Without the TPR shadow, offset 080H is not virtualized: it exits. */
+            struct l2_setup s = { .rip = PA(l2_aa), .proc2 = PROC2_VIRT_APIC_ACCESSES };
+            if (vmcs_build(&s)) {
+                vmw(VMCS_APIC_ACCESS_ADDR, PA(apic_access));
+                l2_regs.rsi = PA(apic_access);
+                if (step(true, EXIT_REASON_APIC_ACCESS, l2_aa, "read of offset 080H without TPR shadow"))
+                    check_u64(ex.qual, 0x80, "APIC-access qualification (offset 080H, linear read)");
+            }
+        }
+    }
+    test_end();
+}
+
+/* The APIC-access page on the real xAPIC page, which XMHF keeps read-only in EPT01 for its own trap:
+ * L2's writes there are L1's APIC-access exits all the same, and never reach the APIC. */
+static void t_apic_access_apic_base(bool ept)
+{
+    if (test_begin(ept ? "l2-apic-access-at-apic-base-ept" : "l2-apic-access-at-apic-base") && l1_need_vmx()) {
+        uint64_t base = rdmsr(0x1b) & ~0xfffull;
+        uint32_t tpr = apic_read(APIC_TPR), icr_hi = apic_read(0x310);
+        struct l2_setup s = { .rip = PA(l2_aa), .proc2 = PROC2_VIRT_APIC_ACCESSES };
+        if (ept) {
+            ept_identity();
+            invept(INVEPT_ALL, 0);
+            s.proc2 |= PROC2_ENABLE_EPT;
+            s.eptp = PA(ept_pml4) | 6 | (3 << 3);
+        }
+        if (!proc2_allowed(s.proc2)) {
+            test_check(false, "secondary controls 0x%x not allowed (0x%016llx)", s.proc2, U64(cap_proc2));
+        } else if (vmcs_build(&s)) {
+            vmw(VMCS_APIC_ACCESS_ADDR, base);
+            l2_regs.rsi = base;
+            if (step(true, EXIT_REASON_APIC_ACCESS, l2_aa, "read of offset 080H")) {
+                check_u64(ex.qual, 0x80, "APIC-access qualification (offset 080H, linear read)");
+                vmw(VMCS_GUEST_RIP, PA(l2_aa_read));
+            }
+            if (step(false, EXIT_REASON_APIC_ACCESS, l2_aa_read, "read of offset 300H")) {
+                check_u64(ex.qual, 0x300, "APIC-access qualification (offset 300H, linear read)");
+                vmw(VMCS_GUEST_RIP, PA(l2_aa_read_end));
+            }
+            if (step(false, EXIT_REASON_APIC_ACCESS, l2_aa_write, "write of offset 310H")) {
+                check_u64(ex.qual, 0x1310, "APIC-access qualification (offset 310H, linear write)");
+                vmw(VMCS_GUEST_RIP, PA(l2_aa_write_end));
+            }
+            if (run_expect(false, EXIT_REASON_APIC_ACCESS, "write of offset 080H"))
+                check_u64(ex.qual, 0x1080, "APIC-access qualification (offset 080H, linear write)");
+            check_u64(apic_read(APIC_TPR), tpr, "real APIC TPR after L2's writes");
+            check_u64(apic_read(0x310), icr_hi, "real APIC ICR high after L2's writes");
+        }
+    }
+    test_end();
+}
+
+/* The same page with the TPR shadow (threshold 1): stores to 080H are virtualized into VTPR, the last
+ * one (0) with a TPR-below-threshold exit after it; reads of 080H give VTPR. */
+static void t_apic_access_apic_base_tpr(void)
+{
+    if (test_begin("l2-apic-access-at-apic-base-tpr") && l1_need_vmx() &&
+        tpr_shadow_allowed("l2-apic-access-at-apic-base-tpr")) {
+        uint64_t base = rdmsr(0x1b) & ~0xfffull;
+        uint32_t tpr = apic_read(APIC_TPR), icr_hi = apic_read(0x310);
+        if (!proc2_allowed(PROC2_VIRT_APIC_ACCESSES)) {
+            test_check(false, "virtualize APIC accesses not allowed (0x%016llx)", U64(cap_proc2));
+        } else if (build_tpr(PA(l2_aa), 0, PROC2_VIRT_APIC_ACCESSES, 1)) {
+            set_vtpr(0x70);
+            vmw(VMCS_APIC_ACCESS_ADDR, base);
+            l2_regs.rsi = base;
+            if (step(true, EXIT_REASON_APIC_ACCESS, l2_aa_read, "read of offset 300H")) {
+                check_u64(ex.qual, 0x300, "APIC-access qualification (offset 300H, linear read)");
+                check_u64(l2_regs.r8, 0x70, "virtualized read of offset 080H");
+                vmw(VMCS_GUEST_RIP, PA(l2_aa_read_end));
+            }
+            if (step(false, EXIT_REASON_APIC_ACCESS, l2_aa_write, "write of offset 310H")) {
+                check_u64(ex.qual, 0x1310, "APIC-access qualification (offset 310H, linear write)");
+                vmw(VMCS_GUEST_RIP, PA(l2_aa_write_end));
+            }
+            if (step(false, EXIT_REASON_TPR_BELOW_THRESHOLD, l2_aa_vmcall, "virtualized write of 0 to 080H")) {
+                check_u64(vtpr(), 0, "VTPR after the virtualized writes");
+                check_u64(l2_regs.rdx, 0x20, "virtualized read of 080H after writing 0x20");
+                check_u64(l2_regs.rcx, 0x40, "L2's ECX after the virtualized write");
+            }
+            /* With VTPR 0 < threshold 1 the next entry would exit again at once (bare Bochs does). */
+            vmw(VMCS_TPR_THRESHOLD, 0);
+            step(false, EXIT_REASON_VMCALL, l2_aa_vmcall, "VMCALL after the TPR exit");
+            check_u64(apic_read(APIC_TPR), tpr, "real APIC TPR after L2's writes");
+            check_u64(apic_read(0x310), icr_hi, "real APIC ICR high after L2's writes");
+        }
+    }
+    test_end();
+}
+
 void test_main(void)
 {
     vmx_init();
     t_tpr_shadow();
+    t_apic_access();
+    t_apic_access_apic_base(false);
+    t_apic_access_apic_base(true);
+    t_apic_access_apic_base_tpr();
     l1_done();
 }

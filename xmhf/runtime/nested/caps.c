@@ -75,8 +75,8 @@ bool vmcs12_read_pin_nmi_exiting(struct vcpu *v)
 	       (vmcs12_read(v, VMCS_PIN_BASED_CONTROLS) & PIN_NMI_EXITING);
 }
 
-/* Optional control bits L1 may set, per control (SDM Appendix A.3-A.5). The TPR shadow runs in
- * hardware on VMCS02 with L1's virtual-APIC page (apicv.c). */
+/* Optional control bits L1 may set, per control (SDM Appendix A.3-A.5). The TPR shadow and APIC-access
+ * virtualization run in hardware on VMCS02 with L1's pages (apicv.c). */
 #define NESTED_PIN (PIN_EXTINT_EXITING | PIN_NMI_EXITING | PIN_VIRTUAL_NMIS | PIN_PREEMPTION_TIMER)
 #define NESTED_PROC (PROC_INTR_WINDOW_EXITING | PROC_TSC_OFFSETTING | PROC_HLT_EXITING | PROC_INVLPG_EXITING |  \
 		     PROC_MWAIT_EXITING | PROC_RDPMC_EXITING | PROC_RDTSC_EXITING | PROC_CR3_LOAD_EXITING |     \
@@ -84,7 +84,7 @@ bool vmcs12_read_pin_nmi_exiting(struct vcpu *v)
 		     PROC_NMI_WINDOW_EXITING | PROC_MOV_DR_EXITING | PROC_UNCOND_IO_EXITING | PROC_USE_IO_BITMAPS | \
 		     PROC_MTF | PROC_USE_MSR_BITMAPS | PROC_MONITOR_EXITING | PROC_PAUSE_EXITING |               \
 		     PROC_SECONDARY_CONTROLS)
-#define NESTED_PROC2 (PROC2_EPT | PROC2_DESC_TABLE_EXITING | PROC2_RDTSCP | PROC2_VPID | PROC2_WBINVD_EXITING |   \
+#define NESTED_PROC2 (PROC2_VIRTUALIZE_APIC | PROC2_EPT | PROC2_DESC_TABLE_EXITING | PROC2_RDTSCP | PROC2_VPID | PROC2_WBINVD_EXITING |   \
 		      PROC2_UNRESTRICTED_GUEST | (1U << 11) /* RDRAND */ | PROC2_INVPCID | (1U << 16) /* RDSEED */ | \
 		      PROC2_XSAVES)
 /* "Acknowledge interrupt on exit" (SDM 24.7.1) is passed through to VMCS02 (entry.c): L0 takes no
