@@ -1,9 +1,10 @@
-/* lhv7.bin - L1 test hypervisor, phase 7: TPR shadow and APIC-access virtualization (issue 8).
+/* lhv7.bin - L1 test hypervisor, phase 7: TPR shadow, APIC-access virtualization, IA32_VMX_VMFUNC,
+ * and a replay of Hyper-V's first VM entries (issue 8).
  *
- * L1 scaffolding from the library, as lhv4 (l1.h). No EPT except in l2-apic-access-at-apic-base-ept;
- * L2 runs on L1's identity-mapped page tables. Everything on the BSP.
+ * L1 scaffolding from the library, as lhv4 (l1.h). No EPT except in the replay; L2 runs on L1's
+ * identity-mapped page tables. Everything on the BSP.
  *
- * Checks (SDM Vol. 3 25.6.8, 26.1.3, 27.2.1.1, 28.2.1, 29.1-29.4):
+ * Checks (SDM Vol. 3 25.6.8, 26.1.3, 27.2.1.1, 28.2.1, 29.1-29.4, A.11):
  *  l2-tpr-shadow-cr8      use TPR shadow, VTPR = 0x12340050: MOV from CR8 reads 5, MOV to CR8 of 9 and a
  *                         read back give 9 without exits; the virtual-APIC page holds 0x90 at 080H
  *                         (bytes 081H-083H cleared) when L2's VMCALL exits.
@@ -31,14 +32,34 @@
  *                         080H are virtualized (no exit; a read between gives 0x20), the last one
  *                         with a TPR-below-threshold exit after it (43, VTPR 0); the real APIC's TPR
  *                         and ICR high are unchanged.
+ *  vmx-vmfunc-msr         IA32_VMX_VMFUNC reads without #GP; it is 0 unless "enable VM functions"
+ *                         (secondary bit 13) may be 1.
+ *  hyperv-replay-cap-msrs the capability MSRs in Hyper-V's order (480H, 48DH-490H, 486H-489H, 48BH,
+ *                         48CH, 491H, 485H) read without #GP.
+ *  hyperv-replay-controls primary controls 0xb6a06dfa (plus what the TRUE MSR forces) and secondary
+ *                         EPT, VPID, unrestricted guest, RDTSCP, INVPCID, XSAVES, virtualize APIC
+ *                         accesses are allowed.
+ *  hyperv-replay-launch   VMLAUNCH with those controls (as Hyper-V writes them, not masked): the
+ *                         "root partition" L2 on EPT12 (identity, 2 MiB pages), I/O bitmaps of
+ *                         zeros, an MSR bitmap that exits on everything except FS/GS/KERNEL_GS_BASE:
+ *                         CPUID exits (10) and takes L1's values, CR8 goes to the virtual-APIC page
+ *                         without exits, FS base write/read without exits, RDMSR 10H exits (31),
+ *                         VMCALL exits (18). Then a second VMCS on the same EPT12: VMLAUNCH with
+ *                         RFLAGS bit 1 clear fails (reason 0x80000021), VMLAUNCH after the fix runs
+ *                         L2 to its VMCALL.
  */
 #include "lib.h"
 #include "vmx.h"
 #include "l1.h"
 
 #define APIC_TPR 0x80
+#define HV_PROC 0xb6a06dfau           /* Hyper-V's primary controls (XMHF64 bug 104) */
+#define HV_PROC2 (PROC2_ENABLE_EPT | PROC2_ENABLE_VPID | PROC2_UNRESTRICTED_GUEST | PROC2_ENABLE_RDTSCP | \
+                  PROC2_ENABLE_INVPCID | PROC2_ENABLE_XSAVES | PROC2_VIRT_APIC_ACCESSES)
+
 static uint8_t vapic[PAGE] __attribute__((aligned(PAGE)));        /* virtual-APIC page */
 static uint8_t apic_access[PAGE] __attribute__((aligned(PAGE)));  /* APIC-access page */
+static uint8_t io_zero[2][PAGE] __attribute__((aligned(PAGE)));
 static uint64_t ept_pml4[512] __attribute__((aligned(PAGE)));    /* EPT12: identity, 2 MiB pages */
 static uint64_t ept_pdpt[512] __attribute__((aligned(PAGE)));
 static uint64_t ept_pd[4][512] __attribute__((aligned(PAGE)));
@@ -46,6 +67,7 @@ static uint64_t ept_pd[4][512] __attribute__((aligned(PAGE)));
 extern char l2_cr8[], l2_cr8x[], l2_cr8x_store[], l2_cr8x_load[], l2_cr8x_vmcall[];
 extern char l2_tpr[], l2_tpr_low[], l2_tpr_after[];
 extern char l2_aa[], l2_aa_read[], l2_aa_read_end[], l2_aa_write[], l2_aa_write_end[], l2_aa_vmcall[];
+extern char l2_hv[], l2_hv_cpuid[], l2_hv_rdmsr[], l2_hv_vmcall[], l2_hv2[];
 
 asm(".text\n"
     /* l2-tpr-shadow-cr8 */
@@ -95,6 +117,37 @@ asm(".text\n"
     "  movl $0, 0x80(%rdi)\n"
     "l2_aa_vmcall:\n"
     "  vmcall\n"
+    "  ud2\n"
+    /* hyperv-replay-launch: the root partition */
+    "l2_hv:\n"
+    "  xor %eax, %eax\n"
+    "l2_hv_cpuid:\n"
+    "  cpuid\n"                                 /* exits */
+    "  mov %rax, %r11\n"
+    "  mov %cr8, %r8\n"                         /* VTPR, no exit */
+    "  mov $0xb, %eax\n"
+    "  mov %rax, %cr8\n"
+    "  mov %cr8, %r9\n"
+    "  mov $0xc0000100, %ecx\n"                 /* FS base: write and read without exits */
+    "  mov $0x5000, %eax\n"
+    "  xor %edx, %edx\n"
+    "  wrmsr\n"
+    "  xor %eax, %eax\n"
+    "  rdmsr\n"
+    "  mov %rax, %r10\n"
+    "  mov $0xc0000102, %ecx\n"                 /* KERNEL_GS_BASE write: no exit */
+    "  mov $0x6000, %eax\n"
+    "  xor %edx, %edx\n"
+    "  wrmsr\n"
+    "  mov $0x10, %ecx\n"
+    "l2_hv_rdmsr:\n"
+    "  rdmsr\n"                                 /* exits: IA32_TSC read bit set */
+    "l2_hv_vmcall:\n"
+    "  vmcall\n"
+    "  ud2\n"
+    "l2_hv2:\n"
+    "  mov %cr8, %rax\n"
+    "  vmcall\n"
     "  ud2\n");
 
 static unsigned maxphy;
@@ -138,7 +191,7 @@ static bool build_tpr(uint64_t rip, uint32_t proc, uint32_t proc2, uint32_t thr)
                       vmcs_log.first_bad);
 }
 
-/* Built once. */
+/* Built once: the replay's second VMCS and EPT02s under XMHF share it. */
 static void ept_identity(void)
 {
     static bool done;
@@ -341,6 +394,116 @@ static void t_apic_access_apic_base_tpr(void)
     test_end();
 }
 
+static void t_vmfunc_msr(void)
+{
+    if (test_begin("vmx-vmfunc-msr") && l1_need_vmx()) {
+        uint64_t v = 0;
+        int e = rdmsr_safe(MSR_IA32_VMX_VMFUNC, &v);
+        bool allowed = proc2_allowed(PROC2_ENABLE_VMFUNC);
+        info("IA32_VMX_VMFUNC: %s 0x%llx, VM functions %sallowed", e == NO_EXCEPTION ? "" : "fault",
+             U64(v), allowed ? "" : "not ");
+        if (test_check(e == NO_EXCEPTION, "RDMSR IA32_VMX_VMFUNC: exception %d", e))
+            test_check((v != 0) == allowed, "IA32_VMX_VMFUNC 0x%llx with VM functions %sallowed", U64(v),
+                       allowed ? "" : "not ");
+    }
+    test_end();
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The Hyper-V replay
+ */
+static const uint32_t hv_msrs[] = { 0x480, 0x48d, 0x48e, 0x48f, 0x490, 0x486, 0x487, 0x488, 0x489,
+                                    0x48b, 0x48c, 0x491, 0x485 };
+
+static void hv_setup_fields(uint32_t proc)
+{
+    vmw(VMCS_PROC_BASED_CTLS, proc);
+    vmw(VMCS_SECONDARY_PROC_CTLS, HV_PROC2);
+    vmw(VMCS_EPT_POINTER, PA(ept_pml4) | 6 | (3 << 3));
+    vmw(VMCS_VPID, 1);
+    vmw(VMCS_VIRTUAL_APIC_PAGE_ADDR, PA(vapic));
+    vmw(VMCS_TPR_THRESHOLD, 0);
+    vmw(VMCS_APIC_ACCESS_ADDR, PA(apic_access));
+    vmw(VMCS_IO_BITMAP_A, PA(io_zero[0]));
+    vmw(VMCS_IO_BITMAP_B, PA(io_zero[1]));
+    vmw(VMCS_MSR_BITMAP, PA(l1_msr_bitmap));
+    vmw(VMCS_TSC_OFFSET, 0);
+    vmw(VMCS_XSS_EXIT_BITMAP, 0);
+}
+
+static void t_hyperv_replay(void)
+{
+    uint32_t proc = 0;
+    bool ok = false;
+
+    if (test_begin("hyperv-replay-cap-msrs") && l1_need_vmx()) {
+        for (unsigned i = 0; i < sizeof(hv_msrs) / sizeof(hv_msrs[0]); i++) {
+            uint64_t v;
+            int e = rdmsr_safe(hv_msrs[i], &v);
+            test_check(e == NO_EXCEPTION, "RDMSR 0x%x: exception %d", hv_msrs[i], e);
+        }
+    }
+    test_end();
+
+    if (test_begin("hyperv-replay-controls") && l1_need_vmx()) {
+        proc = HV_PROC | (uint32_t)cap_proc;
+        test_check(vmx_ctl_allowed(cap_proc, proc), "primary control bits 0x%x not allowed",
+                   proc & ~(uint32_t)(cap_proc >> 32));
+        test_check(proc2_allowed(HV_PROC2), "secondary control bits 0x%x not allowed",
+                   HV_PROC2 & ~(uint32_t)(cap_proc2 >> 32));
+    }
+    test_end();
+
+    if (test_begin("hyperv-replay-launch") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_hv), .unchecked = true };
+        memset(vapic, 0, PAGE);
+        memset(apic_access, 0, PAGE);
+        memset(io_zero, 0, sizeof(io_zero));
+        ept_identity();
+        invept(INVEPT_ALL, 0);
+        if (vmcs_build(&s)) {
+            /* Every MSR access exits except FS/GS/KERNEL_GS_BASE (reads and writes). */
+            memset(l1_msr_bitmap, 0xff, PAGE);
+            for (int q = 1024; q < 4096; q += 2048)
+                l1_msr_bitmap[q + 0x100 / 8] &= (uint8_t)~7u;  /* 0xC0000100-102 */
+            hv_setup_fields(proc);
+            ok = true;
+        }
+        /* VMWRITE failures (a field of a feature not offered) are reported after the VMLAUNCH, whose
+         * outcome is the first thing this check reports. */
+        int werr = vmcs_log.errors;
+        uint32_t wbad = vmcs_log.first_bad;
+        if (ok && step(true, EXIT_REASON_CPUID, l2_hv_cpuid, "root partition CPUID")) {
+            l2_regs.rax = 0x40000006;
+            advance_rip();
+            if (step(false, EXIT_REASON_RDMSR, l2_hv_rdmsr, "root partition RDMSR 10H")) {
+                check_u64(l2_regs.r11, 0x40000006, "CPUID result L1 gave");
+                check_u64(l2_regs.r8, 0, "CR8 read with VTPR 0");
+                check_u64(l2_regs.r9, 0xb, "CR8 read after writing 0xb");
+                check_u64(vtpr(), 0xb0, "VTPR after CR8 = 0xb");
+                check_u64(l2_regs.r10, 0x5000, "FS base read back without exits");
+                l2_regs.rax = 1;
+                l2_regs.rdx = 0;
+                advance_rip();
+            }
+            step(false, EXIT_REASON_VMCALL, l2_hv_vmcall, "root partition VMCALL");
+        }
+        test_check(werr == 0, "%d VMWRITEs of Hyper-V's fields failed (first 0x%x)", werr, wbad);
+        /* Another VMCS on the same EPT12: a VM-entry failure (bad guest state), then a good entry. */
+        struct l2_setup s2 = { .rip = PA(l2_hv2), .unchecked = true, .vmcs = 1 };
+        if (ok && vmcs_build(&s2)) {
+            hv_setup_fields(proc);
+            vmw(VMCS_GUEST_RFLAGS, 0);
+            if (run_expect(true, VMX_EXIT_REASON_ENTRY_FAIL | EXIT_REASON_INVALID_GUEST_STATE, "RFLAGS bit 1 clear"))
+                check_u64(ex.qual, 0, "VM-entry failure qualification");
+            vmw(VMCS_GUEST_RFLAGS, 2);
+            if (step(true, EXIT_REASON_VMCALL, l2_hv2 + 4, "VMLAUNCH after the failed entry"))
+                check_u64(l2_regs.rax, 0xb, "CR8 on the second VMCS");
+        }
+    }
+    test_end();
+}
+
 void test_main(void)
 {
     vmx_init();
@@ -349,5 +512,7 @@ void test_main(void)
     t_apic_access_apic_base(false);
     t_apic_access_apic_base(true);
     t_apic_access_apic_base_tpr();
+    t_vmfunc_msr();
+    t_hyperv_replay();
     l1_done();
 }

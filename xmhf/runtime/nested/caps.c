@@ -110,6 +110,12 @@ bool nested_rdmsr(u32 msr, u64 *value)
 	}
 	if (msr < MSR_IA32_VMX_BASIC || msr > MSR_IA32_VMX_VMFUNC)
 		return false;
+	/* No VM function is offered (secondary bit 13 stays 0): no bits. A CPU without VM functions has
+	 * no such MSR (SDM A.11), but Hyper-V reads it unconditionally; KVM answers 0 too. */
+	if (msr == MSR_IA32_VMX_VMFUNC) {
+		*value = 0;
+		return true;
+	}
 	if (rdmsr_safe(msr, value))
 		return false;
 	switch (msr) {
@@ -138,8 +144,6 @@ bool nested_rdmsr(u32 msr, u64 *value)
 	case MSR_IA32_VMX_EPT_VPID_CAP:
 		*value &= NESTED_EPT_VPID_CAP;
 		break;
-	case MSR_IA32_VMX_VMFUNC:
-		return false; /* no VM functions offered: the MSR does not exist (#GP) */
 	default:
 		break;
 	}
