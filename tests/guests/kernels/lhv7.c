@@ -1,10 +1,10 @@
 /* lhv7.bin - L1 test hypervisor, phase 7: TPR shadow, APIC-access virtualization, IA32_VMX_VMFUNC,
- * and a replay of Hyper-V's first VM entries (issue 8).
+ * EPTP switching, and a replay of Hyper-V's first VM entries (issue 8).
  *
- * L1 scaffolding from the library, as lhv4 (l1.h). No EPT except in the replay; L2 runs on L1's
- * identity-mapped page tables. Everything on the BSP.
+ * L1 scaffolding from the library, as lhv4 (l1.h). L2 runs on L1's identity-mapped page tables, with
+ * an identity EPT12 in the EPT checks (2 MiB pages). Everything on the BSP.
  *
- * Checks (SDM Vol. 3 25.6.8, 26.1.3, 27.2.1.1, 28.2.1, 29.1-29.4, A.11):
+ * Checks (SDM Vol. 3 25.5.6, 25.6.8, 26.1.3, 27.2.1.1, 28.2.1, 29.1-29.4, A.11):
  *  l2-tpr-shadow-cr8      use TPR shadow, VTPR = 0x12340050: MOV from CR8 reads 5, MOV to CR8 of 9 and a
  *                         read back give 9 without exits; the virtual-APIC page holds 0x90 at 080H
  *                         (bytes 081H-083H cleared) when L2's VMCALL exits.
@@ -34,6 +34,11 @@
  *                         and ICR high are unchanged.
  *  vmx-vmfunc-msr         IA32_VMX_VMFUNC reads without #GP; it is 0 unless "enable VM functions"
  *                         (secondary bit 13) may be 1.
+ *  l2-vmfunc-eptp-switch  EPTP switching: VMLAUNCH fails with VMfailValid(7) for an unaligned EPTP-list
+ *                         address, VM-function control bit 1, EPTP switching without EPT; L2 reads a
+ *                         page through EPT12 A, VMFUNC(0, 1) to B (the page remapped), VMFUNC(0, 0)
+ *                         back, again to B: no exits, EPT_POINTER reads B; VMFUNC with index 512, with
+ *                         an entry of reserved memory type, and function 1 each exit (59, RIP at it).
  *  hyperv-replay-cap-msrs the capability MSRs in Hyper-V's order (480H, 48DH-490H, 486H-489H, 48BH,
  *                         48CH, 491H, 485H) read without #GP.
  *  hyperv-replay-controls primary controls 0xb6a06dfa (plus what the TRUE MSR forces) and secondary
@@ -63,10 +68,19 @@ static uint8_t io_zero[2][PAGE] __attribute__((aligned(PAGE)));
 static uint64_t ept_pml4[512] __attribute__((aligned(PAGE)));    /* EPT12: identity, 2 MiB pages */
 static uint64_t ept_pdpt[512] __attribute__((aligned(PAGE)));
 static uint64_t ept_pd[4][512] __attribute__((aligned(PAGE)));
+/* l2-vmfunc-eptp-switch: EPT12 B = A with page vf_p mapped to vf_q; the EPTP list */
+static uint64_t eptb_pml4[512] __attribute__((aligned(PAGE)));
+static uint64_t eptb_pdpt[512] __attribute__((aligned(PAGE)));
+static uint64_t eptb_pd[512] __attribute__((aligned(PAGE)));
+static uint64_t eptb_pt[512] __attribute__((aligned(PAGE)));
+static uint64_t eptp_list[512] __attribute__((aligned(PAGE)));
+static uint64_t vf_p[512] __attribute__((aligned(PAGE)));
+static uint64_t vf_q[512] __attribute__((aligned(PAGE)));
 
 extern char l2_cr8[], l2_cr8x[], l2_cr8x_store[], l2_cr8x_load[], l2_cr8x_vmcall[];
 extern char l2_tpr[], l2_tpr_low[], l2_tpr_after[];
 extern char l2_aa[], l2_aa_read[], l2_aa_read_end[], l2_aa_write[], l2_aa_write_end[], l2_aa_vmcall[];
+extern char l2_vf[], l2_vf_index[], l2_vf_eptp[], l2_vf_leaf[], l2_vf_vmcall[];
 extern char l2_hv[], l2_hv_cpuid[], l2_hv_rdmsr[], l2_hv_vmcall[], l2_hv2[];
 
 asm(".text\n"
@@ -116,6 +130,32 @@ asm(".text\n"
     "  mov 0x80(%rdi), %edx\n"
     "  movl $0, 0x80(%rdi)\n"
     "l2_aa_vmcall:\n"
+    "  vmcall\n"
+    "  ud2\n"
+    /* l2-vmfunc-eptp-switch: RSI = vf_p */
+    "l2_vf:\n"
+    "  mov (%rsi), %r8\n"                       /* EPT12 A: vf_p */
+    "  xor %eax, %eax\n"
+    "  mov $1, %ecx\n"
+    "  vmfunc\n"                                /* to EPT12 B */
+    "  mov (%rsi), %r9\n"                       /* vf_q */
+    "  xor %ecx, %ecx\n"
+    "  vmfunc\n"                                /* back to A */
+    "  mov (%rsi), %r10\n"
+    "  mov $1, %ecx\n"
+    "  vmfunc\n"                                /* B again */
+    "  mov $512, %ecx\n"
+    "l2_vf_index:\n"
+    "  vmfunc\n"                                /* exits: index past the list */
+    "  mov $2, %ecx\n"
+    "l2_vf_eptp:\n"
+    "  vmfunc\n"                                /* exits: entry 2 is not a valid EPTP */
+    "  mov $1, %eax\n"
+    "  xor %ecx, %ecx\n"
+    "l2_vf_leaf:\n"
+    "  vmfunc\n"                                /* exits: function 1 not enabled */
+    "  mov (%rsi), %r11\n"
+    "l2_vf_vmcall:\n"
     "  vmcall\n"
     "  ud2\n"
     /* hyperv-replay-launch: the root partition */
@@ -409,6 +449,73 @@ static void t_vmfunc_msr(void)
     test_end();
 }
 
+/* EPTP switching (VM function 0): L2 switches between two EPT12s through L1's EPTP list without
+ * exits; a bad index, an invalid list entry and a function not enabled exit to L1 (59). */
+static void t_vmfunc_eptp_switch(void)
+{
+    if (test_begin("l2-vmfunc-eptp-switch") && l1_need_vmx()) {
+        uint64_t vmfunc = 0;
+        uint32_t proc2 = PROC2_ENABLE_EPT | PROC2_ENABLE_VMFUNC;
+        rdmsr_safe(MSR_IA32_VMX_VMFUNC, &vmfunc);
+        if (!proc2_allowed(proc2) || !(vmfunc & 1)) {
+            test_check(false, "EPTP switching not offered (secondary 0x%016llx, VMFUNC 0x%llx)", U64(cap_proc2),
+                       U64(vmfunc));
+            test_end();
+            return;
+        }
+        uint64_t eptp_a = PA(ept_pml4) | 6 | (3 << 3), eptp_b = PA(eptb_pml4) | 6 | (3 << 3);
+        ept_identity();
+        /* B: A with a 4 KiB table for vf_p's 2 MiB, vf_p -> vf_q */
+        memset(eptb_pml4, 0, PAGE);
+        memcpy(eptb_pdpt, ept_pdpt, PAGE);
+        memcpy(eptb_pd, ept_pd[0], PAGE);
+        eptb_pml4[0] = PA(eptb_pdpt) | 7;
+        eptb_pdpt[0] = PA(eptb_pd) | 7;
+        uint64_t region = PA(vf_p) & ~0x1fffffull;
+        for (int i = 0; i < 512; i++)
+            eptb_pt[i] = (region + ((uint64_t)i << 12)) | 7 | (6ull << 3);
+        eptb_pt[(PA(vf_p) >> 12) & 511] = PA(vf_q) | 7 | (6ull << 3);
+        eptb_pd[(PA(vf_p) >> 21) & 511] = PA(eptb_pt) | 7;
+        memset(eptp_list, 0, PAGE);
+        eptp_list[0] = eptp_a;
+        eptp_list[1] = eptp_b;
+        eptp_list[2] = PA(eptb_pml4) | 2 | (3 << 3);      /* memory type 2: reserved */
+        vf_p[0] = 0x1111;
+        vf_q[0] = 0x2222;
+        invept(INVEPT_ALL, 0);
+        struct l2_setup s = { .rip = PA(l2_vf), .proc2 = proc2, .eptp = eptp_a };
+        if (vmcs_build(&s)) {
+            vmw(VMCS_VM_FUNCTION_CONTROLS, 1);
+            vmw(VMCS_EPTP_LIST_ADDR, PA(eptp_list) + 8);
+            enter_expect_fail(true, VMX_FAIL_VALID_ERR(7), "EPTP-list address not 4 KiB aligned");
+            vmw(VMCS_EPTP_LIST_ADDR, PA(eptp_list));
+            vmw(VMCS_VM_FUNCTION_CONTROLS, 3);
+            enter_expect_fail(true, VMX_FAIL_VALID_ERR(7), "VM-function control bit 1 (not offered)");
+            vmw(VMCS_VM_FUNCTION_CONTROLS, 1);
+            vmw(VMCS_SECONDARY_PROC_CTLS, vmx_ctl_value(cap_proc2, PROC2_ENABLE_VMFUNC));
+            enter_expect_fail(true, VMX_FAIL_VALID_ERR(7), "EPTP switching without EPT");
+            vmw(VMCS_SECONDARY_PROC_CTLS, vmx_ctl_value(cap_proc2, proc2));
+            l2_regs.rsi = PA(vf_p);
+            if (step(true, EXIT_REASON_VMFUNC, l2_vf_index, "VMFUNC with index 512")) {
+                check_u64(l2_regs.r8, 0x1111, "read through EPT12 A");
+                check_u64(l2_regs.r9, 0x2222, "read through EPT12 B after VMFUNC(0, 1)");
+                check_u64(l2_regs.r10, 0x1111, "read through EPT12 A after VMFUNC(0, 0)");
+                check_u64(ex.qual, 0, "VMFUNC exit qualification");
+                check_u64(vmr(VMCS_EPT_POINTER), eptp_b, "EPT_POINTER after switching to B");
+                advance_rip();
+            }
+            if (step(false, EXIT_REASON_VMFUNC, l2_vf_eptp, "VMFUNC to an invalid EPTP"))
+                advance_rip();
+            if (step(false, EXIT_REASON_VMFUNC, l2_vf_leaf, "VMFUNC function 1"))
+                advance_rip();
+            if (step(false, EXIT_REASON_VMCALL, l2_vf_vmcall, "VMCALL after the VMFUNC exits"))
+                check_u64(l2_regs.r11, 0x2222, "read through EPT12 B at the end");
+            check_u64(vmr(VMCS_EPT_POINTER), eptp_b, "EPT_POINTER at the end");
+        }
+    }
+    test_end();
+}
+
 /* ------------------------------------------------------------------------------------------
  * The Hyper-V replay
  */
@@ -513,6 +620,7 @@ void test_main(void)
     t_apic_access_apic_base(true);
     t_apic_access_apic_base_tpr();
     t_vmfunc_msr();
+    t_vmfunc_eptp_switch();
     t_hyperv_replay();
     l1_done();
 }

@@ -86,7 +86,8 @@ bool vmcs12_read_pin_nmi_exiting(struct vcpu *v)
 		     PROC_SECONDARY_CONTROLS)
 #define NESTED_PROC2 (PROC2_VIRTUALIZE_APIC | PROC2_EPT | PROC2_DESC_TABLE_EXITING | PROC2_RDTSCP | PROC2_VPID | PROC2_WBINVD_EXITING |   \
 		      PROC2_UNRESTRICTED_GUEST | (1U << 11) /* RDRAND */ | PROC2_INVPCID | (1U << 16) /* RDSEED */ | \
-		      PROC2_XSAVES)
+		      PROC2_XSAVES | PROC2_VMFUNC)
+#define NESTED_VMFUNC 1ULL /* EPTP switching */
 /* "Acknowledge interrupt on exit" (SDM 24.7.1) is passed through to VMCS02 (entry.c): L0 takes no
  * external interrupts of its own, so the CPU acknowledging one at an L2 exit and storing its vector in
  * the VM-exit interruption information (SDM 28.2.2), which exit.c copies to VMCS12, is exactly what L1
@@ -110,10 +111,12 @@ bool nested_rdmsr(u32 msr, u64 *value)
 	}
 	if (msr < MSR_IA32_VMX_BASIC || msr > MSR_IA32_VMX_VMFUNC)
 		return false;
-	/* No VM function is offered (secondary bit 13 stays 0): no bits. A CPU without VM functions has
-	 * no such MSR (SDM A.11), but Hyper-V reads it unconditionally; KVM answers 0 too. */
+	/* EPTP switching only (vmfunc.c). Without VM functions (secondary bit 13 not offered) no bits: such
+	 * a CPU has no such MSR (SDM A.11), but Hyper-V reads it unconditionally; KVM answers 0 too. */
 	if (msr == MSR_IA32_VMX_VMFUNC) {
-		*value = 0;
+		if (!(vmx_caps.proc2_1 & PROC2_VMFUNC) || rdmsr_safe(msr, value))
+			*value = 0;
+		*value &= NESTED_VMFUNC;
 		return true;
 	}
 	if (rdmsr_safe(msr, value))

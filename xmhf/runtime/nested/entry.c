@@ -56,6 +56,11 @@ static bool eptp_ok(u64 eptp)
 	       !(eptp >> vmx_caps.maxphyaddr);
 }
 
+bool nested_eptp_valid(u64 eptp12)
+{
+	return eptp_ok(eptp12);
+}
+
 static bool check_controls(struct vcpu *v)
 {
 	u32 pin = (u32)r12(v, VMCS_PIN_BASED_CONTROLS), proc = (u32)r12(v, VMCS_PROC_BASED_CONTROLS);
@@ -96,7 +101,7 @@ static bool check_controls(struct vcpu *v)
 				    r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT),
 				    r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
 		return false;
-	return nested_apicv_controls_ok(v);
+	return nested_apicv_controls_ok(v) && nested_vmfunc_controls_ok(v);
 }
 
 static bool canonical(u64 a)
@@ -344,6 +349,7 @@ static void build_vmcs02(struct vcpu *v)
 	setup_msr_bitmap(v, proc12);
 	setup_io_bitmaps(v, proc12);
 	nested_apicv_setup02(v);
+	nested_vmfunc_setup02(v);
 	vmcs_write(VMCS_EXCEPTION_BITMAP, r12(v, VMCS_EXCEPTION_BITMAP));
 	vmcs_write(VMCS_PAGE_FAULT_ERROR_MASK, r12(v, VMCS_PAGE_FAULT_ERROR_MASK));
 	vmcs_write(VMCS_PAGE_FAULT_ERROR_MATCH, r12(v, VMCS_PAGE_FAULT_ERROR_MATCH));

@@ -287,6 +287,8 @@ static bool l0_handles(struct vcpu *v)
 			return false;
 		handle_cr_access(v);
 		return true;
+	case EXIT_REASON_VMFUNC:
+		return nested_vmfunc_exit(v); /* EPTP switching, emulated (vmfunc.c) */
 	case EXIT_REASON_IO:
 		/* A port L0 or a hypapp intercepts, which L1 lets L2 reach (entry.c's merged bitmaps). */
 		if (l1_wants_io(v))
