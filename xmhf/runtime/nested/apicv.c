@@ -52,7 +52,8 @@ bool nested_apicv_tpr_ok(struct vcpu *v)
 {
 	const u8 *vapic;
 
-	if (!(r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_TPR_SHADOW))
+	/* On every entry: the slot directly, not a lookup by encoding (the nested round trip's cost). */
+	if (!(vmcs12_slots(v)[VMCS_IDX_PROC_BASED_CONTROLS] & PROC_TPR_SHADOW))
 		return true;
 	if (r12(v, VMCS_TPR_THRESHOLD) & ~0xfULL)
 		return false;
