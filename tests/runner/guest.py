@@ -44,11 +44,13 @@ KERNELS = [
     # Conformance details (issue 15): secondary controls, operand faults, host CR0/CR4, PAT entry
     # failures, the MSR-store list, debug controls, IA32_VMX_VMCS_ENUM.
     ("lhv6", (1, 2), ""),
+    # TPR shadow, APIC-access virtualization, IA32_VMX_VMFUNC, a replay of Hyper-V's first VM entries.
+    ("lhv7", (1, 2), ""),
 ]
 
 # Extra hypervisor command-line words per kernel.
 HV_EXTRA = {"lhv": " nested=1", "lhv2": " nested=1", "lhv3": " nested=1", "lhv4": " nested=1",
-            "lhv5": " nested=1", "lhv6": " nested=1"}
+            "lhv5": " nested=1", "lhv6": " nested=1", "lhv7": " nested=1"}
 
 # Hypervisor variants some tests boot: name -> make variables. Built once per run, beside the default.
 VARIANTS = {
@@ -363,7 +365,7 @@ def hypapp_tests():
 
 # XMHF as its own L1 (levels=2): kernels and CPU counts. The lhv kernels make three levels of VMX.
 XMHF_IN_XMHF = [("cpuid", 2), ("msr", 1), ("cr", 1), ("e820", 1), ("smp", 2), ("nmi", 2), ("mtrr", 1),
-                ("lhv", 1), ("lhv2", 1), ("lhv3", 2), ("lhv4", 2), ("lhv5", 2)]
+                ("lhv", 1), ("lhv2", 1), ("lhv3", 2), ("lhv4", 2), ("lhv5", 2), ("lhv6", 1), ("lhv7", 1)]
 
 
 def tests():

@@ -75,17 +75,19 @@ bool vmcs12_read_pin_nmi_exiting(struct vcpu *v)
 	       (vmcs12_read(v, VMCS_PIN_BASED_CONTROLS) & PIN_NMI_EXITING);
 }
 
-/* Optional control bits L1 may set, per control (SDM Appendix A.3-A.5). */
+/* Optional control bits L1 may set, per control (SDM Appendix A.3-A.5). The TPR shadow and APIC-access
+ * virtualization run in hardware on VMCS02 with L1's pages (apicv.c). */
 #define NESTED_PIN (PIN_EXTINT_EXITING | PIN_NMI_EXITING | PIN_VIRTUAL_NMIS | PIN_PREEMPTION_TIMER)
 #define NESTED_PROC (PROC_INTR_WINDOW_EXITING | PROC_TSC_OFFSETTING | PROC_HLT_EXITING | PROC_INVLPG_EXITING |  \
 		     PROC_MWAIT_EXITING | PROC_RDPMC_EXITING | PROC_RDTSC_EXITING | PROC_CR3_LOAD_EXITING |     \
-		     PROC_CR3_STORE_EXITING | PROC_CR8_LOAD_EXITING | PROC_CR8_STORE_EXITING |                   \
+		     PROC_CR3_STORE_EXITING | PROC_CR8_LOAD_EXITING | PROC_CR8_STORE_EXITING | PROC_TPR_SHADOW | \
 		     PROC_NMI_WINDOW_EXITING | PROC_MOV_DR_EXITING | PROC_UNCOND_IO_EXITING | PROC_USE_IO_BITMAPS | \
 		     PROC_MTF | PROC_USE_MSR_BITMAPS | PROC_MONITOR_EXITING | PROC_PAUSE_EXITING |               \
 		     PROC_SECONDARY_CONTROLS)
-#define NESTED_PROC2 (PROC2_EPT | PROC2_DESC_TABLE_EXITING | PROC2_RDTSCP | PROC2_VPID | PROC2_WBINVD_EXITING |   \
+#define NESTED_PROC2 (PROC2_VIRTUALIZE_APIC | PROC2_EPT | PROC2_DESC_TABLE_EXITING | PROC2_RDTSCP | PROC2_VPID | PROC2_WBINVD_EXITING |   \
 		      PROC2_UNRESTRICTED_GUEST | (1U << 11) /* RDRAND */ | PROC2_INVPCID | (1U << 16) /* RDSEED */ | \
-		      PROC2_XSAVES)
+		      PROC2_XSAVES | PROC2_VMFUNC)
+#define NESTED_VMFUNC 1ULL /* EPTP switching */
 /* "Acknowledge interrupt on exit" (SDM 24.7.1) is passed through to VMCS02 (entry.c): L0 takes no
  * external interrupts of its own, so the CPU acknowledging one at an L2 exit and storing its vector in
  * the VM-exit interruption information (SDM 28.2.2), which exit.c copies to VMCS12, is exactly what L1
@@ -109,6 +111,14 @@ bool nested_rdmsr(u32 msr, u64 *value)
 	}
 	if (msr < MSR_IA32_VMX_BASIC || msr > MSR_IA32_VMX_VMFUNC)
 		return false;
+	/* EPTP switching only (vmfunc.c). Without VM functions (secondary bit 13 not offered) no bits: such
+	 * a CPU has no such MSR (SDM A.11), but Hyper-V reads it unconditionally; KVM answers 0 too. */
+	if (msr == MSR_IA32_VMX_VMFUNC) {
+		if (!(vmx_caps.proc2_1 & PROC2_VMFUNC) || rdmsr_safe(msr, value))
+			*value = 0;
+		*value &= NESTED_VMFUNC;
+		return true;
+	}
 	if (rdmsr_safe(msr, value))
 		return false;
 	switch (msr) {
@@ -141,8 +151,6 @@ bool nested_rdmsr(u32 msr, u64 *value)
 		/* The highest field index L1 can use, not the host's (SDM A.9). */
 		*value = vmcs_enum_msr(nested_offered_caps());
 		break;
-	case MSR_IA32_VMX_VMFUNC:
-		return false; /* no VM functions offered: the MSR does not exist (#GP) */
 	default:
 		break;
 	}

@@ -56,6 +56,11 @@ static bool eptp_ok(u64 eptp)
 	       !(eptp >> vmx_caps.maxphyaddr);
 }
 
+bool nested_eptp_valid(u64 eptp12)
+{
+	return eptp_ok(eptp12);
+}
+
 static bool check_controls(struct vcpu *v)
 {
 	u32 pin = (u32)r12(v, VMCS_PIN_BASED_CONTROLS), proc = (u32)r12(v, VMCS_PROC_BASED_CONTROLS);
@@ -96,7 +101,7 @@ static bool check_controls(struct vcpu *v)
 				    r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT),
 				    r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
 		return false;
-	return true;
+	return nested_apicv_controls_ok(v) && nested_vmfunc_controls_ok(v);
 }
 
 static bool canonical(u64 a)
@@ -371,8 +376,7 @@ static void build_vmcs02(struct vcpu *v)
 	/* Controls: L1's, plus what L0 needs to keep L2 under its EPT and to see its own NMIs. */
 	vmcs_write(VMCS_PIN_BASED_CONTROLS,
 		   (pin12 | PIN_NMI_EXITING | PIN_VIRTUAL_NMIS | vmx_caps.pin0) & vmx_caps.pin1);
-	vmcs_write(VMCS_PROC_BASED_CONTROLS, (proc12 | PROC_SECONDARY_CONTROLS) &
-						     ~(u32)PROC_TPR_SHADOW);
+	vmcs_write(VMCS_PROC_BASED_CONTROLS, proc12 | PROC_SECONDARY_CONTROLS);
 	/* RDTSCP, INVPCID and XSAVES/XRSTORS as L1 chose: clear, they #UD in L2 (SDM 26.3, 25.6.2);
 	 * L0 has no use of its own for them in L2. */
 	vmcs_write(VMCS_PROC_BASED_CONTROLS2, (proc2_12 & ~(PROC2_VPID | PROC2_VMCS_SHADOWING | PROC2_EPT)) |
@@ -383,6 +387,8 @@ static void build_vmcs02(struct vcpu *v)
 	vmcs_write(VMCS_EPT_POINTER, (proc2_12 & PROC2_EPT) ? ept02_eptp(v, r12(v, VMCS_EPT_POINTER)) : ept01_eptp());
 	setup_msr_bitmap(v, proc12);
 	setup_io_bitmaps(v, proc12);
+	nested_apicv_setup02(v);
+	nested_vmfunc_setup02(v);
 	vmcs_write(VMCS_EXCEPTION_BITMAP, r12(v, VMCS_EXCEPTION_BITMAP));
 	vmcs_write(VMCS_PAGE_FAULT_ERROR_MASK, r12(v, VMCS_PAGE_FAULT_ERROR_MASK));
 	vmcs_write(VMCS_PAGE_FAULT_ERROR_MATCH, r12(v, VMCS_PAGE_FAULT_ERROR_MATCH));
@@ -448,7 +454,7 @@ void nested_vmentry(struct vcpu *v, bool launch)
 	/* The checks' outcome depends only on VMCS12's controls and host state (and on constants):
 	 * unchanged since the last entry that passed them, they pass again. */
 	u32 changes = launch ? CHANGED_OTHER : vmcs12_changes(v);
-	if ((changes & CHANGED_OTHER) && !check_controls(v)) {
+	if (((changes & CHANGED_OTHER) && !check_controls(v)) || !nested_apicv_tpr_ok(v)) {
 		nested_vm_fail(v, VMXERR_INVALID_CONTROLS);
 		return;
 	}

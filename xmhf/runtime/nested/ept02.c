@@ -222,6 +222,8 @@ bool ept02_violation(struct vcpu *v)
 	/* What EPT01 allows for the L1 page limits L2 too (the APIC page: read-only, writes are L0's). */
 	leaf01 = ept01_leaf(walk.gpa1, &level01);
 	if (access & ~leaf01 & walk.rights) {
+		if (nested_apicv_access_exit(v, walk.gpa1, qual))
+			return v->in_l2; /* L1's APIC-access page, not L0's APIC: L2 resumes or L1 has an exit */
 		if (lapic_trap_handle_ept(v, walk.gpa1))
 			return true;
 		/* A page a hypapp protects: its handler sees the L1 address (VMCS02 is current). */

@@ -260,7 +260,11 @@ static bool l0_handles(struct vcpu *v)
 	case EXIT_REASON_EPT_VIOLATION:
 		if (nested_l2_uses_ept(v))
 			return ept02_violation(v);
-		/* Without EPT12, VMCS02 runs on EPT01 and these are L0's (its APIC trap, its memory). */
+		/* Without EPT12, VMCS02 runs on EPT01 and these are L0's (its APIC trap, its memory),
+		 * except an access to the APIC-access page L1 virtualizes (apicv.c). */
+		if (nested_apicv_access_exit(v, vmcs_read(VMCS_GUEST_PHYSICAL_ADDRESS),
+					     vmcs_read(VMCS_EXIT_QUALIFICATION)))
+			return v->in_l2; /* a virtualized TPR write (L2 resumes) or an exit L1 has */
 		__attribute__((fallthrough));
 	case EXIT_REASON_EPT_MISCONFIG:
 		(basic == EXIT_REASON_EPT_VIOLATION ? handle_ept_violation : handle_ept_misconfig)(v);
@@ -286,6 +290,8 @@ static bool l0_handles(struct vcpu *v)
 			return false;
 		handle_cr_access(v);
 		return true;
+	case EXIT_REASON_VMFUNC:
+		return nested_vmfunc_exit(v); /* EPTP switching, emulated (vmfunc.c) */
 	case EXIT_REASON_IO:
 		/* A port L0 or a hypapp intercepts, which L1 lets L2 reach (entry.c's merged bitmaps). */
 		if (l1_wants_io(v))

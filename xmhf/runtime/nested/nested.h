@@ -51,8 +51,20 @@ void shadow_load(struct vcpu *v);
 void shadow_flush(struct vcpu *v, bool unlink);
 void shadow_write_field(struct vcpu *v, u32 enc, u64 value);
 
+/* TPR shadow and APIC-access virtualization (apicv.c). */
+bool nested_apicv_controls_ok(struct vcpu *v);
+bool nested_apicv_tpr_ok(struct vcpu *v);
+void nested_apicv_setup02(struct vcpu *v);
+bool nested_apicv_access_exit(struct vcpu *v, u64 gpa1, u64 qual);
+
+/* VM functions: EPTP switching (vmfunc.c). */
+bool nested_vmfunc_controls_ok(struct vcpu *v);
+void nested_vmfunc_setup02(struct vcpu *v);
+bool nested_vmfunc_exit(struct vcpu *v);
+
 /* VM entry to L2 (entry.c). */
 void nested_vmentry(struct vcpu *v, bool launch);
+bool nested_eptp_valid(u64 eptp12);
 
 /* What L1 sees (caps.c). */
 u32 nested_vmcs_revision(void);
