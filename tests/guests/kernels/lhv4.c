@@ -269,15 +269,6 @@ static void vmx_init(void)
         l1_vmxon();
 }
 
-/* Enter (or re-enter) L2 and expect an exit with this reason at this RIP. */
-static bool step(bool launch, uint32_t reason, const void *rip, const char *what)
-{
-    if (!run_expect(launch, reason, what))
-        return false;
-    return test_check(ex.rip == PA(rip), "%s: GUEST_RIP 0x%llx, expected 0x%llx", what,
-                      U64(ex.rip), U64(PA(rip)));
-}
-
 static void set_bit(uint8_t *map, unsigned bit) { map[bit / 8] |= (uint8_t)(1u << (bit % 8)); }
 
 /* ------------------------------------------------------------------------------------------
@@ -295,14 +286,14 @@ static void t_msr_bitmap(void)
             set_bit(l1_msr_bitmap + 0xc00, 0x102);             /* write high: 0xC0000102 */
             vmw(VMCS_GUEST_SYSENTER_ESP, 0x5175);
             vmw(VMCS_GUEST_GS_BASE, 0x6101);
-            if (step(true, EXIT_REASON_RDMSR, l2_msr_r174, "RDMSR 0x174 (read-low bit)")) {
+            if (run_expect_at(true, EXIT_REASON_RDMSR, l2_msr_r174, "RDMSR 0x174 (read-low bit)")) {
                 check_u64(l2_regs.rcx, 0x174, "RDMSR exit: RCX");
                 check_u64(ex.len, 2, "RDMSR exit: instruction length");
                 l2_regs.rax = 0xa174;
                 l2_regs.rdx = 0;
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_RDMSR, l2_msr_rc100, "RDMSR 0xC0000100 (read-high bit)")) {
+            if (run_expect_at(false, EXIT_REASON_RDMSR, l2_msr_rc100, "RDMSR 0xC0000100 (read-high bit)")) {
                 check_u64(l2_regs.rcx, 0xc0000100, "RDMSR exit: RCX");
                 check_u64(l2_regs.r8, 0x5175, "RDMSR 0x175 without exit (GUEST_SYSENTER_ESP)");
                 check_u64(l2_regs.r12, 0xa174, "L2's RAX from the emulated RDMSR 0x174");
@@ -310,7 +301,7 @@ static void t_msr_bitmap(void)
                 l2_regs.rdx = 0;
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_WRMSR, l2_msr_w175, "WRMSR 0x175 (write-low bit)")) {
+            if (run_expect_at(false, EXIT_REASON_WRMSR, l2_msr_w175, "WRMSR 0x175 (write-low bit)")) {
                 check_u64(l2_regs.rcx, 0x175, "WRMSR exit: RCX");
                 check_u64(l2_regs.rax, 0x5000, "WRMSR exit: RAX");
                 check_u64(l2_regs.rdx, 0x5, "WRMSR exit: RDX");
@@ -319,13 +310,13 @@ static void t_msr_bitmap(void)
                 check_u64(ex.len, 2, "WRMSR exit: instruction length");
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_WRMSR, l2_msr_wc102, "WRMSR 0xC0000102 (write-high bit)")) {
+            if (run_expect_at(false, EXIT_REASON_WRMSR, l2_msr_wc102, "WRMSR 0xC0000102 (write-high bit)")) {
                 check_u64(l2_regs.rcx, 0xc0000102, "WRMSR exit: RCX");
                 check_u64(l2_regs.rax, 0x1234, "WRMSR exit: RAX");
                 check_u64(l2_regs.rdx, 0xffff8000, "WRMSR exit: RDX");
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_VMCALL, l2_msr_vmcall, "VMCALL after the MSR accesses")) {
+            if (run_expect_at(false, EXIT_REASON_VMCALL, l2_msr_vmcall, "VMCALL after the MSR accesses")) {
                 check_u64(vmr(VMCS_GUEST_SYSENTER_CS), 0x6174,
                           "GUEST_SYSENTER_CS after WRMSR 0x174 without exit");
                 check_u64(vmr(VMCS_GUEST_GS_BASE), 0, "GUEST_GS_BASE after WRMSR 0xC0000101");
@@ -355,7 +346,7 @@ static void t_cr_masks(void)
             vmw(VMCS_GUEST_CR4, cr4 | CR4_PCE);
             vmw(VMCS_CR4_GUEST_HOST_MASK, CR4_PCE);
             vmw(VMCS_CR4_READ_SHADOW, cr4);
-            if (step(true, EXIT_REASON_CR_ACCESS, l2_cr_mov0, "MOV RBX to CR0 setting TS")) {
+            if (run_expect_at(true, EXIT_REASON_CR_ACCESS, l2_cr_mov0, "MOV RBX to CR0 setting TS")) {
                 check_u64(ex.qual, 0x300, "MOV to CR0 exit qualification (CR0, MOV to CR, RBX)");
                 check_u64(l2_regs.r8, cr0, "L2's MOV from CR0 (shadow TS = 0, guest TS = 1)");
                 check_u64(l2_regs.rbx, cr0 | CR0_TS, "MOV to CR0 exit: L2's RBX");
@@ -363,14 +354,14 @@ static void t_cr_masks(void)
                 vmw(VMCS_CR0_READ_SHADOW, cr0 | CR0_TS);
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_CR_ACCESS, l2_cr_clts, "CLTS with shadow TS = 1")) {
+            if (run_expect_at(false, EXIT_REASON_CR_ACCESS, l2_cr_clts, "CLTS with shadow TS = 1")) {
                 check_u64(ex.qual, 0x20, "CLTS exit qualification (CR0, access type 2)");
                 check_u64(l2_regs.r10, cr0 | CR0_TS, "L2's MOV from CR0 (shadow TS = 1)");
                 check_u64(ex.len, 2, "CLTS exit: instruction length");
                 vmw(VMCS_CR0_READ_SHADOW, cr0);
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_CR_ACCESS, l2_cr_lmsw, "LMSW setting TS")) {
+            if (run_expect_at(false, EXIT_REASON_CR_ACCESS, l2_cr_lmsw, "LMSW setting TS")) {
                 uint64_t src = (cr0 | CR0_TS) & 0xffff;
                 check_u64(ex.qual, 0x30 | (src << 16),
                           "LMSW exit qualification (CR0, access type 3, register operand, source)");
@@ -380,12 +371,12 @@ static void t_cr_masks(void)
                 check_u64(ex.len, 3, "LMSW exit: instruction length");
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_CR_ACCESS, l2_cr_mov4, "MOV RCX to CR4 setting PCE")) {
+            if (run_expect_at(false, EXIT_REASON_CR_ACCESS, l2_cr_mov4, "MOV RCX to CR4 setting PCE")) {
                 check_u64(ex.qual, 0x104, "MOV to CR4 exit qualification (CR4, MOV to CR, RCX)");
                 check_u64(l2_regs.r9, cr4, "L2's MOV from CR4 (shadow PCE = 0, guest PCE = 1)");
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_VMCALL, l2_cr_vmcall, "VMCALL after the CR accesses"))
+            if (run_expect_at(false, EXIT_REASON_VMCALL, l2_cr_vmcall, "VMCALL after the CR accesses"))
                 check_u64(vmr(VMCS_GUEST_CR4), cr4 | CR4_PCE,
                           "GUEST_CR4 after MOV to CR4 without exit (PCE owned by L1)");
         }
@@ -410,26 +401,26 @@ static void t_io_bitmaps(void)
             set_bit(io_bitmap_b, 0x8080 - 0x8000);
             vmw(VMCS_IO_BITMAP_A, PA(io_bitmap_a));
             vmw(VMCS_IO_BITMAP_B, PA(io_bitmap_b));
-            if (step(true, EXIT_REASON_IO, l2_io_out80, "OUT %al,$0x80 (bitmap A)")) {
+            if (run_expect_at(true, EXIT_REASON_IO, l2_io_out80, "OUT %al,$0x80 (bitmap A)")) {
                 check_u64(ex.qual, (0x80u << 16) | IO_QUAL_IMMEDIATE,
                           "I/O qualification (size 1, out, immediate, port 0x80)");
                 check_u64(ex.len, 2, "OUT exit: instruction length");
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_IO, l2_io_in8080, "IN %al,(%dx) from 0x8080 (bitmap B)")) {
+            if (run_expect_at(false, EXIT_REASON_IO, l2_io_in8080, "IN %al,(%dx) from 0x8080 (bitmap B)")) {
                 check_u64(ex.qual, (0x8080ull << 16) | IO_QUAL_IN,
                           "I/O qualification (size 1, in, DX, port 0x8080)");
                 check_u64(ex.len, 1, "IN exit: instruction length");
                 l2_regs.rax = (l2_regs.rax & ~0xffull) | 0x42;
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_IO, l2_io_outw7f, "OUT %ax,(%dx) to 0x7f (covers 0x80)")) {
+            if (run_expect_at(false, EXIT_REASON_IO, l2_io_outw7f, "OUT %ax,(%dx) to 0x7f (covers 0x80)")) {
                 check_u64(ex.qual, (0x7full << 16) | 1,
                           "I/O qualification (size 2, out, DX, port 0x7f)");
                 check_u64(ex.len, 2, "OUT word exit: instruction length");
                 advance_rip();
             }
-            step(false, EXIT_REASON_VMCALL, l2_io_vmcall, "VMCALL after the I/O accesses");
+            run_expect_at(false, EXIT_REASON_VMCALL, l2_io_vmcall, "VMCALL after the I/O accesses");
         }
     }
     test_end();
@@ -457,7 +448,7 @@ static void t_string_io(void)
             vmw(VMCS_IO_BITMAP_A, PA(io_bitmap_a));
             vmw(VMCS_IO_BITMAP_B, PA(io_bitmap_b));
             uint8_t v = inb(0xf4);
-            if (step(true, EXIT_REASON_VMCALL, l2_sio_vmcall, "INS from port 0xf4, L1 not intercepting")) {
+            if (run_expect_at(true, EXIT_REASON_VMCALL, l2_sio_vmcall, "INS from port 0xf4, L1 not intercepting")) {
                 check_u64(l2_regs.r8, buf + 4, "RDI after REP INSB (4 bytes)");
                 check_u64(l2_regs.r9, 0, "RCX after REP INSB");
                 check_u64(l2_regs.r10, buf + 10, "RDI after STD; REP INSW (2 words)");
@@ -481,7 +472,7 @@ static void t_string_io(void)
             set_bit(io_bitmap_a, 0xf4);
             vmw(VMCS_IO_BITMAP_A, PA(io_bitmap_a));
             vmw(VMCS_IO_BITMAP_B, PA(io_bitmap_b));
-            if (step(true, EXIT_REASON_IO, l2_sio_insb, "REP INSB from 0xf4, L1 intercepting")) {
+            if (run_expect_at(true, EXIT_REASON_IO, l2_sio_insb, "REP INSB from 0xf4, L1 intercepting")) {
                 check_u64(ex.qual, (0xf4ull << 16) | IO_QUAL_IN | IO_QUAL_STRING | IO_QUAL_REP,
                           "I/O qualification (size 1, in, string, REP, DX, port 0xf4)");
                 check_u64(ex.len, 2, "REP INSB exit: instruction length");
@@ -520,7 +511,7 @@ static void pf_case(uint32_t bitmap, void *prog, void *insn, uint32_t err, bool 
     vmw(VMCS_PF_ERROR_CODE_MATCH, 2);
     if (exits) {
         snprintf(buf, sizeof(buf), "%s: exits", what);
-        if (step(true, EXIT_REASON_EXCEPTION_NMI, insn, buf)) {
+        if (run_expect_at(true, EXIT_REASON_EXCEPTION_NMI, insn, buf)) {
             test_check(ex.intr_info == (INTR_INFO(INTR_TYPE_HW_EXCEPTION, EXC_PF) |
                                         INTR_INFO_ERROR_CODE),
                        "%s: interruption information 0x%x", what, ex.intr_info);
@@ -568,30 +559,30 @@ static void t_misc_exits(void)
                               .proc = PROC_RDTSC_EXITING | PROC_MOV_DR_EXITING |
                                       PROC_INVLPG_EXITING };
         if (vmcs_build(&s)) {
-            if (step(true, EXIT_REASON_RDTSC, l2_misc_rdtsc, "RDTSC")) {
+            if (run_expect_at(true, EXIT_REASON_RDTSC, l2_misc_rdtsc, "RDTSC")) {
                 check_u64(ex.len, 2, "RDTSC exit: instruction length");
                 l2_regs.rax = 0x1111;
                 l2_regs.rdx = 0x2222;
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_DR_ACCESS, l2_misc_movdr7, "MOV RDX <- DR7")) {
+            if (run_expect_at(false, EXIT_REASON_DR_ACCESS, l2_misc_movdr7, "MOV RDX <- DR7")) {
                 check_u64(ex.qual, 0x217, "MOV from DR7 qualification (DR7, from DR, RDX)");
                 check_u64(ex.len, 3, "MOV DR exit: instruction length");
                 check_u64(l2_regs.rax, 0x1111, "L2's RAX after the emulated RDTSC");
                 l2_regs.rdx = 0x400;
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_DR_ACCESS, l2_misc_movdr1, "MOV DR1 <- RBX")) {
+            if (run_expect_at(false, EXIT_REASON_DR_ACCESS, l2_misc_movdr1, "MOV DR1 <- RBX")) {
                 check_u64(ex.qual, 0x301, "MOV to DR1 qualification (DR1, to DR, RBX)");
                 check_u64(l2_regs.rbx, 0x11, "MOV to DR1 exit: L2's RBX");
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_INVLPG, l2_misc_invlpg, "INVLPG")) {
+            if (run_expect_at(false, EXIT_REASON_INVLPG, l2_misc_invlpg, "INVLPG")) {
                 check_u64(ex.qual, 0x12345000, "INVLPG qualification (linear address)");
                 check_u64(ex.len, 3, "INVLPG exit: instruction length");
                 advance_rip();
             }
-            step(false, EXIT_REASON_VMCALL, l2_misc_vmcall, "VMCALL after INVLPG");
+            run_expect_at(false, EXIT_REASON_VMCALL, l2_misc_vmcall, "VMCALL after INVLPG");
         }
     }
     test_end();
@@ -613,7 +604,7 @@ static void t_preemption_timer(void)
         } else if (vmcs_build(&s)) {
             /* A timer far from expiring does not hold up the CPUID exit. */
             vmw(VMCS_PREEMPTION_TIMER_VALUE, 0xffffffffull);
-            if (step(true, EXIT_REASON_CPUID, l2_spin_cpuid, "CPUID with the timer armed") && save) {
+            if (run_expect_at(true, EXIT_REASON_CPUID, l2_spin_cpuid, "CPUID with the timer armed") && save) {
                 uint64_t left = vmr(VMCS_PREEMPTION_TIMER_VALUE);
                 test_check(left != 0 && left <= 0xffffffffull,
                            "saved timer after the CPUID exit: 0x%llx, expected 1..0xffffffff", U64(left));
@@ -664,13 +655,13 @@ static void t_protected_mode(void)
             vmw(VMCS_GUEST_CS_SELECTOR, SEL_CODE32);
             vmw(VMCS_GUEST_CS_AR, VMX_AR_CODE32);
             vmw(VMCS_GUEST_RSP, L2_STACK_TOP);
-            if (step(true, EXIT_REASON_CPUID, l2_pm_cpuid, "CPUID in 32-bit protected mode")) {
+            if (run_expect_at(true, EXIT_REASON_CPUID, l2_pm_cpuid, "CPUID in 32-bit protected mode")) {
                 check_u64(ex.len, 2, "CPUID exit: instruction length");
                 check_u64(l2_regs.rax & 0xffffffff, 0, "CPUID exit: L2's EAX");
                 l2_regs.rax = 0x32;
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_VMCALL, l2_pm_vmcall, "VMCALL in 32-bit protected mode")) {
+            if (run_expect_at(false, EXIT_REASON_VMCALL, l2_pm_vmcall, "VMCALL in 32-bit protected mode")) {
                 check_u64(ex.len, 3, "VMCALL exit: instruction length");
                 check_u64(l2_regs.rsi & 0xffffffff, 0x32, "L2's ESI (emulated CPUID EAX)");
                 check_u64(vmr(VMCS_GUEST_CS_SELECTOR), SEL_CODE32, "GUEST_CS selector");

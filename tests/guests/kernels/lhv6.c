@@ -140,15 +140,6 @@ static void vmx_init(void)
         l1_vmxon();
 }
 
-/* Enter L2 and expect an exit with this reason at this RIP. */
-static bool step(bool launch, uint32_t reason, const void *rip, const char *what)
-{
-    if (!run_expect(launch, reason, what))
-        return false;
-    return test_check(ex.rip == PA(rip), "%s: GUEST_RIP 0x%llx, expected 0x%llx", what,
-                      U64(ex.rip), U64(PA(rip)));
-}
-
 /* ------------------------------------------------------------------------------------------
  * l2-secondary-ud: a secondary control that enables an instruction, clear, makes it #UD in L2.
  */
@@ -170,7 +161,7 @@ static void secondary_case(const char *name, uint32_t ctl, void *prog, void *ins
         vmw(VMCS_SECONDARY_PROC_CTLS, s.proc2);
         vmw(VMCS_GUEST_CR4, vmr(VMCS_GUEST_CR4) | cr4_extra);
         snprintf(what, sizeof(what), "%s with its control clear", name);
-        if (step(true, EXIT_REASON_EXCEPTION_NMI, insn, what))
+        if (run_expect_at(true, EXIT_REASON_EXCEPTION_NMI, insn, what))
             check_u64(ex.intr_info, INTR_INFO(INTR_TYPE_HW_EXCEPTION, EXC_UD), what);
     }
     if (!proc2_allowed(ctl)) {
@@ -183,7 +174,7 @@ static void secondary_case(const char *name, uint32_t ctl, void *prog, void *ins
             vmw(VMCS_XSS_EXIT_BITMAP, 0);
         vmw(VMCS_GUEST_CR4, vmr(VMCS_GUEST_CR4) | cr4_extra);
         snprintf(what, sizeof(what), "%s with its control set", name);
-        step(true, EXIT_REASON_VMCALL, vmcall, what);
+        run_expect_at(true, EXIT_REASON_VMCALL, vmcall, what);
     }
 }
 
@@ -502,7 +493,7 @@ static void t_guest_pat(void)
                     run_expect(false, fail33, what);
                 }
                 vmw(VMCS_GUEST_IA32_PAT, PAT_GOOD);
-                step(false, EXIT_REASON_VMCALL, l2_second_vmcall, "VMRESUME with GUEST_PAT valid again");
+                run_expect_at(false, EXIT_REASON_VMCALL, l2_second_vmcall, "VMRESUME with GUEST_PAT valid again");
             }
         }
         if (vmx_ctl_allowed(cap_entry, ENTRY_LOAD_PAT) && vmcs_build(&s)) {
@@ -512,7 +503,7 @@ static void t_guest_pat(void)
                 run_expect(true, fail33, what);
             }
             vmw(VMCS_GUEST_IA32_PAT, PAT_GOOD);
-            step(true, EXIT_REASON_VMCALL, l2_two_vmcalls, "VMLAUNCH with GUEST_PAT valid again");
+            run_expect_at(true, EXIT_REASON_VMCALL, l2_two_vmcalls, "VMLAUNCH with GUEST_PAT valid again");
         }
         /* Without "load IA32_PAT" the field is not checked (nor loaded): an invalid value in it
          * does not fail the entry, after failed entries with the control set or without. */
@@ -520,10 +511,10 @@ static void t_guest_pat(void)
             vmw(VMCS_GUEST_IA32_PAT, pat_bad[0]);
             run_expect(true, fail33, "VMLAUNCH with GUEST_PAT 0x7040600070402");
             vmw(VMCS_ENTRY_CTLS, vmr(VMCS_ENTRY_CTLS) & ~ENTRY_LOAD_PAT);
-            if (step(true, EXIT_REASON_VMCALL, l2_two_vmcalls, "VMLAUNCH, invalid GUEST_PAT, no load IA32_PAT"))
+            if (run_expect_at(true, EXIT_REASON_VMCALL, l2_two_vmcalls, "VMLAUNCH, invalid GUEST_PAT, no load IA32_PAT"))
                 advance_rip();
             vmw(VMCS_GUEST_IA32_PAT, pat_bad[1]);
-            step(false, EXIT_REASON_VMCALL, l2_second_vmcall, "VMRESUME, invalid GUEST_PAT, no load IA32_PAT");
+            run_expect_at(false, EXIT_REASON_VMCALL, l2_second_vmcall, "VMRESUME, invalid GUEST_PAT, no load IA32_PAT");
         }
         /* ... and L2 has L1's PAT of the moment of each entry. */
         struct l2_setup r = { .rip = PA(l2_rdpat), .proc = PROC_USE_MSR_BITMAPS };
@@ -633,18 +624,18 @@ static void t_debug_controls(void)
         } else if (vmcs_build(&s)) {
             vmw(VMCS_GUEST_DR7, 0x20700);
             set_dr7(0x50700);
-            if (step(true, EXIT_REASON_VMCALL, l2_dr7_call1, "L2 sets DR7")) {
+            if (run_expect_at(true, EXIT_REASON_VMCALL, l2_dr7_call1, "L2 sets DR7")) {
                 check_u64(l2_regs.rax, 0x50700, "L2's DR7 without load debug controls: L1's");
                 check_u64(get_dr7(), 0x400, "L1's DR7 after the exit");
                 check_u64(vmr(VMCS_GUEST_DR7), 0x10700, "GUEST_DR7 saved by the exit");
                 advance_rip();
             }
             /* L1's DR7 is 0x400 now. */
-            if (step(false, EXIT_REASON_VMCALL, l2_dr7_call2, "L2 reads DR7 again"))
+            if (run_expect_at(false, EXIT_REASON_VMCALL, l2_dr7_call2, "L2 reads DR7 again"))
                 check_u64(l2_regs.rax, 0x400, "L2's DR7 at VMRESUME after the exit: L1's");
             vmw(VMCS_GUEST_RIP, PA(l2_dr7_second));
             set_dr7(0x30700);
-            if (step(false, EXIT_REASON_VMCALL, l2_dr7_call2, "L2 reads DR7 once more"))
+            if (run_expect_at(false, EXIT_REASON_VMCALL, l2_dr7_call2, "L2 reads DR7 once more"))
                 check_u64(l2_regs.rax, 0x30700, "L2's DR7 at VMRESUME after L1 set its own");
         }
         s.exit = 0;
@@ -652,7 +643,7 @@ static void t_debug_controls(void)
         if (vmcs_build(&s)) {
             vmw(VMCS_GUEST_DR7, 0x20700);
             set_dr7(0x50700);
-            if (step(true, EXIT_REASON_VMCALL, l2_dr7_call1, "L2 with load debug controls")) {
+            if (run_expect_at(true, EXIT_REASON_VMCALL, l2_dr7_call1, "L2 with load debug controls")) {
                 check_u64(l2_regs.rax, 0x20700, "L2's DR7 with load debug controls: GUEST_DR7");
                 check_u64(get_dr7(), 0x400, "L1's DR7 after the exit");
                 if (!((uint32_t)cap_exit & EXIT_SAVE_DEBUG_CTLS))

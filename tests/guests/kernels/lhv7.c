@@ -200,14 +200,6 @@ static void vmx_init(void)
     maxphy = cpuid(0x80000000).a >= 0x80000008 ? cpuid(0x80000008).a & 0xff : 36;
 }
 
-static bool step(bool launch, uint32_t reason, const void *rip, const char *what)
-{
-    if (!run_expect(launch, reason, what))
-        return false;
-    return test_check(ex.rip == PA(rip), "%s: GUEST_RIP 0x%llx, expected 0x%llx", what,
-                      U64(ex.rip), U64(PA(rip)));
-}
-
 static uint32_t vtpr(void) { return *(volatile uint32_t *)(vapic + APIC_TPR); }
 static void set_vtpr(uint32_t v) { *(volatile uint32_t *)(vapic + APIC_TPR) = v; }
 
@@ -269,17 +261,17 @@ static void t_tpr_shadow(void)
     if (test_begin("l2-cr8-exiting") && l1_need_vmx() && tpr_shadow_allowed("l2-cr8-exiting")) {
         set_vtpr(0x30);
         if (build_tpr(PA(l2_cr8x), PROC_CR8_LOAD_EXITING | PROC_CR8_STORE_EXITING, 0, 0)) {
-            if (step(true, EXIT_REASON_CR_ACCESS, l2_cr8x_store, "MOV RAX <- CR8")) {
+            if (run_expect_at(true, EXIT_REASON_CR_ACCESS, l2_cr8x_store, "MOV RAX <- CR8")) {
                 check_u64(ex.qual, 0x18, "CR8 store qualification (CR8, MOV from CR, RAX)");
                 l2_regs.rax = 0xc;
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_CR_ACCESS, l2_cr8x_load, "MOV CR8 <- RBX")) {
+            if (run_expect_at(false, EXIT_REASON_CR_ACCESS, l2_cr8x_load, "MOV CR8 <- RBX")) {
                 check_u64(ex.qual, 0x308, "CR8 load qualification (CR8, MOV to CR, RBX)");
                 check_u64(l2_regs.rax, 0xc, "L2's RAX after the emulated CR8 store");
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_VMCALL, l2_cr8x_vmcall, "VMCALL after the CR8 exits"))
+            if (run_expect_at(false, EXIT_REASON_VMCALL, l2_cr8x_vmcall, "VMCALL after the CR8 exits"))
                 check_u64(vtpr(), 0x30, "VTPR after intercepted CR8 accesses");
         }
     }
@@ -288,11 +280,11 @@ static void t_tpr_shadow(void)
     if (test_begin("l2-tpr-below-threshold") && l1_need_vmx() && tpr_shadow_allowed("l2-tpr-below-threshold")) {
         set_vtpr(0x60);
         if (build_tpr(PA(l2_tpr), 0, 0, 4) &&
-            step(true, EXIT_REASON_TPR_BELOW_THRESHOLD, l2_tpr_after, "MOV to CR8 of 2, threshold 4")) {
+            run_expect_at(true, EXIT_REASON_TPR_BELOW_THRESHOLD, l2_tpr_after, "MOV to CR8 of 2, threshold 4")) {
             check_u64(ex.qual, 0, "TPR-below-threshold qualification");
             check_u64(vtpr(), 0x20, "VTPR after the TPR-below-threshold exit");
             vmw(VMCS_TPR_THRESHOLD, 0);
-            step(false, EXIT_REASON_VMCALL, l2_tpr_after, "VMCALL after the TPR exit");
+            run_expect_at(false, EXIT_REASON_VMCALL, l2_tpr_after, "VMCALL after the TPR exit");
         }
     }
     test_end();
@@ -327,18 +319,18 @@ static void t_apic_access(void)
             set_vtpr(0x70);
             vmw(VMCS_APIC_ACCESS_ADDR, PA(apic_access));
             l2_regs.rsi = PA(apic_access);
-            if (step(true, EXIT_REASON_APIC_ACCESS, l2_aa_read, "read of APIC-access page offset 300H")) {
+            if (run_expect_at(true, EXIT_REASON_APIC_ACCESS, l2_aa_read, "read of APIC-access page offset 300H")) {
                 check_u64(ex.qual, 0x300, "APIC-access qualification (offset 300H, linear read)");
                 check_u64(l2_regs.r8, 0x70, "virtualized read of offset 080H");
                 l2_regs.rbx = 0x1234;
                 vmw(VMCS_GUEST_RIP, PA(l2_aa_read_end));
             }
-            if (step(false, EXIT_REASON_APIC_ACCESS, l2_aa_write, "write of APIC-access page offset 310H")) {
+            if (run_expect_at(false, EXIT_REASON_APIC_ACCESS, l2_aa_write, "write of APIC-access page offset 310H")) {
                 check_u64(ex.qual, 0x1310, "APIC-access qualification (offset 310H, linear write)");
                 check_u64(l2_regs.rbx, 0x1234, "L2's RBX after the emulated read");
                 vmw(VMCS_GUEST_RIP, PA(l2_aa_write_end));
             }
-            if (step(false, EXIT_REASON_VMCALL, l2_aa_vmcall, "VMCALL after the APIC accesses")) {
+            if (run_expect_at(false, EXIT_REASON_VMCALL, l2_aa_vmcall, "VMCALL after the APIC accesses")) {
                 check_u64(vtpr(), 0x40, "VTPR after the virtualized write of offset 080H");
                 check_u64(*(volatile uint32_t *)(apic_access + 0x310), 0, "APIC-access page itself unwritten");
                 check_u64(l2_regs.rdx & 0xff, 0x20, "real APIC TPR written by L2 (not the APIC-access page)");
@@ -348,7 +340,7 @@ static void t_apic_access(void)
             if (vmcs_build(&s)) {
                 vmw(VMCS_APIC_ACCESS_ADDR, PA(apic_access));
                 l2_regs.rsi = PA(apic_access);
-                if (step(true, EXIT_REASON_APIC_ACCESS, l2_aa, "read of offset 080H without TPR shadow"))
+                if (run_expect_at(true, EXIT_REASON_APIC_ACCESS, l2_aa, "read of offset 080H without TPR shadow"))
                     check_u64(ex.qual, 0x80, "APIC-access qualification (offset 080H, linear read)");
             }
         }
@@ -375,15 +367,15 @@ static void t_apic_access_apic_base(bool ept)
         } else if (vmcs_build(&s)) {
             vmw(VMCS_APIC_ACCESS_ADDR, base);
             l2_regs.rsi = base;
-            if (step(true, EXIT_REASON_APIC_ACCESS, l2_aa, "read of offset 080H")) {
+            if (run_expect_at(true, EXIT_REASON_APIC_ACCESS, l2_aa, "read of offset 080H")) {
                 check_u64(ex.qual, 0x80, "APIC-access qualification (offset 080H, linear read)");
                 vmw(VMCS_GUEST_RIP, PA(l2_aa_read));
             }
-            if (step(false, EXIT_REASON_APIC_ACCESS, l2_aa_read, "read of offset 300H")) {
+            if (run_expect_at(false, EXIT_REASON_APIC_ACCESS, l2_aa_read, "read of offset 300H")) {
                 check_u64(ex.qual, 0x300, "APIC-access qualification (offset 300H, linear read)");
                 vmw(VMCS_GUEST_RIP, PA(l2_aa_read_end));
             }
-            if (step(false, EXIT_REASON_APIC_ACCESS, l2_aa_write, "write of offset 310H")) {
+            if (run_expect_at(false, EXIT_REASON_APIC_ACCESS, l2_aa_write, "write of offset 310H")) {
                 check_u64(ex.qual, 0x1310, "APIC-access qualification (offset 310H, linear write)");
                 vmw(VMCS_GUEST_RIP, PA(l2_aa_write_end));
             }
@@ -410,23 +402,23 @@ static void t_apic_access_apic_base_tpr(void)
             set_vtpr(0x70);
             vmw(VMCS_APIC_ACCESS_ADDR, base);
             l2_regs.rsi = base;
-            if (step(true, EXIT_REASON_APIC_ACCESS, l2_aa_read, "read of offset 300H")) {
+            if (run_expect_at(true, EXIT_REASON_APIC_ACCESS, l2_aa_read, "read of offset 300H")) {
                 check_u64(ex.qual, 0x300, "APIC-access qualification (offset 300H, linear read)");
                 check_u64(l2_regs.r8, 0x70, "virtualized read of offset 080H");
                 vmw(VMCS_GUEST_RIP, PA(l2_aa_read_end));
             }
-            if (step(false, EXIT_REASON_APIC_ACCESS, l2_aa_write, "write of offset 310H")) {
+            if (run_expect_at(false, EXIT_REASON_APIC_ACCESS, l2_aa_write, "write of offset 310H")) {
                 check_u64(ex.qual, 0x1310, "APIC-access qualification (offset 310H, linear write)");
                 vmw(VMCS_GUEST_RIP, PA(l2_aa_write_end));
             }
-            if (step(false, EXIT_REASON_TPR_BELOW_THRESHOLD, l2_aa_vmcall, "virtualized write of 0 to 080H")) {
+            if (run_expect_at(false, EXIT_REASON_TPR_BELOW_THRESHOLD, l2_aa_vmcall, "virtualized write of 0 to 080H")) {
                 check_u64(vtpr(), 0, "VTPR after the virtualized writes");
                 check_u64(l2_regs.rdx, 0x20, "virtualized read of 080H after writing 0x20");
                 check_u64(l2_regs.rcx, 0x40, "L2's ECX after the virtualized write");
             }
             /* With VTPR 0 < threshold 1 the next entry would exit again at once (bare Bochs does). */
             vmw(VMCS_TPR_THRESHOLD, 0);
-            step(false, EXIT_REASON_VMCALL, l2_aa_vmcall, "VMCALL after the TPR exit");
+            run_expect_at(false, EXIT_REASON_VMCALL, l2_aa_vmcall, "VMCALL after the TPR exit");
             check_u64(apic_read(APIC_TPR), tpr, "real APIC TPR after L2's writes");
             check_u64(apic_read(0x310), icr_hi, "real APIC ICR high after L2's writes");
         }
@@ -496,7 +488,7 @@ static void t_vmfunc_eptp_switch(void)
             enter_expect_fail(true, VMX_FAIL_VALID_ERR(7), "EPTP switching without EPT");
             vmw(VMCS_SECONDARY_PROC_CTLS, vmx_ctl_value(cap_proc2, proc2));
             l2_regs.rsi = PA(vf_p);
-            if (step(true, EXIT_REASON_VMFUNC, l2_vf_index, "VMFUNC with index 512")) {
+            if (run_expect_at(true, EXIT_REASON_VMFUNC, l2_vf_index, "VMFUNC with index 512")) {
                 check_u64(l2_regs.r8, 0x1111, "read through EPT12 A");
                 check_u64(l2_regs.r9, 0x2222, "read through EPT12 B after VMFUNC(0, 1)");
                 check_u64(l2_regs.r10, 0x1111, "read through EPT12 A after VMFUNC(0, 0)");
@@ -504,11 +496,11 @@ static void t_vmfunc_eptp_switch(void)
                 check_u64(vmr(VMCS_EPT_POINTER), eptp_b, "EPT_POINTER after switching to B");
                 advance_rip();
             }
-            if (step(false, EXIT_REASON_VMFUNC, l2_vf_eptp, "VMFUNC to an invalid EPTP"))
+            if (run_expect_at(false, EXIT_REASON_VMFUNC, l2_vf_eptp, "VMFUNC to an invalid EPTP"))
                 advance_rip();
-            if (step(false, EXIT_REASON_VMFUNC, l2_vf_leaf, "VMFUNC function 1"))
+            if (run_expect_at(false, EXIT_REASON_VMFUNC, l2_vf_leaf, "VMFUNC function 1"))
                 advance_rip();
-            if (step(false, EXIT_REASON_VMCALL, l2_vf_vmcall, "VMCALL after the VMFUNC exits"))
+            if (run_expect_at(false, EXIT_REASON_VMCALL, l2_vf_vmcall, "VMCALL after the VMFUNC exits"))
                 check_u64(l2_regs.r11, 0x2222, "read through EPT12 B at the end");
             check_u64(vmr(VMCS_EPT_POINTER), eptp_b, "EPT_POINTER at the end");
         }
@@ -580,10 +572,10 @@ static void t_hyperv_replay(void)
          * outcome is the first thing this check reports. */
         int werr = vmcs_log.errors;
         uint32_t wbad = vmcs_log.first_bad;
-        if (ok && step(true, EXIT_REASON_CPUID, l2_hv_cpuid, "root partition CPUID")) {
+        if (ok && run_expect_at(true, EXIT_REASON_CPUID, l2_hv_cpuid, "root partition CPUID")) {
             l2_regs.rax = 0x40000006;
             advance_rip();
-            if (step(false, EXIT_REASON_RDMSR, l2_hv_rdmsr, "root partition RDMSR 10H")) {
+            if (run_expect_at(false, EXIT_REASON_RDMSR, l2_hv_rdmsr, "root partition RDMSR 10H")) {
                 check_u64(l2_regs.r11, 0x40000006, "CPUID result L1 gave");
                 check_u64(l2_regs.r8, 0, "CR8 read with VTPR 0");
                 check_u64(l2_regs.r9, 0xb, "CR8 read after writing 0xb");
@@ -593,7 +585,7 @@ static void t_hyperv_replay(void)
                 l2_regs.rdx = 0;
                 advance_rip();
             }
-            step(false, EXIT_REASON_VMCALL, l2_hv_vmcall, "root partition VMCALL");
+            run_expect_at(false, EXIT_REASON_VMCALL, l2_hv_vmcall, "root partition VMCALL");
         }
         test_check(werr == 0, "%d VMWRITEs of Hyper-V's fields failed (first 0x%x)", werr, wbad);
         /* Another VMCS on the same EPT12: a VM-entry failure (bad guest state), then a good entry. */
@@ -604,7 +596,7 @@ static void t_hyperv_replay(void)
             if (run_expect(true, VMX_EXIT_REASON_ENTRY_FAIL | EXIT_REASON_INVALID_GUEST_STATE, "RFLAGS bit 1 clear"))
                 check_u64(ex.qual, 0, "VM-entry failure qualification");
             vmw(VMCS_GUEST_RFLAGS, 2);
-            if (step(true, EXIT_REASON_VMCALL, l2_hv2 + 4, "VMLAUNCH after the failed entry"))
+            if (run_expect_at(true, EXIT_REASON_VMCALL, l2_hv2 + 4, "VMLAUNCH after the failed entry"))
                 check_u64(l2_regs.rax, 0xb, "CR8 on the second VMCS");
         }
     }

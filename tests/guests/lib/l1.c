@@ -490,6 +490,14 @@ const char *enter_outcome_name(int o, char *buf, size_t n)
     return buf;
 }
 
+bool run_expect_at(bool launch, uint32_t reason, const void *rip, const char *what)
+{
+    if (!run_expect(launch, reason, what))
+        return false;
+    return test_check(ex.rip == PA(rip), "%s: GUEST_RIP 0x%llx, expected 0x%llx", what,
+                      U64(ex.rip), U64(PA(rip)));
+}
+
 bool run_expect(bool launch, uint32_t reason, const char *what)
 {
     char buf[120];

@@ -221,6 +221,8 @@ int l2_enter(bool launch);
 const char *enter_outcome_name(int o, char *buf, size_t n);
 /* Enter L2 and expect a VM exit with this (full) exit reason; false (a check failed) if not. */
 bool run_expect(bool launch, uint32_t reason, const char *what);
+/* The same, and the exit's GUEST_RIP must be rip (the exiting instruction). */
+bool run_expect_at(bool launch, uint32_t reason, const void *rip, const char *what);
 /* Enter and expect a VMX failure outcome (no VM exit). */
 bool enter_expect_fail(bool launch, int want, const char *what);
 /* GUEST_RIP past the exiting instruction. */
