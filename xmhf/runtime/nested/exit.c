@@ -293,8 +293,10 @@ static bool l0_handles(struct vcpu *v)
 	case EXIT_REASON_VMFUNC:
 		return nested_vmfunc_exit(v); /* EPTP switching, emulated (vmfunc.c) */
 	case EXIT_REASON_IO:
-		/* A port L0 or a hypapp intercepts, which L1 lets L2 reach (entry.c's merged bitmaps). */
-		if (l1_wants_io(v))
+		/* A port L0 or a hypapp intercepts, which L1 lets L2 reach (entry.c's merged bitmaps). L0's
+		 * string I/O emulation reaches memory through L1 addresses, so INS/OUTS of an L2 on EPT12
+		 * go to L1 instead (not asked for, but L1 performs them, and L0 sees L1's own port I/O). */
+		if (l1_wants_io(v) || (((vmcs_read(VMCS_EXIT_QUALIFICATION) >> 4) & 1) && nested_l2_uses_ept(v)))
 			return false;
 		handle_io(v);
 		return true;
