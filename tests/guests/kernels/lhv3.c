@@ -136,6 +136,7 @@ extern char __image_end[];
 extern char l2_ident[], l2_ident_cpuid[], l2_ident_vmcall[];
 extern char l2_read[], l2_read_vmcall[];
 extern char l2_rw[], l2_rw_store[], l2_rw_vmcall[];
+extern char l2_sio[], l2_sio_insn[];
 extern char l2_jump[];
 extern char exec_tmpl[], exec_tmpl_vmcall[], exec_tmpl_end[];
 extern char rm_code[], rm_code_vmcall[], rm_code_end[];
@@ -169,6 +170,15 @@ asm(".text\n"
 
     "l2_jump:\n"
     "  jmp *%rbx\n"
+
+    /* ept-string-io: REP INSB of RCX bytes from port 0xf4 to RDI */
+    "l2_sio:\n"
+    "  cld\n"
+    "  mov $0xf4, %edx\n"
+    "l2_sio_insn:\n"
+    "  rep insb\n"
+    "  vmcall\n"
+    "  ud2\n"
 
     /* copied into a test page: runs at the address L2 jumps to */
     "exec_tmpl:\n"
@@ -537,6 +547,39 @@ static void t_ept_remap(void)
                      "left out");
             }
             check_u64(pg_p[0x10], 0x9999000000000010ull, "P at the end");
+        }
+    }
+    test_end();
+}
+
+/* ------------------------------------------------------------------------------------------
+ * ept-string-io: L2 on an EPT that maps its page P onto L1's page Q does REP INSB into P from port
+ * 0xf4, which L1 lets through (no I/O controls) and the hypervisor under test may watch. Bare, the
+ * bytes land in Q. Under XMHF, which emulates string I/O only with L1 addresses, the INS must not
+ * write L1's page P behind L1's EPT: it either lands in Q or reaches L1 as an I/O exit.
+ */
+static void t_ept_string_io(void)
+{
+    if (ept_begin("ept-string-io", false)) {
+        uint64_t *pml4 = ept_new();
+        memset(pg_p, 0x33, PAGE);
+        memset(pg_q, 0x33, PAGE);
+        ept_map(pml4, PA(pg_p), PA(pg_q), EPTE_RWX);
+        struct l2_setup s = { .rip = PA(l2_sio), .proc2 = PROC2_ENABLE_EPT, .eptp = eptp_of(pml4) };
+        uint8_t v = inb(0xf4);
+        if (vmcs_build(&s)) {
+            l2_regs = (struct gregs){ .rdi = PA(pg_p) + 8, .rcx = 4 };
+            int o = l2_enter(true);
+            const uint8_t *p = (const uint8_t *)pg_p, *q = (const uint8_t *)pg_q;
+            if (test_check(o == ENTER_EXITED, "no VM exit")) {
+                test_check(p[8] == 0x33 && p[11] == 0x33, "L1's page P written through L2's GPA P: %x %x",
+                           p[8], p[11]);
+                if (ex.reason == EXIT_REASON_IO)
+                    check_u64(ex.rip, PA(l2_sio_insn), "the I/O exit's RIP (the INS)");
+                else if (test_check(ex.reason == EXIT_REASON_VMCALL, "exit reason 0x%x", ex.reason))
+                    test_check(q[8] == v && q[11] == v && q[12] == 0x33, "Q after the INS: %x %x %x",
+                               q[8], q[11], q[12]);
+            }
         }
     }
     test_end();
@@ -1133,6 +1176,7 @@ void test_main(void)
     }
     t_ept_identity();
     t_ept_remap();
+    t_ept_string_io();
     t_ept_violation_read();
     t_ept_violation_write();
     t_ept_violation_exec();
