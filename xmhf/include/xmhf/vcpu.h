@@ -222,6 +222,14 @@ void guest_advance_rip(u64 length);
 u32 guest_fetch_instruction(struct vcpu *v, u8 *buf);
 bool nested_l2_gpa_to_l1(struct vcpu *v, u64 gpa2, u64 *gpa1);
 u32 guest_code_bits(void);
+/* A guest store to a trapped MMIO page, emulated from its instruction (lib/mmio-store.c): decode
+ * fills *st, *cpu and bytes (15, for messages) without changing the guest (0, or -1 if the emulator
+ * does not know the instruction); commit then applies its register, RFLAGS and RIP effects. */
+struct mmio_cpu;
+struct mmio_store;
+int guest_store_decode(struct vcpu *v, u64 (*read_old)(void *ctx, u32 size), void *ctx, struct mmio_cpu *cpu,
+		       struct mmio_store *st, u8 *bytes, u32 *n);
+void guest_store_commit(struct vcpu *v, const struct mmio_cpu *cpu, const struct mmio_store *st);
 
 /* EPT01 permissions of one 4 KiB guest page (EPT_READ/WRITE/EXEC bits): set before the guest runs,
  * or changed while it runs (other CPUs quiesced), and read. */

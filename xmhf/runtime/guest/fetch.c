@@ -3,6 +3,7 @@
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <lib/insn.h>
+#include <lib/mmio-store.h>
 #include <lib/string.h>
 #include <x86/cpu.h>
 
@@ -56,6 +57,25 @@ u32 guest_fetch_instruction(struct vcpu *v, u8 *buf)
 		n += chunk;
 	}
 	return n;
+}
+
+int guest_store_decode(struct vcpu *v, u64 (*read_old)(void *ctx, u32 size), void *ctx, struct mmio_cpu *cpu,
+		       struct mmio_store *st, u8 *bytes, u32 *n)
+{
+	*cpu = (struct mmio_cpu){ .cs_bits = guest_code_bits(), .rflags = vmcs_read(VMCS_GUEST_RFLAGS) };
+	memset(bytes, 0, 15);
+	*n = guest_fetch_instruction(v, bytes);
+	memcpy(cpu->gpr, v->regs.gpr, sizeof(cpu->gpr));
+	cpu->gpr[REG_RSP] = vmcs_read(VMCS_GUEST_RSP);
+	return mmio_store_emulate(bytes, *n, cpu, read_old, ctx, st);
+}
+
+void guest_store_commit(struct vcpu *v, const struct mmio_cpu *cpu, const struct mmio_store *st)
+{
+	memcpy(v->regs.gpr, cpu->gpr, sizeof(cpu->gpr));
+	vmcs_write(VMCS_GUEST_RSP, cpu->gpr[REG_RSP]);
+	vmcs_write(VMCS_GUEST_RFLAGS, cpu->rflags);
+	guest_advance_rip(st->length);
 }
 
 u32 guest_code_bits(void)

@@ -6,7 +6,6 @@
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <lib/mmio-store.h>
-#include <lib/string.h>
 #include <x86/cpu.h>
 #include <x86/lapic.h>
 #include <x86/msr.h>
@@ -56,17 +55,14 @@ static void warn_once(u32 *done, const char *fmt, u32 a, u32 b, const u8 *bytes)
 bool lapic_trap_handle_ept(struct vcpu *v, u64 gpa)
 {
 	static u32 warned_insn, warned_size;
-	u8 bytes[15] = { 0 };
-	struct mmio_cpu cpu = { .cs_bits = guest_code_bits(), .rflags = vmcs_read(VMCS_GUEST_RFLAGS) };
+	u8 bytes[15];
+	struct mmio_cpu cpu;
 	struct mmio_store st;
 	u32 offset = (u32)(gpa & 0xfff), n;
 
 	if ((gpa & ~0xfffULL) != apic_page)
 		return false;
-	n = guest_fetch_instruction(v, bytes);
-	memcpy(cpu.gpr, v->regs.gpr, sizeof(cpu.gpr));
-	cpu.gpr[REG_RSP] = vmcs_read(VMCS_GUEST_RSP);
-	if (mmio_store_emulate(bytes, n, &cpu, read_old, &offset, &st)) {
+	if (guest_store_decode(v, read_old, &offset, &cpu, &st, bytes, &n)) {
 		/* A store we cannot emulate (an SSE or x87 store, a string move, CMPXCHG, or code that
 		 * changed since it faulted): #GP(0), an architectural fault the guest can handle, never
 		 * a stop. Nothing has been written or changed. */
@@ -89,10 +85,7 @@ bool lapic_trap_handle_ept(struct vcpu *v, u64 gpa)
 			apic_write(offset, (u32)st.value);
 		}
 	}
-	memcpy(v->regs.gpr, cpu.gpr, sizeof(cpu.gpr));
-	vmcs_write(VMCS_GUEST_RSP, cpu.gpr[REG_RSP]);
-	vmcs_write(VMCS_GUEST_RFLAGS, cpu.rflags);
-	guest_advance_rip(st.length);
+	guest_store_commit(v, &cpu, &st);
 	return true;
 }
 

@@ -6,7 +6,6 @@
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <lib/mmio-store.h>
-#include <lib/string.h>
 #include <lib/vmcs-fields.h>
 #include <x86/cpu.h>
 #include "nested.h"
@@ -90,25 +89,19 @@ static u64 read_vtpr(void *ctx, u32 size)
  * this store is not one the emulator knows: then it is an APIC-access exit. */
 static bool virtualize_tpr_write(struct vcpu *v)
 {
-	u8 bytes[15] = { 0 };
+	u8 bytes[15];
 	u8 *vapic = guestmem_ptr(r12(v, VMCS_VIRTUAL_APIC_ADDR), PAGE_SIZE_4K);
-	struct mmio_cpu cpu = { .cs_bits = guest_code_bits(), .rflags = vmcs_read(VMCS_GUEST_RFLAGS) };
+	struct mmio_cpu cpu;
 	struct mmio_store st;
 	u32 n;
 
 	if (!vapic)
 		return false;
-	n = guest_fetch_instruction(v, bytes);
-	memcpy(cpu.gpr, v->regs.gpr, sizeof(cpu.gpr));
-	cpu.gpr[REG_RSP] = vmcs_read(VMCS_GUEST_RSP);
-	if (mmio_store_emulate(bytes, n, &cpu, read_vtpr, vapic, &st) || st.size > 4 || !st.length)
+	if (guest_store_decode(v, read_vtpr, vapic, &cpu, &st, bytes, &n) || st.size > 4 || !st.length)
 		return false;
 	if (st.write)
 		*(volatile u32 *)(vapic + APIC_OFFSET_TPR) = (u8)st.value;
-	memcpy(v->regs.gpr, cpu.gpr, sizeof(cpu.gpr));
-	vmcs_write(VMCS_GUEST_RSP, cpu.gpr[REG_RSP]);
-	vmcs_write(VMCS_GUEST_RFLAGS, cpu.rflags);
-	guest_advance_rip(st.length);
+	guest_store_commit(v, &cpu, &st);
 	if ((vapic[APIC_OFFSET_TPR] >> 4) < (r12(v, VMCS_TPR_THRESHOLD) & 0xf))
 		nested_reflect_with(v, EXIT_REASON_TPR_BELOW_THRESHOLD, 0);
 	return true;
