@@ -17,12 +17,6 @@ static u64 r12(struct vcpu *v, u32 enc)
 	return vmcs12_read(v, enc);
 }
 
-static u32 proc2_12(struct vcpu *v)
-{
-	return (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_SECONDARY_CONTROLS) ? (u32)r12(v, VMCS_PROC_BASED_CONTROLS2) :
-									     0;
-}
-
 /* A page address the CPU will use (SDM 27.2.1.1): 4 KiB aligned, within the physical-address width;
  * and, for L0, L1's own memory, never the hypervisor's. */
 static bool page_ok(u64 pa)
@@ -34,7 +28,7 @@ static bool page_ok(u64 pa)
  * accesses needs no TPR shadow. */
 bool nested_apicv_controls_ok(struct vcpu *v)
 {
-	u32 proc = (u32)r12(v, VMCS_PROC_BASED_CONTROLS), proc2 = proc2_12(v);
+	u32 proc = (u32)r12(v, VMCS_PROC_BASED_CONTROLS), proc2 = nested_proc2_12(v);
 
 	if ((proc & PROC_TPR_SHADOW) && !page_ok(r12(v, VMCS_VIRTUAL_APIC_ADDR)))
 		return false;
@@ -56,7 +50,7 @@ bool nested_apicv_tpr_ok(struct vcpu *v)
 		return true;
 	if (r12(v, VMCS_TPR_THRESHOLD) & ~0xfULL)
 		return false;
-	if (proc2_12(v) & PROC2_VIRTUALIZE_APIC)
+	if (nested_proc2_12(v) & PROC2_VIRTUALIZE_APIC)
 		return true;
 	vapic = guestmem_ptr(r12(v, VMCS_VIRTUAL_APIC_ADDR), PAGE_SIZE_4K);
 	return vapic && (r12(v, VMCS_TPR_THRESHOLD) & 0xf) <= (u64)(vapic[APIC_OFFSET_TPR] >> 4);
@@ -70,7 +64,7 @@ void nested_apicv_setup02(struct vcpu *v)
 		vmcs_write(VMCS_VIRTUAL_APIC_ADDR, r12(v, VMCS_VIRTUAL_APIC_ADDR));
 		vmcs_write(VMCS_TPR_THRESHOLD, r12(v, VMCS_TPR_THRESHOLD));
 	}
-	if (proc2_12(v) & PROC2_VIRTUALIZE_APIC)
+	if (nested_proc2_12(v) & PROC2_VIRTUALIZE_APIC)
 		vmcs_write(VMCS_APIC_ACCESS_ADDR, r12(v, VMCS_APIC_ACCESS_ADDR));
 }
 
@@ -117,7 +111,7 @@ bool nested_apicv_access_exit(struct vcpu *v, u64 gpa1, u64 qual)
 	bool vectoring = vmcs_read(VMCS_IDT_VECTORING_INFO) & INTR_INFO_VALID;
 	u64 type;
 
-	if (!(proc2_12(v) & PROC2_VIRTUALIZE_APIC) || (gpa1 & ~0xfffULL) != r12(v, VMCS_APIC_ACCESS_ADDR))
+	if (!(nested_proc2_12(v) & PROC2_VIRTUALIZE_APIC) || (gpa1 & ~0xfffULL) != r12(v, VMCS_APIC_ACCESS_ADDR))
 		return false;
 	if ((qual & (1ULL << 7)) && (qual & (1ULL << 8))) /* a linear access */
 		type = vectoring ? 3 : (qual & 2) ? 1 : (qual & 4) ? 2 : 0;

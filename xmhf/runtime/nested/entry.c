@@ -41,10 +41,15 @@ u64 nested_eptp12(struct vcpu *v)
 	return r12(v, VMCS_EPT_POINTER);
 }
 
+/* VMCS12's secondary controls as in force: 0 unless "activate secondary controls" (SDM 25.6.2). */
+u32 nested_proc2_12(struct vcpu *v)
+{
+	return (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_SECONDARY_CONTROLS) ? (u32)r12(v, VMCS_PROC_BASED_CONTROLS2) : 0;
+}
+
 bool nested_l2_uses_ept(struct vcpu *v)
 {
-	return (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_SECONDARY_CONTROLS) &&
-	       (r12(v, VMCS_PROC_BASED_CONTROLS2) & PROC2_EPT);
+	return nested_proc2_12(v) & PROC2_EPT;
 }
 
 /* EPTP12 (SDM 27.2.1.1): a memory type and walk length offered, no reserved bits, no A/D enable. */
@@ -64,7 +69,7 @@ bool nested_eptp_valid(u64 eptp12)
 static bool check_controls(struct vcpu *v)
 {
 	u32 pin = (u32)r12(v, VMCS_PIN_BASED_CONTROLS), proc = (u32)r12(v, VMCS_PROC_BASED_CONTROLS);
-	u32 proc2 = (proc & PROC_SECONDARY_CONTROLS) ? (u32)r12(v, VMCS_PROC_BASED_CONTROLS2) : 0;
+	u32 proc2 = nested_proc2_12(v);
 
 	if (!ctl_ok(pin, MSR_IA32_VMX_TRUE_PINBASED_CTLS, MSR_IA32_VMX_PINBASED_CTLS) ||
 	    !ctl_ok(proc, MSR_IA32_VMX_TRUE_PROCBASED_CTLS, MSR_IA32_VMX_PROCBASED_CTLS) ||
@@ -354,7 +359,7 @@ static void setup_cr_masks(struct vcpu *v)
 static void build_vmcs02(struct vcpu *v)
 {
 	u32 pin12 = (u32)r12(v, VMCS_PIN_BASED_CONTROLS), proc12 = (u32)r12(v, VMCS_PROC_BASED_CONTROLS);
-	u32 proc2_12 = (proc12 & PROC_SECONDARY_CONTROLS) ? (u32)r12(v, VMCS_PROC_BASED_CONTROLS2) : 0;
+	u32 proc2_12 = nested_proc2_12(v);
 	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
 	u64 cr0_mask01 = vmcs_read(VMCS_CR0_GUEST_HOST_MASK), cr4_mask01 = vmcs_read(VMCS_CR4_GUEST_HOST_MASK);
 	struct l1_loadables l1 = l1_loadables();
@@ -462,7 +467,7 @@ void nested_vmentry(struct vcpu *v, bool launch)
 		nested_vm_fail(v, VMXERR_INVALID_HOST_STATE);
 		return;
 	}
-	proc2 = (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_SECONDARY_CONTROLS) ? (u32)r12(v, VMCS_PROC_BASED_CONTROLS2) : 0;
+	proc2 = nested_proc2_12(v);
 	if (proc2 & PROC2_VMCS_SHADOWING) {
 		printf("XMHF: FATAL: CPU %u: L1's VMCS uses VMCS shadowing, which nested VMX does not emulate yet\n",
 		       v->cpu->index);

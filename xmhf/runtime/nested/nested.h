@@ -37,6 +37,7 @@ void ept02_invept(struct vcpu *v, bool all, u64 eptp12);
 u64 ept02_eptp(struct vcpu *v, u64 eptp12);
 bool ept02_violation(struct vcpu *v);
 u64 nested_eptp12(struct vcpu *v);
+u32 nested_proc2_12(struct vcpu *v);        /* VMCS12's secondary controls in force (0 if not activated) */
 bool nested_l2_uses_ept(struct vcpu *v);
 /* Reflects the current L2 exit to L1 as `reason` with qualification `qual` (exit.c). */
 void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual);
