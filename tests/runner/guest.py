@@ -28,6 +28,8 @@ KERNELS = [
     ("hypapp", (1,), ""),
     ("mtrr", (1, 2), ""),
     ("apicstore", (1, 2), ""),
+    # Hardware task switches in 32-bit protected mode (JMP/CALL/IRET, task gates, faults).
+    ("taskswitch", (1,), ""),
     # The L1 test hypervisor (VMX instructions, VM-entry failures); under XMHF with nested=1.
     ("lhv", (1, 2), ""),
     # L1 runs L2 guests (64-bit, on L1's page tables, no EPT): exits, state after exit, entry failures.
@@ -365,7 +367,8 @@ def hypapp_tests():
 
 # XMHF as its own L1 (levels=2): kernels and CPU counts. The lhv kernels make three levels of VMX.
 XMHF_IN_XMHF = [("cpuid", 2), ("msr", 1), ("cr", 1), ("e820", 1), ("smp", 2), ("nmi", 2), ("mtrr", 1),
-                ("lhv", 1), ("lhv2", 1), ("lhv3", 2), ("lhv4", 2), ("lhv5", 2), ("lhv6", 1), ("lhv7", 1)]
+                ("lhv", 1), ("lhv2", 1), ("lhv3", 2), ("lhv4", 2), ("lhv5", 2), ("lhv6", 1), ("lhv7", 1),
+                ("taskswitch", 1)]
 
 
 def tests():

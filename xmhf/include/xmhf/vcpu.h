@@ -146,6 +146,7 @@ void handle_nmi_window(struct vcpu *v);
 void handle_vmx_instruction(struct vcpu *v);
 void handle_invd(struct vcpu *v);
 void handle_getsec(struct vcpu *v);
+void handle_task_switch(struct vcpu *v); /* guest/task-switch.c */
 
 /* Hypervisor NMIs in root mode. */
 void nmi_host(void);
@@ -205,6 +206,9 @@ const struct sparse_bitmap *vmcs01_msr_intercepts(void); /* VMCS01's MSR bitmap,
 bool guest_linear_read(u64 linear, void *buf, u32 n);
 bool guest_linear_write(u64 linear, const void *buf, u32 n);
 void guest_inject_pf(u64 linear, u32 error_code);
+/* A CR3 written by an emulated instruction (PAE PDPTEs checked and loaded, VPID flushed); false:
+ * invalid PDPTEs, nothing changed. */
+bool guest_load_cr3(u64 cr3);
 
 /* Guest INIT/SIPI (runtime/guest/ipi.c) and the local APIC trap (runtime/guest/lapic-trap.c). */
 void ipi_emulate(struct vcpu *src, u32 dest, u32 icr_low, bool x2apic);

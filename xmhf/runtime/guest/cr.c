@@ -9,6 +9,25 @@
 
 #define CR4_SMXE (1ULL << 14)
 
+/* PAE paging's four PDPTEs from CR3, checked as the CPU checks them (SDM Vol. 3, 4.4.1: a present
+ * entry with reserved bits set is refused; VM entry would fail on it). */
+static bool load_pdptes(u64 cr3)
+{
+	u64 *p = guestmem_ptr(cr3 & 0xffffffe0ULL, 32), pdpte[4];
+	u64 reserved = 0x1e6ULL | ~((1ULL << vmx_caps.maxphyaddr) - 1);
+
+	if (!p)
+		return false;
+	for (int i = 0; i < 4; i++) {
+		pdpte[i] = p[i];
+		if ((pdpte[i] & 1) && (pdpte[i] & reserved))
+			return false;
+	}
+	for (int i = 0; i < 4; i++)
+		vmcs_write(VMCS_GUEST_PDPTE0 + 2 * i, pdpte[i]);
+	return true;
+}
+
 /* The MOV to CR0 is emulated, so its side effects on paging are too (SDM Vol. 3, 10.8.5 and 4.4.1):
  * setting PG with EFER.LME activates IA-32e mode (EFER.LMA and the "IA-32e mode guest" entry control),
  * clearing PG deactivates it, and entering PAE paging loads the PDPTEs from CR3. */
@@ -26,13 +45,36 @@ static bool paging_transition(u64 old_cr0, u64 new_cr0)
 	} else if (pg_off && (efer & EFER_LMA)) {
 		vmcs_write(VMCS_GUEST_IA32_EFER, efer & ~EFER_LMA);
 		vmcs_clear_bits(VMCS_ENTRY_CONTROLS, ENTRY_IA32E_MODE_GUEST);
-	} else if (pg_on && (vmcs_read(VMCS_GUEST_CR4) & CR4_PAE)) {
-		u64 *pdpte = guestmem_ptr(vmcs_read(VMCS_GUEST_CR3) & ~0x1fULL, 32);
-		if (!pdpte)
-			return false;
-		for (int i = 0; i < 4; i++)
-			vmcs_write(VMCS_GUEST_PDPTE0 + 2 * i, pdpte[i]);
+	} else if (pg_on && (vmcs_read(VMCS_GUEST_CR4) & CR4_PAE) && !load_pdptes(vmcs_read(VMCS_GUEST_CR3))) {
+		return false;
 	}
+	return true;
+}
+
+/* The guest's (VPID 1's) non-global translations go, as a MOV to CR3 of the guest itself would drop
+ * them; without VPID every VM entry flushes them anyway (SDM 29.4.3.3). */
+static void flush_guest_tlb(void)
+{
+	u64 cap = vmx_caps.ept_vpid;
+	u32 type = (cap & (1ULL << 43)) ? 3 : (cap & (1ULL << 41)) ? 1 : 2;
+
+	if (!(vmcs_read(VMCS_PROC_BASED_CONTROLS) & PROC_SECONDARY_CONTROLS) ||
+	    !(vmcs_read(VMCS_PROC_BASED_CONTROLS2) & PROC2_VPID))
+		return;
+	if (invvpid(type, (u16)vmcs_read(VMCS_VPID), 0))
+		panic("INVVPID type %u of the guest's VPID failed", type);
+}
+
+/* Loads a guest CR3 written by an emulated instruction (MOV to CR3, a task switch): with PAE paging
+ * outside IA-32e mode the PDPTEs come from it first. The guest's VPID-tagged translations are flushed
+ * as the instruction itself would flush them (SDM 4.10.4.1; globals kept). */
+bool guest_load_cr3(u64 cr3)
+{
+	if ((vmcs_read(VMCS_GUEST_CR0) & CR0_PG) && (vmcs_read(VMCS_GUEST_CR4) & CR4_PAE) &&
+	    !(vmcs_read(VMCS_GUEST_IA32_EFER) & EFER_LMA) && !load_pdptes(cr3))
+		return false;
+	vmcs_write(VMCS_GUEST_CR3, cr3);
+	flush_guest_tlb();
 	return true;
 }
 
@@ -104,18 +146,11 @@ void handle_cr_access(struct vcpu *v)
 	if (!(vmcs_read(VMCS_ENTRY_CONTROLS) & ENTRY_IA32E_MODE_GUEST) || !(vmcs_read(VMCS_GUEST_CS_ACCESS_RIGHTS) & (1 << 13)))
 		val = (u32)val; /* outside 64-bit mode only 32 bits are moved */
 	if (cr == 3) {
-		/* As for the store: only without TRUE controls. PAE paging loads the PDPTEs from the new CR3. */
-		if ((vmcs_read(VMCS_GUEST_CR0) & CR0_PG) && (vmcs_read(VMCS_GUEST_CR4) & CR4_PAE) &&
-		    !(vmcs_read(VMCS_GUEST_IA32_EFER) & EFER_LMA)) {
-			u64 *pdpte = guestmem_ptr(val & ~0x1fULL, 32);
-			if (!pdpte) {
-				guest_inject_gp();
-				return;
-			}
-			for (int i = 0; i < 4; i++)
-				vmcs_write(VMCS_GUEST_PDPTE0 + 2 * i, pdpte[i]);
+		/* As for the store: only without TRUE controls. */
+		if (!guest_load_cr3(val)) {
+			guest_inject_gp();
+			return;
 		}
-		vmcs_write(VMCS_GUEST_CR3, val);
 		guest_skip_instruction();
 	} else if (cr == 0)
 		mov_to_cr0(v, val);

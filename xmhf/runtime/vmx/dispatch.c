@@ -11,6 +11,7 @@ static const exit_handler_t exit_handlers[EXIT_REASON_MAX] = {
 	[EXIT_REASON_INIT] = handle_init,
 	[EXIT_REASON_SIPI] = handle_sipi,
 	[EXIT_REASON_NMI_WINDOW] = handle_nmi_window,
+	[EXIT_REASON_TASK_SWITCH] = handle_task_switch,
 	[EXIT_REASON_CPUID] = handle_cpuid,
 	[EXIT_REASON_GETSEC] = handle_getsec,
 	[EXIT_REASON_INVD] = handle_invd,
@@ -135,7 +136,9 @@ void vmexit_dispatch(struct vcpu *v)
 		l2_entry_checks(v);
 		return;
 	}
-	reinject_interrupted_event();
+	/* A task switch through a task gate completed the event delivery it interrupted (task-switch.c). */
+	if (basic != EXIT_REASON_TASK_SWITCH)
+		reinject_interrupted_event();
 	ipi_check_init(v);
 	ept01_check_generation();
 	/* Guest NMIs that arrived while the hypervisor ran: ask for an NMI-window exit. */
