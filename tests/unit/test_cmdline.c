@@ -133,6 +133,19 @@ TEST(cmdline_selftest)
 	CHECK_EQ(cmdline_parse("selftest=boom", &c, err, sizeof(err)), -1);
 }
 
+TEST(cmdline_ept01_top)
+{
+	struct boot_cmdline c;
+	char err[64];
+
+	CHECK_EQ(cmdline_parse("", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.ept01_top_gib, 0);
+	CHECK_EQ(cmdline_parse("ept01_top=2", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.ept01_top_gib, 2);
+	CHECK_EQ(cmdline_parse("ept01_top=0", &c, err, sizeof(err)), -1);
+	CHECK_EQ(cmdline_parse("ept01_top=65536", &c, err, sizeof(err)), -1);
+}
+
 TEST(cmdline_on_stop)
 {
 	struct boot_cmdline c;

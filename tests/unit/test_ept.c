@@ -1211,3 +1211,40 @@ TEST(ept_random_build_split_update)
 		}
 	}
 }
+
+TEST(ept_map_identity_extends)
+{
+	struct tenv t;
+	u64 pml4;
+
+	/* Built to 2 GiB, then 3 GiB..4 GiB added (on-demand MMIO): large pages, the gap stays absent,
+	 * the first map is untouched; adding an already mapped range changes nothing. */
+	setup(&t, false, true, true);
+	pml4 = build(&t, 2 * GiB);
+	REQUIRE(pml4 != 0);
+	CHECK_EQ(t.pool.n, 2);
+	REQUIRE(ept_map_identity(&t.env, pml4, 3 * GiB, 4 * GiB) == 0);
+	CHECK_EQ(t.pool.n, 2);
+	AT(&t, pml4, 1 * GiB, 3, MT_WB);
+	ABSENT(&t, pml4, 2 * GiB);
+	AT(&t, pml4, 3 * GiB + 0x123000, 3, MT_WB);
+	ABSENT(&t, pml4, 4 * GiB);
+	REQUIRE(ept_map_identity(&t.env, pml4, 0, 1 * GiB) == 0);
+	CHECK_EQ(t.pool.n, 2);
+	pool_free(&t.pool);
+
+	/* 2 MiB pages only, a range beyond 512 GiB: new tables, 2 MiB leaves, a hole respected. */
+	setup(&t, false, false, true);
+	init_mtrr(&t.m, MT_WB, false, MT_WB, 46);
+	add_hole(&t, 600 * GiB + 4 * MiB, 2 * MiB);
+	pml4 = build(&t, 4 * GiB);
+	REQUIRE(pml4 != 0);
+	REQUIRE(ept_map_identity(&t.env, pml4, 600 * GiB, 600 * GiB + 8 * MiB) == 0);
+	AT(&t, pml4, 600 * GiB, 2, MT_WB);
+	AT(&t, pml4, 600 * GiB + 2 * MiB, 2, MT_WB);
+	ABSENT(&t, pml4, 600 * GiB + 4 * MiB);
+	AT(&t, pml4, 600 * GiB + 6 * MiB, 2, MT_WB);
+	ABSENT(&t, pml4, 600 * GiB + 8 * MiB);
+	AT(&t, pml4, 4 * GiB - 4 * KiB, 2, MT_WB);
+	pool_free(&t.pool);
+}

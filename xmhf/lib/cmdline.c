@@ -166,6 +166,12 @@ static int apply_word(struct tok w, struct boot_cmdline *out, char *err, size_t 
 			return fail(err, errlen, "selftest: want none, exception, null, write-text or exec-heap, not", val);
 		return 0;
 	}
+	if (tok_eq(key, "ept01_top")) {
+		if (!parse_uint(val, 0xffff, &n) || n == 0)
+			return fail(err, errlen, "ept01_top: want a number of GiB (1..65535), not", val);
+		out->ept01_top_gib = (u16)n;
+		return 0;
+	}
 	if (tok_eq(key, "on_stop")) {
 		if (tok_eq(val, "halt"))
 			out->on_stop = ON_STOP_HALT;
@@ -195,6 +201,7 @@ int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t err
 	out->on_stop = ON_STOP_HALT;
 	out->nested = 1; /* VMX for the guest: Hyper-V, KVM and others need it; nested=0 hides it */
 	out->selftest = 0;
+	out->ept01_top_gib = 0;
 	for (u32 i = 0; i < sizeof(out->pad); i++)
 		out->pad[i] = 0;
 	out->unknown_keys = 0;

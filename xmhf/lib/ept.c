@@ -35,7 +35,10 @@ static u64 leaf_entry(u64 addr, int level, int type)
 	return addr | EPT_R | EPT_W | EPT_X | ((u64)type << 3) | (level > 1 ? EPT_PS : 0);
 }
 
-static int fill(const struct ept_env *env, u64 table_pa, int level, u64 base, u64 top)
+/* Maps [lo, hi) of the table at table_pa (level, covering from base) as an identity map. Entries
+ * already present stay as they are (tables are descended into), so this both builds a map and
+ * extends one. */
+static int fill(const struct ept_env *env, u64 table_pa, int level, u64 base, u64 lo, u64 hi)
 {
 	u64 *t = env->table(env->ctx, table_pa);
 	u64 size = level_size(level);
@@ -44,23 +47,31 @@ static int fill(const struct ept_env *env, u64 table_pa, int level, u64 base, u6
 		u64 addr = base + i * size;
 		int hole, type;
 
-		if (addr >= top)
+		if (addr >= hi)
 			break;
+		if (addr + size <= lo)
+			continue;
+		if (t[i] & (EPT_R | EPT_W | EPT_X)) {
+			if (level > 1 && !(t[i] & EPT_PS) &&
+			    fill(env, t[i] & EPT_ADDR_MASK, level - 1, addr, lo, hi))
+				return -1;
+			continue;
+		}
 		hole = hole_overlap(env, addr, size);
 		if (hole == 1)
 			continue;
 		type = mtrr_range_type(env->mtrr, addr, size);
-		if (hole == 0 && type != MT_MIXED && addr + size <= top && leaf_allowed(env, level)) {
+		if (hole == 0 && type != MT_MIXED && addr >= lo && addr + size <= hi && leaf_allowed(env, level)) {
 			t[i] = leaf_entry(addr, level, type);
 			continue;
 		}
-		if (level == 1) /* 4 KiB: a hole or the top always aligns to pages; types never mix */
+		if (level == 1) /* 4 KiB: a hole or the bounds always align to pages; types never mix */
 			continue;
 		u64 child = env->alloc_table(env->ctx);
 		if (!child)
 			return -1;
 		t[i] = child | EPT_R | EPT_W | EPT_X;
-		if (fill(env, child, level - 1, addr, top))
+		if (fill(env, child, level - 1, addr, lo, hi))
 			return -1;
 	}
 	return 0;
@@ -70,9 +81,14 @@ u64 ept_build_identity(const struct ept_env *env, u64 top)
 {
 	u64 pml4 = env->alloc_table(env->ctx);
 
-	if (!pml4 || fill(env, pml4, 4, 0, top))
+	if (!pml4 || fill(env, pml4, 4, 0, 0, top))
 		return 0;
 	return pml4;
+}
+
+int ept_map_identity(const struct ept_env *env, u64 pml4_pa, u64 lo, u64 hi)
+{
+	return fill(env, pml4_pa, 4, 0, lo, hi);
 }
 
 u64 ept_lookup(const struct ept_env *env, u64 pml4_pa, u64 gpa, int *level)

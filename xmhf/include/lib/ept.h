@@ -23,6 +23,10 @@ struct ept_env {
  * types. Returns the physical address of the PML4, or 0 if a table could not be allocated. */
 u64 ept_build_identity(const struct ept_env *env, u64 top);
 
+/* Adds the identity map of [lo, hi) (multiples of 4 KiB) to an existing map, leaving what is already
+ * mapped as it is. Returns 0, or -1 if a table could not be allocated. */
+int ept_map_identity(const struct ept_env *env, u64 pml4_pa, u64 lo, u64 hi);
+
 /* Finds the leaf entry mapping gpa (splitting large pages down to 4 KiB if split is set, keeping
  * their permissions and types). Returns a pointer to the entry, or NULL (not mapped, or no memory). */
 u64 *ept_leaf(const struct ept_env *env, u64 pml4_pa, u64 gpa, bool split);

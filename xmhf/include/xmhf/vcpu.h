@@ -241,6 +241,7 @@ void ept01_set_page_rights(u64 gpa, u64 rights);
 void ept01_change_page_rights(u64 gpa, u64 rights);
 u64 ept01_page_rights(u64 gpa);
 u64 ept01_leaf(u64 gpa, int *level); /* EPT01's leaf for gpa (0 if none); *level 1 = 4 KiB .. 3 = 1 GiB */
+bool ept01_map_on_demand(u64 gpa); /* maps gpa if beyond the boot map (true: retry the access) */
 
 /* INT 15h E820 hook (runtime/guest/e820.c). */
 void e820_hook_install(void);

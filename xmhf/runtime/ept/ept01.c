@@ -11,6 +11,7 @@ static struct mtrr_state mtrrs;
 static struct phys_range hole;
 static struct ept_env env;
 static u64 pml4_pa;
+static u64 mapped_top; /* EPT01 maps [0, mapped_top) at boot, higher addresses on demand */
 static spinlock_t ept_lock;
 static volatile u32 generation;
 
@@ -73,6 +74,9 @@ void ept01_init(void)
 			top = MAX(top, boot_info->e820_firmware.e[i].base + boot_info->e820_firmware.e[i].length);
 		top = ALIGN_UP(top, PAGE_SIZE_2M);
 	}
+	if (boot_info->cmdline.ept01_top_gib)
+		top = MIN(top, (u64)boot_info->cmdline.ept01_top_gib << 30);
+	mapped_top = top;
 	pml4_pa = ept_build_identity(&env, top);
 	if (!pml4_pa)
 		panic("out of memory building EPT01");
@@ -81,10 +85,32 @@ void ept01_init(void)
 	       (unsigned long long)hole.base, (unsigned long long)(hole.base + hole.length - 1));
 }
 
+/* A guest access beyond the map built at boot: above the memory map without 1 GiB EPT pages (64-bit
+ * PCI BARs the firmware put above RAM), or above 64 TiB. The CPU would reach that physical address,
+ * so EPT01 maps it as it maps everything else (identity, the MTRR type), 1 GiB (or 2 MiB) at a time,
+ * and the access is retried. Addresses beyond the physical-address width never get here (the guest's
+ * paging refuses them). Returns false if gpa is below the boot map's top (a real violation). */
+bool ept01_map_on_demand(u64 gpa)
+{
+	u64 chunk = env.page_1g ? PAGE_SIZE_1G : PAGE_SIZE_2M, lo = gpa & ~(chunk - 1);
+	int level, err;
+
+	if (gpa < mapped_top || gpa >= (1ULL << vmx_caps.maxphyaddr))
+		return false;
+	spin_lock(&ept_lock);
+	err = ept_lookup(&env, pml4_pa, gpa, &level) ? 0 : ept_map_identity(&env, pml4_pa, lo, lo + chunk);
+	__atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
+	spin_unlock(&ept_lock);
+	if (err)
+		panic("out of memory mapping GPA 0x%llx into EPT01", (unsigned long long)gpa);
+	return true;
+}
+
 void ept01_set_page_rights(u64 gpa, u64 rights)
 {
 	u64 *e;
 
+	ept01_map_on_demand(gpa);
 	spin_lock(&ept_lock);
 	e = ept_leaf(&env, pml4_pa, gpa, true);
 	if (!e)
@@ -100,6 +126,7 @@ void ept01_change_page_rights(u64 gpa, u64 rights)
 
 	/* Split first: it keeps every translation as it was, so other CPUs need not stop for it, and
 	 * it allocates (a quiesced CPU might hold the heap lock). */
+	ept01_map_on_demand(gpa);
 	spin_lock(&ept_lock);
 	e = ept_leaf(&env, pml4_pa, gpa, true);
 	spin_unlock(&ept_lock);

@@ -214,13 +214,16 @@ bool ept02_violation(struct vcpu *v)
 		       v->cpu->index, (unsigned long long)gpa2);
 		xmhf_stop("L1's EPT reaches into hypervisor memory");
 	}
-	if (!guestmem_ptr(walk.gpa1 & ~0xfffULL, PAGE_SIZE_4K)) {
+	if ((walk.gpa1 & ~0xfffULL) < boot_info->region_base + boot_info->region_size &&
+	    (walk.gpa1 & ~0xfffULL) + PAGE_SIZE_4K > boot_info->region_base) {
 		printf("XMHF: SECURITY: CPU %u: L1 maps L2 GPA 0x%llx to hypervisor memory at 0x%llx\n", v->cpu->index,
 		       (unsigned long long)gpa2, (unsigned long long)walk.gpa1);
 		xmhf_stop("L1 mapped hypervisor memory into L2");
 	}
 	/* What EPT01 allows for the L1 page limits L2 too (the APIC page: read-only, writes are L0's). */
 	leaf01 = ept01_leaf(walk.gpa1, &level01);
+	if (!leaf01 && ept01_map_on_demand(walk.gpa1)) /* L1's MMIO beyond EPT01's boot map */
+		leaf01 = ept01_leaf(walk.gpa1, &level01);
 	if (access & ~leaf01 & walk.rights) {
 		if (nested_apicv_access_exit(v, walk.gpa1, qual))
 			return v->in_l2; /* L1's APIC-access page, not L0's APIC: L2 resumes or L1 has an exit */
