@@ -89,17 +89,24 @@ void ept01_init(void)
  * PCI BARs the firmware put above RAM), or above 64 TiB. The CPU would reach that physical address,
  * so EPT01 maps it as it maps everything else (identity, the MTRR type), 1 GiB (or 2 MiB) at a time,
  * and the access is retried. Addresses beyond the physical-address width never get here (the guest's
- * paging refuses them). Returns false if gpa is below the boot map's top (a real violation). */
+ * paging refuses them). Returns true if gpa is beyond the boot map (and mapped now, by this CPU or
+ * another); callers ask only for faults on a not-present translation. */
 bool ept01_map_on_demand(u64 gpa)
 {
 	u64 chunk = env.page_1g ? PAGE_SIZE_1G : PAGE_SIZE_2M, lo = gpa & ~(chunk - 1);
-	int level, err;
+	int level, err = 0;
+	bool absent;
 
-	if (gpa < mapped_top || gpa >= (1ULL << vmx_caps.maxphyaddr))
+	if (gpa < mapped_top || gpa >= (1ULL << vmx_caps.maxphyaddr) ||
+	    (gpa >= hole.base && gpa < hole.base + hole.length)) /* the region is never mapped */
 		return false;
 	spin_lock(&ept_lock);
-	err = ept_lookup(&env, pml4_pa, gpa, &level) ? 0 : ept_map_identity(&env, pml4_pa, lo, lo + chunk);
-	__atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
+	/* Another CPU may have mapped it since this one faulted. */
+	absent = !ept_lookup(&env, pml4_pa, gpa, &level);
+	if (absent) {
+		err = ept_map_identity(&env, pml4_pa, lo, lo + chunk);
+		__atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
+	}
 	spin_unlock(&ept_lock);
 	if (err)
 		panic("out of memory mapping GPA 0x%llx into EPT01", (unsigned long long)gpa);

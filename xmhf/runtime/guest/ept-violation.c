@@ -12,8 +12,10 @@ void handle_ept_violation(struct vcpu *v)
 
 	if (lapic_trap_handle_ept(v, gpa))
 		return;
-	if (ept01_map_on_demand(gpa))
-		return; /* MMIO beyond the boot map: mapped now, the access is retried */
+	/* Not present in EPT01 (bits 5:3 of the qualification: no rights) beyond the boot map: MMIO,
+	 * mapped now; the access is retried. */
+	if (!(q & 0x38) && ept01_map_on_demand(gpa))
+		return;
 	if (guestmem_ptr(gpa, 1) &&
 	    xmhf_app_handleintercept_hwpgtblviolation(v, &v->regs, gpa, vmcs_read(VMCS_GUEST_LINEAR_ADDRESS), q) ==
 		    APP_SUCCESS)
