@@ -92,7 +92,7 @@ u32 xmhf_app_handleintercept_hwpgtblviolation(VCPU *vcpu, xmhf_regs_t *r, u64 gp
 	spin_unlock(&lock);
 	if (slot < 0 || !(code & 2))
 		return APP_ERROR; /* not a write to a page of ours */
-	if (xmhf_guest_skip_faulting_store(vcpu))
+	if (xmhf_guest_skip_faulting_store(vcpu, gpa))
 		return APP_ERROR; /* cannot step over it: let the hypervisor report it */
 	__atomic_add_fetch(&blocked, 1, __ATOMIC_SEQ_CST);
 	printf("pageprot: CPU %u blocked a write to read-only GPA 0x%llx at RIP 0x%llx\n", xmhf_cpu_index(vcpu),

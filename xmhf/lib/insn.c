@@ -37,69 +37,6 @@ int insn_modrm_length(const u8 *b, u32 avail, u32 addr_bits)
 	return len;
 }
 
-int insn_decode_store(const u8 *b, u32 avail, u32 cs_bits, struct insn_store *out)
-{
-	u32 i = 0, opsize_prefix = 0, addrsize_prefix = 0;
-	u8 rex = 0, op;
-	int mlen;
-
-	*out = (struct insn_store){ 0 };
-	for (; i < avail && i < 15; i++) {
-		u8 p = b[i];
-		if (p == 0x66)
-			opsize_prefix = 1;
-		else if (p == 0x67)
-			addrsize_prefix = 1;
-		else if (p == 0x26 || p == 0x2e || p == 0x36 || p == 0x3e || p == 0x64 || p == 0x65 || p == 0xf0)
-			;
-		else
-			break;
-	}
-	if (cs_bits == 64 && i < avail && (b[i] & 0xf0) == 0x40)
-		rex = b[i++];
-	if (i >= avail)
-		return -1;
-	op = b[i++];
-
-	u32 addr_bits = cs_bits == 64 ? (addrsize_prefix ? 32 : 64) : cs_bits == 32 ? (addrsize_prefix ? 16 : 32) :
-						 (addrsize_prefix ? 32 : 16);
-	u32 size = (rex & 8) ? 8 : cs_bits == 16 ? (opsize_prefix ? 4 : 2) : (opsize_prefix ? 2 : 4);
-
-	if (op != 0x89 && op != 0xc7 && op != 0x87)
-		return -1;
-	mlen = insn_modrm_length(b + i, avail - i, addr_bits);
-	/* modrm_length only checks that the ModR/M and SIB bytes are there: also reject a truncated
-	 * displacement (it used to be accepted for 89 and 87, with a length beyond avail). */
-	if (mlen < 0 || i + (u32)mlen > avail)
-		return -1;
-	out->mem = (b[i] >> 6) != 3;
-	out->reg = ((b[i] >> 3) & 7) | ((rex & 4) ? 8 : 0);
-	out->size = size;
-	i += (u32)mlen;
-	if (op == 0x89) {
-		out->kind = INSN_MOV_STORE_REG;
-	} else if (op == 0x87) {
-		out->kind = INSN_XCHG_REG;
-	} else {
-		u32 isize = size == 2 ? 2 : 4;
-		if ((out->reg & 7) != 0 || i + isize > avail)
-			return -1; /* C7 /0 only */
-		u64 imm = 0;
-		for (u32 k = 0; k < isize; k++)
-			imm |= (u64)b[i + k] << (8 * k);
-		if (size == 8 && (imm & 0x80000000ULL))
-			imm |= 0xffffffff00000000ULL;
-		out->imm = imm;
-		out->reg = 0;
-		out->kind = INSN_MOV_STORE_IMM;
-		i += isize;
-	}
-	if (i > 15)
-		return -1;
-	out->length = i;
-	return 0;
-}
-
 /* A 4-byte 32-bit-paging entry at addr (4-aligned): read_phys reads 8 bytes, so read the aligned
  * quadword holding it. Reading 8 bytes at addr itself went 4 bytes past the entry, past the end of
  * the table for entry 1023 (a spurious failure if the next page is unreadable). */

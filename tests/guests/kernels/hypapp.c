@@ -70,6 +70,21 @@ static void pageprot(void)
                (unsigned long long)h.a);
     test_end();
 
+    /* Read-modify-write and exchange forms: the store is dropped, the register and flag effects
+     * happen as if the memory operand kept its value. */
+    test_begin("pageprot-rmw-blocked");
+    uint64_t flags, reg = 0x5555;
+    asm volatile("lock addq $-0x1111, %1; pushfq; popq %0" : "=r"(flags), "+m"(page[7]) : : "cc", "memory");
+    test_check(page[7] == 0x1111, "value 0x%llx after a blocked LOCK ADD", (unsigned long long)page[7]);
+    test_check(flags & (1u << 6), "ZF clear after ADD of -0x1111 to 0x1111 (flags 0x%llx)", (unsigned long long)flags);
+    asm volatile("xchgq %0, %1" : "+r"(reg), "+m"(page[7]) : : "memory");
+    test_check(page[7] == 0x1111 && reg == 0x1111, "XCHG: memory 0x%llx register 0x%llx, expected 0x1111 both",
+               (unsigned long long)page[7], (unsigned long long)reg);
+    h = (struct hc){ HC_COUNT, 0 };
+    test_check(hypercall(&h) == NO_EXCEPTION && h.a == 4, "%llu writes blocked, expected 4",
+               (unsigned long long)h.a);
+    test_end();
+
     test_begin("pageprot-unprotect");
     h = (struct hc){ HC_UNPROTECT, gpa };
     test_check(hypercall(&h) == NO_EXCEPTION && h.a == 0, "UNPROTECT returned 0x%llx", (unsigned long long)h.a);

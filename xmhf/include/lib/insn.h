@@ -1,28 +1,9 @@
-/* Decoding the few guest instructions the hypervisor must emulate: stores to a trapped MMIO page
- * (the local APIC's ICR). Pure logic, unit-tested on the host. */
+/* Guest instruction bytes and guest page walks: the ModR/M length (for lib/mmio-store.c, which
+ * emulates every store to a trapped MMIO page) and linear-to-physical walks of each paging mode. Pure
+ * logic, unit-tested on the host. */
 #ifndef LIB_INSN_H
 #define LIB_INSN_H
 #include <xmhf/types.h>
-
-enum insn_kind {
-	INSN_UNSUPPORTED = 0,
-	INSN_MOV_STORE_REG, /* MOV r/m, reg (89 /r) */
-	INSN_MOV_STORE_IMM, /* MOV r/m, imm (C7 /0) */
-	INSN_XCHG_REG,      /* XCHG r/m, reg (87 /r) */
-};
-
-struct insn_store {
-	enum insn_kind kind;
-	u32 length;      /* bytes, prefixes included */
-	u32 size;        /* operand bytes: 2, 4 or 8 */
-	u32 reg;         /* source register number (SDM order, REX.R included) */
-	u64 imm;         /* immediate (sign-extended to size for 8-byte operands) */
-	bool mem;        /* the r/m operand is memory (mod != 3) */
-};
-
-/* Decodes the store at bytes[0..avail) in a code segment of default size cs_bits (16, 32 or 64).
- * Returns 0, or -1 if the instruction is not one of the kinds above, or truncated. */
-int insn_decode_store(const u8 *bytes, u32 avail, u32 cs_bits, struct insn_store *out);
 
 /* Bytes of the ModR/M byte at bytes[0], its SIB and displacement, for an address size of addr_bits
  * (16, 32 or 64; SDM Vol. 2, Tables 2-1 to 2-3, 2.2.1.6), or -1 if the ModR/M or SIB byte is missing. */

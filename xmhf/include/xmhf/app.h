@@ -68,8 +68,10 @@ void xmhf_guest_set_rip(VCPU *vcpu, u64 rip);
 u64 xmhf_guest_get_rsp(VCPU *vcpu);
 void xmhf_guest_set_rsp(VCPU *vcpu, u64 rsp);
 u32 xmhf_cpu_index(VCPU *vcpu);
-/* After a write that violated an EPT protection: skips the guest's store instruction (MOV or XCHG to
- * memory), so the write does not happen. Returns 0, or -1 if the instruction is not such a store. */
-int xmhf_guest_skip_faulting_store(VCPU *vcpu);
+/* After a write to gpa that violated an EPT protection: completes the guest's store instruction
+ * without its store (every store form: MOV, XCHG, STOS, read-modify-write ALU forms with their flags,
+ * one iteration of a REP STOS), so the write does not happen. Returns 0, or -1 if the instruction is
+ * not a store the decoder knows. */
+int xmhf_guest_skip_faulting_store(VCPU *vcpu, u64 gpa);
 
 #endif

@@ -1,7 +1,8 @@
 /* Services for hypapps (xmhf/app.h). */
 #include <xmhf/runtime.h>
 #include <xmhf/app.h>
-#include <lib/insn.h>
+#include <lib/mmio-store.h>
+#include <xmhf/vcpu.h>
 #include <lib/string.h>
 
 int xmhf_memprot_setprot(VCPU *vcpu, u64 gpa, u32 prot)
@@ -106,14 +107,29 @@ u32 xmhf_cpu_index(VCPU *vcpu)
 	return vcpu->cpu->index;
 }
 
-int xmhf_guest_skip_faulting_store(VCPU *vcpu)
+/* The old value of the operand the dropped store would have written (read-modify-write forms and XCHG
+ * compute with it): the guest-physical bytes at the faulting address. */
+static u64 read_operand(void *ctx, u32 size)
 {
-	struct insn_store insn;
-	u8 bytes[15];
-	u32 n = guest_fetch_instruction(vcpu, bytes);
+	const void *p = guestmem_ptr(*(const u64 *)ctx, size);
+	u64 v = 0;
 
-	if (insn_decode_store(bytes, n, guest_code_bits(), &insn) || !insn.mem)
+	if (p)
+		memcpy(&v, p, size);
+	return v;
+}
+
+int xmhf_guest_skip_faulting_store(VCPU *vcpu, u64 gpa)
+{
+	struct mmio_cpu cpu;
+	struct mmio_store st;
+	u8 bytes[15];
+	u32 n;
+
+	/* The decoder of the xAPIC trap (lib/mmio-store.c) knows every store form; the instruction
+	 * completes (registers, RFLAGS, RIP; one iteration of a REP STOS) without its store. */
+	if (guest_store_decode(vcpu, read_operand, &gpa, &cpu, &st, bytes, &n))
 		return -1;
-	guest_advance_rip(insn.length);
+	guest_store_commit(vcpu, &cpu, &st);
 	return 0;
 }
