@@ -261,3 +261,19 @@ TEST(nested_io_exits)
 	CHECK(!nested_io_exits_to_l1(PROC_USE_IO_BITMAPS, bm, bm + 4096, 0xfffe, 2));
 	CHECK(nested_io_exits_to_l1(PROC_USE_IO_BITMAPS, bm, bm + 4096, 0xfffe, 4));
 }
+
+TEST(nested_exception_exits)
+{
+	/* Plain bits. */
+	CHECK(nested_exception_exits_to_l1(1u << 13, 0, 0, 13, 0));
+	CHECK(!nested_exception_exits_to_l1(1u << 13, 0, 0, 6, 0));
+	CHECK(nested_exception_exits_to_l1(~0u, 0, 0, 31, 0));
+	CHECK(!nested_exception_exits_to_l1(~0u, 0, 0, 32, 0));
+	/* #PF, SDM 26.2: bit 14 set -> exit on (ec & mask) == match; clear -> exit on a mismatch. */
+	CHECK(nested_exception_exits_to_l1(1u << 14, 0, 0, 14, 0x5));
+	CHECK(nested_exception_exits_to_l1(1u << 14, 2, 2, 14, 0x3));
+	CHECK(!nested_exception_exits_to_l1(1u << 14, 2, 2, 14, 0x1));
+	CHECK(!nested_exception_exits_to_l1(0, 0, 0, 14, 0x5));
+	CHECK(nested_exception_exits_to_l1(0, 2, 2, 14, 0x1));
+	CHECK(!nested_exception_exits_to_l1(0, 2, 2, 14, 0x3));
+}

@@ -140,3 +140,12 @@ bool nested_io_exits_to_l1(u32 proc12, const u8 *a, const u8 *b, u32 port, u32 s
 	}
 	return (proc12 & PROC_UNCOND_IO_EXITING) != 0;
 }
+
+bool nested_exception_exits_to_l1(u32 bitmap, u32 pfec_mask, u32 pfec_match, u32 vector, u32 error_code)
+{
+	bool bit = vector < 32 && ((bitmap >> vector) & 1);
+
+	if (vector == 14)
+		return bit == ((error_code & pfec_mask) == pfec_match);
+	return bit;
+}

@@ -56,6 +56,7 @@ extern char l2_cr[], l2_cr_mov0[], l2_cr_clts[], l2_cr_lmsw[], l2_cr_mov4[], l2_
 extern char l2_io[], l2_io_out80[], l2_io_in8080[], l2_io_outw7f[], l2_io_vmcall[];
 extern char l2_sio[], l2_sio_insb[], l2_sio_vmcall[];
 extern char l2_outs_poweroff[];
+extern char l2_gp[], l2_gp_wrmsr[], l2_gp_vmcall[];
 uint8_t sio_buf[32];
 extern char l2_pf_read[], l2_pf_read_insn[], l2_pf_write[], l2_pf_write_insn[];
 extern char l2_misc[], l2_misc_rdtsc[], l2_misc_movdr7[], l2_misc_movdr1[], l2_misc_invlpg[],
@@ -113,6 +114,18 @@ asm(".text\n"
     "  xor %edx, %edx\n"
     "  wrmsr\n"                                 /* no exit: L2's GS base = 0 */
     "l2_msr_vmcall:\n"
+    "  vmcall\n"
+    "  ud2\n"
+
+    /* l2-exception-from-l0-to-l1: WRMSR of IA32_MTRR_DEF_TYPE with reserved bit 12 (#GP); L1 lets
+     * the MSR through, L0 intercepts it (EPT memory types) */
+    "l2_gp:\n"
+    "  mov $0x2ff, %ecx\n"
+    "  mov $0x1c06, %eax\n"
+    "  xor %edx, %edx\n"
+    "l2_gp_wrmsr:\n"
+    "  wrmsr\n"
+    "l2_gp_vmcall:\n"
     "  vmcall\n"
     "  ud2\n"
 
@@ -323,6 +336,29 @@ static void t_msr_bitmap(void)
                 check_u64(rdmsr(MSR_KERNEL_GS_BASE), host_kgs,
                           "L1's IA32_KERNEL_GS_BASE (the write exited)");
             }
+        }
+    }
+    test_end();
+}
+
+/* ------------------------------------------------------------------------------------------
+ * l2-exception-from-l0-to-l1: a #GP that L0 raises while it handles an exit of L2 (here an MSR
+ * write L1 lets through but L0 intercepts) goes through L1's exception bitmap like any #GP of L2:
+ * an exception exit (reason 0, #GP, error code 0) at the WRMSR; without the bit, L2 takes it.
+ */
+static void t_l0_exception_to_l1(void)
+{
+    if (test_begin("l2-exception-from-l0-to-l1") && l1_need_vmx()) {
+        struct l2_setup s = { .rip = PA(l2_gp), .proc = PROC_USE_MSR_BITMAPS, .exc_bitmap = 1u << EXC_GP };
+        if (vmcs_build(&s) &&
+            run_expect_at(true, EXIT_REASON_EXCEPTION_NMI, l2_gp_wrmsr, "WRMSR 0x2ff with a reserved bit")) {
+            check_u64(ex.intr_info, 0x80000b0d, "exit interruption information (#GP, error code)");
+            check_u64(ex.intr_err, 0, "exit interruption error code");
+            check_u64(ex.qual, 0, "exit qualification");
+            check_u64(l2_regs.rcx, 0x2ff, "L2's RCX");
+            check_u64(rdmsr(0x2ff) & 0x1000, 0, "IA32_MTRR_DEF_TYPE bit 12");
+            vmw(VMCS_GUEST_RIP, PA(l2_gp_vmcall)); /* ex.len is undefined for exception exits */
+            run_expect_at(false, EXIT_REASON_VMCALL, l2_gp_vmcall, "VMCALL after the #GP exit");
         }
     }
     test_end();
@@ -829,6 +865,7 @@ void test_main(void)
         return;
     }
     t_msr_bitmap();
+    t_l0_exception_to_l1();
     t_cr_masks();
     t_io_bitmaps();
     t_string_io();

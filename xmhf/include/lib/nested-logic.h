@@ -133,4 +133,9 @@ void bitmap_merge(u64 *out, const u64 *l1, const struct sparse_bitmap *s);
  * past port 0xffff; else with "unconditional I/O exiting"; else never. */
 bool nested_io_exits_to_l1(u32 proc12, const u8 *a, const u8 *b, u32 port, u32 size);
 
+/* Does a hardware exception in L2 cause a VM exit to L1 (SDM 26.2, "Exceptions")? Its bit in L1's
+ * exception bitmap; for #PF (14) the error code also goes through PFEC_MASK/MATCH: with bit 14 set
+ * it exits if (error code & mask) == match, with bit 14 clear if they differ. */
+bool nested_exception_exits_to_l1(u32 bitmap, u32 pfec_mask, u32 pfec_match, u32 vector, u32 error_code);
+
 #endif

@@ -192,6 +192,8 @@ bool nested_enabled(void);
 void nested_handle_vmx_instruction(struct vcpu *v);
 bool nested_rdmsr(u32 msr, u64 *value);   /* the VMX capability MSRs and IA32_FEATURE_CONTROL for L1 */
 bool nested_l2_exit(struct vcpu *v);       /* an exit while L2 ran: true if L0 handled it (L2 resumes) */
+/* An exception L0's emulation raises in L2 that L1 intercepts becomes an exception exit to L1 (true). */
+bool nested_l2_exception(struct vcpu *v, u32 vector, bool has_error, u32 error_code, u64 qual);
 bool nested_l0_nmi(struct vcpu *v);        /* an NMI exit from L2: true if L0 keeps it */
 bool vmcs12_read_pin_nmi_exiting(struct vcpu *v);
 void nested_ept01_changed(struct vcpu *v);

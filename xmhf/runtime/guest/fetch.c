@@ -135,6 +135,9 @@ static void set_accessed_dirty(const struct guest_walk *w, bool write)
 
 void guest_inject_pf(u64 linear, u32 error_code)
 {
+	/* An exception exit to L1 leaves CR2 alone and gives the address in the qualification. */
+	if (nested_l2_exception(this_vcpu(), 14, true, error_code, linear))
+		return;
 	/* CR2 is not part of the VMCS: the guest's CR2 is the CPU's while the hypervisor runs. */
 	__asm__ volatile("mov %0, %%cr2" : : "r"(linear));
 	guest_inject_exception(14, true, error_code);

@@ -128,6 +128,27 @@ void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual)
 	return_to_l1(v);
 }
 
+/* A hardware exception L0 raises while emulating an instruction of L2 (a #GP from its MSR policy or a
+ * refused store, a #PF from an operand walk): on a real CPU the exception would have gone through L1's
+ * exception bitmap (SDM 26.2), so when L1 intercepts it the emulated instruction's exit becomes an
+ * exception exit to L1 (SDM 28.2.2: interruption information, error code; for #PF the linear address
+ * in the qualification and CR2 unchanged) with L2's RIP still at the instruction. Returns false when
+ * it is L2's to take (the caller injects it). */
+bool nested_l2_exception(struct vcpu *v, u32 vector, bool has_error, u32 error_code, u64 qual)
+{
+	if (!v || !v->in_l2 ||
+	    !nested_exception_exits_to_l1((u32)r12(v, VMCS_EXCEPTION_BITMAP), (u32)r12(v, VMCS_PAGE_FAULT_ERROR_MASK),
+					  (u32)r12(v, VMCS_PAGE_FAULT_ERROR_MATCH), vector, error_code))
+		return false;
+	save_exit(v, EXIT_REASON_EXCEPTION_NMI, true);
+	w12(v, VMCS_EXIT_INTR_INFO,
+	    INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | vector | (has_error ? INTR_INFO_DELIVER_ERROR_CODE : 0));
+	w12(v, VMCS_EXIT_INTR_ERROR_CODE, has_error ? error_code : 0);
+	w12(v, VMCS_EXIT_QUALIFICATION, qual);
+	return_to_l1(v);
+	return true;
+}
+
 /* SDM 28.4 and 28.6: L2's MSRs into L1's store list, then L1's exit-load list (which may only fail
  * into a VMX abort of L1, SDM 28.7). */
 static void exit_msr_lists(struct vcpu *v)
@@ -259,7 +280,7 @@ static bool l0_handles(struct vcpu *v)
 		return false;
 	case EXIT_REASON_EPT_VIOLATION:
 		if (nested_l2_uses_ept(v))
-			return ept02_violation(v);
+			return ept02_violation(v) && v->in_l2;
 		/* Without EPT12, VMCS02 runs on EPT01 and these are L0's (its APIC trap, its memory),
 		 * except an access to the APIC-access page L1 virtualizes (apicv.c). */
 		if (nested_apicv_access_exit(v, vmcs_read(VMCS_GUEST_PHYSICAL_ADDRESS),
@@ -268,7 +289,7 @@ static bool l0_handles(struct vcpu *v)
 		__attribute__((fallthrough));
 	case EXIT_REASON_EPT_MISCONFIG:
 		(basic == EXIT_REASON_EPT_VIOLATION ? handle_ept_violation : handle_ept_misconfig)(v);
-		return true;
+		return v->in_l2; /* an exception the emulation raised may have gone to L1 */
 	case EXIT_REASON_NMI_WINDOW:
 		if (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_NMI_WINDOW_EXITING)
 			return false;
@@ -284,12 +305,12 @@ static bool l0_handles(struct vcpu *v)
 		if (l1_wants_msr(v, (u32)v->regs.gpr[REG_RCX], basic == EXIT_REASON_WRMSR))
 			return false;
 		(basic == EXIT_REASON_RDMSR ? handle_rdmsr : handle_wrmsr)(v);
-		return true;
+		return v->in_l2;
 	case EXIT_REASON_CR_ACCESS:
 		if (l1_wants_cr(v))
 			return false;
 		handle_cr_access(v);
-		return true;
+		return v->in_l2;
 	case EXIT_REASON_VMFUNC:
 		return nested_vmfunc_exit(v); /* EPTP switching, emulated (vmfunc.c) */
 	case EXIT_REASON_IO:
@@ -299,7 +320,7 @@ static bool l0_handles(struct vcpu *v)
 		if (l1_wants_io(v) || (((vmcs_read(VMCS_EXIT_QUALIFICATION) >> 4) & 1) && nested_l2_uses_ept(v)))
 			return false;
 		handle_io(v);
-		return true;
+		return v->in_l2;
 	default:
 		return false;
 	}

@@ -164,6 +164,9 @@ void guest_inject_exception(u32 vector, bool has_error, u32 error_code)
 	/* Real mode has no error codes (SDM 27.2.1.3: deliver-error-code must be 0 when CR0.PE = 0). */
 	if (!(vmcs_read(VMCS_GUEST_CR0) & CR0_PE))
 		has_error = false;
+	/* Raised in L2 by L0's emulation: L1's exception bitmap decides first. */
+	if (nested_l2_exception(this_vcpu(), vector, has_error, error_code, 0))
+		return;
 	vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | vector |
 						 (has_error ? INTR_INFO_DELIVER_ERROR_CODE : 0));
 	if (has_error)
