@@ -9,6 +9,7 @@
 #include <lib/cmdline.h>
 #include <lib/e820.h>
 #include <lib/region.h>
+#include <lib/runtime-image.h>
 #include <lib/sha1.h>
 #include <lib/string.h>
 #include <x86/cpu.h>
@@ -18,8 +19,6 @@
 /* The guest must keep at least this much RAM, or booting it is pointless. */
 #define MIN_GUEST_RAM (16ULL << 20)
 #define FOUR_GIB (1ULL << 32)
-
-#define R_X86_64_RELATIVE 8
 
 u64 init_tsc_at_entry;
 extern char __init_start[], __init_end[];
@@ -141,9 +140,7 @@ static void check_modules(const struct multiboot_info *mbi, struct modules *m)
 		fatal("module 0 (%s) is not the XMHF runtime (bad magic); the runtime must be the first module",
 		      name);
 	}
-	if (m->rt->header_version != 1 || m->rt->file_size > m->rt_size || m->rt->mem_size < m->rt->file_size ||
-	    m->rt->entry_offset >= m->rt->file_size || m->rt->rela_offset > m->rt->file_size ||
-	    m->rt->rela_size > m->rt->file_size - m->rt->rela_offset || m->rt->mem_size > (256ULL << 20))
+	if (runtime_header_check(m->rt, m->rt_size))
 		fatal("module 0 (%s): the runtime header is inconsistent", name);
 
 	/* Module 1: the guest's boot sector (module --nounzip (hdN)+1). */
@@ -193,27 +190,6 @@ static u32 find_cpus(struct cpu_list *cl, u64 *rsdp_pa, u32 *source)
 	*source = CPU_SOURCE_NONE;
 	cl->count = 0;
 	return 0;
-}
-
-static void relocate_runtime(u64 base, const struct runtime_header *h)
-{
-	const u8 *rela = (const u8 *)(uintptr_t)(base + h->rela_offset);
-
-	u32 n = 0;
-
-	for (u64 off = 0; off + 24 <= h->rela_size; off += 24, n++) {
-		u64 r_offset, r_info, r_addend;
-
-		memcpy(&r_offset, rela + off, 8);
-		memcpy(&r_info, rela + off + 8, 8);
-		memcpy(&r_addend, rela + off + 16, 8);
-		if ((u32)r_info != R_X86_64_RELATIVE)
-			fatal("runtime relocation %u has unsupported type %u", n, (u32)r_info);
-		if (r_offset > h->mem_size - 8)
-			fatal("runtime relocation %u is outside the image", n);
-		u64 v = base + r_addend;
-		memcpy((void *)(uintptr_t)(base + r_offset), &v, 8);
-	}
 }
 
 static void build_page_tables(void)
@@ -333,7 +309,9 @@ void init_main(u32 magic, u32 mbi_pa)
 	memmove((void *)(uintptr_t)base, (const void *)(uintptr_t)mods.rt_base, mods.rt->file_size);
 	const struct runtime_header *h = (const struct runtime_header *)(uintptr_t)base;
 	memset((void *)(uintptr_t)(base + h->file_size), 0, rt_mem - h->file_size);
-	relocate_runtime(base, h);
+	u32 bad_rela;
+	if (runtime_relocate(base, &bad_rela))
+		fatal("runtime relocation %u is not R_X86_64_RELATIVE or lies outside the image", bad_rela);
 
 	/* The boot-info block follows the runtime. */
 	struct bootinfo *bi = (struct bootinfo *)(uintptr_t)(base + rt_mem);
