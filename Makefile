@@ -154,7 +154,15 @@ $(EFI_APP): $(EFI_ELF)
 UEFI_TESTAPP := $(B)/uefi-tests/xmhf-memcheck.efi
 TESTAPP_OBJ := $(B)/efi/xmhf/boot/uefi/start.o $(B)/efi/xmhf/boot/uefi/relocate.o $(B)/efi/tests/guests/uefi/memcheck.o \
 	$(patsubst %,$(B)/efi/xmhf/lib/%.o,printf string console uart16550 e820 efi-memmap)
-uefi-testapp: $(UEFI_TESTAPP)
+# xmhf-bsgone.efi: the loader's objects behind another entry, which calls it with bad system tables.
+UEFI_BSGONE := $(B)/uefi-tests/xmhf-bsgone.efi
+BSGONE_OBJ := $(EFI_OBJ) $(B)/efi/tests/guests/uefi/bsgone.o
+uefi-testapp: $(UEFI_TESTAPP) $(UEFI_BSGONE)
+$(UEFI_BSGONE): $(BSGONE_OBJ) xmhf/boot/uefi/efi.lds
+	@mkdir -p $(dir $@)
+	@echo "  LD    $@"
+	$(Q)$(EFI_LINK) -e bsgone_main -o $@.elf $(BSGONE_OBJ)
+	$(Q)$(EFI_PE) $@.elf $@
 $(UEFI_TESTAPP): $(TESTAPP_OBJ) xmhf/boot/uefi/efi.lds
 	@mkdir -p $(dir $@)
 	@echo "  LD    $@"
@@ -184,4 +192,4 @@ clean:
 FORCE:
 .PHONY: all uefi uefi-testapp deps test unit run bench clean FORCE
 
--include $(INIT_OBJ:.o=.d) $(RT_OBJ:.o=.d) $(EFI_OBJ:.o=.d) $(TESTAPP_OBJ:.o=.d)
+-include $(INIT_OBJ:.o=.d) $(RT_OBJ:.o=.d) $(EFI_OBJ:.o=.d) $(TESTAPP_OBJ:.o=.d) $(BSGONE_OBJ:.o=.d)

@@ -5,7 +5,7 @@
  *                              and together they cover it
  *   uefi-region-e820-reserved  the E820 view an OS derives from that map has no usable byte in it
  *   uefi-region-not-allocatable AllocatePages(AllocateAddress) of its first and last page fails
- *   uefi-aps-run-firmware-code the firmware's MP services still run a procedure on every AP
+ *   uefi-aps-run-firmware-code the firmware's MP services still run a procedure on every AP (with 2+ CPUs)
  * Each prints "TEST name: PASS" or "TEST name: FAIL (why)" on COM1, then the machine powers off. */
 #include <xmhf/types.h>
 #include <xmhf/console.h>
@@ -118,8 +118,8 @@ efi_status EFIAPI efi_main(efi_handle image, struct efi_system_table *st)
 
 		mp->get_number_of_processors(mp, &n, &enabled);
 		if (n < 2) {
-			printf("memcheck: %llu CPU: no AP to run\n", (unsigned long long)n);
-			result("uefi-aps-run-firmware-code", "fewer than 2 CPUs");
+			printf("memcheck: %llu CPU: no AP to run (no uefi-aps-run-firmware-code check)\n",
+			       (unsigned long long)n);
 		} else {
 			s = mp->startup_all_aps(mp, ap_procedure, 0, NULL, 2000000, NULL, NULL);
 			printf("memcheck: StartupAllAPs status 0x%llx, %u of %llu APs ran the procedure\n",

@@ -200,7 +200,7 @@ static efi_status load_and_enter(efi_handle image, struct efi_system_table *syst
 	       systab->hdr.revision >> 16, (systab->hdr.revision & 0xffff) / 10);
 
 	read_memory_map();
-	print_map("UEFI, as the OS will see it", &fw_map);
+	print_map("firmware", &fw_map); /* UEFI types as an OS reads them */
 #ifdef XMHF_MEM_LIMIT
 	if (e820_ram_top(&fw_map) > XMHF_MEM_LIMIT)
 		fatal("the machine has RAM up to 0x%llx, above this build's --mem 0x%llx; rebuild with a larger --mem",
