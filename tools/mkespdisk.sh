@@ -44,7 +44,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 grub-mkimage -O x86_64-efi -p /EFI/BOOT -o "$tmp/BOOTX64.EFI" \
-    part_msdos part_gpt fat normal chain boot echo configfile test sleep halt reboot search
+    part_msdos part_gpt fat normal chain boot echo configfile test sleep halt reboot search \
+    multiboot multiboot2 gzio
 
 fat=$tmp/fat.img
 sectors=$((size * 2048))

@@ -39,13 +39,27 @@ def build_testapps(log):
             _built[0] = True
 
 
-def esp_disk(log_dir, cmdline, after, log, loader="init-x86-amd64.efi"):
+# The BIOS files on a UEFI machine: GRUB EFI's multiboot loads init, which must refuse.
+BIOS_INIT_ENTRY = """\
+set timeout=0
+set default=0
+menuentry "XMHF BIOS init" {
+	multiboot /EFI/xmhf/init-x86-amd64.bin serial=115200,8n1,0x3f8
+	module /EFI/xmhf/hypervisor-x86-amd64.bin.gz
+	module --nounzip (hd0)+1
+}
+"""
+
+
+def esp_disk(log_dir, cfg_text, log, loader="init-x86-amd64.efi"):
     cfg = os.path.join(log_dir, "grub.cfg")
     with open(cfg, "w") as f:
-        f.write(ENTRY.format(cmdline=cmdline, after=after))
+        f.write(cfg_text)
     img = os.path.join(log_dir, "esp.img")
     sh(["tools/mkespdisk.sh", "-o", img, "-c", cfg,
         "-f", "%s:/EFI/xmhf/init-x86-amd64.efi" % loader,
+        "-f", "init-x86-amd64.bin:/EFI/xmhf/init-x86-amd64.bin",
+        "-f", "hypervisor-x86-amd64.bin.gz:/EFI/xmhf/hypervisor-x86-amd64.bin.gz",
         "-f", "%s/xmhf-memcheck.efi:/EFI/tests/xmhf-memcheck.efi" % TESTAPP_DIR], log)
     return img
 
@@ -54,23 +68,22 @@ class UefiTest(Test):
     platform = "qemu"
 
     def __init__(self, name, smp=2, mem=512, cmdline=SERIAL, after=NEXT, expect=(), forbid=(), end=None,
-                 timeout=100, check=None, loader="init-x86-amd64.efi"):
+                 timeout=100, check=None, loader="init-x86-amd64.efi", grub_cfg=None):
         super().__init__(name)
         self.smp = smp
         self.mem = mem
-        self.cmdline = cmdline
-        self.after = after
         self.expect = expect
         self.forbid = forbid
         self.end = end
         self.timeout = timeout
         self.check = check
         self.loader = loader
+        self.grub_cfg = grub_cfg or ENTRY.format(cmdline=cmdline, after=after)
 
     def run(self, log_dir):
         log = os.path.join(log_dir, "build.log")
         build_testapps(log)
-        disk = esp_disk(log_dir, self.cmdline, self.after, log, self.loader)
+        disk = esp_disk(log_dir, self.grub_cfg, log, self.loader)
         serial = os.path.join(log_dir, "serial.log")
         text, secs, ended = run_emulator("qemu", [disk], serial, log_dir, smp=self.smp, mem=self.mem,
                                          timeout=self.timeout, end=self.end, extra=["--uefi"])
@@ -134,4 +147,9 @@ def tests():
                          r"^XMHF: FATAL: UEFI boot services have already exited \(ExitBootServices ran\)",
                          r"^TEST uefi-loader-boot-services-gone: PASS$", r"grub: XMHF's EFI loader returned"],
                  forbid=[r"entering the runtime", r"TEST \S+: FAIL"], timeout=80),
+        UefiTest("uefi-qemu-tcg-bad-bios-init", smp=1, grub_cfg=BIOS_INIT_ENTRY,
+                 expect=[r"^XMHF \S+ \(amd64\): init,", r"^XMHF: FATAL: no PC BIOS \(the INT 13h vector is "
+                         r"0000:0000\), as on a UEFI machine; there, boot init-x86-amd64.efi",
+                         r"^XMHF: init halted\.$"],
+                 forbid=[r"entering the runtime"], end=r"^XMHF: init halted\.$", timeout=80),
     ]

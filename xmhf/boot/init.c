@@ -96,6 +96,19 @@ static u32 bsp_apic_id(void)
 	return cpuid(1, 0).ebx >> 24;
 }
 
+/* GRUB EFI loads this multiboot kernel too, but the guest it would start is a BIOS boot sector, which
+ * needs a PC BIOS to read its disk: UEFI firmware without a CSM leaves the real-mode IVT's INT 13h
+ * vector at 0000:0000 (OVMF fills only INT 10h, for old Windows video). */
+static void check_pc_bios(void)
+{
+	uintptr_t ivt = 0;
+
+	__asm__("" : "+r"(ivt)); /* physical address 0 is the IVT here, not a null pointer */
+	if (((const volatile u32 *)ivt)[0x13] == 0)
+		fatal("no PC BIOS (the INT 13h vector is 0000:0000), as on a UEFI machine; there, boot "
+		      "init-x86-amd64.efi with GRUB's chainloader (README, UEFI)");
+}
+
 struct modules {
 	const struct runtime_header *rt;
 	u64 rt_base, rt_size;
@@ -234,6 +247,7 @@ void init_main(u32 magic, u32 mbi_pa)
 		      "multiboot command",
 		      magic);
 	check_cpu();
+	check_pc_bios();
 
 	/* Memory map. */
 	if (!(mbi->flags & MULTIBOOT_INFO_MEM_MAP) || mbi->mmap_length == 0)

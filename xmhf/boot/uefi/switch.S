@@ -1,6 +1,7 @@
 /* The EFI loader's two switches: into the runtime, and back. The firmware's callee-saved registers
  * (UEFI 2.10, 2.3.4: RBX, RBP, RDI, RSI, R12-R15, XMM6-15) are kept: efi_main, an ms_abi function,
- * saves RDI, RSI and XMM6-15 around its SysV callees, this file the rest. */
+ * saves RDI and RSI around its SysV callees, this file the rest; no code of the loader or the runtime
+ * touches an XMM register (-mgeneral-regs-only). */
 #include <xmhf/uefi.h>
 
 /* u64 uefi_enter_runtime(u64 entry, u64 bootinfo): SysV ABI. Saves the firmware's CPU state in uefi_fw
