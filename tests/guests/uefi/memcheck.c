@@ -59,7 +59,7 @@ static void check_map(struct efi_boot_services *bs, u64 base, u64 size)
 		return;
 	}
 	for (u64 off = 0; off + dsize <= msize; off += dsize) {
-		const struct efi_memory_descriptor *d = (const void *)(buf + off);
+		const struct efi_memdesc *d = (const void *)(buf + off);
 		u64 lo = d->physical_start, hi = lo + (d->number_of_pages << 12);
 
 		if (hi <= base || lo >= base + size)

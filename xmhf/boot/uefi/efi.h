@@ -4,6 +4,7 @@
 #ifndef XMHF_BOOT_UEFI_EFI_H
 #define XMHF_BOOT_UEFI_EFI_H
 #include <xmhf/types.h>
+#include <lib/efi-memmap.h>
 
 #define EFIAPI __attribute__((ms_abi))
 
@@ -68,14 +69,7 @@ enum {
 enum { AllocateAnyPages, AllocateMaxAddress, AllocateAddress };
 enum { EfiResetCold, EfiResetWarm, EfiResetShutdown };
 
-struct efi_memory_descriptor {
-	u32 type;
-	u32 pad;
-	u64 physical_start;
-	u64 virtual_start;
-	u64 number_of_pages;
-	u64 attribute;
-};
+/* EFI_MEMORY_DESCRIPTOR is struct efi_memdesc (lib/efi-memmap.h). */
 
 struct efi_simple_text_output {
 	void *reset;

@@ -74,13 +74,15 @@ void uefi_check_firmware_state(void)
 
 /* The BSP's guest state in VMCS01: the firmware where the loader called the runtime (SDM 25.4). The
  * loader's uefi_resume reloads RSP, RFLAGS and the callee-saved registers itself, so only the control
- * and segment state matters here. */
+ * and segment state matters here. The rest (DR7, DEBUGCTL, SYSENTER, interruptibility, activity) is
+ * as after reset: guest_state_real_mode() writes it first. */
 void uefi_guest_state(struct vcpu *v)
 {
 	struct uefi_fw_state *st = fw_state();
 
 	for (int i = 0; i < 16; i++)
 		v->regs.gpr[i] = 0;
+	guest_state_real_mode(0, 0, 0);
 	vmcs_write(VMCS_CR0_READ_SHADOW, st->cr0);
 	vmcs_write(VMCS_GUEST_CR0, (st->cr0 | vmx_caps.cr0_fixed0) & vmx_caps.cr0_fixed1);
 	guest_cr0_sync_cache_bits(st->cr0);
@@ -102,16 +104,8 @@ void uefi_guest_state(struct vcpu *v)
 	vmcs_write(VMCS_GUEST_RIP, st->resume_rip);
 	vmcs_write(VMCS_GUEST_RSP, st->rsp);
 	vmcs_write(VMCS_GUEST_RFLAGS, 0x2); /* interrupts off until uefi_resume's POPF */
-	vmcs_write(VMCS_GUEST_DR7, 0x400);
-	vmcs_write(VMCS_GUEST_IA32_DEBUGCTL, 0);
 	vmcs_write(VMCS_GUEST_IA32_EFER, st->efer);
 	vmcs_write(VMCS_GUEST_IA32_PAT, st->pat);
-	vmcs_write(VMCS_GUEST_IA32_SYSENTER_CS, 0);
-	vmcs_write(VMCS_GUEST_IA32_SYSENTER_ESP, 0);
-	vmcs_write(VMCS_GUEST_IA32_SYSENTER_EIP, 0);
-	vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, 0);
-	vmcs_write(VMCS_GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
-	vmcs_write(VMCS_GUEST_ACTIVITY_STATE, ACTIVITY_ACTIVE);
 	vmcs_set_bits(VMCS_ENTRY_CONTROLS, ENTRY_IA32E_MODE_GUEST);
 	st->outcome = UEFI_OUTCOME_LAUNCHED;
 }
