@@ -1,5 +1,5 @@
 #!/bin/bash
-# bios-qemu.sh - boot BIOS disk images in QEMU (i440fx "pc" machine, SeaBIOS), unattended.
+# bios-qemu.sh - boot BIOS disk images in QEMU (i440fx "pc" machine, SeaBIOS; OVMF with --uefi), unattended.
 #
 # Usage: tools/bios-qemu.sh -d IMG [-d IMG]... [options]
 #   -d IMG                 raw disk image (repeatable, up to 4): IDE disks in
