@@ -9,6 +9,7 @@ up to the VMX check; the dry runs (dryrun=1) do everything but VMX and hand the 
 import os
 import threading
 
+import linux
 from boot import check_region_hidden
 from core import ROOT, Result, Test, check_patterns, run_emulator, sh
 
@@ -51,7 +52,7 @@ menuentry "XMHF BIOS init" {
 """
 
 
-def esp_disk(log_dir, cfg_text, log, loader="init-x86-amd64.efi"):
+def esp_disk(log_dir, cfg_text, log, loader="init-x86-amd64.efi", extra_files=()):
     cfg = os.path.join(log_dir, "grub.cfg")
     with open(cfg, "w") as f:
         f.write(cfg_text)
@@ -60,7 +61,8 @@ def esp_disk(log_dir, cfg_text, log, loader="init-x86-amd64.efi"):
         "-f", "%s:/EFI/xmhf/init-x86-amd64.efi" % loader,
         "-f", "init-x86-amd64.bin:/EFI/xmhf/init-x86-amd64.bin",
         "-f", "hypervisor-x86-amd64.bin.gz:/EFI/xmhf/hypervisor-x86-amd64.bin.gz",
-        "-f", "%s/xmhf-memcheck.efi:/EFI/tests/xmhf-memcheck.efi" % TESTAPP_DIR], log)
+        "-f", "%s/xmhf-memcheck.efi:/EFI/tests/xmhf-memcheck.efi" % TESTAPP_DIR]
+       + [a for f in extra_files for a in ("-f", f)], log)
     return img
 
 
@@ -68,7 +70,7 @@ class UefiTest(Test):
     platform = "qemu"
 
     def __init__(self, name, smp=2, mem=512, cmdline=SERIAL, after=NEXT, expect=(), forbid=(), end=None,
-                 timeout=100, check=None, loader="init-x86-amd64.efi", grub_cfg=None):
+                 timeout=100, check=None, loader="init-x86-amd64.efi", grub_cfg=None, with_linux=False):
         super().__init__(name)
         self.smp = smp
         self.mem = mem
@@ -79,11 +81,16 @@ class UefiTest(Test):
         self.check = check
         self.loader = loader
         self.grub_cfg = grub_cfg or ENTRY.format(cmdline=cmdline, after=after)
+        self.with_linux = with_linux
 
     def run(self, log_dir):
         log = os.path.join(log_dir, "build.log")
         build_testapps(log)
-        disk = esp_disk(log_dir, self.grub_cfg, log, self.loader)
+        extra = []
+        if self.with_linux:
+            linux.build_linux(log)
+            extra = ["%s/vmlinuz:/EFI/tests/vmlinuz" % linux.LINUX_OUT, "%s/initrd.img:/EFI/tests/initrd.img" % linux.LINUX_OUT]
+        disk = esp_disk(log_dir, self.grub_cfg, log, self.loader, extra)
         serial = os.path.join(log_dir, "serial.log")
         text, secs, ended = run_emulator("qemu", [disk], serial, log_dir, smp=self.smp, mem=self.mem,
                                          timeout=self.timeout, end=self.end, extra=["--uefi"])
@@ -113,6 +120,20 @@ def dryrun(smp):
                     forbid=[r"FATAL", r"TEST \S+: FAIL", r"warning"], check=check_region_hidden, timeout=100)
 
 
+def dryrun_linux(smp):
+    """The next boot entry is Linux (EFI stub, tests/linux's busybox initramfs): it boots on every CPU
+    and its firmware memory map (the E820 table its EFI stub built from the UEFI map) has the region
+    inside a Reserved entry and no System RAM in it."""
+    after = ("linux /EFI/tests/vmlinuz console=ttyS0,115200 panic=-1 nokaslr quiet\n"
+             "\tinitrd /EFI/tests/initrd.img")
+    expect = [r"^XMHF: hypervisor region 0x", r"^XMHF: runtime ready \(%d CPUs\)$" % smp,
+              r"^XMHF: dry run: back in the firmware \(outcome 1\)", r"grub: XMHF's EFI loader returned",
+              r"^LINUX: init started$", r"^LINUX: cpus %d$" % smp, r"^LINUX: e820 ", r"^LINUX: done$"]
+    return UefiTest("uefi-qemu-tcg-dryrun-linux-smp%d" % smp, smp=smp, cmdline=SERIAL + " dryrun=1", after=after,
+                    expect=expect, forbid=[r"FATAL", r"Kernel panic"], check=linux.check_region_hidden,
+                    end=r"^LINUX: done$", timeout=110, with_linux=True)
+
+
 def bad(name, expect, **kw):
     """The loader refuses with one FATAL line, frees what it took and returns; GRUB goes on."""
     kw.setdefault("after", HALT)
@@ -127,6 +148,7 @@ def tests():
         dryrun(1),
         dryrun(2),
         dryrun(4),
+        dryrun_linux(2),
         # Without dryrun=1 the runtime goes on to VMX, which TCG lacks: the path up to that check.
         UefiTest("uefi-qemu-tcg-vmx-check", smp=2, cmdline=SERIAL,
                  expect=[r"^XMHF: entering the runtime at 0x[0-9a-f]+; the firmware continues as its guest$",
