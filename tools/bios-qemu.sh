@@ -180,7 +180,9 @@ fi
 if [ "$uefi" = 1 ]; then
     ovmf_code=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
     ovmf_vars=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
-    [ -f "$ovmf_code" ] && [ -f "$ovmf_vars" ] || die "no OVMF firmware at $ovmf_code / $ovmf_vars (apt-get install ovmf)"
+    if [ ! -f "$ovmf_code" ] || [ ! -f "$ovmf_vars" ]; then
+        die "no OVMF firmware at $ovmf_code / $ovmf_vars (apt-get install ovmf)"
+    fi
     cp "$ovmf_vars" "$tmp/OVMF_VARS.fd"
     # shellcheck disable=SC2054
     args+=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=$(qesc "$ovmf_code")"

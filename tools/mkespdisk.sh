@@ -32,9 +32,9 @@ while getopts "o:c:f:s:h" opt; do
         *) usage >&2; exit 2 ;;
     esac
 done
-[ -n "$out" ] && [ -n "$cfg" ] || { usage >&2; exit 2; }
+if [ -z "$out" ] || [ -z "$cfg" ]; then usage >&2; exit 2; fi
 [ -f "$cfg" ] || die "no grub.cfg: $cfg"
-[[ $size =~ ^[1-9][0-9]*$ ]] && [ "$size" -ge 16 ] || die "-s wants whole MiB, at least 16"
+if ! [[ $size =~ ^[1-9][0-9]*$ ]] || [ "$size" -lt 16 ]; then die "-s wants whole MiB, at least 16"; fi
 for t in grub-mkimage mformat mcopy mmd; do
     command -v "$t" >/dev/null || die "$t not found (apt-get install grub-common mtools)"
 done

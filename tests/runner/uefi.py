@@ -11,7 +11,7 @@ import threading
 
 import linux
 from boot import check_region_hidden
-from core import ROOT, Result, Test, check_patterns, run_emulator, sh
+from core import Result, Test, check_patterns, run_emulator, sh
 
 TESTAPP_DIR = os.path.join("build", "uefi-tests")
 _build_lock = threading.Lock()
