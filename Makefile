@@ -50,8 +50,8 @@ CFLAGS_INIT := $(CFLAGS_COMMON) -m32 -march=i686 -fno-pic -fno-pie
 CFLAGS_RT := $(CFLAGS_COMMON) -m64 -fPIE -mno-red-zone -fvisibility=hidden
 
 # Library files used by each side.
-LIB_INIT := printf string console uart16550 cmdline e820 acpi sha1 region
-LIB_RT := printf string console uart16550 palloc e820 mtrr ept insn mmio-store acpi vmcs-fields vmcs-translate nested-logic task-switch
+LIB_INIT := printf string console uart16550 cmdline e820 acpi sha1 region runtime-image
+LIB_RT := printf string console uart16550 palloc e820 mtrr ept insn mmio-store acpi vmcs-fields vmcs-translate nested-logic task-switch segdesc
 
 INIT_SRC := xmhf/boot/header.S xmhf/boot/longmode.S xmhf/boot/init.c $(LIB_INIT:%=xmhf/lib/%.c)
 RT_SRC := $(sort $(wildcard xmhf/runtime/*/*.S xmhf/runtime/*/*.c)) $(LIB_RT:%=xmhf/lib/%.c)
@@ -67,7 +67,17 @@ INIT_ELF := $(OUT)/init-x86-amd64.elf
 RT_ELF := $(OUT)/hypervisor-x86-amd64.elf
 RT_GZ := $(OUT)/hypervisor-x86-amd64.bin.gz
 
-all: $(INIT_BIN) $(RT_GZ)
+# UEFI: the EFI loader (xmhf/boot/uefi), a PE32+ EFI application that carries the runtime image.
+LIB_EFI := printf string console uart16550 cmdline e820 efi-memmap acpi sha1 region runtime-image
+EFI_SRC := xmhf/boot/uefi/start.S xmhf/boot/uefi/switch.S xmhf/boot/uefi/relocate.c xmhf/boot/uefi/main.c xmhf/boot/uefi/runtime-blob.S \
+	$(LIB_EFI:%=xmhf/lib/%.c)
+EFI_OBJ := $(patsubst %,$(B)/efi/%.o,$(basename $(EFI_SRC)))
+CFLAGS_EFI := $(CFLAGS_COMMON) -m64 -fPIE -mno-red-zone -fvisibility=hidden
+EFI_ELF := $(OUT)/init-x86-amd64-efi.elf
+EFI_APP := $(OUT)/init-x86-amd64.efi
+
+all: $(INIT_BIN) $(RT_GZ) $(EFI_APP)
+uefi: $(EFI_APP)
 
 # Rebuild everything when the options change.
 CONFIG := OPT=$(OPT) FAST=$(FAST) MEM=$(MEM) EVENT_LOGGER=$(EVENT_LOGGER) APP=$(APP)
@@ -114,6 +124,51 @@ $(RT_GZ): $(B)/hypervisor-x86-amd64.bin
 	@echo "  GZIP  $@"
 	$(Q)gzip -9 -n -c $< > $@
 
+$(B)/efi/%.o: %.c $(B)/config.stamp
+	@mkdir -p $(dir $@)
+	@echo "  CCEFI $<"
+	$(Q)$(CC) $(CFLAGS_EFI) -MMD -MP -c $< -o $@
+$(B)/efi/%.o: %.S $(B)/config.stamp
+	@mkdir -p $(dir $@)
+	@echo "  ASEFI $<"
+	$(Q)$(CC) $(CFLAGS_EFI) -MMD -MP -c $< -o $@
+$(B)/efi/xmhf/boot/uefi/runtime-blob.o: xmhf/boot/uefi/runtime-blob.S $(B)/hypervisor-x86-amd64.bin
+	@mkdir -p $(dir $@)
+	@echo "  ASEFI $<"
+	$(Q)$(CC) $(CFLAGS_EFI) -DRUNTIME_BIN='"$(B)/hypervisor-x86-amd64.bin"' -c $< -o $@
+
+# An ELF linked at 0 with its relocations kept (the image applies them itself: start.S), converted to
+# PE32+ (subsystem 10, EFI application) with only the sections the firmware loads.
+EFI_LINK = $(LD) -m elf_x86_64 -nostdlib -pie --no-dynamic-linker -z noexecstack --no-warn-rwx-segments \
+	-z norelro --hash-style=sysv -T xmhf/boot/uefi/efi.lds
+EFI_PE = $(OBJCOPY) -j .text -j .data -j .rela -j .reloc --target efi-app-x86_64
+$(EFI_ELF): $(EFI_OBJ) xmhf/boot/uefi/efi.lds
+	@mkdir -p $(OUT)
+	@echo "  LD    $@"
+	$(Q)$(EFI_LINK) -o $@ $(EFI_OBJ)
+$(EFI_APP): $(EFI_ELF)
+	@echo "  EFI   $@"
+	$(Q)$(EFI_PE) $< $@
+
+# The UEFI tests' next boot entry (tests/guests/uefi): built like the loader, from its objects.
+UEFI_TESTAPP := $(B)/uefi-tests/xmhf-memcheck.efi
+TESTAPP_OBJ := $(B)/efi/xmhf/boot/uefi/start.o $(B)/efi/xmhf/boot/uefi/relocate.o $(B)/efi/tests/guests/uefi/memcheck.o \
+	$(patsubst %,$(B)/efi/xmhf/lib/%.o,printf string console uart16550 e820 efi-memmap)
+# xmhf-bsgone.efi: the loader's objects behind another entry, which calls it with bad system tables.
+UEFI_BSGONE := $(B)/uefi-tests/xmhf-bsgone.efi
+BSGONE_OBJ := $(EFI_OBJ) $(B)/efi/tests/guests/uefi/bsgone.o
+uefi-testapp: $(UEFI_TESTAPP) $(UEFI_BSGONE)
+$(UEFI_BSGONE): $(BSGONE_OBJ) xmhf/boot/uefi/efi.lds
+	@mkdir -p $(dir $@)
+	@echo "  LD    $@"
+	$(Q)$(EFI_LINK) -e bsgone_main -o $@.elf $(BSGONE_OBJ)
+	$(Q)$(EFI_PE) $@.elf $@
+$(UEFI_TESTAPP): $(TESTAPP_OBJ) xmhf/boot/uefi/efi.lds
+	@mkdir -p $(dir $@)
+	@echo "  LD    $@"
+	$(Q)$(EFI_LINK) -o $@.elf $(TESTAPP_OBJ)
+	$(Q)$(EFI_PE) $@.elf $@
+
 # Tests and running (see README.md).
 # install-deps.sh is a no-op when every package is present.
 deps:
@@ -131,9 +186,10 @@ bench: deps
 	tests/run --bench
 
 clean:
-	rm -rf $(B) init-x86-amd64.bin init-x86-amd64.elf hypervisor-x86-amd64.bin.gz hypervisor-x86-amd64.elf
+	rm -rf $(B) init-x86-amd64.bin init-x86-amd64.elf hypervisor-x86-amd64.bin.gz hypervisor-x86-amd64.elf \
+		init-x86-amd64.efi init-x86-amd64-efi.elf
 
 FORCE:
-.PHONY: all deps test unit run bench clean FORCE
+.PHONY: all uefi uefi-testapp deps test unit run bench clean FORCE
 
--include $(INIT_OBJ:.o=.d) $(RT_OBJ:.o=.d)
+-include $(INIT_OBJ:.o=.d) $(RT_OBJ:.o=.d) $(EFI_OBJ:.o=.d) $(TESTAPP_OBJ:.o=.d) $(BSGONE_OBJ:.o=.d)

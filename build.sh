@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# XMHF-style build front end: ./build.sh amd64 [O0|O2|O3] [fast] [--mem SIZE] [--event-logger] [--app NAME] [-n]
+# XMHF-style build front end: ./build.sh amd64 [uefi] [O0|O2|O3] [fast] [--mem SIZE] [--event-logger] [--app NAME] [-n]
 # Translates XMHF's option names into make variables (see the Makefile) and runs make.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 usage() {
 	cat <<'USAGE'
-usage: ./build.sh amd64 [options]
+usage: ./build.sh amd64 [uefi] [options]
   amd64            the only subarch built (64-bit runtime; init is always 32-bit)
+  uefi             build only init-x86-amd64.efi, the EFI loader GRUB EFI chain-loads (it carries
+                   the runtime); without it the BIOS files and the EFI loader are all built
   O0 | O2 | O3     optimisation level (default O2); "debug" = O0
   fast             skip init's SHA-1 of the runtime module (XMHF: no boot-loader hash)
   --mem SIZE       upper bound of machine memory this build accepts, e.g. 0x230000000;
@@ -20,12 +22,12 @@ usage: ./build.sh amd64 [options]
 USAGE
 }
 
-subarch="" opt="O2" fast="" mem="" logger="" app="" dry="" jobs="$(nproc 2>/dev/null || echo 2)"
+subarch="" target="" opt="O2" fast="" mem="" logger="" app="" dry="" jobs="$(nproc 2>/dev/null || echo 2)"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	amd64) subarch=amd64 ;;
 	i386) echo "build.sh: i386 is not supported: only amd64 is built (init is 32-bit, the runtime 64-bit)" >&2; exit 2 ;;
-	uefi) echo "build.sh: UEFI is not supported yet: only the BIOS (GRUB multiboot) path is built" >&2; exit 2 ;;
+	uefi) target=uefi ;;
 	O0 | debug) opt=O0 ;;
 	O2) opt=O2 ;;
 	O3) opt=O3 ;;
@@ -54,7 +56,7 @@ if [ -z "$subarch" ]; then
 	exit 2
 fi
 
-cmd=(make -j"$jobs" OPT="$opt" FAST="$fast" MEM="$mem" EVENT_LOGGER="$logger" APP="$app")
+cmd=(make -j"$jobs" OPT="$opt" FAST="$fast" MEM="$mem" EVENT_LOGGER="$logger" APP="$app" $target)
 if [ -n "$dry" ]; then
 	printf '%q ' "${cmd[@]}"
 	echo

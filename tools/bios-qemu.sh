@@ -1,5 +1,5 @@
 #!/bin/bash
-# bios-qemu.sh - boot BIOS disk images in QEMU (i440fx "pc" machine, SeaBIOS), unattended.
+# bios-qemu.sh - boot BIOS disk images in QEMU (i440fx "pc" machine, SeaBIOS; OVMF with --uefi), unattended.
 #
 # Usage: tools/bios-qemu.sh -d IMG [-d IMG]... [options]
 #   -d IMG                 raw disk image (repeatable, up to 4): IDE disks in
@@ -25,6 +25,13 @@
 #   --gdb PORT             gdb stub on 127.0.0.1:PORT (loopback only), CPU halted
 #                          at reset (-S) until gdb continues; mind --timeout
 #   --snapshot             do not write to the disk images (QEMU -snapshot)
+#   --uefi                 boot UEFI firmware (OVMF, Debian package ovmf) instead of
+#                          SeaBIOS: OVMF_CODE_4M.fd read-only and a private copy of
+#                          OVMF_VARS_4M.fd as pflash (override with OVMF_CODE and
+#                          OVMF_VARS in the environment); the first disk should be
+#                          an ESP disk (tools/mkespdisk.sh). The XMHF EFI loader
+#                          starts the hypervisor only with VMX, i.e. under --kvm on
+#                          an Intel VMX host; under TCG only dryrun=1 runs through
 #   --qemu-extra ARG       append ARG to QEMU's command line (repeatable)
 #   --keep                 keep the temporary directory
 #   -h, --help             this help
@@ -40,7 +47,7 @@
 # (V << 1) | 1 (reported on stderr), 1 is also QEMU's generic error.
 # A line "qemu: ended: ..." on stderr gives the reason, "qemu: N.NNNs wall" the time.
 #
-# Other fixed settings: -machine pc (i440fx, SeaBIOS), -display none,
+# Other fixed settings: -machine pc (i440fx, SeaBIOS or with --uefi OVMF), -display none,
 # -monitor none (or a private pipe for --stop-on-triple-fault), -nic none.
 set -euo pipefail
 
@@ -53,7 +60,7 @@ usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; }
 QEMU=${QEMU:-qemu-system-x86_64}
 
 smp=1 mem=256 cpu='' kvm=auto timeout_s=120
-serial='' serial2='' e9='' log='' stop_tf=0 gdb='' snapshot=0 keep=0
+serial='' serial2='' e9='' log='' stop_tf=0 gdb='' snapshot=0 keep=0 uefi=0
 disks=() extra=()
 
 need_arg() { [ $# -ge 2 ] || usage_error "option $1 needs an argument"; }
@@ -73,6 +80,7 @@ while [ $# -gt 0 ]; do
         --stop-on-triple-fault) stop_tf=1; shift ;;
         --gdb) need_arg "$@"; gdb=$2; shift 2 ;;
         --snapshot) snapshot=1; shift ;;
+        --uefi) uefi=1; shift ;;
         --qemu-extra) need_arg "$@"; extra+=("$2"); shift 2 ;;
         --keep) keep=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -167,6 +175,18 @@ if [ -n "$e9" ]; then
     : >"$e9" || die "cannot write $e9"
     # shellcheck disable=SC2054
     args+=(-chardev "file,id=e9,path=$(qesc "$e9")" -device isa-debugcon,iobase=0xe9,chardev=e9)
+fi
+
+if [ "$uefi" = 1 ]; then
+    ovmf_code=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
+    ovmf_vars=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
+    if [ ! -f "$ovmf_code" ] || [ ! -f "$ovmf_vars" ]; then
+        die "no OVMF firmware at $ovmf_code / $ovmf_vars (apt-get install ovmf)"
+    fi
+    cp "$ovmf_vars" "$tmp/OVMF_VARS.fd"
+    # shellcheck disable=SC2054
+    args+=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=$(qesc "$ovmf_code")"
+           -drive "if=pflash,format=raw,unit=1,file=$(qesc "$tmp/OVMF_VARS.fd")")
 fi
 
 boot=c

@@ -239,3 +239,17 @@ TEST(cmdline_error_truncated)
 	/* No buffer at all is fine too. */
 	CHECK_EQ(cmdline_parse("serial=garbage", &c, NULL, 0), -1);
 }
+
+TEST(cmdline_dryrun)
+{
+	struct boot_cmdline c;
+	char err[64];
+
+	CHECK_EQ(cmdline_parse("serial=115200,8n1,0x3f8", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.dryrun, 0);
+	CHECK_EQ(cmdline_parse("dryrun=1", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.dryrun, 1);
+	CHECK_EQ(c.unknown_keys, 0);
+	CHECK_EQ(cmdline_parse("dryrun=maybe", &c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "dryrun") != NULL);
+}

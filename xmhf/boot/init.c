@@ -9,6 +9,7 @@
 #include <lib/cmdline.h>
 #include <lib/e820.h>
 #include <lib/region.h>
+#include <lib/runtime-image.h>
 #include <lib/sha1.h>
 #include <lib/string.h>
 #include <x86/cpu.h>
@@ -18,8 +19,6 @@
 /* The guest must keep at least this much RAM, or booting it is pointless. */
 #define MIN_GUEST_RAM (16ULL << 20)
 #define FOUR_GIB (1ULL << 32)
-
-#define R_X86_64_RELATIVE 8
 
 u64 init_tsc_at_entry;
 extern char __init_start[], __init_end[];
@@ -97,6 +96,19 @@ static u32 bsp_apic_id(void)
 	return cpuid(1, 0).ebx >> 24;
 }
 
+/* GRUB EFI loads this multiboot kernel too, but the guest it would start is a BIOS boot sector, which
+ * needs a PC BIOS to read its disk: UEFI firmware without a CSM leaves the real-mode IVT's INT 13h
+ * vector at 0000:0000 (OVMF fills only INT 10h, for old Windows video). */
+static void check_pc_bios(void)
+{
+	uintptr_t ivt = 0;
+
+	__asm__("" : "+r"(ivt)); /* physical address 0 is the IVT here, not a null pointer */
+	if (((const volatile u32 *)ivt)[0x13] == 0)
+		fatal("no PC BIOS (the INT 13h vector is 0000:0000), as on a UEFI machine; there, boot "
+		      "init-x86-amd64.efi with GRUB's chainloader (README, UEFI)");
+}
+
 struct modules {
 	const struct runtime_header *rt;
 	u64 rt_base, rt_size;
@@ -141,9 +153,7 @@ static void check_modules(const struct multiboot_info *mbi, struct modules *m)
 		fatal("module 0 (%s) is not the XMHF runtime (bad magic); the runtime must be the first module",
 		      name);
 	}
-	if (m->rt->header_version != 1 || m->rt->file_size > m->rt_size || m->rt->mem_size < m->rt->file_size ||
-	    m->rt->entry_offset >= m->rt->file_size || m->rt->rela_offset > m->rt->file_size ||
-	    m->rt->rela_size > m->rt->file_size - m->rt->rela_offset || m->rt->mem_size > (256ULL << 20))
+	if (runtime_header_check(m->rt, m->rt_size))
 		fatal("module 0 (%s): the runtime header is inconsistent", name);
 
 	/* Module 1: the guest's boot sector (module --nounzip (hdN)+1). */
@@ -195,27 +205,6 @@ static u32 find_cpus(struct cpu_list *cl, u64 *rsdp_pa, u32 *source)
 	return 0;
 }
 
-static void relocate_runtime(u64 base, const struct runtime_header *h)
-{
-	const u8 *rela = (const u8 *)(uintptr_t)(base + h->rela_offset);
-
-	u32 n = 0;
-
-	for (u64 off = 0; off + 24 <= h->rela_size; off += 24, n++) {
-		u64 r_offset, r_info, r_addend;
-
-		memcpy(&r_offset, rela + off, 8);
-		memcpy(&r_info, rela + off + 8, 8);
-		memcpy(&r_addend, rela + off + 16, 8);
-		if ((u32)r_info != R_X86_64_RELATIVE)
-			fatal("runtime relocation %u has unsupported type %u", n, (u32)r_info);
-		if (r_offset > h->mem_size - 8)
-			fatal("runtime relocation %u is outside the image", n);
-		u64 v = base + r_addend;
-		memcpy((void *)(uintptr_t)(base + r_offset), &v, 8);
-	}
-}
-
 static void build_page_tables(void)
 {
 	for (u32 i = 0; i < 4; i++) {
@@ -258,6 +247,7 @@ void init_main(u32 magic, u32 mbi_pa)
 		      "multiboot command",
 		      magic);
 	check_cpu();
+	check_pc_bios();
 
 	/* Memory map. */
 	if (!(mbi->flags & MULTIBOOT_INFO_MEM_MAP) || mbi->mmap_length == 0)
@@ -333,7 +323,9 @@ void init_main(u32 magic, u32 mbi_pa)
 	memmove((void *)(uintptr_t)base, (const void *)(uintptr_t)mods.rt_base, mods.rt->file_size);
 	const struct runtime_header *h = (const struct runtime_header *)(uintptr_t)base;
 	memset((void *)(uintptr_t)(base + h->file_size), 0, rt_mem - h->file_size);
-	relocate_runtime(base, h);
+	u32 bad_rela;
+	if (runtime_relocate(base, &bad_rela))
+		fatal("runtime relocation %u is not R_X86_64_RELATIVE or lies outside the image", bad_rela);
 
 	/* The boot-info block follows the runtime. */
 	struct bootinfo *bi = (struct bootinfo *)(uintptr_t)(base + rt_mem);

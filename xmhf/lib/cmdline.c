@@ -151,6 +151,15 @@ static int apply_word(struct tok w, struct boot_cmdline *out, char *err, size_t 
 			return fail(err, errlen, "nested: want 0 or 1, not", val);
 		return 0;
 	}
+	if (tok_eq(key, "dryrun")) {
+		if (tok_eq(val, "0"))
+			out->dryrun = 0;
+		else if (tok_eq(val, "1"))
+			out->dryrun = 1;
+		else
+			return fail(err, errlen, "dryrun: want 0 or 1, not", val);
+		return 0;
+	}
 	if (tok_eq(key, "selftest")) {
 		if (tok_eq(val, "none"))
 			out->selftest = 0;
@@ -201,6 +210,7 @@ int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t err
 	out->on_stop = ON_STOP_HALT;
 	out->nested = 1; /* VMX for the guest: Hyper-V, KVM and others need it; nested=0 hides it */
 	out->selftest = 0;
+	out->dryrun = 0;
 	out->ept01_top_gib = 0;
 	for (u32 i = 0; i < sizeof(out->pad); i++)
 		out->pad[i] = 0;

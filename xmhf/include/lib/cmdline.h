@@ -27,8 +27,9 @@ struct boot_cmdline {
 	u32 unknown_keys;    /* count of words with an unknown key (ignored, XMHF compatibility) */
 	u8 nested;           /* nested=0|1: offer VMX to the guest (default 1) */
 	u8 selftest;         /* selftest=...: fault in the runtime once ready (tests the dump, page rights) */
+	u8 dryrun;           /* dryrun=0|1: UEFI boot only; everything but VMX, then back to the firmware */
+	u8 pad[3];
 	u16 ept01_top_gib;   /* ept01_top=N: EPT01 maps only the first N GiB at boot, the rest on demand (tests) */
-	u8 pad[4];
 };
 
 /* Fills *out with the defaults, then applies the words of s (NULL means empty).
@@ -37,7 +38,7 @@ struct boot_cmdline {
  * Keys: serial=BAUD[,DPS[,PORT]] where DPS is like 8n1; PORT hex (0x..) or decimal;
  *       boot_drive=0xNN (hex or decimal, 0..255); on_ready=guest|halt|poweroff;
  *       on_stop=halt|reset|poweroff; nested=0|1;
- *       selftest=none|exception|null|write-text|exec-heap; ept01_top=GIB (1..65535).
+ *       selftest=none|exception|null|write-text|exec-heap; dryrun=0|1; ept01_top=GIB (1..65535).
  * Unknown keys and words without '=' are counted in unknown_keys and otherwise ignored. */
 int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t errlen);
 

@@ -58,6 +58,7 @@ struct bootinfo {
 	u8 guest_boot_sector[512];
 	struct e820_map e820_firmware; /* as the firmware reported it (normalised) */
 	struct e820_map e820_guest;    /* what the guest will see: the region reserved */
+	u64 uefi_fw_pa;      /* UEFI boot: the firmware's CPU state (struct uefi_fw_state); 0 on BIOS boot */
 };
 
 #define CPU_SOURCE_MADT 1
@@ -73,7 +74,7 @@ _Static_assert(sizeof(struct runtime_header) == 64, "runtime_header layout");
 _Static_assert(sizeof(struct boot_cmdline) == 24, "boot_cmdline layout");
 _Static_assert(__builtin_offsetof(struct bootinfo, cmdline) == 112, "bootinfo layout");
 _Static_assert(__builtin_offsetof(struct bootinfo, extra_modules) == 136, "bootinfo layout");
-_Static_assert(sizeof(struct bootinfo) == 7704, "bootinfo layout");
+_Static_assert(sizeof(struct bootinfo) == 7712, "bootinfo layout");
 _Static_assert(sizeof(struct e820_entry) == 24, "e820 layout");
 _Static_assert(__builtin_offsetof(struct bootinfo, e820_firmware) % 8 == 0, "bootinfo layout");
 

@@ -1,6 +1,7 @@
 /* The runtime's BSP path: console, heap, page tables, per-CPU state, the APs, then ready. */
 #include <xmhf/runtime.h>
 #include <xmhf/percpu.h>
+#include <xmhf/uefi.h>
 #include <xmhf/vcpu.h>
 #include <lib/printf.h>
 #include <lib/string.h>
@@ -67,6 +68,13 @@ static NORETURN void on_ready(void)
 	if (bi->cmdline.on_ready == ON_READY_HALT) {
 		printf("XMHF: on_ready=halt: not starting the guest\n");
 		cpu_halt_forever();
+	}
+	if (bi->uefi_fw_pa) {
+		uefi_check_firmware_state();
+		if (bi->cmdline.dryrun)
+			uefi_dryrun();
+	} else if (bi->cmdline.dryrun) {
+		printf("XMHF: dryrun=1 is for UEFI boot only; ignored\n");
 	}
 	vmx_check_and_read_caps();
 	ept01_init();

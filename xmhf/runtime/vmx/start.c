@@ -17,7 +17,12 @@ NORETURN void vmx_start_guest_on_this_cpu(void)
 	vmcs01_setup(v, c->index == 0);
 	if (xmhf_app_main(v, &apb) != APP_SUCCESS)
 		panic("the hypapp failed to start on this CPU");
-	if (c->index == 0) {
+	if (c->index == 0 && boot_info->uefi_fw_pa) {
+		printf("XMHF: CPU 0: starting the guest: the UEFI firmware, back in its EFI loader; region %llu KiB, "
+		       "%llu KiB free\n",
+		       (unsigned long long)(boot_info->region_size >> 10), (unsigned long long)(heap_free_bytes() >> 10));
+		c->vcpu = v;
+	} else if (c->index == 0) {
 		void *bs = guestmem_ptr(0x7c00, 512);
 		BUG_ON(!bs);
 		memcpy(bs, boot_info->guest_boot_sector, 512);

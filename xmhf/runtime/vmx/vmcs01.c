@@ -3,6 +3,7 @@
  * the VMCS. Host state: this CPU's runtime state, RIP = the exit stub. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
+#include <xmhf/uefi.h>
 #include <lib/nested-logic.h>
 #include <lib/string.h>
 #include <x86/cpu.h>
@@ -216,7 +217,9 @@ void vmcs01_setup(struct vcpu *v, bool bsp)
 		panic("VMCLEAR/VMPTRLD of VMCS01 failed");
 	setup_controls();
 	vmcs01_host_state(v);
-	if (bsp) {
+	if (bsp && boot_info->uefi_fw_pa) {
+		uefi_guest_state(v); /* the firmware, where the EFI loader left it (runtime/uefi) */
+	} else if (bsp) {
 		/* The guest starts like a BIOS boot: the boot sector at 0:7C00, DL = boot drive. */
 		guest_state_real_mode(0, 0, 0x7c00);
 		vmcs_write(VMCS_GUEST_RSP, 0x7c00);
