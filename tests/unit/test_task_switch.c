@@ -105,10 +105,10 @@ static void setup(struct fake *f, struct ts_cpu *c, struct ts_env *env)
 	c->gdtr_base = GDT;
 	c->gdtr_limit = 0x4f;
 	for (u32 i = TS_ES; i <= TS_GS; i++)
-		c->seg[i] = (struct ts_segment){ SEL_DATA, 0xffffffff, 0xc093, 0 };
-	c->seg[TS_CS] = (struct ts_segment){ SEL_CODE, 0xffffffff, 0xc09b, 0 };
-	c->seg[TS_LDTR] = (struct ts_segment){ 0, 0, TS_AR_UNUSABLE, 0 };
-	c->seg[TS_TR] = (struct ts_segment){ SEL_TSS_A, 0x67, 0x8b, TSS_A };
+		c->seg[i] = (struct vmx_segment){ .sel = SEL_DATA, .limit = 0xffffffff, .ar = 0xc093, .base = 0 };
+	c->seg[TS_CS] = (struct vmx_segment){ .sel = SEL_CODE, .limit = 0xffffffff, .ar = 0xc09b, .base = 0 };
+	c->seg[TS_LDTR] = (struct vmx_segment){ .sel = 0, .limit = 0, .ar = SEG_AR_UNUSABLE, .base = 0 };
+	c->seg[TS_TR] = (struct vmx_segment){ .sel = SEL_TSS_A, .limit = 0x67, .ar = 0x8b, .base = TSS_A };
 	for (u32 i = 0; i < 8; i++)
 		c->gpr[i] = 0xa0 + i;
 	c->rip = 0x1000;
@@ -127,10 +127,12 @@ static bool busy(struct fake *f, u32 sel)
 TEST(task_switch_descriptor_fields)
 {
 	/* base 0x12345678, limit 0xabcde pages, type 0xb, S, DPL 3, P, G, D/B */
-	u32 lo = 0x5678bcde, hi = 0x12cafb34;
-	CHECK_EQ(ts_descriptor_base(lo, hi), 0x12345678);
-	CHECK_EQ(ts_descriptor_limit(lo, hi), 0xabcdefff);
-	CHECK_EQ(ts_descriptor_ar(lo, hi), 0xc0fb);
+	struct vmx_segment s;
+
+	seg_decode((u64)0x12cafb34 << 32 | 0x5678bcde, &s);
+	CHECK_EQ(s.base, 0x12345678);
+	CHECK_EQ(s.limit, 0xabcdefff);
+	CHECK_EQ(s.ar, 0xc0fb);
 }
 
 TEST(task_switch_jmp_saves_loads_and_moves_busy)
@@ -171,8 +173,8 @@ TEST(task_switch_jmp_saves_loads_and_moves_busy)
 	CHECK_EQ(f.cr3_loads, 1);
 	CHECK_EQ(c.seg[TS_SS].ar, 0xc093); /* accessed set */
 	CHECK_EQ(get32(&f, GDT + SEL_DATA + 4) & 0x100, 0x100);
-	CHECK(c.seg[TS_FS].ar & TS_AR_UNUSABLE); /* null FS in B's TSS */
-	CHECK(c.seg[TS_LDTR].ar & TS_AR_UNUSABLE);
+	CHECK(c.seg[TS_FS].ar & SEG_AR_UNUSABLE); /* null FS in B's TSS */
+	CHECK(c.seg[TS_LDTR].ar & SEG_AR_UNUSABLE);
 	CHECK_EQ(c.seg[TS_CS].ar, 0xc09b);
 }
 
@@ -238,7 +240,7 @@ TEST(task_switch_16bit_tss_with_ldt)
 	CHECK_EQ(c.gpr[4], 0xffff7000);
 	CHECK_EQ(c.seg[TS_LDTR].base, LDT);
 	CHECK_EQ(c.seg[TS_DS].base, 0x100000);
-	CHECK(c.seg[TS_GS].ar & TS_AR_UNUSABLE);
+	CHECK(c.seg[TS_GS].ar & SEG_AR_UNUSABLE);
 	CHECK_EQ(c.seg[TS_TR].ar, 0x83);
 	CHECK_EQ(f.cr3_loads, 0); /* no CR3 in a 16-bit TSS */
 	CHECK_EQ(c.cr3, 0x9000);
@@ -301,8 +303,8 @@ TEST(task_switch_faults_after_commit_in_new_task)
 	CHECK_EQ(out.error_code, SEL_CODE_XO);
 	CHECK_EQ(c.seg[TS_TR].sel, SEL_TSS_B);
 	CHECK_EQ(c.seg[TS_DS].sel, SEL_CODE_XO);
-	CHECK(c.seg[TS_DS].ar & TS_AR_UNUSABLE);
-	CHECK(!(c.seg[TS_SS].ar & TS_AR_UNUSABLE));
+	CHECK(c.seg[TS_DS].ar & SEG_AR_UNUSABLE);
+	CHECK(!(c.seg[TS_SS].ar & SEG_AR_UNUSABLE));
 	CHECK(busy(&f, SEL_TSS_B));
 
 	/* ES not present: #NP(ES) */

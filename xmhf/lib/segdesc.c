@@ -8,6 +8,15 @@ static int bad(const char **err, const char *why)
 	return -1;
 }
 
+void seg_decode(u64 d, struct vmx_segment *out)
+{
+	out->ar = (u32)((d >> 40) & 0xf0ff);
+	out->limit = (u32)((d & 0xffff) | ((d >> 32) & 0xf0000));
+	if (out->ar & SEG_AR_G)
+		out->limit = (out->limit << 12) | 0xfff;
+	out->base = ((d >> 16) & 0xffffff) | ((d >> 56) << 24);
+}
+
 int seg_from_gdt(const u8 *gdt, u32 gdt_limit, u16 sel, enum seg_kind kind, struct vmx_segment *out,
 		 const char **err)
 {
@@ -37,11 +46,7 @@ int seg_from_gdt(const u8 *gdt, u32 gdt_limit, u16 sel, enum seg_kind kind, stru
 	memcpy(&d, gdt + index, 8);
 	if (system)
 		memcpy(&hi, gdt + index + 8, 8);
-	out->ar = (u32)((d >> 40) & 0xf0ff);
-	out->limit = (u32)((d & 0xffff) | ((d >> 32) & 0xf0000));
-	if (out->ar & SEG_AR_G)
-		out->limit = (out->limit << 12) | 0xfff;
-	out->base = ((d >> 16) & 0xffffff) | ((d >> 56) << 24);
+	seg_decode(d, out);
 	if (system)
 		out->base |= (hi & 0xffffffffULL) << 32;
 	if (!(out->ar & SEG_AR_P))

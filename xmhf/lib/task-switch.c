@@ -25,22 +25,18 @@ enum { VEC_DB = 1, VEC_TS = 10, VEC_NP = 11, VEC_SS = 12, VEC_GP = 13 };
 #define TYPE_EXPAND_DOWN 4u /* data */
 #define TYPE_RW 2u	   /* readable code, writable data */
 
-u32 ts_descriptor_ar(u32 lo, u32 hi)
+/* The VMCS form of a descriptor's two dwords. */
+static struct vmx_segment decode(u32 lo, u32 hi)
 {
-	(void)lo;
-	return (hi >> 8) & 0xf0ff;
+	struct vmx_segment s = { 0, 0, 0, 0 };
+
+	seg_decode((u64)hi << 32 | lo, &s);
+	return s;
 }
 
-u64 ts_descriptor_base(u32 lo, u32 hi)
+static u32 desc_ar(u32 lo, u32 hi)
 {
-	return (lo >> 16) | ((hi & 0xff) << 16) | (hi & 0xff000000u);
-}
-
-u32 ts_descriptor_limit(u32 lo, u32 hi)
-{
-	u32 limit = (lo & 0xffff) | (hi & 0xf0000);
-
-	return (hi & (1u << 23)) ? (limit << 12) | 0xfff : limit;
+	return decode(lo, hi).ar;
 }
 
 static u32 get16(const u8 *p, u32 off)
@@ -90,7 +86,7 @@ static enum fetch fetch_desc(const struct ts_cpu *c, const struct ts_env *env, u
 	u32 limit = c->gdtr_limit, v[2];
 
 	if (sel & 4) {
-		if (c->seg[TS_LDTR].ar & TS_AR_UNUSABLE)
+		if (c->seg[TS_LDTR].ar & SEG_AR_UNUSABLE)
 			return FETCH_LIMIT;
 		base = c->seg[TS_LDTR].base;
 		limit = c->seg[TS_LDTR].limit;
@@ -117,11 +113,13 @@ static bool touch(const struct ts_env *env, struct desc *d)
 	return wr(env, d->addr + 5, &byte, 1);
 }
 
-static void load(struct ts_segment *s, const struct desc *d)
+static void load(struct vmx_segment *s, const struct desc *d)
 {
-	s->base = ts_descriptor_base(d->lo, d->hi);
-	s->limit = ts_descriptor_limit(d->lo, d->hi);
-	s->ar = ts_descriptor_ar(d->lo, d->hi);
+	struct vmx_segment v = decode(d->lo, d->hi);
+
+	s->base = v.base;
+	s->limit = v.limit;
+	s->ar = v.ar;
 }
 
 /* Outcome helpers: each returns false so callers can write 'return fault(...)'. */
@@ -142,7 +140,7 @@ static bool mem_fault(struct ts_outcome *out)
 static bool load_data_segment(struct ts_cpu *c, const struct ts_env *env, enum ts_seg i, u32 cs_rpl,
 			      struct ts_outcome *out)
 {
-	struct ts_segment *s = &c->seg[i];
+	struct vmx_segment *s = &c->seg[i];
 	u32 sel = s->sel, ar;
 	struct desc d;
 	enum fetch f;
@@ -154,7 +152,7 @@ static bool load_data_segment(struct ts_cpu *c, const struct ts_env *env, enum t
 		return mem_fault(out);
 	if (f == FETCH_LIMIT)
 		return fault(out, VEC_TS, sel & 0xfffc);
-	ar = ts_descriptor_ar(d.lo, d.hi);
+	ar = desc_ar(d.lo, d.hi);
 	if (!AR_S(ar) || ((AR_TYPE(ar) & TYPE_CODE) && !(AR_TYPE(ar) & TYPE_RW)))
 		return fault(out, VEC_TS, sel & 0xfffc);
 	if ((!(AR_TYPE(ar) & TYPE_CODE) || !(AR_TYPE(ar) & TYPE_CONFORMING)) &&
@@ -170,7 +168,7 @@ static bool load_data_segment(struct ts_cpu *c, const struct ts_env *env, enum t
 
 static bool load_ss(struct ts_cpu *c, const struct ts_env *env, struct ts_outcome *out)
 {
-	struct ts_segment *s = &c->seg[TS_SS];
+	struct vmx_segment *s = &c->seg[TS_SS];
 	u32 sel = s->sel, ar;
 	struct desc d;
 	enum fetch f;
@@ -182,7 +180,7 @@ static bool load_ss(struct ts_cpu *c, const struct ts_env *env, struct ts_outcom
 		return mem_fault(out);
 	if (f == FETCH_LIMIT)
 		return fault(out, VEC_TS, sel & 0xfffc);
-	ar = ts_descriptor_ar(d.lo, d.hi);
+	ar = desc_ar(d.lo, d.hi);
 	if (!AR_S(ar) || (AR_TYPE(ar) & TYPE_CODE) || !(AR_TYPE(ar) & TYPE_RW))
 		return fault(out, VEC_TS, sel & 0xfffc);
 	if (!AR_P(ar))
@@ -197,7 +195,7 @@ static bool load_ss(struct ts_cpu *c, const struct ts_env *env, struct ts_outcom
 
 static bool load_cs(struct ts_cpu *c, const struct ts_env *env, struct ts_outcome *out)
 {
-	struct ts_segment *s = &c->seg[TS_CS];
+	struct vmx_segment *s = &c->seg[TS_CS];
 	u32 sel = s->sel, ar, rpl = sel & 3;
 	struct desc d;
 	enum fetch f;
@@ -209,7 +207,7 @@ static bool load_cs(struct ts_cpu *c, const struct ts_env *env, struct ts_outcom
 		return mem_fault(out);
 	if (f == FETCH_LIMIT)
 		return fault(out, VEC_TS, sel & 0xfffc);
-	ar = ts_descriptor_ar(d.lo, d.hi);
+	ar = desc_ar(d.lo, d.hi);
 	if (!AR_S(ar) || !(AR_TYPE(ar) & TYPE_CODE))
 		return fault(out, VEC_TS, sel & 0xfffc);
 	if ((AR_TYPE(ar) & TYPE_CONFORMING) ? AR_DPL(ar) > rpl : AR_DPL(ar) != rpl)
@@ -224,7 +222,7 @@ static bool load_cs(struct ts_cpu *c, const struct ts_env *env, struct ts_outcom
 
 static bool load_ldtr(struct ts_cpu *c, const struct ts_env *env, struct ts_outcome *out)
 {
-	struct ts_segment *s = &c->seg[TS_LDTR];
+	struct vmx_segment *s = &c->seg[TS_LDTR];
 	u32 sel = s->sel, ar;
 	struct desc d;
 	enum fetch f;
@@ -236,7 +234,7 @@ static bool load_ldtr(struct ts_cpu *c, const struct ts_env *env, struct ts_outc
 	f = fetch_desc(c, env, sel, &d);
 	if (f == FETCH_FAULT)
 		return mem_fault(out);
-	ar = ts_descriptor_ar(d.lo, d.hi);
+	ar = desc_ar(d.lo, d.hi);
 	if (f == FETCH_LIMIT || AR_S(ar) || AR_TYPE(ar) != 2 || !AR_P(ar))
 		return fault(out, VEC_TS, sel & 0xfffc);
 	load(s, &d);
@@ -247,7 +245,7 @@ static bool load_ldtr(struct ts_cpu *c, const struct ts_env *env, struct ts_outc
 static bool push_error_code(struct ts_cpu *c, const struct ts_env *env, bool tss32, u32 error_code,
 			    struct ts_outcome *out)
 {
-	struct ts_segment *ss = &c->seg[TS_SS];
+	struct vmx_segment *ss = &c->seg[TS_SS];
 	u32 size = tss32 ? 4 : 2, top = AR_DB(ss->ar) ? 0xffffffffu : 0xffffu;
 	u32 sp = (u32)c->gpr[4] & top, new_sp = (sp - size) & top;
 	u8 buf[4];
@@ -275,7 +273,7 @@ static const struct tss_layout tss16_layout = { 0x2c, 0x0e, 0x1c, 0x10, 0x12, 2,
 static bool switch_tasks(struct ts_cpu *c, const struct ts_request *req, const struct ts_env *env,
 			 struct ts_outcome *out)
 {
-	struct ts_segment *tr = &c->seg[TS_TR];
+	struct vmx_segment *tr = &c->seg[TS_TR];
 	bool call_like = req->source == TS_FROM_CALL || req->source == TS_FROM_GATE;
 	bool jmp_or_iret = req->source == TS_FROM_JMP || req->source == TS_FROM_IRET;
 	u32 sel = req->selector, ntype, nbase, nlimit, eflags;
@@ -295,13 +293,13 @@ static bool switch_tasks(struct ts_cpu *c, const struct ts_request *req, const s
 		nd.lo = v[0];
 		nd.hi = v[1];
 	}
-	ntype = AR_TYPE(ts_descriptor_ar(nd.lo, nd.hi));
-	if (AR_S(ts_descriptor_ar(nd.lo, nd.hi)) || (ntype & 5) != 1)
+	ntype = AR_TYPE(desc_ar(nd.lo, nd.hi));
+	if (AR_S(desc_ar(nd.lo, nd.hi)) || (ntype & 5) != 1)
 		return fault(out, VEC_GP, sel & 0xfffc);
 	nl = (ntype & 8) ? &tss32_layout : &tss16_layout;
 	ol = (AR_TYPE(tr->ar) & 8) ? &tss32_layout : &tss16_layout;
-	nbase = (u32)ts_descriptor_base(nd.lo, nd.hi);
-	nlimit = ts_descriptor_limit(nd.lo, nd.hi);
+	nbase = (u32)decode(nd.lo, nd.hi).base;
+	nlimit = decode(nd.lo, nd.hi).limit;
 	if (nlimit < nl->size - 1)
 		return fault(out, VEC_TS, sel & 0xfffc);
 	/* The old TSS must hold the whole save area (0x5f / 0x29: up to GS / DS). */
@@ -366,7 +364,7 @@ static bool switch_tasks(struct ts_cpu *c, const struct ts_request *req, const s
 	tr->sel = (u16)sel;
 	tr->base = nbase;
 	tr->limit = nlimit;
-	tr->ar = ts_descriptor_ar(nd.lo, nd.hi) | 2;
+	tr->ar = desc_ar(nd.lo, nd.hi) | 2;
 	c->cr0 |= CR0_TS_BIT;
 	c->dr7 &= ~DR7_LOCAL_ENABLES;
 	if (nl == &tss32_layout) {
@@ -394,7 +392,7 @@ static bool switch_tasks(struct ts_cpu *c, const struct ts_request *req, const s
 	c->rflags = (eflags & EFL_LOADABLE) | 2;
 	for (u32 i = TS_ES; i <= TS_LDTR; i++)
 		if (i != TS_CS)
-			c->seg[i].ar |= TS_AR_UNUSABLE;
+			c->seg[i].ar |= SEG_AR_UNUSABLE;
 
 	if (nl == &tss32_layout && env->paging && get32(tss, 0x1c) != (u32)c->cr3) {
 		c->cr3 = get32(tss, 0x1c);

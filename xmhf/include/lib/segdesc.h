@@ -21,6 +21,9 @@ struct vmx_segment {
 
 enum seg_kind { SEG_CODE, SEG_DATA, SEG_TR, SEG_LDTR };
 
+/* The access rights, scaled limit and base (bits 31:0) of the 8-byte descriptor d; sel is left alone. */
+void seg_decode(u64 d, struct vmx_segment *out);
+
 /* Fills *out for selector sel of the given kind from the GDT image gdt of gdt_limit + 1 bytes.
  * A null selector gives an unusable segment, except CS (an error) and TR, for which a busy 64-bit TSS of
  * base 0 and limit 0x67 stands in (VM entry needs a usable TR, SDM 27.3.1.2; firmware often never loads

@@ -8,21 +8,13 @@
 #ifndef LIB_TASK_SWITCH_H
 #define LIB_TASK_SWITCH_H
 #include <xmhf/types.h>
+#include <lib/segdesc.h>
 
 /* Segment registers in VMCS field order (ES CS SS DS FS GS LDTR TR). */
 enum ts_seg { TS_ES, TS_CS, TS_SS, TS_DS, TS_FS, TS_GS, TS_LDTR, TS_TR, TS_NSEG };
 
-/* A segment register as the VMCS holds it: ar in the VMX access-rights format (SDM 24.4.1). */
-struct ts_segment {
-	u16 sel;
-	u32 limit; /* scaled by G */
-	u32 ar;
-	u64 base;
-};
-#define TS_AR_UNUSABLE (1u << 16)
-
 struct ts_cpu {
-	struct ts_segment seg[TS_NSEG];
+	struct vmx_segment seg[TS_NSEG]; /* as the VMCS holds them (lib/segdesc.h) */
 	u64 gdtr_base;
 	u32 gdtr_limit;
 	u64 gpr[8]; /* RAX RCX RDX RBX RSP RBP RSI RDI */
@@ -65,10 +57,5 @@ struct ts_outcome {
  * segments not yet validated are marked unusable (CS keeps its old descriptor). */
 void task_switch_emulate(struct ts_cpu *cpu, const struct ts_request *req, const struct ts_env *env,
 			 struct ts_outcome *out);
-
-/* A segment descriptor (its two dwords) in VMX access-rights form, and its base and scaled limit. */
-u32 ts_descriptor_ar(u32 lo, u32 hi);
-u64 ts_descriptor_base(u32 lo, u32 hi);
-u32 ts_descriptor_limit(u32 lo, u32 hi);
 
 #endif
