@@ -151,6 +151,11 @@ bool nested_rdmsr(u32 msr, u64 *value)
 		/* The highest field index L1 can use, not the host's (SDM A.9). */
 		*value = vmcs_enum_msr(nested_offered_caps());
 		break;
+	case MSR_IA32_VMX_CR4_FIXED1:
+		/* SMX is hidden (CPUID.1:ECX.SMX clear, MOV to CR4.SMXE #GPs: guest/cr.c), so L1 must not
+		 * read that CR4.SMXE may be 1 in VMX operation. */
+		*value &= ~(1ULL << 14);
+		break;
 	default:
 		break;
 	}
