@@ -22,6 +22,7 @@ import threading
 from core import BUILD, ROOT, Result, Test, check_patterns, read, run_emulator, sh
 from boot import grub_disk
 from guest import HV_CMDLINE, build_variant
+from profile import EXIT_REASONS, print_profile, profile, write_svg
 
 LINUX_OUT = os.path.join(ROOT, "build", "linux")
 LINUX_DISK = os.path.join(LINUX_OUT, "linux-disk.img")
@@ -34,20 +35,6 @@ END = r"^LINUX: poweroff failed|Kernel panic - not syncing|^XMHF: CPU halted"
 
 _build_lock = threading.Lock()
 _built = [False]
-
-# Basic VM-exit reasons (Intel SDM vol. 3, appendix C), for the bench output.
-EXIT_REASONS = {
-    0: "exception/NMI", 1: "external interrupt", 2: "triple fault", 3: "INIT", 4: "SIPI", 7: "interrupt window",
-    8: "NMI window", 9: "task switch", 10: "CPUID", 12: "HLT", 13: "INVD", 14: "INVLPG", 15: "RDPMC",
-    16: "RDTSC", 18: "VMCALL", 19: "VMCLEAR", 20: "VMLAUNCH", 21: "VMPTRLD", 22: "VMPTRST", 23: "VMREAD",
-    24: "VMRESUME", 25: "VMWRITE", 26: "VMXOFF", 27: "VMXON", 28: "CR access", 29: "MOV DR", 30: "I/O",
-    31: "RDMSR", 32: "WRMSR", 33: "bad guest state", 34: "MSR loading", 36: "MWAIT", 37: "MTF", 39: "MONITOR",
-    40: "PAUSE", 41: "machine check", 43: "TPR below threshold", 44: "APIC access", 45: "virtualized EOI",
-    46: "GDTR/IDTR access", 47: "LDTR/TR access", 48: "EPT violation", 49: "EPT misconfiguration",
-    50: "INVEPT", 51: "RDTSCP", 52: "preemption timer", 53: "INVVPID", 54: "WBINVD", 55: "XSETBV",
-    56: "APIC write", 57: "RDRAND", 58: "INVPCID", 59: "VMFUNC", 61: "RDSEED", 63: "XSAVES", 64: "XRSTORS",
-}
-
 
 def build_linux(log):
     """The Linux guest disk, built (or checked up to date) once per run."""
@@ -306,8 +293,12 @@ def bench(log_root=None):
         print("linux bench: VM exits %d in all%s" % (n, ", at most %.0f ticks of overhead per exit (the overhead also "
                                                        "holds XMHF's GRUB stage and boot)" % ((th - tb) / n)
                                                        if tb and th and n else ""))
-        for r, n in sorted(total.items(), key=lambda x: -x[1]):
-            print("linux bench:   %-22s (r%d) %d" % (EXIT_REASONS.get(r, "reason %d" % r), r, n))
+        rows = profile(text)
+        print_profile("linux bench:", rows)
+        svg = write_svg(os.path.join(BUILD, "bench", "linux-exits.svg"),
+                        "Linux boot to userspace under XMHF, 1 CPU: VM exits and L0 ticks per exit", rows)
+        if svg:
+            print("linux bench: exit profile drawn in %s" % os.path.relpath(svg, ROOT))
     elif variant:
         print("linux bench: no exit counts in %s" % os.path.join(log_root, hv.name, "serial.log"))
     return results

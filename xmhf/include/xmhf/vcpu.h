@@ -253,14 +253,19 @@ bool e820_hook_handle(struct vcpu *v);
 int rdmsr_safe(u32 msr, u64 *value);
 int wrmsr_safe(u32 msr, u64 value);
 
-/* Event logger (build.sh --event-logger): per-CPU VM-exit counts by reason, CPUID by leaf, MSR by
- * index. Without the option these are empty. */
+/* Event logger (build.sh --event-logger): per-CPU VM-exit counts and handling ticks by reason (L1's
+ * and L2's exits apart), CPUID by leaf, MSR by index. Without the option these are empty. */
 #ifdef XMHF_EVENT_LOGGER
-void event_log_exit(struct vcpu *v, u32 reason);
+#define EVENT_LOGGER 1
+void event_log_exit(struct vcpu *v, u32 reason, bool l2, u64 ticks);
 void event_log_key(struct vcpu *v, u32 reason, u32 key);
 void event_log_print_all(void);
 #else
-static inline void event_log_exit(struct vcpu *v, u32 reason) { (void)v; (void)reason; }
+#define EVENT_LOGGER 0
+static inline void event_log_exit(struct vcpu *v, u32 reason, bool l2, u64 ticks)
+{
+	(void)v, (void)reason, (void)l2, (void)ticks;
+}
 static inline void event_log_key(struct vcpu *v, u32 reason, u32 key) { (void)v; (void)reason; (void)key; }
 static inline void event_log_print_all(void) {}
 #endif

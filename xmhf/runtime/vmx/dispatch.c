@@ -102,14 +102,26 @@ static void l2_entry_checks(struct vcpu *v)
 	nested_pending_events(v);
 }
 
+static void dispatch(struct vcpu *v, u32 reason);
+
 void vmexit_dispatch(struct vcpu *v);
 void vmexit_dispatch(struct vcpu *v)
 {
 	u32 reason = (u32)vmcs_read(VMCS_EXIT_REASON);
-	u32 basic = reason & 0xffff;
+	bool l2 = v->in_l2;
+	u64 t0 = EVENT_LOGGER ? rdtsc() : 0;
 
 	v->exit_reason = reason;
 	v->exits++;
+	dispatch(v, reason);
+	if (EVENT_LOGGER)
+		event_log_exit(v, reason & 0xffff, l2, rdtsc() - t0);
+}
+
+static void dispatch(struct vcpu *v, u32 reason)
+{
+	u32 basic = reason & 0xffff;
+
 	if (v->in_l2) {
 		if (nested_l2_exit(v))
 			reinject_interrupted_event();
@@ -125,7 +137,6 @@ void vmexit_dispatch(struct vcpu *v)
 		dump_guest(v);
 		panic("VM entry failure");
 	}
-	event_log_exit(v, basic);
 	if (basic >= EXIT_REASON_MAX || !exit_handlers[basic])
 		unexpected_exit(v);
 	exit_handlers[basic](v);

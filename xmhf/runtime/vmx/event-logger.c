@@ -1,6 +1,7 @@
-/* The event logger (build.sh --event-logger): per-CPU counts of VM exits by reason, with CPUID exits
- * by leaf and RDMSR/WRMSR exits by MSR index in small tables. Printed every 2^24 exits of a CPU and
- * when the machine stops or powers off. */
+/* The event logger (build.sh --event-logger): per-CPU counts of VM exits by reason, L1's and L2's
+ * apart, with the TSC ticks the hypervisor spent handling them (from vmexit_dispatch's start to its
+ * end: the exit profile `make bench` draws), and CPUID exits by leaf and RDMSR/WRMSR exits by MSR index
+ * in small tables. Printed every 2^24 exits of a CPU and when the machine stops or powers off. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 
@@ -15,6 +16,9 @@ struct key_count {
 
 struct event_log {
 	u64 by_reason[EXIT_REASON_MAX];
+	u64 ticks[EXIT_REASON_MAX];    /* L0's TSC ticks handling L1's exits of each reason */
+	u64 l2_by_reason[EXIT_REASON_MAX];
+	u64 l2_ticks[EXIT_REASON_MAX];
 	struct key_count keys[KEYS];
 	u64 other_keys;
 };
@@ -28,13 +32,30 @@ static struct event_log *log_of(struct vcpu *v)
 	return c->event_log;
 }
 
-void event_log_exit(struct vcpu *v, u32 reason)
+void event_log_exit(struct vcpu *v, u32 reason, bool l2, u64 ticks)
 {
 	struct event_log *l = log_of(v);
+	u32 r = reason < EXIT_REASON_MAX ? reason : 0;
 
-	l->by_reason[reason < EXIT_REASON_MAX ? reason : 0]++;
+	(l2 ? l->l2_by_reason : l->by_reason)[r]++;
+	(l2 ? l->l2_ticks : l->ticks)[r] += ticks;
 	if ((v->exits & ((1ULL << 24) - 1)) == 0)
 		event_log_print_all();
+}
+
+static void print_row(u32 cpu, const char *what, const u64 *counts, const u64 *values)
+{
+	bool any = false;
+
+	for (u32 r = 0; r < EXIT_REASON_MAX; r++)
+		any |= counts[r] != 0;
+	if (!any)
+		return;
+	printf("XMHF: %s CPU %u:", what, cpu);
+	for (u32 r = 0; r < EXIT_REASON_MAX; r++)
+		if (counts[r])
+			printf(" r%u=%llu", r, (unsigned long long)values[r]);
+	printf("\n");
 }
 
 void event_log_key(struct vcpu *v, u32 reason, u32 key)
@@ -65,6 +86,9 @@ void event_log_print_all(void)
 			if (l->by_reason[r])
 				printf(" r%u=%llu", r, (unsigned long long)l->by_reason[r]);
 		printf("\n");
+		print_row(i, "exit ticks", l->by_reason, l->ticks);
+		print_row(i, "L2 exits", l->l2_by_reason, l->l2_by_reason);
+		print_row(i, "L2 exit ticks", l->l2_by_reason, l->l2_ticks);
 		for (u32 k = 0; k < KEYS && l->keys[k].count; k++)
 			printf("XMHF: exits CPU %u: %s 0x%x = %llu\n", i,
 			       l->keys[k].reason == EXIT_REASON_CPUID ? "cpuid" :
