@@ -34,7 +34,12 @@ int vmcs_field_index(u32 encoding);
 
 /* Width in bytes of a field's value as VMREAD/VMWRITE move it: 2, 4, 8, or 8 for natural width;
  * 4 for the high half of a 64-bit field. */
-u32 vmcs_field_bytes(u32 encoding);
+static inline u32 vmcs_field_bytes(u32 encoding)
+{
+	static const u8 bytes[4] = { 2, 8, 4, 8 }; /* width bits 14:13: 16-bit, 64-bit, 32-bit, natural */
+
+	return (encoding & 0x6001) == 0x2001 ? 4 : bytes[(encoding >> 13) & 3]; /* a 64-bit field's high half: 4 */
+}
 
 /* The allowed-1 settings of the VMX controls (bits 63:32 of the capability MSRs, the TRUE ones where
  * they exist) of a processor: they decide which fields it has. */
