@@ -114,6 +114,31 @@ $(RT_GZ): $(B)/hypervisor-x86-amd64.bin
 	@echo "  GZIP  $@"
 	$(Q)gzip -9 -n -c $< > $@
 
+# Debian integration (docs/trusted-boot.md): make install DESTDIR=... puts the images in /boot, their
+# symbol files under /usr/lib/debug/boot, the GRUB script in /etc/grub.d; make deb packs the same tree.
+DESTDIR ?=
+DEB_VERSION := $(shell sed -n 's/^\#define XMHF_VERSION "\(.*\)"/\1/p' xmhf/include/xmhf/bootinfo.h)
+DEB := $(OUT)/xmhf-amd64_$(DEB_VERSION)_amd64.deb
+
+install: $(INIT_BIN) $(RT_GZ)
+	install -d $(DESTDIR)/boot $(DESTDIR)/usr/lib/debug/boot $(DESTDIR)/etc/grub.d $(DESTDIR)/etc/default \
+		$(DESTDIR)/usr/share/doc/xmhf-amd64
+	install -m 644 $(INIT_BIN) $(RT_GZ) $(DESTDIR)/boot/
+	install -m 644 $(INIT_ELF) $(RT_ELF) $(DESTDIR)/usr/lib/debug/boot/
+	install -m 755 dist/grub.d/20_xmhf $(DESTDIR)/etc/grub.d/20_xmhf
+	install -m 644 dist/default/xmhf $(DESTDIR)/etc/default/xmhf
+	install -m 644 README.md docs/trusted-boot.md $(DESTDIR)/usr/share/doc/xmhf-amd64/
+
+deb: $(INIT_BIN) $(RT_GZ)
+	rm -rf $(B)/deb
+	$(MAKE) -s install DESTDIR=$(abspath $(B)/deb)
+	install -d $(B)/deb/DEBIAN
+	sed -e 's/@VERSION@/$(DEB_VERSION)/' -e "s/@SIZE@/$$(du -sk $(B)/deb | cut -f1)/" dist/debian/control \
+		> $(B)/deb/DEBIAN/control
+	install -m 644 dist/debian/conffiles $(B)/deb/DEBIAN/conffiles
+	install -m 755 dist/debian/postinst dist/debian/postrm $(B)/deb/DEBIAN/
+	dpkg-deb --root-owner-group -Zxz --build $(B)/deb $(DEB)
+
 # Tests and running (see README.md).
 # install-deps.sh is a no-op when every package is present.
 deps:
@@ -131,9 +156,10 @@ bench: deps
 	tests/run --bench
 
 clean:
-	rm -rf $(B) init-x86-amd64.bin init-x86-amd64.elf hypervisor-x86-amd64.bin.gz hypervisor-x86-amd64.elf
+	rm -rf $(B) init-x86-amd64.bin init-x86-amd64.elf hypervisor-x86-amd64.bin.gz hypervisor-x86-amd64.elf \
+		xmhf-amd64_*.deb
 
 FORCE:
-.PHONY: all deps test unit run bench clean FORCE
+.PHONY: all deps test unit run bench clean install deb FORCE
 
 -include $(INIT_OBJ:.o=.d) $(RT_OBJ:.o=.d)

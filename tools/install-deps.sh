@@ -4,7 +4,8 @@
 set -euo pipefail
 
 pkgs=(build-essential binutils make gzip python3 bochs bochs-term bochsbios vgabios qemu-system-x86
-	grub-pc-bin grub-common xorriso mtools e2fsprogs busybox-static cpio)
+	grub-pc-bin grub-common xorriso mtools e2fsprogs busybox-static cpio
+	swtpm swtpm-tools tpm2-tools tboot)
 
 missing=()
 for p in "${pkgs[@]}"; do
