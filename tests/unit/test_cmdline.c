@@ -226,3 +226,24 @@ TEST(cmdline_error_truncated)
 	/* No buffer at all is fine too. */
 	CHECK_EQ(cmdline_parse("serial=garbage", &c, NULL, 0), -1);
 }
+
+TEST(cmdline_tpm_vtd)
+{
+	struct boot_cmdline c;
+	char err[64];
+
+	CHECK_EQ(cmdline_parse("", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.tpm, TRUST_AUTO);
+	CHECK_EQ(c.vtd, TRUST_AUTO);
+	CHECK_EQ(cmdline_parse("tpm=required vtd=off", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.tpm, TRUST_REQUIRED);
+	CHECK_EQ(c.vtd, TRUST_OFF);
+	CHECK_EQ(cmdline_parse("tpm=off vtd=required selftest=dma", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.tpm, TRUST_OFF);
+	CHECK_EQ(c.vtd, TRUST_REQUIRED);
+	CHECK_EQ(c.selftest, SELFTEST_DMA);
+	CHECK_EQ(cmdline_parse("tpm=1", &c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "tpm:") != NULL);
+	CHECK_EQ(cmdline_parse("vtd=yes", &c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "vtd:") != NULL);
+}

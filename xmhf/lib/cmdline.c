@@ -162,8 +162,26 @@ static int apply_word(struct tok w, struct boot_cmdline *out, char *err, size_t 
 			out->selftest = SELFTEST_WRITE_TEXT;
 		else if (tok_eq(val, "exec-heap"))
 			out->selftest = SELFTEST_EXEC_HEAP;
+		else if (tok_eq(val, "dma"))
+			out->selftest = SELFTEST_DMA;
+		else if (tok_eq(val, "tpm-log"))
+			out->selftest = SELFTEST_TPM_LOG;
 		else
-			return fail(err, errlen, "selftest: want none, exception, null, write-text or exec-heap, not", val);
+			return fail(err, errlen,
+				    "selftest: want none, exception, null, write-text, exec-heap, dma or tpm-log, not", val);
+		return 0;
+	}
+	if (tok_eq(key, "tpm") || tok_eq(key, "vtd")) {
+		u8 *v = tok_eq(key, "tpm") ? &out->tpm : &out->vtd;
+		if (tok_eq(val, "auto"))
+			*v = TRUST_AUTO;
+		else if (tok_eq(val, "off"))
+			*v = TRUST_OFF;
+		else if (tok_eq(val, "required"))
+			*v = TRUST_REQUIRED;
+		else
+			return fail(err, errlen, v == &out->tpm ? "tpm: want auto, off or required, not"
+								: "vtd: want auto, off or required, not", val);
 		return 0;
 	}
 	if (tok_eq(key, "on_stop")) {
@@ -195,6 +213,8 @@ int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t err
 	out->on_stop = ON_STOP_HALT;
 	out->nested = 1; /* VMX for the guest: Hyper-V, KVM and others need it; nested=0 hides it */
 	out->selftest = 0;
+	out->tpm = TRUST_AUTO;
+	out->vtd = TRUST_AUTO;
 	for (u32 i = 0; i < sizeof(out->pad); i++)
 		out->pad[i] = 0;
 	out->unknown_keys = 0;

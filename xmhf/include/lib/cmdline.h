@@ -7,7 +7,16 @@
 
 /* selftest= values: each makes the ready runtime fault once (UD2; a read of address 0; a write to its
  * own text; a call into a heap page), so a test sees the dump and the page-table hardening. */
-enum { SELFTEST_NONE, SELFTEST_EXCEPTION, SELFTEST_NULL, SELFTEST_WRITE_TEXT, SELFTEST_EXEC_HEAP };
+enum { SELFTEST_NONE, SELFTEST_EXCEPTION, SELFTEST_NULL, SELFTEST_WRITE_TEXT, SELFTEST_EXEC_HEAP,
+       /* selftest=dma: once VT-d is on, a PCI DMA engine (QEMU's edu) writes into the hypervisor's
+        * region (must be blocked) and into guest memory (must work); docs/trusted-boot.md */
+       SELFTEST_DMA,
+       /* selftest=tpm-log: init prints the TPM event log in hex (checked with tpm2_eventlog) */
+       SELFTEST_TPM_LOG };
+
+/* tpm= and vtd=: measure into the TPM / protect the region from DMA when the hardware is there
+ * (auto, default), never (off), or stop the boot when it cannot be done (required). */
+enum { TRUST_AUTO = 0, TRUST_OFF = 1, TRUST_REQUIRED = 2 };
 
 /* What the runtime does once every CPU is up: start the guest (default), or, for boot tests of the
  * runtime alone, halt or power off. */
@@ -27,7 +36,9 @@ struct boot_cmdline {
 	u32 unknown_keys;    /* count of words with an unknown key (ignored, XMHF compatibility) */
 	u8 nested;           /* nested=0|1: offer VMX to the guest (default 1) */
 	u8 selftest;         /* selftest=...: fault in the runtime once ready (tests the dump, page rights) */
-	u8 pad[6];
+	u8 tpm;              /* tpm=auto|off|required (TRUST_*), default auto */
+	u8 vtd;              /* vtd=auto|off|required (TRUST_*), default auto */
+	u8 pad[4];
 };
 
 /* Fills *out with the defaults, then applies the words of s (NULL means empty).
@@ -36,7 +47,8 @@ struct boot_cmdline {
  * Keys: serial=BAUD[,DPS[,PORT]] where DPS is like 8n1; PORT hex (0x..) or decimal;
  *       boot_drive=0xNN (hex or decimal, 0..255); on_ready=guest|halt|poweroff;
  *       on_stop=halt|reset|poweroff; nested=0|1;
- *       selftest=none|exception|null|write-text|exec-heap.
+ *       selftest=none|exception|null|write-text|exec-heap|dma|tpm-log; tpm=auto|off|required;
+ *       vtd=auto|off|required.
  * Unknown keys and words without '=' are counted in unknown_keys and otherwise ignored. */
 int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t errlen);
 

@@ -1,0 +1,193 @@
+"""Trusted boot tests on QEMU TCG (no VMX there, so the runtime stops at its VMX check; everything
+checked here happens before): TPM 2.0 measurements with swtpm, read back and replayed on the host;
+VT-d DMA protection with QEMU's intel-iommu and edu devices (docs/trusted-boot.md)."""
+
+import gzip
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+from boot import GOOD_MODULES, grub_disk, guest_disk
+from core import BUILD, ROOT, Result, Test, check_patterns, run_emulator
+
+GUEST_DISK_SECTOR = os.path.join(BUILD, "guest-bootsector.img")
+BASE_CMDLINE = "serial=115200,8n1,0x3f8 boot_drive=0x81"
+
+
+def qemu_args(*args):
+    out = []
+    for a in args:
+        out += ["--qemu-extra", a]
+    return out
+
+
+class Swtpm:
+    """A TPM 2.0 emulator for one QEMU run: swtpm on a unix control socket in log_dir."""
+
+    def __init__(self, log_dir):
+        self.dir = os.path.join(log_dir, "swtpm")
+        os.makedirs(self.dir, exist_ok=True)
+        self.sock = os.path.join(self.dir, "ctrl.sock")
+        self.p = None
+
+    def __enter__(self):
+        if not shutil.which("swtpm"):
+            raise RuntimeError("swtpm not installed (tools/install-deps.sh)")
+        self.p = subprocess.Popen(["swtpm", "socket", "--tpm2", "--tpmstate", "dir=" + self.dir,
+                                   "--ctrl", "type=unixio,path=" + self.sock, "--terminate",
+                                   "--log", "file=%s/swtpm.log,level=1" % self.dir],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        for _ in range(100):
+            if os.path.exists(self.sock):
+                break
+            time.sleep(0.05)
+        return self
+
+    def qemu_extra(self):
+        return qemu_args("-chardev", "socket,id=chrtpm,path=" + self.sock, "-tpmdev",
+                         "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0")
+
+    def __exit__(self, *exc):
+        if self.p and self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGKILL)
+            self.p.wait()
+
+
+def extend(pcr, digest):
+    return hashlib.sha256(pcr + digest).digest()
+
+
+def check_measurements(text, log_dir):
+    """The PCR values the hypervisor read back equal SHA-256 extends of the host's own hashes of the
+    command line, the runtime image, the extra module (this test's grub.cfg) and the guest's boot
+    sector, in the logged order."""
+    m = re.search(r"^XMHF: command line: (.*)$", text, re.M)
+    if not m:
+        return "no command line printed"
+    cmdline = m.group(1).encode()
+    with gzip.open(os.path.join(ROOT, "hypervisor-x86-amd64.bin.gz")) as f:
+        runtime = f.read()
+    with open(GUEST_DISK_SECTOR, "rb") as f:
+        sector = f.read(512)
+    with open(os.path.join(log_dir, "grub.cfg"), "rb") as f:
+        extra = f.read()
+    want_events = [(12, hashlib.sha256(cmdline).digest()), (13, hashlib.sha256(runtime).digest()),
+                   (13, hashlib.sha256(extra).digest()), (14, hashlib.sha256(sector).digest())]
+    got_events = [(int(p), bytes.fromhex(d)) for p, d in
+                  re.findall(r"^XMHF: TPM: PCR (\d+) extended with SHA-256 ([0-9a-f]{64})", text, re.M)]
+    if got_events != want_events:
+        return "extends %r, want (host hashes) %r" % ([(p, d.hex()) for p, d in got_events],
+                                                      [(p, d.hex()) for p, d in want_events])
+    pcrs = {}
+    for p, d in want_events:
+        pcrs[p] = extend(pcrs.get(p, bytes(32)), d)
+    got = {int(p): v for p, v in re.findall(r"^XMHF: TPM: PCR (\d+) \(SHA-256\) = ([0-9a-f]{64})$", text, re.M)}
+    for p in sorted(pcrs):
+        if got.get(p) != pcrs[p].hex():
+            return "PCR %d read back as %s, host-computed %s" % (p, got.get(p), pcrs[p].hex())
+    return ""
+
+
+def check_event_log(text, log_dir):
+    """The hex dump of the event log parses with tpm2_eventlog, and its replay gives the PCRs read back."""
+    data = bytes.fromhex("".join(re.findall(r"^XMHF: TPM: log [0-9a-f]{4}: ([0-9a-f]+)$", text, re.M)))
+    m = re.search(r"^XMHF: TPM: event log at 0x[0-9a-f]+, (\d+) bytes, (\d+) events", text, re.M)
+    if not m or len(data) != int(m.group(1)):
+        return "event log dump (%d bytes) does not match the announced size" % len(data)
+    path = os.path.join(log_dir, "eventlog.bin")
+    with open(path, "wb") as f:
+        f.write(data)
+    if not shutil.which("tpm2_eventlog"):
+        return "tpm2_eventlog not installed (tools/install-deps.sh)"
+    p = subprocess.run(["tpm2_eventlog", path], capture_output=True, text=True)
+    with open(os.path.join(log_dir, "eventlog.txt"), "w") as f:
+        f.write(p.stdout + p.stderr)
+    if p.returncode != 0:
+        return "tpm2_eventlog rejects the log: %s" % p.stderr.strip()[:200]
+    got = {int(p): v for p, v in re.findall(r"^XMHF: TPM: PCR (\d+) \(SHA-256\) = ([0-9a-f]{64})$", text, re.M)}
+    replay = {int(i): v.lower() for i, v in re.findall(r"^\s+(\d+)\s*:\s*0x([0-9A-Fa-f]{64})$",
+                                                        p.stdout.split("pcrs:")[-1], re.M)}
+    for pcr, v in got.items():
+        if replay.get(pcr) != v:
+            return "tpm2_eventlog replays PCR %d to %s, the TPM has %s" % (pcr, replay.get(pcr), v)
+    if not got:
+        return "no PCR values read back"
+    return ""
+
+
+class TrustedTest(Test):
+    platform = "qemu"
+
+    def __init__(self, name, cmdline, expect, forbid=(), tpm=False, extra=(), end=None, check=None,
+                 modules=GOOD_MODULES, timeout=90):
+        super().__init__(name)
+        self.smp = 1
+        self.cmdline = cmdline
+        self.expect = expect
+        self.forbid = forbid
+        self.tpm = tpm
+        self.extra = list(extra)
+        self.end = end or r"^XMHF: (the guest was not started\.|init halted\.)$"
+        self.check = check
+        self.modules = modules
+        self.timeout = timeout
+
+    def run(self, log_dir):
+        log = os.path.join(log_dir, "build.log")
+        disks = [grub_disk(log_dir, self.cmdline, self.modules, log), guest_disk(log)]
+        serial = os.path.join(log_dir, "serial.log")
+        extra = list(self.extra)
+        tpm = Swtpm(log_dir) if self.tpm else None
+        try:
+            if tpm:
+                tpm.__enter__()
+                extra += tpm.qemu_extra()
+            text, secs, ended = run_emulator("qemu", disks, serial, log_dir, timeout=self.timeout, end=self.end,
+                                             extra=extra)
+        finally:
+            if tpm:
+                tpm.__exit__()
+        if ended == "timeout":
+            return Result(self.name, False, "timed out after %d s (see %s)" % (self.timeout, serial), secs)
+        err = check_patterns(text, self.expect, self.forbid)
+        if not err and self.check:
+            err = self.check(text, log_dir)
+        return Result(self.name, not err, err, secs)
+
+
+def tpm_tests():
+    return [
+        TrustedTest("tpm-measure-qemu-tcg", BASE_CMDLINE + " selftest=tpm-log",
+                    expect=[r"^XMHF: TPM 2\.0 at 0xfed40000 \(TIS, vendor 0x1014",
+                            r"^XMHF: TPM: PCR 12 extended", r"^XMHF: TPM: PCR 13 extended",
+                            r"^XMHF: TPM: PCR 13 extended with SHA-256 [0-9a-f]{64} \(XMHF module 2 \)",
+                            r"^XMHF: TPM: PCR 14 extended", r"^XMHF: TPM: PCR 14 \(SHA-256\) = ",
+                            r"^XMHF: TPM: event log at 0x[0-9a-f]+, \d+ bytes, 4 events",
+                            r"^XMHF: runtime ready",
+                            r"^XMHF: FATAL: this CPU cannot run the hypervisor: no VMX"],
+                    forbid=[r"TPM: .*(failed|timeout|incomplete)"], tpm=True,
+                    modules=GOOD_MODULES + ["/boot/grub/grub.cfg"],
+                    check=lambda text, d: check_measurements(text, d) or check_event_log(text, d)),
+        # No TPM: one line, the boot goes on; tpm=required stops in init instead.
+        TrustedTest("tpm-absent-qemu-tcg", BASE_CMDLINE,
+                    expect=[r"^XMHF: TPM: no TPM at 0xfed40000 \(TIS\); nothing measured, booting on",
+                            r"^XMHF: runtime ready"],
+                    forbid=[r"TPM: PCR", r"FATAL: tpm"]),
+        TrustedTest("tpm-required-absent-qemu-tcg", BASE_CMDLINE + " tpm=required",
+                    expect=[r"^XMHF: TPM: no TPM at 0xfed40000 \(TIS\); nothing measured$",
+                            r"^XMHF: FATAL: tpm=required, and the boot could not be measured into the TPM$",
+                            r"^XMHF: init halted\.$"],
+                    forbid=[r"runtime ready"]),
+        TrustedTest("tpm-off-qemu-tcg", BASE_CMDLINE + " tpm=off",
+                    expect=[r"^XMHF: TPM: tpm=off, nothing measured$", r"^XMHF: runtime ready"],
+                    forbid=[r"TPM: PCR"], tpm=True),
+    ]
+
+
+def tests():
+    return tpm_tests()
