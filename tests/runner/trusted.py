@@ -189,5 +189,81 @@ def tpm_tests():
     ]
 
 
+Q35_IOMMU_EDU = qemu_args("-machine", "q35", "-device", "intel-iommu", "-device", "edu")
+DMA_CMDLINE = BASE_CMDLINE + " selftest=dma"
+DMA_READY = [r"^XMHF: VT-d: DMA remapping on in 1 unit \(\d-level tables, \d+ GiB mapped, \d+ KiB of tables\); "
+             r"region 0x[0-9a-f]+-0x[0-9a-f]+ not reachable by DMA; DMAR hidden from the guest$",
+             r"^XMHF: runtime ready",
+             r"^XMHF: selftest: DMA engine edu at 00:[0-9a-f]{2}\.0, BAR0 0x[0-9a-f]+; VT-d on$",
+             r"^XMHF: selftest: DMA guest 0x70000 -> device -> guest 0x71000: copied, 2048 bytes match$"]
+
+
+def check_fault_addresses(text, log_dir):
+    """The fault records name the edu device and exactly the two region pages the test aimed at."""
+    w = re.search(r"^XMHF: selftest: DMA write into the hypervisor region at (0x[0-9a-f]+)", text, re.M)
+    r = re.search(r"^XMHF: selftest: DMA read from the hypervisor region at (0x[0-9a-f]+)", text, re.M)
+    edu = re.search(r"edu at (00:[0-9a-f]{2}\.0)", text)
+    faults = re.findall(r"^XMHF: VT-d: DMA fault: device (\S+) (read|write) at (0x[0-9a-f]+) blocked", text, re.M)
+    want = [(edu.group(1), "write", w.group(1)), (edu.group(1), "read", r.group(1))]
+    if sorted(faults) != sorted(want):
+        return "fault records %r, want %r" % (faults, want)
+    region = re.search(r"^XMHF: hypervisor region 0x([0-9a-f]+)-0x([0-9a-f]+)", text, re.M)
+    lo, hi = int(region.group(1), 16), int(region.group(2), 16)
+    for _, _, a in faults:
+        if not lo <= int(a, 16) <= hi:
+            return "fault address %s is outside the region 0x%x-0x%x" % (a, lo, hi)
+    return ""
+
+
+def garbage_dmar(log_dir):
+    """A DMAR whose DRHD structure claims 64 bytes in a 16-byte remainder (the header checksum is right:
+    QEMU's -acpitable fills it in)."""
+    import struct
+    body = bytes([38, 0]) + bytes(10)
+    body += struct.pack("<HHBBHQ", 0, 64, 1, 0, 0, 0xfed90000)
+    path = os.path.join(log_dir, "dmar-garbage.bin")
+    with open(path, "wb") as f:
+        f.write(body)
+    return path
+
+
+class GarbageDmarTest(TrustedTest):
+    def run(self, log_dir):
+        self.extra = qemu_args("-machine", "q35", "-acpitable", "sig=DMAR,rev=1,data=" + garbage_dmar(log_dir))
+        return super().run(log_dir)
+
+
+def dma_tests():
+    return [
+        TrustedTest("vtd-dma-blocked-qemu-tcg", DMA_CMDLINE, extra=Q35_IOMMU_EDU,
+                    expect=DMA_READY + [
+                        r"^XMHF: selftest: DMA write into the hypervisor region at 0x[0-9a-f]+: blocked, page unchanged$",
+                        r"^XMHF: selftest: DMA read from the hypervisor region at 0x[0-9a-f]+: blocked, nothing leaked$",
+                        r"^XMHF: selftest: 2 DMA fault records reported$",
+                        r"^XMHF: FATAL: this CPU cannot run the hypervisor: no VMX"],
+                    forbid=[r"NOT BLOCKED", r"FAILED", r"DMA protection off"], check=check_fault_addresses),
+        # The control: the same DMAs with vtd=off reach the region, so the test above can fail.
+        TrustedTest("vtd-off-dma-reaches-region-qemu-tcg", DMA_CMDLINE + " vtd=off", extra=Q35_IOMMU_EDU,
+                    expect=[r"^XMHF: VT-d: vtd=off, DMA protection off$",
+                            r"^XMHF: selftest: DMA engine edu at .*; VT-d off$",
+                            r"^XMHF: selftest: DMA guest 0x70000 -> device -> guest 0x71000: copied",
+                            r"^XMHF: selftest: DMA write into the hypervisor region at 0x[0-9a-f]+: NOT BLOCKED",
+                            r"^XMHF: selftest: DMA read from the hypervisor region at 0x[0-9a-f]+: NOT BLOCKED",
+                            r"^XMHF: selftest: 0 DMA fault records reported$"]),
+        # No IOMMU (the i440fx machine): one line, the boot goes on; vtd=required stops.
+        TrustedTest("vtd-absent-qemu-tcg", BASE_CMDLINE,
+                    expect=[r"^XMHF: VT-d: no ACPI DMAR table .*; DMA protection off, booting on",
+                            r"^XMHF: runtime ready", r"^XMHF: FATAL: this CPU cannot run the hypervisor: no VMX"]),
+        TrustedTest("vtd-required-absent-qemu-tcg", BASE_CMDLINE + " vtd=required",
+                    expect=[r"^XMHF: VT-d: no ACPI DMAR table .*; vtd=required$",
+                            r"^XMHF: FATAL: CPU 0 \(APIC id 0\): DMA protection required but not in force"],
+                    forbid=[r"runtime ready"], end=r"^XMHF: CPU halted\.$|the guest was not started"),
+        GarbageDmarTest("vtd-garbage-dmar-qemu-tcg", BASE_CMDLINE,
+                        expect=[r"^XMHF: VT-d: the DMAR table is malformed: structure at offset 48 has a bad length "
+                                r"64; DMA protection off, booting on",
+                                r"^XMHF: runtime ready", r"^XMHF: FATAL: this CPU cannot run the hypervisor: no VMX"]),
+    ]
+
+
 def tests():
-    return tpm_tests()
+    return tpm_tests() + dma_tests()

@@ -5,6 +5,7 @@
 #include <lib/printf.h>
 #include <lib/string.h>
 #include <x86/cpu.h>
+#include <xmhf/iommu.h>
 
 const struct bootinfo *boot_info;
 
@@ -50,6 +51,9 @@ static void selftest(u32 which)
 		((void (*)(void))(uintptr_t)heap_code)();
 		printf("XMHF: selftest: heap code ran\n");
 		break;
+	case SELFTEST_DMA:
+		iommu_selftest_dma();
+		break;
 	}
 }
 
@@ -57,6 +61,7 @@ static NORETURN void on_ready(void)
 {
 	const struct bootinfo *bi = boot_info;
 
+	iommu_init();
 	printf("XMHF: runtime ready (%u CPUs)\n", ncpus);
 	printf("XMHF: boot took %llu TSC ticks from the boot loader's hand-off; heap %llu of %llu KiB free\n",
 	       (unsigned long long)(rdtsc() - bi->tsc_at_entry), (unsigned long long)(heap_free_bytes() >> 10),
@@ -70,6 +75,7 @@ static NORETURN void on_ready(void)
 	}
 	vmx_check_and_read_caps();
 	ept01_init();
+	iommu_protect_registers();
 	lapic_trap_init();
 	io_intercept_init();
 	vmcs01_global_init();
