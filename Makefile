@@ -115,8 +115,9 @@ $(RT_GZ): $(B)/hypervisor-x86-amd64.bin
 	@echo "  GZIP  $@"
 	$(Q)gzip -9 -n -c $< > $@
 
-# Debian integration (docs/trusted-boot.md): make install DESTDIR=... puts the images in /boot, their
-# symbol files under /usr/lib/debug/boot, the GRUB script in /etc/grub.d; make deb packs the same tree.
+# Debian integration (docs/trusted-boot.md): make install DESTDIR=... puts the images in /boot (init also
+# as a stripped ELF, the format tboot loads), their symbol files under /usr/lib/debug/boot, the GRUB
+# script in /etc/grub.d; make deb packs the same tree.
 DESTDIR ?=
 DEB_VERSION := $(shell sed -n 's/^\#define XMHF_VERSION "\(.*\)"/\1/p' xmhf/include/xmhf/bootinfo.h)
 DEB := $(OUT)/xmhf-amd64_$(DEB_VERSION)_amd64.deb
@@ -125,6 +126,8 @@ install: $(INIT_BIN) $(RT_GZ)
 	install -d $(DESTDIR)/boot $(DESTDIR)/usr/lib/debug/boot $(DESTDIR)/etc/grub.d $(DESTDIR)/etc/default \
 		$(DESTDIR)/usr/share/doc/xmhf-amd64
 	install -m 644 $(INIT_BIN) $(RT_GZ) $(DESTDIR)/boot/
+	$(OBJCOPY) --strip-debug $(INIT_ELF) $(DESTDIR)/boot/init-x86-amd64.elf  # what tboot loads (ELF only)
+	chmod 644 $(DESTDIR)/boot/init-x86-amd64.elf
 	install -m 644 $(INIT_ELF) $(RT_ELF) $(DESTDIR)/usr/lib/debug/boot/
 	install -m 755 dist/grub.d/20_xmhf $(DESTDIR)/etc/grub.d/20_xmhf
 	install -m 644 dist/default/xmhf $(DESTDIR)/etc/default/xmhf

@@ -11,6 +11,7 @@ from core import ROOT, Result, Test, sh
 
 SCRIPT = os.path.join(ROOT, "dist", "grub.d", "20_xmhf")
 IMAGES = ["init-x86-amd64.bin", "hypervisor-x86-amd64.bin.gz"]
+INIT_ELF = "init-x86-amd64.elf"  # stripped, in /boot: what tboot loads
 SYMBOLS = ["init-x86-amd64.elf", "hypervisor-x86-amd64.elf"]
 
 
@@ -71,8 +72,12 @@ def check_grub_script(log_dir):
     if [ln for ln in body if not ln.startswith("echo")] != PLAIN:
         return "plain entry is %r, want %r" % (body, PLAIN)
 
-    # tboot without SINIT: a second entry, tboot first, init as its first module, no SINIT line.
+    # tboot without init's ELF: no tboot entry (tboot cannot launch the flat binary).
     open(os.path.join(boot, "tboot.gz"), "wb").close()
+    if len(entries(run_script(boot))) != 1:
+        return "a tboot entry although /boot has no %s" % INIT_ELF
+    # tboot without SINIT: a second entry, tboot first, init's ELF as its first module, no SINIT line.
+    open(os.path.join(boot, INIT_ELF), "wb").close()
     out = run_script(boot)
     e = entries(out)
     err = script_check(out, log_dir, "tboot")
@@ -82,7 +87,7 @@ def check_grub_script(log_dir):
     if len(e) != 2 or len(tb) != 1:
         return "with tboot: entries %r, want the plain one and one with tboot" % list(e)
     want_tboot = ["multiboot /boot/tboot.gz logging=serial,memory",
-                  "module /boot/init-x86-amd64.bin serial=115200,8n1,0x3f8 boot_drive=0x80",
+                  "module /boot/init-x86-amd64.elf serial=115200,8n1,0x3f8 boot_drive=0x80",
                   "module /boot/hypervisor-x86-amd64.bin.gz", "module --nounzip (hd0)+1"]
     body = [ln for ln in lines_re(e[tb[0]]) if not ln.startswith("echo")]
     if body != want_tboot:
@@ -126,6 +131,9 @@ def check_install(log_dir):
     for f in SYMBOLS:
         if not os.path.exists(os.path.join(dest, "usr/lib/debug/boot", f)):
             return "make install: /usr/lib/debug/boot/%s missing" % f
+    elf = open(os.path.join(dest, "boot", INIT_ELF), "rb").read()
+    if elf[:4] != b"\x7fELF" or b".debug_info" in elf or b"\x02\xb0\xad\x1b" not in elf[:8192]:
+        return "make install: /boot/%s is not a stripped ELF with the multiboot header in its first 8 KiB" % INIT_ELF
     st = os.stat(os.path.join(dest, "etc/grub.d/20_xmhf"))
     if not st.st_mode & 0o111:
         return "make install: /etc/grub.d/20_xmhf is not executable (update-grub skips it)"
@@ -144,7 +152,7 @@ def check_deb(log_dir):
     deb = os.path.join(ROOT, debs[0])
     listing = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True, check=True).stdout
     files = sorted(ln.split()[-1].lstrip(".") for ln in listing.splitlines() if not ln.startswith("d"))
-    want = sorted(["/boot/" + f for f in IMAGES] + ["/usr/lib/debug/boot/" + f for f in SYMBOLS] +
+    want = sorted(["/boot/" + f for f in IMAGES + [INIT_ELF]] + ["/usr/lib/debug/boot/" + f for f in SYMBOLS] +
                   ["/etc/grub.d/20_xmhf", "/etc/default/xmhf", "/usr/share/doc/xmhf-amd64/README.md",
                    "/usr/share/doc/xmhf-amd64/trusted-boot.md"])
     if files != want:

@@ -11,8 +11,8 @@ import signal
 import subprocess
 import time
 
-from boot import GOOD_MODULES, grub_disk, guest_disk
-from core import BUILD, ROOT, Result, Test, check_patterns, run_emulator
+from boot import GOOD_MODULES, check_region_hidden, grub_disk, guest_disk
+from core import BUILD, ROOT, Result, Test, check_patterns, run_emulator, sh
 
 GUEST_DISK_SECTOR = os.path.join(BUILD, "guest-bootsector.img")
 BASE_CMDLINE = "serial=115200,8n1,0x3f8 boot_drive=0x81"
@@ -265,5 +265,84 @@ def dma_tests():
     ]
 
 
+TBOOT = "/boot/tboot.gz"  # Debian package tboot
+
+
+def tboot_disk(log_dir, cmdline, sinit, log):
+    """A GRUB disk whose entry is the tboot chain 20_xmhf writes: tboot, init as a stripped ELF, the
+    runtime, the guest's boot sector, and optionally a module named like an SINIT ACM."""
+    elf = os.path.join(log_dir, "init-x86-amd64.elf")
+    sh(["objcopy", "--strip-debug", os.path.join(ROOT, "init-x86-amd64.elf"), elf], log)
+    lines = ["multiboot /boot/tboot.gz logging=serial,memory serial=115200,8n1,0x3f8",
+             "module /boot/init-x86-amd64.elf " + cmdline, "module /boot/hypervisor-x86-amd64.bin.gz",
+             "module --nounzip (hd1)+1"]
+    files = ["-f", TBOOT + ":/boot/tboot.gz", "-f", elf + ":/boot/init-x86-amd64.elf",
+             "-f", os.path.join(ROOT, "hypervisor-x86-amd64.bin.gz") + ":/boot/hypervisor-x86-amd64.bin.gz"]
+    if sinit:
+        bad = os.path.join(log_dir, "garbage_SINIT_99.BIN")
+        with open(bad, "wb") as f:
+            f.write(bytes(range(256)) * 64)
+        files += ["-f", bad + ":/boot/garbage_SINIT_99.BIN"]
+        lines.append("module /boot/garbage_SINIT_99.BIN")
+    cfg = os.path.join(log_dir, "grub.cfg")
+    with open(cfg, "w") as f:
+        f.write("set timeout=0\nset default=0\nmenuentry \"XMHF, with tboot\" {\n%s\n}\n" %
+                "\n".join("\t" + ln for ln in lines))
+    img = os.path.join(log_dir, "disk0.img")
+    sh(["tools/mkgrubdisk.sh", "-o", img, "-c", cfg] + files, log)
+    return img
+
+
+class TbootTest(Test):
+    """GRUB -> tboot -> XMHF init -> runtime (-> the guest on Bochs). Without TXT (neither emulator has
+    SMX) tboot launches init unmeasured; the checks are that the chain works, and that a corrupt SINIT
+    costs nothing but tboot's message: tboot does not recognise it and passes it on as an extra module."""
+
+    def __init__(self, name, platform, cmdline, expect, forbid=(), sinit=False, end=None, timeout=120, check=None):
+        super().__init__(name)
+        self.platform = platform
+        self.smp = 1
+        self.cmdline = cmdline
+        self.expect = expect
+        self.forbid = forbid
+        self.sinit = sinit
+        self.end = end
+        self.timeout = timeout
+        self.check = check
+
+    def run(self, log_dir):
+        if not os.path.exists(TBOOT):
+            return Result(self.name, False, "%s missing (apt-get install tboot; tools/install-deps.sh)" % TBOOT)
+        log = os.path.join(log_dir, "build.log")
+        disks = [tboot_disk(log_dir, self.cmdline, self.sinit, log), guest_disk(log)]
+        serial = os.path.join(log_dir, "serial.log")
+        text, secs, ended = run_emulator(self.platform, disks, serial, log_dir, timeout=self.timeout, end=self.end)
+        if ended == "timeout":
+            return Result(self.name, False, "timed out after %d s (see %s)" % (self.timeout, serial), secs)
+        err = check_patterns(text, self.expect, self.forbid)
+        if not err and self.check:
+            err = self.check(text)
+        return Result(self.name, not err, err, secs)
+
+
+TBOOT_START = [r"^TBOOT: \*+ TBOOT \*+", r"^TBOOT: transfering control to kernel"]
+
+
+def tboot_tests():
+    return [
+        TbootTest("tboot-chain-qemu-tcg", "qemu", BASE_CMDLINE, sinit=True,
+                  expect=TBOOT_START[:1] + [r"^TBOOT: no SINIT AC module found"] + TBOOT_START[1:] + [
+                      r"^XMHF \S+ \(amd64\): init", r"^XMHF: modules: runtime \d+ bytes, boot sector at 0x[0-9a-f]+, 1 extra$",
+                      r"^XMHF: runtime ready", r"^XMHF: FATAL: this CPU cannot run the hypervisor: no VMX"],
+                  end=r"^XMHF: the guest was not started\.$", check=check_region_hidden),
+        TbootTest("tboot-chain-vmx-bootsector-bochs", "bochs", BASE_CMDLINE + " on_stop=poweroff",
+                  expect=TBOOT_START + [r"^XMHF \S+ \(amd64\): init", r"^XMHF: runtime ready \(1 CPUs\)$",
+                                        r"^XMHF: CPU 0: starting the guest at 0000:7c00 with DL=0x81",
+                                        r"guest: boot sector reached, DL=0x81", r"^guest: int13h read ok",
+                                        r"^guest: powering off"],
+                  forbid=[r"FATAL", r"SECURITY"], timeout=300, check=check_region_hidden),
+    ]
+
+
 def tests():
-    return tpm_tests() + dma_tests()
+    return tpm_tests() + dma_tests() + tboot_tests()

@@ -61,7 +61,6 @@ static NORETURN void on_ready(void)
 {
 	const struct bootinfo *bi = boot_info;
 
-	iommu_init();
 	printf("XMHF: runtime ready (%u CPUs)\n", ncpus);
 	printf("XMHF: boot took %llu TSC ticks from the boot loader's hand-off; heap %llu of %llu KiB free\n",
 	       (unsigned long long)(rdtsc() - bi->tsc_at_entry), (unsigned long long)(heap_free_bytes() >> 10),
@@ -103,6 +102,7 @@ NORETURN void runtime_main(u64 bootinfo_pa)
 	lapic_init_bsp(bi->lapic_base);
 	cpu_table[0]->online = 1;
 	printf("XMHF: CPU 0 (APIC id %u) online\n", cpu_table[0]->apic_id);
+	iommu_init(); /* DMA protection as early as the runtime can print and stop */
 
 	smp_start_aps();
 	on_ready();

@@ -20,6 +20,7 @@
 #define VTD_CCMD 0x28
 #define VTD_FSTS 0x34
 #define VTD_FECTL 0x38
+#define VTD_PMEN 0x64
 
 #define GCMD_TE (1u << 31)
 #define GCMD_SRTP (1u << 30)
@@ -42,6 +43,8 @@
 #define IOTLB_GLOBAL (1ULL << 60)
 #define IOTLB_DRAIN (3ULL << 48)
 
+#define PMEN_EPM (1u << 31)
+#define PMEN_PRS (1u << 0)
 #define FSTS_PFO (1u << 0)
 #define FSTS_PPF (1u << 1)
 #define FECTL_IM (1u << 31)
@@ -176,6 +179,15 @@ static const char *enable_unit(u64 base, u64 root_pa)
 	wr32(base, VTD_FECTL, FECTL_IM);
 	if (!gcmd(base, GCMD_TE, true))
 		return "translation did not turn on";
+	/* Protected memory ranges (10.4.16) that tboot/SINIT set on a TXT launch would keep blocking DMA to
+	 * the guest's memory; with translation on they are redundant (Linux drops them the same way). */
+	if (rd32(base, VTD_PMEN) & PMEN_PRS) {
+		wr32(base, VTD_PMEN, 0);
+		for (u32 i = 0; i < WAIT_LOOPS && (rd32(base, VTD_PMEN) & PMEN_PRS); i++)
+			;
+		if (rd32(base, VTD_PMEN) & PMEN_PRS)
+			return "the protected memory ranges would not turn off";
+	}
 	return NULL;
 }
 
