@@ -1,6 +1,6 @@
 /* VT-d DMA remapping, legacy (non-scalable) mode: root table -> one context table shared by all 256
- * buses -> one domain whose second-level table maps [0, top) 1:1 with 2 MiB pages, except the
- * hypervisor's region, which stays not present, so any DMA to it faults (VT-d spec 3.4 "Legacy Mode
+ * buses -> one domain whose second-level table (lib/vtd-pt.c) maps [0, top) 1:1 with 2 MiB pages,
+ * except the hypervisor's region, which stays not present, so any DMA to it faults (VT-d spec 3.4 "Legacy Mode
  * Address Translation", 9.1-9.3 root/context entries, 9.8 second-level entries, 10.4 registers). */
 #include <xmhf/iommu.h>
 #include <xmhf/runtime.h>
@@ -9,6 +9,7 @@
 #include <lib/dmar.h>
 #include <lib/e820.h>
 #include <lib/string.h>
+#include <lib/vtd-pt.h>
 #include <x86/cpu.h>
 
 /* Register offsets (10.4). */
@@ -50,9 +51,6 @@
 #define FECTL_IM (1u << 31)
 #define FRCD_F (1u << 31)   /* in the fault record's top dword */
 
-#define SL_R (1ULL << 0)
-#define SL_W (1ULL << 1)
-#define SL_PS (1ULL << 7)
 #define DOMAIN_ID 1
 
 #define WAIT_LOOPS 10000000u
@@ -110,35 +108,16 @@ static bool wait64_clear(u64 base, u32 off, u64 bit)
 	return false;
 }
 
-/* The second-level table: levels 3 (39-bit) or 4 (48-bit), 2 MiB leaves, 4 KiB leaves where a 2 MiB
- * page straddles the region's edge. Returns its physical address. */
-static u64 build_sl_table(u32 levels, u64 top)
+static u64 alloc_table(void *ctx)
 {
-	u64 *root = page_alloc(1), *pdpt = root;
+	(void)ctx;
+	return (u64)(uintptr_t)page_alloc(1);
+}
 
-	if (levels == 4) {
-		pdpt = page_alloc(1);
-		root[0] = (u64)(uintptr_t)pdpt | SL_R | SL_W;
-	}
-	for (u64 g = 0; g < top >> 30; g++) {
-		u64 *pd = page_alloc(1);
-		pdpt[g] = (u64)(uintptr_t)pd | SL_R | SL_W;
-		for (u64 m = 0; m < 512; m++) {
-			u64 pa = (g << 30) | (m << 21);
-			if (pa + PAGE_SIZE_2M <= region_lo || pa >= region_hi) {
-				pd[m] = pa | SL_PS | SL_R | SL_W;
-			} else if (pa < region_lo || pa + PAGE_SIZE_2M > region_hi) {
-				u64 *pt = page_alloc(1);
-				for (u64 k = 0; k < 512; k++) {
-					u64 p4 = pa + (k << 12);
-					pt[k] = (p4 >= region_lo && p4 < region_hi) ? 0 : p4 | SL_R | SL_W;
-				}
-				pd[m] = (u64)(uintptr_t)pt | SL_R | SL_W;
-			}
-			/* else: inside the region, not present */
-		}
-	}
-	return (u64)(uintptr_t)root;
+static u64 *table(void *ctx, u64 pa)
+{
+	(void)ctx;
+	return (u64 *)(uintptr_t)pa;
 }
 
 /* Root and context tables (9.1, 9.3): every bus shares one context table, every device one domain. */
@@ -266,9 +245,17 @@ void iommu_init(void)
 	}
 	if (mgaw < 64 && top > (1ULL << mgaw))
 		top = 1ULL << mgaw;
+	if (top > (512ULL << 30)) {
+		give_up("more than 512 GiB of physical memory, beyond this build's DMA tables", "");
+		return;
+	}
 
 	u64 before = heap_free_bytes();
-	sl_pa = build_sl_table(levels, top);
+	struct vtd_pt_env env = { .alloc_table = alloc_table, .table = table, .ctx = NULL };
+	sl_pa = vtd_pt_build(&env, levels, top, region_lo, region_hi);
+	if (!sl_pa)
+		panic("building the VT-d tables failed (top 0x%llx, region 0x%llx-0x%llx)", (unsigned long long)top,
+		      (unsigned long long)region_lo, (unsigned long long)region_hi);
 	root_pa = build_root_table(sl_pa, aw);
 	/* Units that do not snoop page walks (ECAP.C=0) read the tables from memory. */
 	__asm__ volatile("wbinvd" ::: "memory");
