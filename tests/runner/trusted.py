@@ -125,8 +125,9 @@ class TrustedTest(Test):
     platform = "qemu"
 
     def __init__(self, name, cmdline, expect, forbid=(), tpm=False, extra=(), end=None, check=None,
-                 modules=GOOD_MODULES, timeout=90):
+                 modules=GOOD_MODULES, timeout=90, platform="qemu"):
         super().__init__(name)
+        self.platform = platform
         self.smp = 1
         self.cmdline = cmdline
         self.expect = expect
@@ -138,9 +139,12 @@ class TrustedTest(Test):
         self.modules = modules
         self.timeout = timeout
 
+    def first_disk(self, log_dir, log):
+        return grub_disk(log_dir, self.cmdline, self.modules, log)
+
     def run(self, log_dir):
         log = os.path.join(log_dir, "build.log")
-        disks = [grub_disk(log_dir, self.cmdline, self.modules, log), guest_disk(log)]
+        disks = [self.first_disk(log_dir, log), guest_disk(log)]
         serial = os.path.join(log_dir, "serial.log")
         extra = list(self.extra)
         tpm = Swtpm(log_dir) if self.tpm else None
@@ -148,8 +152,8 @@ class TrustedTest(Test):
             if tpm:
                 tpm.__enter__()
                 extra += tpm.qemu_extra()
-            text, secs, ended = run_emulator("qemu", disks, serial, log_dir, timeout=self.timeout, end=self.end,
-                                             extra=extra)
+            text, secs, ended = run_emulator(self.platform, disks, serial, log_dir, timeout=self.timeout,
+                                             end=self.end, extra=extra)
         finally:
             if tpm:
                 tpm.__exit__()
@@ -192,7 +196,9 @@ def tpm_tests():
 
 Q35_IOMMU_EDU = qemu_args("-machine", "q35", "-device", "intel-iommu", "-device", "edu")
 DMA_CMDLINE = BASE_CMDLINE + " selftest=dma"
-DMA_READY = [r"^XMHF: VT-d: DMA remapping on in 1 unit \(\d-level tables, \d+ GiB mapped, \d+ KiB of tables\); "
+INIT_DENY_ALL = r"^XMHF: VT-d: all DMA blocked until the runtime's tables are in \(1 of 1 unit\)$"
+DMA_READY = [INIT_DENY_ALL, r"^XMHF: entering the runtime",
+             r"^XMHF: VT-d: DMA remapping on in 1 unit \(\d-level tables, \d+ GiB mapped, \d+ KiB of tables\); "
              r"region 0x[0-9a-f]+-0x[0-9a-f]+ not reachable by DMA; DMAR hidden from the guest$",
              r"^XMHF: runtime ready",
              r"^XMHF: selftest: DMA engine edu at 00:[0-9a-f]{2}\.0, BAR0 0x[0-9a-f]+; VT-d on$",
@@ -242,9 +248,23 @@ def dma_tests():
                         r"^XMHF: selftest: DMA read from the hypervisor region at 0x[0-9a-f]+: blocked, nothing leaked$",
                         r"^XMHF: selftest: 2 DMA fault records reported$",
                         r"^XMHF: FATAL: this CPU cannot run the hypervisor: no VMX"],
-                    forbid=[r"NOT BLOCKED", r"FAILED", r"DMA protection off"], check=check_fault_addresses),
+                    forbid=[r"NOT BLOCKED", r"not copied", r"DMA protection off"], check=check_fault_addresses),
+        # Before the runtime's tables are in, init's deny-all table refuses every DMA, guest pages too.
+        TrustedTest("vtd-dma-early-deny-all-qemu-tcg", BASE_CMDLINE + " selftest=dma-early", extra=Q35_IOMMU_EDU,
+                    expect=[INIT_DENY_ALL, r"^XMHF: entering the runtime",
+                            r"^XMHF: selftest: DMA engine edu at 00:[0-9a-f]{2}\.0, BAR0 0x[0-9a-f]+; VT-d as init left it$",
+                            r"^XMHF: selftest: DMA guest 0x70000 -> device -> guest 0x71000: not copied, bytes differ$",
+                            r"^XMHF: selftest: DMA write into the hypervisor region at 0x[0-9a-f]+: blocked, page unchanged$",
+                            r"^XMHF: selftest: DMA read from the hypervisor region at 0x[0-9a-f]+: blocked, nothing leaked$",
+                            r"^XMHF: VT-d: DMA remapping on in 1 unit",
+                            r"^XMHF: VT-d: DMA fault: device 00:[0-9a-f]{2}\.0 read at 0x70000 blocked, reason 0x1 "
+                            r"\(root entry not present\)$",
+                            r"^XMHF: selftest: [1-9]\d* DMA fault records from init's deny-all table$",
+                            r"^XMHF: runtime ready"],
+                    forbid=[r"NOT BLOCKED", r"copied, 2048 bytes match"]),
         # The control: the same DMAs with vtd=off reach the region, so the test above can fail.
         TrustedTest("vtd-off-dma-reaches-region-qemu-tcg", DMA_CMDLINE + " vtd=off", extra=Q35_IOMMU_EDU,
+                    forbid=[r"all DMA blocked"],
                     expect=[r"^XMHF: VT-d: vtd=off, DMA protection off$",
                             r"^XMHF: selftest: DMA engine edu at .*; VT-d off$",
                             r"^XMHF: selftest: DMA guest 0x70000 -> device -> guest 0x71000: copied",
@@ -294,45 +314,20 @@ def tboot_disk(log_dir, cmdline, sinit, log):
     return img
 
 
-class TbootTest(Test):
+class TbootTest(TrustedTest):
     """GRUB -> tboot -> XMHF init -> runtime (-> the guest on Bochs). Without TXT (neither emulator has
     SMX) tboot launches init unmeasured; the checks are that the chain works, and that a corrupt SINIT
     costs nothing but tboot's message: tboot does not recognise it and passes it on as an extra module."""
 
-    def __init__(self, name, platform, cmdline, expect, forbid=(), sinit=False, end=None, timeout=120, check=None,
+    def __init__(self, name, platform, cmdline, expect, forbid=(), sinit=False, timeout=120, check=None,
                  tpm=False):
-        super().__init__(name)
-        self.tpm = tpm
-        self.platform = platform
-        self.smp = 1
-        self.cmdline = cmdline
-        self.expect = expect
-        self.forbid = forbid
+        super().__init__(name, cmdline, expect, forbid, tpm=tpm, check=check, timeout=timeout, platform=platform)
         self.sinit = sinit
-        self.end = end
-        self.timeout = timeout
-        self.check = check
 
-    def run(self, log_dir):
+    def first_disk(self, log_dir, log):
         if not os.path.exists(TBOOT):
-            return Result(self.name, False, "%s missing (apt-get install tboot; tools/install-deps.sh)" % TBOOT)
-        log = os.path.join(log_dir, "build.log")
-        disks = [tboot_disk(log_dir, self.cmdline, self.sinit, log), guest_disk(log)]
-        serial = os.path.join(log_dir, "serial.log")
-        tpm = Swtpm(log_dir) if self.tpm else None
-        try:
-            extra = tpm.__enter__().qemu_extra() if tpm else []
-            text, secs, ended = run_emulator(self.platform, disks, serial, log_dir, timeout=self.timeout,
-                                             end=self.end, extra=extra)
-        finally:
-            if tpm:
-                tpm.__exit__()
-        if ended == "timeout":
-            return Result(self.name, False, "timed out after %d s (see %s)" % (self.timeout, serial), secs)
-        err = check_patterns(text, self.expect, self.forbid)
-        if not err and self.check:
-            err = self.check(text, log_dir)
-        return Result(self.name, not err, err, secs)
+            raise RuntimeError("%s missing (apt-get install tboot; tools/install-deps.sh)" % TBOOT)
+        return tboot_disk(log_dir, self.cmdline, self.sinit, log)
 
 
 TBOOT_START = [r"^TBOOT: \*+ TBOOT \*+", r"^TBOOT: transfering control to kernel"]
@@ -344,13 +339,12 @@ def tboot_tests():
                   expect=TBOOT_START[:1] + [r"^TBOOT: no SINIT AC module found"] + TBOOT_START[1:] + [
                       r"^XMHF \S+ \(amd64\): init", r"^XMHF: modules: runtime \d+ bytes, boot sector at 0x[0-9a-f]+, 1 extra$",
                       r"^XMHF: runtime ready", r"^XMHF: FATAL: this CPU cannot run the hypervisor: no VMX"],
-                  end=r"^XMHF: the guest was not started\.$", check=lambda text, d: check_region_hidden(text)),
+                  check=lambda text, d: check_region_hidden(text)),
         # tboot without TXT leaves the TPM to init, which measures as without tboot.
         TbootTest("tboot-chain-tpm-measure-qemu-tcg", "qemu", BASE_CMDLINE, tpm=True,
                   expect=TBOOT_START + [r"^XMHF: TPM 2\.0 at 0xfed40000", r"^XMHF: TPM: PCR 14 \(SHA-256\) = ",
                                         r"^XMHF: runtime ready"],
-                  forbid=[r"TPM: .*(failed|timeout|incomplete)"],
-                  end=r"^XMHF: the guest was not started\.$", check=lambda text, d: check_measurements(text, d)),
+                  forbid=[r"TPM: .*(failed|timeout|incomplete)"], check=check_measurements),
         TbootTest("tboot-chain-vmx-bootsector-bochs", "bochs", BASE_CMDLINE + " on_stop=poweroff",
                   expect=TBOOT_START + [r"^XMHF \S+ \(amd64\): init", r"^XMHF: runtime ready \(1 CPUs\)$",
                                         r"^XMHF: CPU 0: starting the guest at 0000:7c00 with DL=0x81",

@@ -242,6 +242,10 @@ TEST(cmdline_tpm_vtd)
 	CHECK_EQ(c.tpm, TRUST_OFF);
 	CHECK_EQ(c.vtd, TRUST_REQUIRED);
 	CHECK_EQ(c.selftest, SELFTEST_DMA);
+	CHECK_EQ(cmdline_parse("selftest=dma-early", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.selftest, SELFTEST_DMA_EARLY);
+	CHECK_EQ(cmdline_parse("selftest=tpm-log", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.selftest, SELFTEST_TPM_LOG);
 	CHECK_EQ(cmdline_parse("tpm=1", &c, err, sizeof(err)), -1);
 	CHECK(strstr(err, "tpm:") != NULL);
 	CHECK_EQ(cmdline_parse("vtd=yes", &c, err, sizeof(err)), -1);

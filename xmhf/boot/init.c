@@ -14,6 +14,7 @@
 #include <x86/cpu.h>
 #include <x86/msr.h>
 #include <x86/multiboot.h>
+#include "dmaprot.h"
 #include "measure.h"
 
 /* The guest must keep at least this much RAM, or booting it is pointless. */
@@ -299,6 +300,8 @@ void init_main(u32 magic, u32 mbi_pa)
 	printf("XMHF: %u CPU%s listed by the %s, BSP APIC id %u\n", ncpus, ncpus == 1 ? "" : "s",
 	       cpu_source == CPU_SOURCE_MADT ? "ACPI MADT" : cpu_source == CPU_SOURCE_MPTABLE ? "MP table" : "firmware",
 	       bsp);
+	/* Before the runtime module is measured and copied, no device may change it or the region. */
+	dmaprot_block_all(rsdp_pa, cl.vtd);
 
 	/* The region: sized from the runtime, the CPU count and the memory size. */
 	u64 bi_bytes = ALIGN_UP(sizeof(struct bootinfo) + (u64)ncpus * 4, PAGE_SIZE_4K);

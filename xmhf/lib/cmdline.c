@@ -164,11 +164,13 @@ static int apply_word(struct tok w, struct boot_cmdline *out, char *err, size_t 
 			out->selftest = SELFTEST_EXEC_HEAP;
 		else if (tok_eq(val, "dma"))
 			out->selftest = SELFTEST_DMA;
+		else if (tok_eq(val, "dma-early"))
+			out->selftest = SELFTEST_DMA_EARLY;
 		else if (tok_eq(val, "tpm-log"))
 			out->selftest = SELFTEST_TPM_LOG;
 		else
 			return fail(err, errlen,
-				    "selftest: want none, exception, null, write-text, exec-heap, dma or tpm-log, not", val);
+				    "selftest: want none, exception, null, write-text, exec-heap, dma, dma-early or tpm-log, not", val);
 		return 0;
 	}
 	if (tok_eq(key, "tpm") || tok_eq(key, "vtd")) {

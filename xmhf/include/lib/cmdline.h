@@ -11,6 +11,8 @@ enum { SELFTEST_NONE, SELFTEST_EXCEPTION, SELFTEST_NULL, SELFTEST_WRITE_TEXT, SE
        /* selftest=dma: once VT-d is on, a PCI DMA engine (QEMU's edu) writes into the hypervisor's
         * region (must be blocked) and into guest memory (must work); docs/trusted-boot.md */
        SELFTEST_DMA,
+       /* selftest=dma-early: the same before the runtime's VT-d tables, under init's deny-all table */
+       SELFTEST_DMA_EARLY,
        /* selftest=tpm-log: init prints the TPM event log in hex (checked with tpm2_eventlog) */
        SELFTEST_TPM_LOG };
 
@@ -47,7 +49,7 @@ struct boot_cmdline {
  * Keys: serial=BAUD[,DPS[,PORT]] where DPS is like 8n1; PORT hex (0x..) or decimal;
  *       boot_drive=0xNN (hex or decimal, 0..255); on_ready=guest|halt|poweroff;
  *       on_stop=halt|reset|poweroff; nested=0|1;
- *       selftest=none|exception|null|write-text|exec-heap|dma|tpm-log; tpm=auto|off|required;
+ *       selftest=none|exception|null|write-text|exec-heap|dma|dma-early|tpm-log; tpm=auto|off|required;
  *       vtd=auto|off|required.
  * Unknown keys and words without '=' are counted in unknown_keys and otherwise ignored. */
 int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t errlen);

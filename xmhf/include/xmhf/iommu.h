@@ -20,7 +20,7 @@ u32 iommu_report_faults(void);
 void iommu_protect_registers(void);
 
 /* selftest=dma (selftest-dma.c): QEMU's edu device DMAs into the region (must be blocked) and into
- * guest memory (must work). */
-void iommu_selftest_dma(void);
+ * guest memory (must work); early: under init's deny-all table (selftest=dma-early, all blocked). */
+void iommu_selftest_dma(bool early);
 
 #endif

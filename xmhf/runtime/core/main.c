@@ -52,7 +52,7 @@ static void selftest(u32 which)
 		printf("XMHF: selftest: heap code ran\n");
 		break;
 	case SELFTEST_DMA:
-		iommu_selftest_dma();
+		iommu_selftest_dma(false);
 		break;
 	}
 }
