@@ -32,25 +32,52 @@ class Swtpm:
         self.dir = os.path.join(log_dir, "swtpm")
         os.makedirs(self.dir, exist_ok=True)
         self.sock = os.path.join(self.dir, "ctrl.sock")
+        self.data_sock = os.path.join(self.dir, "data.sock")
         self.p = None
 
     def __enter__(self):
         if not shutil.which("swtpm"):
             raise RuntimeError("swtpm not installed (tools/install-deps.sh)")
-        self.p = subprocess.Popen(["swtpm", "socket", "--tpm2", "--tpmstate", "dir=" + self.dir,
-                                   "--ctrl", "type=unixio,path=" + self.sock, "--terminate",
-                                   "--log", "file=%s/swtpm.log,level=1" % self.dir],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        self.p = self.start(["--ctrl", "type=unixio,path=" + self.sock], self.sock)
+        return self
+
+    def start(self, args, wait_for):
+        p = subprocess.Popen(["swtpm", "socket", "--tpm2", "--tpmstate", "dir=" + self.dir,
+                              "--log", "file=%s/swtpm.log,level=1" % self.dir] + args,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                             start_new_session=True)
         for _ in range(100):
-            if os.path.exists(self.sock):
+            if os.path.exists(wait_for):
                 break
             time.sleep(0.05)
-        return self
+        return p
 
     def qemu_extra(self):
         return qemu_args("-chardev", "socket,id=chrtpm,path=" + self.sock, "-tpmdev",
                          "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0")
+
+    def pcrread(self, pcrs, log_dir):
+        """Reads the SHA-256 PCRs with tpm2_pcrread into log_dir/tpm2_pcrread.txt once QEMU is gone: QEMU
+        holds swtpm's data channel, so swtpm saves its volatile state (PCRs) and stops, and a second
+        swtpm on the same state with a server socket answers tpm2-tools."""
+        out = os.path.join(log_dir, "tpm2_pcrread.txt")
+        ctrl2 = self.data_sock + ".ctrl"  # where the swtpm TCTI looks for it
+        with open(out, "w") as f:
+            for cmd in (["swtpm_ioctl", "--unix", self.sock, "-v"], ["swtpm_ioctl", "--unix", self.sock, "-s"]):
+                f.write("$ %s\n" % " ".join(cmd))
+                f.flush()
+                subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=30)
+            self.p.wait(timeout=10)
+            p2 = self.start(["--server", "type=unixio,path=" + self.data_sock, "--ctrl", "type=unixio,path=" + ctrl2,
+                             "--flags", "not-need-init"], self.data_sock)
+            try:
+                f.flush()
+                subprocess.call(["tpm2_pcrread", "-T", "swtpm:path=" + self.data_sock,
+                                 "sha256:" + ",".join(str(i) for i in pcrs)], stdout=f, stderr=subprocess.STDOUT,
+                                timeout=30)
+            finally:
+                os.killpg(p2.pid, signal.SIGKILL)
+                p2.wait()
 
     def __exit__(self, *exc):
         if self.p and self.p.poll() is None:
@@ -91,6 +118,16 @@ def check_measurements(text, log_dir):
     for p in sorted(pcrs):
         if got.get(p) != pcrs[p].hex():
             return "PCR %d read back as %s, host-computed %s" % (p, got.get(p), pcrs[p].hex())
+    # And as tpm2-tools reads them from swtpm after QEMU is gone (Swtpm.pcrread).
+    path = os.path.join(log_dir, "tpm2_pcrread.txt")
+    tools = {int(i): v.lower() for i, v in re.findall(r"^\s+(\d+)\s*:\s*0x([0-9A-Fa-f]{64})$",
+                                                     open(path).read() if os.path.exists(path) else "", re.M)}
+    for p in sorted(pcrs):
+        if tools.get(p) != pcrs[p].hex():
+            return "tpm2_pcrread gives PCR %d = %s, host-computed %s (see %s)" % (p, tools.get(p), pcrs[p].hex(), path)
+    with open(os.path.join(log_dir, "pcrs-host.txt"), "w") as f:
+        f.write("".join("PCR %d: host %s, XMHF read back %s, tpm2_pcrread %s\n" % (p, pcrs[p].hex(), got[p], tools[p])
+                        for p in sorted(pcrs)))
     return ""
 
 
@@ -154,6 +191,8 @@ class TrustedTest(Test):
                 extra += tpm.qemu_extra()
             text, secs, ended = run_emulator(self.platform, disks, serial, log_dir, timeout=self.timeout,
                                              end=self.end, extra=extra)
+            if tpm:
+                tpm.pcrread([12, 13, 14], log_dir)
         finally:
             if tpm:
                 tpm.__exit__()
