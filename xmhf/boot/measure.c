@@ -23,8 +23,11 @@ static void print_hex(const u8 *d, u32 n)
 /* One command, one response code; -1 on a transport failure or a malformed response. */
 static s64 tpm_call(const u8 *cmd, u32 len, u8 *resp, u32 cap, u32 *rlen)
 {
-	u32 n = tis_transmit(cmd, len, resp, cap);
+	const char *why = NULL;
+	u32 n = tis_transmit(&tis_mmio, cmd, len, resp, cap, &why);
 
+	if (!n)
+		printf("XMHF: TPM: %s\n", why);
 	if (rlen)
 		*rlen = n;
 	return n ? tpm2_response_code(resp, n) : -1;
@@ -100,7 +103,7 @@ int measure_boot(const struct measure_input *in, struct e820_map *guest_map, con
 		printf("XMHF: TPM: tpm=off, nothing measured\n");
 		return 0;
 	}
-	switch (tis_probe(&t)) {
+	switch (tis_probe(&tis_mmio, &t)) {
 	case TIS_ABSENT:
 		return give_up(in, "no TPM at 0xfed40000 (TIS)");
 	case TIS_NO_ANSWER:
@@ -116,7 +119,7 @@ int measure_boot(const struct measure_input *in, struct e820_map *guest_map, con
 	/* The BIOS normally started the TPM; if it did not, start it (TPM_RC_INITIALIZE: already started). */
 	rc = tpm_call(cmd, tpm2_cmd_startup(cmd), resp, sizeof(resp), NULL);
 	if (rc != TPM2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE) {
-		tis_release();
+		tis_release(&tis_mmio);
 		return give_up(in, rc < 0 ? "TPM2_Startup got no answer" : "TPM2_Startup failed");
 	}
 	tcg_log_init(&log, log_buf, sizeof(log_buf));
@@ -157,7 +160,7 @@ int measure_boot(const struct measure_input *in, struct e820_map *guest_map, con
 		print_hex(v, 32);
 		printf("\n");
 	}
-	tis_release();
+	tis_release(&tis_mmio);
 
 	/* The log goes to a reserved page the guest can read (the region itself is hidden). */
 	if (e820_find_highest(guest_map, LOG_BYTES, LOG_BYTES, 1ULL << 20, FOUR_GIB, avoid, navoid, &log_pa) ||
@@ -179,7 +182,7 @@ int measure_boot(const struct measure_input *in, struct e820_map *guest_map, con
 	return 0;
 
 failed:
-	tis_release();
+	tis_release(&tis_mmio);
 	printf("XMHF: TPM: measurements incomplete: the PCRs cannot be trusted for this boot\n");
 	return in->policy == TRUST_REQUIRED ? -1 : 0;
 }
