@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import time
 
@@ -261,21 +262,28 @@ def check_fault_addresses(text, log_dir):
     return ""
 
 
-def garbage_dmar(log_dir):
-    """A DMAR whose DRHD structure claims 64 bytes in a 16-byte remainder (the header checksum is right:
-    QEMU's -acpitable fills it in)."""
-    import struct
+def dmar_body(units):
+    """The body of a DMAR after its ACPI header (QEMU's -acpitable adds the header and its checksum):
+    HAW 39 bits, then one DRHD per (length, segment, register base)."""
     body = bytes([38, 0]) + bytes(10)
-    body += struct.pack("<HHBBHQ", 0, 64, 1, 0, 0, 0xfed90000)
-    path = os.path.join(log_dir, "dmar-garbage.bin")
-    with open(path, "wb") as f:
-        f.write(body)
-    return path
+    for length, segment, base in units:
+        body += struct.pack("<HHBBHQ", 0, length, 1, 0, segment, base)
+    return body
 
 
-class GarbageDmarTest(TrustedTest):
+class ExtraDmarTest(TrustedTest):
+    """A DMAR of our own on the q35 machine (QEMU's -acpitable), with or without QEMU's own."""
+
+    def __init__(self, name, cmdline, units, expect, extra=(), **kw):
+        super().__init__(name, cmdline, expect, **kw)
+        self.units = units
+        self.more = list(extra)
+
     def run(self, log_dir):
-        self.extra = qemu_args("-machine", "q35", "-acpitable", "sig=DMAR,rev=1,data=" + garbage_dmar(log_dir))
+        path = os.path.join(log_dir, "dmar-body.bin")
+        with open(path, "wb") as f:
+            f.write(dmar_body(self.units))
+        self.extra = qemu_args("-machine", "q35", "-acpitable", "sig=DMAR,rev=1,data=" + path) + self.more
         return super().run(log_dir)
 
 
@@ -318,10 +326,19 @@ def dma_tests():
                     expect=[r"^XMHF: VT-d: no ACPI DMAR table .*; vtd=required$",
                             r"^XMHF: FATAL: CPU 0 \(APIC id 0\): DMA protection required but not in force"],
                     forbid=[r"runtime ready"], end=r"^XMHF: CPU halted\.$|the guest was not started"),
-        GarbageDmarTest("vtd-garbage-dmar-qemu-tcg", BASE_CMDLINE,
+        # A DRHD claiming 64 bytes in a 16-byte remainder.
+        ExtraDmarTest("vtd-garbage-dmar-qemu-tcg", BASE_CMDLINE, [(64, 0, 0xfed90000)],
                         expect=[r"^XMHF: VT-d: the DMAR table is malformed: structure at offset 48 has a bad length "
                                 r"64; DMA protection off, booting on",
                                 r"^XMHF: runtime ready", r"^XMHF: FATAL: this CPU cannot run the hypervisor: no VMX"]),
+        # Two DMARs (QEMU's and one more): the guest must see neither (before, hiding the first showed
+        # it the second, and the runtime stopped on its own check).
+        ExtraDmarTest("vtd-two-dmars-qemu-tcg", DMA_CMDLINE, [(16, 0, 0xfed90000), (16, 1, 0xfed91000)],
+                      extra=qemu_args("-device", "intel-iommu", "-device", "edu"),
+                      expect=DMA_READY[:2] + [r"^XMHF: VT-d: DMA remapping on in 1 unit .*DMAR hidden from the guest "
+                                              r"\(all of them\)$"] + DMA_READY[3:] +
+                      [r"^XMHF: selftest: DMA write into the hypervisor region at 0x[0-9a-f]+: blocked"],
+                      forbid=[r"NOT BLOCKED", r"still visible", r"cannot be hidden"]),
     ]
 
 

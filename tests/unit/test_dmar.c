@@ -95,6 +95,8 @@ static void expect_error(const char *file, int line, const u8 *s, u32 n, const c
 
 	if (dmar_parse(tmap, &t, TABLE_PA, &d, err, sizeof(err)) != -1 || !strstr(err, want))
 		unit_fail(file, line, "want an error with '%s', got '%s'", want, err);
+	if (d.n_drhd || d.n_rmrr)
+		unit_fail(file, line, "a failed parse left %u DRHDs and %u RMRRs", d.n_drhd, d.n_rmrr);
 	free(t.buf);
 }
 #define EXPECT_ERROR(s, n, want) expect_error(__FILE__, __LINE__, s, n, want)

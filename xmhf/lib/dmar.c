@@ -33,7 +33,7 @@ static int bad(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-int dmar_parse(phys_map_fn map, void *ctx, u64 dmar_pa, struct dmar_info *out, char *err, size_t errlen)
+static int parse(phys_map_fn map, void *ctx, u64 dmar_pa, struct dmar_info *out, char *err, size_t errlen)
 {
 	const u8 *t = map(ctx, dmar_pa, 36);
 	u32 len, sum = 0;
@@ -98,4 +98,13 @@ int dmar_parse(phys_map_fn map, void *ctx, u64 dmar_pa, struct dmar_info *out, c
 	if (!out->n_drhd)
 		return bad(err, errlen, "no DRHD (remapping hardware unit) listed");
 	return 0;
+}
+
+int dmar_parse(phys_map_fn map, void *ctx, u64 dmar_pa, struct dmar_info *out, char *err, size_t errlen)
+{
+	if (parse(map, ctx, dmar_pa, out, err, errlen) == 0)
+		return 0;
+	/* No half-read unit list: a caller must not program units from a table that failed. */
+	memset(out, 0, sizeof(*out));
+	return -1;
 }

@@ -57,3 +57,14 @@ const char *vtd_unit_set_root(u64 base, u64 root_pa)
 	}
 	return NULL;
 }
+
+bool vtd_unit_disable(u64 base)
+{
+	if (!(vtd_rd32(base, VTD_GSTS) & VTD_GCMD_TE))
+		return true;
+	vtd_wr32(base, VTD_GCMD, vtd_rd32(base, VTD_GSTS) & VTD_GSTS_STATE_BITS & ~VTD_GCMD_TE);
+	for (u32 i = 0; i < WAIT_LOOPS; i++)
+		if (!(vtd_rd32(base, VTD_GSTS) & VTD_GCMD_TE))
+			return true;
+	return false;
+}

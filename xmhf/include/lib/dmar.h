@@ -29,7 +29,7 @@ struct dmar_info {
 /* Parses the DMAR at dmar_pa (checked by signature, length and checksum). Returns 0, or -1 with a
  * one-line reason in err: a length shorter than the header, a structure shorter than 4 bytes or its
  * type needs or running past the table, a register base that is 0 or not page-aligned, an RMRR whose
- * limit is below its base, no DRHD, more DRHDs than DMAR_MAX_DRHD. */
+ * limit is below its base, no DRHD, more DRHDs than DMAR_MAX_DRHD; *out is then all zero. */
 int dmar_parse(phys_map_fn map, void *ctx, u64 dmar_pa, struct dmar_info *out, char *err, size_t errlen);
 
 #endif

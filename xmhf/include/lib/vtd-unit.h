@@ -9,4 +9,8 @@
  * protected memory ranges. Returns NULL, or what did not work. */
 const char *vtd_unit_set_root(u64 base, u64 root_pa);
 
+/* Turns translation off (when the runtime gives up on VT-d under vtd=auto, init's deny-all table must
+ * not stay: the guest's devices would get no DMA at all). Returns false on timeout. */
+bool vtd_unit_disable(u64 base);
+
 #endif

@@ -40,20 +40,24 @@ static u64 build_root_table(u64 sl_pa, u32 aw)
 	return (u64)(uintptr_t)roottab;
 }
 
-/* The DMAR is renamed and its checksum kept valid, so the guest finds no VT-d to program (XMHF: "zap"). */
-static void hide_dmar(u64 dmar_pa)
+/* Every DMAR is renamed with its checksum kept valid, so the guest finds no VT-d to program (XMHF's
+ * "zap"). A firmware with a second DMAR would otherwise show the guest that one. */
+static u32 hide_dmars(void)
 {
-	u8 *t = guestmem_ptr(dmar_pa, 36);
-	u64 again;
-
-	if (!t)
-		return;
 	/* "DMAR" -> "XMHF": the byte sum changes by the difference, which the checksum byte absorbs. */
-	u8 delta = (u8)(('X' - 'D') + ('M' - 'M') + ('H' - 'A') + ('F' - 'R'));
-	memcpy(t, "XMHF", 4);
-	t[9] = (u8)(t[9] - delta);
-	if (acpi_find_table(map_phys, NULL, boot_info->rsdp_pa, "DMAR", &again) == 0)
-		panic("the DMAR at 0x%llx is still visible after hiding it", (unsigned long long)again);
+	const u8 delta = (u8)(('X' - 'D') + ('M' - 'M') + ('H' - 'A') + ('F' - 'R'));
+	u64 pa;
+	u32 n = 0;
+
+	while (acpi_find_table(map_phys, NULL, boot_info->rsdp_pa, "DMAR", &pa) == 0) {
+		u8 *t = guestmem_ptr(pa, 36);
+		if (!t || n == 16)
+			panic("the DMAR at 0x%llx cannot be hidden from the guest", (unsigned long long)pa);
+		memcpy(t, "XMHF", 4);
+		t[9] = (u8)(t[9] - delta);
+		n++;
+	}
+	return n;
 }
 
 static void give_up(const char *what, const char *why)
@@ -63,6 +67,11 @@ static void give_up(const char *what, const char *why)
 		panic("DMA protection required but not in force");
 	}
 	printf("XMHF: VT-d: %s%s; DMA protection off, booting on (vtd=required would stop here)\n", what, why);
+	/* Units init put under its deny-all table would starve the guest's devices: turn them off. */
+	for (u32 i = 0; i < dmar.n_drhd; i++)
+		if (dmar.drhd[i].segment == 0 && !vtd_unit_disable(dmar.drhd[i].reg_base))
+			printf("XMHF: VT-d: unit %u at 0x%llx: translation would not turn off\n", i,
+			       (unsigned long long)dmar.drhd[i].reg_base);
 }
 
 void iommu_init(void)
@@ -140,12 +149,12 @@ void iommu_init(void)
 		}
 	}
 	active = true;
-	hide_dmar(dmar_pa);
+	u32 hidden = hide_dmars();
 	printf("XMHF: VT-d: DMA remapping on in %u unit%s (%u-level tables, %llu GiB mapped, %llu KiB of tables); "
-	       "region 0x%llx-0x%llx not reachable by DMA; DMAR hidden from the guest\n",
+	       "region 0x%llx-0x%llx not reachable by DMA; DMAR hidden from the guest%s\n",
 	       dmar.n_drhd, dmar.n_drhd == 1 ? "" : "s", levels, (unsigned long long)(top >> 30),
 	       (unsigned long long)((before - heap_free_bytes()) >> 10), (unsigned long long)region_lo,
-	       (unsigned long long)(region_hi - 1));
+	       (unsigned long long)(region_hi - 1), hidden > 1 ? " (all of them)" : "");
 	if (boot_info->cmdline.selftest == SELFTEST_DMA_EARLY)
 		printf("XMHF: selftest: %u DMA fault records from init's deny-all table\n", iommu_report_faults());
 }
