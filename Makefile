@@ -50,10 +50,12 @@ CFLAGS_INIT := $(CFLAGS_COMMON) -m32 -march=i686 -fno-pic -fno-pie
 CFLAGS_RT := $(CFLAGS_COMMON) -m64 -fPIE -mno-red-zone -fvisibility=hidden
 
 # Library files used by each side.
-LIB_INIT := printf string console uart16550 cmdline e820 acpi sha1 region runtime-image
-LIB_RT := printf string console uart16550 palloc e820 mtrr ept insn mmio-store acpi vmcs-fields vmcs-translate nested-logic task-switch segdesc
+LIB_INIT := printf string console uart16550 cmdline e820 acpi sha1 sha256 tpm2 tis tcg-log dmar vtd-unit region runtime-image
+LIB_RT := printf string console uart16550 palloc e820 mtrr ept insn mmio-store acpi dmar vtd-pt vtd-unit vmcs-fields vmcs-translate nested-logic task-switch segdesc
 
-INIT_SRC := xmhf/boot/header.S xmhf/boot/longmode.S xmhf/boot/init.c $(LIB_INIT:%=xmhf/lib/%.c)
+INIT_SRC := xmhf/boot/header.S xmhf/boot/longmode.S xmhf/boot/init.c xmhf/boot/tpm-tis.c xmhf/boot/measure.c \
+	xmhf/boot/dmaprot.c \
+	$(LIB_INIT:%=xmhf/lib/%.c)
 RT_SRC := $(sort $(wildcard xmhf/runtime/*/*.S xmhf/runtime/*/*.c)) $(LIB_RT:%=xmhf/lib/%.c)
 ifneq ($(APP),)
 RT_SRC += $(wildcard hypapps/$(APP)/*.c)
@@ -169,6 +171,34 @@ $(UEFI_TESTAPP): $(TESTAPP_OBJ) xmhf/boot/uefi/efi.lds
 	$(Q)$(EFI_LINK) -o $@.elf $(TESTAPP_OBJ)
 	$(Q)$(EFI_PE) $@.elf $@
 
+# Debian integration (docs/trusted-boot.md): make install DESTDIR=... puts the images in /boot (init also
+# as a stripped ELF, the format tboot loads), their symbol files under /usr/lib/debug/boot, the GRUB
+# script in /etc/grub.d; make deb packs the same tree.
+DESTDIR ?=
+DEB_VERSION := $(shell sed -n 's/^\#define XMHF_VERSION "\(.*\)"/\1/p' xmhf/include/xmhf/bootinfo.h)
+DEB := $(OUT)/xmhf-amd64_$(DEB_VERSION)_amd64.deb
+
+install: $(INIT_BIN) $(RT_GZ)
+	install -d $(DESTDIR)/boot $(DESTDIR)/usr/lib/debug/boot $(DESTDIR)/etc/grub.d $(DESTDIR)/etc/default \
+		$(DESTDIR)/usr/share/doc/xmhf-amd64
+	install -m 644 $(INIT_BIN) $(RT_GZ) $(DESTDIR)/boot/
+	$(OBJCOPY) --strip-debug $(INIT_ELF) $(DESTDIR)/boot/init-x86-amd64.elf  # what tboot loads (ELF only)
+	chmod 644 $(DESTDIR)/boot/init-x86-amd64.elf
+	install -m 644 $(INIT_ELF) $(RT_ELF) $(DESTDIR)/usr/lib/debug/boot/
+	install -m 755 dist/grub.d/20_xmhf $(DESTDIR)/etc/grub.d/20_xmhf
+	install -m 644 dist/default/xmhf $(DESTDIR)/etc/default/xmhf
+	install -m 644 README.md docs/trusted-boot.md $(DESTDIR)/usr/share/doc/xmhf-amd64/
+
+deb: $(INIT_BIN) $(RT_GZ)
+	rm -rf $(B)/deb
+	$(MAKE) -s install DESTDIR=$(abspath $(B)/deb)
+	install -d $(B)/deb/DEBIAN
+	sed -e 's/@VERSION@/$(DEB_VERSION)/' -e "s/@SIZE@/$$(du -sk $(B)/deb | cut -f1)/" dist/debian/control \
+		> $(B)/deb/DEBIAN/control
+	install -m 644 dist/debian/conffiles $(B)/deb/DEBIAN/conffiles
+	install -m 755 dist/debian/postinst dist/debian/postrm $(B)/deb/DEBIAN/
+	dpkg-deb --root-owner-group -Zxz --build $(B)/deb $(DEB)
+
 # Tests and running (see README.md).
 # install-deps.sh is a no-op when every package is present.
 deps:
@@ -187,9 +217,9 @@ bench: deps
 
 clean:
 	rm -rf $(B) init-x86-amd64.bin init-x86-amd64.elf hypervisor-x86-amd64.bin.gz hypervisor-x86-amd64.elf \
-		init-x86-amd64.efi init-x86-amd64-efi.elf
+		init-x86-amd64.efi init-x86-amd64-efi.elf xmhf-amd64_*.deb
 
 FORCE:
-.PHONY: all uefi uefi-testapp deps test unit run bench clean FORCE
+.PHONY: all uefi uefi-testapp deps test unit run bench clean install deb FORCE
 
 -include $(INIT_OBJ:.o=.d) $(RT_OBJ:.o=.d) $(EFI_OBJ:.o=.d) $(TESTAPP_OBJ:.o=.d) $(BSGONE_OBJ:.o=.d)

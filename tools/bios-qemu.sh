@@ -224,7 +224,7 @@ if [ "$stop_tf" = 1 ]; then
     exec 7<>"$tmp/mon.in" 8<>"$tmp/mon.out"
 fi
 start_ns=$(date +%s%N)
-timeout -k 2 "$timeout_s" "$QEMU" "${args[@]}" </dev/null &
+timeout --foreground -k 2 "$timeout_s" "$QEMU" "${args[@]}" </dev/null &
 qpid=$!
 
 stopped=0

@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(build-essential binutils make gzip python3 bochs bochs-term bochsbios vgabios qemu-system-x86
 	grub-pc-bin grub-common xorriso mtools e2fsprogs busybox-static cpio
-	grub-efi-amd64-bin ovmf)
+	grub-efi-amd64-bin ovmf swtpm swtpm-tools tpm2-tools tboot)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -253,3 +253,28 @@ TEST(cmdline_dryrun)
 	CHECK_EQ(cmdline_parse("dryrun=maybe", &c, err, sizeof(err)), -1);
 	CHECK(strstr(err, "dryrun") != NULL);
 }
+
+TEST(cmdline_tpm_vtd)
+{
+	struct boot_cmdline c;
+	char err[64];
+
+	CHECK_EQ(cmdline_parse("", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.tpm, TRUST_AUTO);
+	CHECK_EQ(c.vtd, TRUST_AUTO);
+	CHECK_EQ(cmdline_parse("tpm=required vtd=off", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.tpm, TRUST_REQUIRED);
+	CHECK_EQ(c.vtd, TRUST_OFF);
+	CHECK_EQ(cmdline_parse("tpm=off vtd=required selftest=dma", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.tpm, TRUST_OFF);
+	CHECK_EQ(c.vtd, TRUST_REQUIRED);
+	CHECK_EQ(c.selftest, SELFTEST_DMA);
+	CHECK_EQ(cmdline_parse("selftest=dma-early", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.selftest, SELFTEST_DMA_EARLY);
+	CHECK_EQ(cmdline_parse("selftest=tpm-log", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.selftest, SELFTEST_TPM_LOG);
+	CHECK_EQ(cmdline_parse("tpm=1", &c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "tpm:") != NULL);
+	CHECK_EQ(cmdline_parse("vtd=yes", &c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "vtd:") != NULL);
+}

@@ -15,6 +15,8 @@
 #include <x86/cpu.h>
 #include <x86/msr.h>
 #include <x86/multiboot.h>
+#include "dmaprot.h"
+#include "measure.h"
 
 /* The guest must keep at least this much RAM, or booting it is pointless. */
 #define MIN_GUEST_RAM (16ULL << 20)
@@ -288,6 +290,8 @@ void init_main(u32 magic, u32 mbi_pa)
 	printf("XMHF: %u CPU%s listed by the %s, BSP APIC id %u\n", ncpus, ncpus == 1 ? "" : "s",
 	       cpu_source == CPU_SOURCE_MADT ? "ACPI MADT" : cpu_source == CPU_SOURCE_MPTABLE ? "MP table" : "firmware",
 	       bsp);
+	/* Before the runtime module is measured and copied, no device may change it or the region. */
+	dmaprot_block_all(rsdp_pa, cl.vtd);
 
 	/* The region: sized from the runtime, the CPU count and the memory size. */
 	u64 bi_bytes = ALIGN_UP(sizeof(struct bootinfo) + (u64)ncpus * 4, PAGE_SIZE_4K);
@@ -315,6 +319,17 @@ void init_main(u32 magic, u32 mbi_pa)
 	if (e820_find_highest(&guest_map, PAGE_SIZE_4K, PAGE_SIZE_4K, 0x1000, 0xa0000, mods.avoid, mods.navoid,
 			      &tramp))
 		fatal("no free page below 640 KiB for the AP start-up code");
+	{
+		/* Measured boot (measure.c): before anything of the runtime runs. */
+		struct measure_input mi = {
+			.cmdline = cmdline_copy, .runtime = (const void *)(uintptr_t)mods.rt_base,
+			.runtime_size = (u32)mods.rt->file_size,
+			.boot_sector = boot_sector, .boot_drive = cl.boot_drive, .extra = extra, .n_extra = n_extra,
+			.policy = cl.tpm, .dump_log = cl.selftest == SELFTEST_TPM_LOG,
+		};
+		if (measure_boot(&mi, &guest_map, mods.avoid, mods.navoid))
+			fatal("tpm=required, and the boot could not be measured into the TPM");
+	}
 	printf("XMHF: hypervisor region 0x%llx-0x%llx (%llu MiB)\n", (unsigned long long)base,
 	       (unsigned long long)(base + size - 1), (unsigned long long)(size >> 20));
 	print_map("guest", &guest_map);

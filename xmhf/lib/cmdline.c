@@ -171,8 +171,28 @@ static int apply_word(struct tok w, struct boot_cmdline *out, char *err, size_t 
 			out->selftest = SELFTEST_WRITE_TEXT;
 		else if (tok_eq(val, "exec-heap"))
 			out->selftest = SELFTEST_EXEC_HEAP;
+		else if (tok_eq(val, "dma"))
+			out->selftest = SELFTEST_DMA;
+		else if (tok_eq(val, "dma-early"))
+			out->selftest = SELFTEST_DMA_EARLY;
+		else if (tok_eq(val, "tpm-log"))
+			out->selftest = SELFTEST_TPM_LOG;
 		else
-			return fail(err, errlen, "selftest: want none, exception, null, write-text or exec-heap, not", val);
+			return fail(err, errlen,
+				    "selftest: want none, exception, null, write-text, exec-heap, dma, dma-early or tpm-log, not", val);
+		return 0;
+	}
+	if (tok_eq(key, "tpm") || tok_eq(key, "vtd")) {
+		u8 *v = tok_eq(key, "tpm") ? &out->tpm : &out->vtd;
+		if (tok_eq(val, "auto"))
+			*v = TRUST_AUTO;
+		else if (tok_eq(val, "off"))
+			*v = TRUST_OFF;
+		else if (tok_eq(val, "required"))
+			*v = TRUST_REQUIRED;
+		else
+			return fail(err, errlen, v == &out->tpm ? "tpm: want auto, off or required, not"
+								: "vtd: want auto, off or required, not", val);
 		return 0;
 	}
 	if (tok_eq(key, "ept01_top")) {
@@ -212,6 +232,8 @@ int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t err
 	out->selftest = 0;
 	out->dryrun = 0;
 	out->ept01_top_gib = 0;
+	out->tpm = TRUST_AUTO;
+	out->vtd = TRUST_AUTO;
 	for (u32 i = 0; i < sizeof(out->pad); i++)
 		out->pad[i] = 0;
 	out->unknown_keys = 0;

@@ -7,7 +7,18 @@
 
 /* selftest= values: each makes the ready runtime fault once (UD2; a read of address 0; a write to its
  * own text; a call into a heap page), so a test sees the dump and the page-table hardening. */
-enum { SELFTEST_NONE, SELFTEST_EXCEPTION, SELFTEST_NULL, SELFTEST_WRITE_TEXT, SELFTEST_EXEC_HEAP };
+enum { SELFTEST_NONE, SELFTEST_EXCEPTION, SELFTEST_NULL, SELFTEST_WRITE_TEXT, SELFTEST_EXEC_HEAP,
+       /* selftest=dma: once VT-d is on, a PCI DMA engine (QEMU's edu) writes into the hypervisor's
+        * region (must be blocked) and into guest memory (must work); docs/trusted-boot.md */
+       SELFTEST_DMA,
+       /* selftest=dma-early: the same before the runtime's VT-d tables, under init's deny-all table */
+       SELFTEST_DMA_EARLY,
+       /* selftest=tpm-log: init prints the TPM event log in hex (checked with tpm2_eventlog) */
+       SELFTEST_TPM_LOG };
+
+/* tpm= and vtd=: measure into the TPM / protect the region from DMA when the hardware is there
+ * (auto, default), never (off), or stop the boot when it cannot be done (required). */
+enum { TRUST_AUTO = 0, TRUST_OFF = 1, TRUST_REQUIRED = 2 };
 
 /* What the runtime does once every CPU is up: start the guest (default), or, for boot tests of the
  * runtime alone, halt or power off. */
@@ -28,7 +39,9 @@ struct boot_cmdline {
 	u8 nested;           /* nested=0|1: offer VMX to the guest (default 1) */
 	u8 selftest;         /* selftest=...: fault in the runtime once ready (tests the dump, page rights) */
 	u8 dryrun;           /* dryrun=0|1: UEFI boot only; everything but VMX, then back to the firmware */
-	u8 pad[3];
+	u8 tpm;              /* tpm=auto|off|required (TRUST_*), default auto */
+	u8 vtd;              /* vtd=auto|off|required (TRUST_*), default auto */
+	u8 pad[1];
 	u16 ept01_top_gib;   /* ept01_top=N: EPT01 maps only the first N GiB at boot, the rest on demand (tests) */
 };
 
@@ -38,7 +51,8 @@ struct boot_cmdline {
  * Keys: serial=BAUD[,DPS[,PORT]] where DPS is like 8n1; PORT hex (0x..) or decimal;
  *       boot_drive=0xNN (hex or decimal, 0..255); on_ready=guest|halt|poweroff;
  *       on_stop=halt|reset|poweroff; nested=0|1;
- *       selftest=none|exception|null|write-text|exec-heap; dryrun=0|1; ept01_top=GIB (1..65535).
+ *       selftest=none|exception|null|write-text|exec-heap|dma|dma-early|tpm-log; tpm=auto|off|required;
+ *       vtd=auto|off|required; dryrun=0|1; ept01_top=GIB (1..65535).
  * Unknown keys and words without '=' are counted in unknown_keys and otherwise ignored. */
 int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t errlen);
 

@@ -26,6 +26,10 @@ void *page_try_alloc(u64 npages); /* NULL when the heap is exhausted (for caches
 void page_free(void *p, u64 npages);
 u64 heap_free_bytes(void);
 u64 heap_total_bytes(void);
+/* Table callbacks for the page-table builders of lib/ (EPT, VT-d): a zeroed heap page by its physical
+ * address, and the pointer to a table at a physical address (the heap is identity-mapped). */
+u64 heap_table_alloc(void *ctx);
+u64 *heap_table_at(void *ctx, u64 pa);
 
 /* Identity map of physical memory for the runtime's own page tables. */
 void pagetables_init(u64 phys_top);

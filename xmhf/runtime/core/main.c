@@ -6,6 +6,7 @@
 #include <lib/printf.h>
 #include <lib/string.h>
 #include <x86/cpu.h>
+#include <xmhf/iommu.h>
 
 const struct bootinfo *boot_info;
 
@@ -51,6 +52,9 @@ static void selftest(u32 which)
 		((void (*)(void))(uintptr_t)heap_code)();
 		printf("XMHF: selftest: heap code ran\n");
 		break;
+	case SELFTEST_DMA:
+		iommu_selftest_dma(false);
+		break;
 	}
 }
 
@@ -78,6 +82,7 @@ static NORETURN void on_ready(void)
 	}
 	vmx_check_and_read_caps();
 	ept01_init();
+	iommu_protect_registers();
 	lapic_trap_init();
 	io_intercept_init();
 	vmcs01_global_init();
@@ -105,6 +110,7 @@ NORETURN void runtime_main(u64 bootinfo_pa)
 	lapic_init_bsp(bi->lapic_base);
 	cpu_table[0]->online = 1;
 	printf("XMHF: CPU 0 (APIC id %u) online\n", cpu_table[0]->apic_id);
+	iommu_init(); /* DMA protection as early as the runtime can print and stop */
 
 	smp_start_aps();
 	on_ready();

@@ -15,18 +15,6 @@ static u64 mapped_top; /* EPT01 maps [0, mapped_top) at boot, higher addresses o
 static spinlock_t ept_lock;
 static volatile u32 generation;
 
-static u64 alloc_table(void *ctx)
-{
-	(void)ctx;
-	return (u64)(uintptr_t)page_alloc(1);
-}
-
-static u64 *table(void *ctx, u64 pa)
-{
-	(void)ctx;
-	return (u64 *)(uintptr_t)pa;
-}
-
 static void read_mtrrs(void)
 {
 	u64 cap = rdmsr(MSR_MTRRCAP);
@@ -64,7 +52,7 @@ void ept01_init(void)
 	read_mtrrs();
 	hole.base = boot_info->region_base;
 	hole.length = boot_info->region_size;
-	env = (struct ept_env){ .alloc_table = alloc_table, .table = table, .ctx = NULL,
+	env = (struct ept_env){ .alloc_table = heap_table_alloc, .table = heap_table_at, .ctx = NULL,
 				.page_1g = (vmx_caps.ept_vpid & EPT_CAP_1G) != 0,
 				.page_2m = (vmx_caps.ept_vpid & EPT_CAP_2M) != 0,
 				.mtrr = &mtrrs, .holes = &hole, .nholes = 1 };

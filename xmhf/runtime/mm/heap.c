@@ -73,3 +73,15 @@ u64 heap_total_bytes(void)
 {
 	return heap_total;
 }
+
+u64 heap_table_alloc(void *ctx)
+{
+	(void)ctx;
+	return (u64)(uintptr_t)page_alloc(1);
+}
+
+u64 *heap_table_at(void *ctx, u64 pa)
+{
+	(void)ctx;
+	return (u64 *)(uintptr_t)pa;
+}
