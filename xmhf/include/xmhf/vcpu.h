@@ -204,6 +204,10 @@ const struct sparse_bitmap *vmcs01_msr_intercepts(void); /* VMCS01's MSR bitmap,
  * walks of the guest's paging mode); injects #PF and returns false if a page is not mapped. */
 bool guest_linear_read(u64 linear, void *buf, u32 n);
 bool guest_linear_write(u64 linear, const void *buf, u32 n);
+/* The same for L2 (VMCS02 current): its guest-physical addresses through EPT12. GUEST_COPY_FAULT: #PF
+ * injected into L2; GUEST_COPY_EPT12: EPT12 does not map a page of the walk or of the data. */
+enum { GUEST_COPY_OK, GUEST_COPY_FAULT, GUEST_COPY_EPT12 };
+int guest_l2_linear_copy(struct vcpu *v, u64 linear, void *buf, u32 n, bool write);
 void guest_inject_pf(u64 linear, u32 error_code);
 
 /* Guest INIT/SIPI (runtime/guest/ipi.c) and the local APIC trap (runtime/guest/lapic-trap.c). */
