@@ -1,5 +1,5 @@
 /* VMCS shadowing for L1's own use (SDM Vol. 3, 25.10 "VMCS types", 25.6.15 "VMCS shadowing bitmap
- * addresses", 26.3.1.5 the VMCS link pointer, VMREAD/VMWRITE in 31.3). L1 may VMPTRLD a VMCS whose
+ * addresses", 27.3.1.5 the VMCS link pointer, VMREAD/VMWRITE in 31.3). L1 may VMPTRLD a VMCS whose
  * revision has bit 31 set (vmx-insn.c) and run L2 with "VMCS shadowing": L2's VMREAD/VMWRITE of a
  * field whose bit in L1's VMREAD/VMWRITE bitmap is 0 then reads or writes the shadow VMCS that
  * VMCS12's link pointer names, without a VM exit to L1; a bit of 1 is a VMREAD (23) / VMWRITE (25)
@@ -39,7 +39,7 @@ bool nested_shadow12_controls_ok(struct vcpu *v)
 	return bitmap_ok(r12(v, VMCS_VMREAD_BITMAP)) && bitmap_ok(r12(v, VMCS_VMWRITE_BITMAP));
 }
 
-/* The VMCS link pointer check of VM entry (SDM 26.3.1.5; bare Bochs: VMenterLoadCheckGuestState):
+/* The VMCS link pointer check of VM entry (SDM 27.3.1.5; bare Bochs: VMenterLoadCheckGuestState):
  * ~0, or a 4 KiB aligned address within the physical-address width whose revision identifier is
  * this CPU's with bit 31 equal to "VMCS shadowing", and not the current VMCS. VMCS02 has no link
  * pointer, so the CPU never sees L1's: the check is L0's. */
