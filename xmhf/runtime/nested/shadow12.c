@@ -45,7 +45,8 @@ bool nested_shadow12_controls_ok(struct vcpu *v)
  * pointer, so the CPU never sees L1's: the check is L0's. */
 bool nested_shadow12_link_ok(struct vcpu *v)
 {
-	u64 link = r12(v, VMCS_VMCS_LINK_POINTER);
+	/* At every entry: the slot by its constant index (no encoding lookup on the VMRESUME path). */
+	u64 link = vmcs12_slots(v)[VMCS_IDX_VMCS_LINK_POINTER];
 
 	if (link == ~0ULL)
 		return true;
