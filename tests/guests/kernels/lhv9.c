@@ -31,6 +31,12 @@
  *                         RCX, reg2 RDX), VMREAD of an encoding above 7FFFH exits (23); no other exits.
  *                         After VMPTRLD of the shadow VMCS, L1 reads 0x5678, 0xabcd and 0x1234 there;
  *                         VMCS12's GUEST_DS_LIMIT is unchanged.
+ *  l2-vmcs-shadowing-faults  L2's VMREAD (bitmap bit 0) into memory at a non-canonical address with
+ *                         exception-bitmap bit 13: exception exit (0, interruption information
+ *                         0x80000b0d, error code 0, RIP at the VMREAD); at an address L2's paging does not
+ *                         map (4000_0000_0000H) with bit 14: exit 0 (0x80000b0e, error code 2,
+ *                         qualification = the address); without bit 14: L2's own #PF handler (error code
+ *                         2, pushed RIP at the VMREAD).
  *  l2-vmcs-shadowing-no-link  shadowing with link pointer FFFFFFFF_FFFFFFFFH: L2's VMREAD with bitmap bit
  *                         0 fails with CF (VMfailInvalid), no exit.
  *  l2-tsc-scaling         TSC multiplier 0 with TSC scaling: VMfailValid(7). L2 runs a fixed loop between
@@ -68,6 +74,7 @@ static uint64_t l2_mem;
 
 extern char l2_sh[], l2_sh_rdexit[], l2_sh_wrexit[], l2_sh_bigexit[], l2_sh_vmcall[];
 extern char l2_nolink[];
+extern char l2_shf[], l2_shf_vmread[];
 extern char l2_tsc[];
 extern char l2_ple[], l2_ple_vmcall[];
 extern char l2_inj[], l2_int30_handler[], l2_bp_handler[];
@@ -104,6 +111,13 @@ asm(".text\n"
     "l2_sh_bigexit:\n"
     "  vmread %rbx, %rax\n"                     /* encoding above 7FFFH: exit */
     "l2_sh_vmcall:\n"
+    "  vmcall\n"
+    "  ud2\n"
+    /* l2-vmcs-shadowing-faults: RSI = the memory operand */
+    "l2_shf:\n"
+    "  mov $0x4802, %ebx\n"
+    "l2_shf_vmread:\n"
+    "  vmread %rbx, (%rsi)\n"
     "  vmcall\n"
     "  ud2\n"
     /* l2-vmcs-shadowing-no-link */
@@ -371,6 +385,35 @@ static void t_shadow_l2(void)
                 vmread_reg(VMCS_GUEST_SS_LIMIT, &v);
                 check_u64(v, 0, "shadow VMCS GUEST_SS_LIMIT (L2's VMWRITE exited)");
                 vmcs_load(0);
+            }
+        }
+    }
+    test_end();
+
+    if (test_begin("l2-vmcs-shadowing-faults") && l1_need_vmx() &&
+        need_proc2(PROC2_VMCS_SHADOWING, "l2-vmcs-shadowing-faults")) {
+        const uint64_t unmapped = 0x400000000000ull;
+        memset(rd_bitmap, 0, PAGE);
+        memset(wr_bitmap, 0, PAGE);
+        if (build_shadowing(PA(l2_shf), PA(shadow_vmcs))) {
+            vmw(VMCS_EXCEPTION_BITMAP, 1u << 13);
+            l2_regs.rsi = 0x8000000000000000ull;
+            if (run_expect_at(true, EXIT_REASON_EXCEPTION_NMI, l2_shf_vmread, "VMREAD to a non-canonical address")) {
+                check_u64(ex.intr_info, 0x80000b0d, "exit interruption information (#GP)");
+                check_u64(ex.intr_err, 0, "#GP error code");
+            }
+            vmw(VMCS_EXCEPTION_BITMAP, 1u << 14);
+            l2_regs.rsi = unmapped;
+            if (run_expect_at(false, EXIT_REASON_EXCEPTION_NMI, l2_shf_vmread, "VMREAD to an unmapped address")) {
+                check_u64(ex.intr_info, 0x80000b0e, "exit interruption information (#PF)");
+                check_u64(ex.intr_err, 2, "#PF error code (write, not present)");
+                check_u64(ex.qual, unmapped, "#PF exit qualification (the address)");
+            }
+            vmw(VMCS_EXCEPTION_BITMAP, 0);
+            if (run_expect(false, EXIT_REASON_VMCALL, "VMREAD to an unmapped address, #PF to L2")) {
+                check_u64(l2_regs.rax, L2_MARK_UNEXPECTED, "L2's exception handler ran");
+                check_u64(l2_regs.rbx, 2, "error code L2's handler sees");
+                check_u64(l2_regs.rcx, PA(l2_shf_vmread), "RIP L2's handler sees");
             }
         }
     }
