@@ -37,6 +37,11 @@
  *                         map (4000_0000_0000H) with bit 14: exit 0 (0x80000b0e, error code 2,
  *                         qualification = the address); without bit 14: L2's own #PF handler (error code
  *                         2, pushed RIP at the VMREAD).
+ *  l2-vmcs-shadowing-ept12  L2 on EPT12 (identity; the page of the operand 4 KiB, read-only, then not
+ *                         present, then read/write; INVEPT after each change): L2's VMREAD (bitmap bit 0)
+ *                         into that page exits with an EPT violation (48; qualification bits 8:0 0x18a,
+ *                         then 0x182; guest-physical and guest-linear address = the operand's), then
+ *                         writes the shadow VMCS's GUEST_CS_LIMIT there and reaches VMCALL.
  *  l2-vmcs-shadowing-no-link  shadowing with link pointer FFFFFFFF_FFFFFFFFH: L2's VMREAD with bitmap bit
  *                         0 fails with CF (VMfailInvalid), no exit.
  *  l2-tsc-scaling         TSC multiplier 0 with TSC scaling: VMfailValid(7). L2 runs a fixed loop between
@@ -71,6 +76,12 @@ static uint8_t plain_vmcs[PAGE] __attribute__((aligned(PAGE)));
 static uint8_t rd_bitmap[PAGE] __attribute__((aligned(PAGE)));
 static uint8_t wr_bitmap[PAGE] __attribute__((aligned(PAGE)));
 static uint64_t l2_mem;
+/* l2-vmcs-shadowing-ept12: EPT12 identity with 2 MiB pages, 4 KiB ones around ept_target */
+static uint64_t ept_pml4[512] __attribute__((aligned(PAGE)));
+static uint64_t ept_pdpt[512] __attribute__((aligned(PAGE)));
+static uint64_t ept_pd[4][512] __attribute__((aligned(PAGE)));
+static uint64_t ept_pt[512] __attribute__((aligned(PAGE)));
+static uint64_t ept_target[512] __attribute__((aligned(PAGE)));
 
 extern char l2_sh[], l2_sh_rdexit[], l2_sh_wrexit[], l2_sh_bigexit[], l2_sh_vmcall[];
 extern char l2_nolink[];
@@ -415,6 +426,48 @@ static void t_shadow_l2(void)
                 check_u64(l2_regs.rbx, 2, "error code L2's handler sees");
                 check_u64(l2_regs.rcx, PA(l2_shf_vmread), "RIP L2's handler sees");
             }
+        }
+    }
+    test_end();
+
+    if (test_begin("l2-vmcs-shadowing-ept12") && l1_need_vmx() &&
+        need_proc2(PROC2_VMCS_SHADOWING | PROC2_ENABLE_EPT, "l2-vmcs-shadowing-ept12")) {
+        uint64_t p = PA(ept_target), eptp = PA(ept_pml4) | 6 | (3 << 3);
+        uint64_t *pte = &ept_pt[(p >> 12) & 511];
+        memset(ept_pml4, 0, PAGE);
+        ept_pml4[0] = PA(ept_pdpt) | 7;
+        for (int g = 0; g < 4; g++) {
+            ept_pdpt[g] = PA(ept_pd[g]) | 7;
+            for (int i = 0; i < 512; i++)
+                ept_pd[g][i] = ((uint64_t)g << 30) | ((uint64_t)i << 21) | 7 | (1ull << 7) | ((g < 3 ? 6ull : 0ull) << 3);
+        }
+        for (int i = 0; i < 512; i++)
+            ept_pt[i] = ((p & ~0x1fffffull) + ((uint64_t)i << 12)) | 7 | (6ull << 3);
+        ept_pd[p >> 30][(p >> 21) & 511] = PA(ept_pt) | 7;
+        *pte = p | 1 | (6ull << 3);                          /* read-only */
+        ept_target[0] = 0;
+        invept(INVEPT_ALL, 0);
+        memset(rd_bitmap, 0, PAGE);
+        memset(wr_bitmap, 0, PAGE);
+        struct l2_setup s = { .rip = PA(l2_shf), .proc2 = PROC2_VMCS_SHADOWING | PROC2_ENABLE_EPT, .eptp = eptp };
+        if (vmcs_build(&s) && shadow_prepare(0)) {
+            vmw(VMCS_VMREAD_BITMAP, PA(rd_bitmap));
+            vmw(VMCS_VMWRITE_BITMAP, PA(wr_bitmap));
+            vmw(VMCS_LINK_POINTER, PA(shadow_vmcs));
+            l2_regs.rsi = p;
+            if (run_expect_at(true, EXIT_REASON_EPT_VIOLATION, l2_shf_vmread, "VMREAD into a read-only EPT12 page")) {
+                check_u64(ex.qual & 0x1ff, 0x18a, "EPT violation qualification (write; R; linear address, translation)");
+                check_u64(ex.gpa, p, "guest-physical address");
+                check_u64(ex.gla, p, "guest-linear address");
+            }
+            *pte = 0;
+            invept(INVEPT_ALL, 0);
+            if (run_expect_at(false, EXIT_REASON_EPT_VIOLATION, l2_shf_vmread, "VMREAD into a page EPT12 does not map"))
+                check_u64(ex.qual & 0x1ff, 0x182, "EPT violation qualification (write; no rights)");
+            *pte = p | 3 | (6ull << 3);
+            invept(INVEPT_ALL, 0);
+            if (run_expect(false, EXIT_REASON_VMCALL, "VMREAD into a read/write EPT12 page"))
+                check_u64(ept_target[0], 0x1234, "GUEST_CS_LIMIT of the shadow VMCS in the page");
         }
     }
     test_end();

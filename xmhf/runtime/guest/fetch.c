@@ -145,8 +145,8 @@ void guest_inject_pf(u64 linear, u32 error_code)
  * byte on it (linear_to_gpa). Every page is translated before anything is copied, so a store that
  * faults on its second page writes nothing on the first, as the CPU's. With `l2` (L2 runs, VMCS02 is
  * current) the guest-physical addresses of L2's paging structures and of the data are L2's, taken
- * through EPT12 (nested_l2_gpa_to_l1); one EPT12 does not map is GUEST_COPY_EPT12, and nothing is
- * copied or injected. */
+ * through EPT12 (nested_l2_gpa_to_l1, nested_l2_operand_gpa); data EPT12 does not let the access
+ * reach is L1's EPT violation or misconfiguration (GUEST_COPY_EXIT: reflected, nothing copied). */
 static int linear_copy(struct vcpu *l2, u64 linear, u8 *buf, u32 n, bool write)
 {
 	for (int pass = 0; pass < 2; pass++) {
@@ -159,8 +159,8 @@ static int linear_copy(struct vcpu *l2, u64 linear, u8 *buf, u32 n, bool write)
 
 			struct guest_walk w;
 			u32 pf = linear_to_gpa(l2, a, write, &gpa, &w);
-			if (l2 && !pf && !nested_l2_gpa_to_l1(l2, gpa, &gpa))
-				return GUEST_COPY_EPT12;
+			if (l2 && !pf && !nested_l2_operand_gpa(l2, gpa, a, write, &gpa))
+				return GUEST_COPY_EXIT;
 			if (!pf && !(p = guestmem_ptr(gpa, chunk)))
 				pf = NOT_MAPPED | (write ? PF_W : 0);
 			if (pf) {

@@ -195,6 +195,19 @@ void nested_reflect_exception(struct vcpu *v, u32 intr_info, u32 error_code, u64
 	return_to_l1(v);
 }
 
+/* An EPT violation or misconfiguration of EPT12 found by L0 for an access it performs for L2 (an
+ * emulated instruction's operand, shadow12.c): the guest-physical and linear addresses are the
+ * access's, not those of the exit L0 took (SDM 28.2.1, 28.2.5). */
+void nested_reflect_ept12(struct vcpu *v, u32 reason, u64 qual, u64 gpa2, u64 linear)
+{
+	save_exit(v, reason, true);
+	w12(v, VMCS_EXIT_QUALIFICATION, qual);
+	w12(v, VMCS_GUEST_PHYSICAL_ADDRESS, gpa2);
+	w12(v, VMCS_GUEST_LINEAR_ADDRESS, linear);
+	w12(v, VMCS_IDT_VECTORING_INFO, 0);
+	return_to_l1(v);
+}
+
 /* A VM entry L0 refuses after building VMCS02 (still current): the VM-entry failure exit `reason`
  * (33 invalid guest state, 34 MSR loading) with `qual` (SDM 27.8), L1 resumes at its host RIP. */
 void nested_entry_fail(struct vcpu *v, u32 reason, u64 qual)

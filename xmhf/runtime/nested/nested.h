@@ -48,6 +48,7 @@ void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual);
 void nested_entry_fail_msr_load(struct vcpu *v, u32 index);
 void nested_entry_fail(struct vcpu *v, u32 reason, u64 qual);
 void nested_reflect_exception(struct vcpu *v, u32 intr_info, u32 error_code, u64 qual);
+void nested_reflect_ept12(struct vcpu *v, u32 reason, u64 qual, u64 gpa2, u64 linear);
 
 /* VPID02 (vpid02.c). */
 u32 vpid02_setup(struct vcpu *v, u32 proc2_12, u16 vpid12);

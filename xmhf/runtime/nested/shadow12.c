@@ -17,6 +17,7 @@
 #include <xmhf/vcpu.h>
 #include <lib/vmcs-fields.h>
 #include <x86/cpu.h>
+#include <lib/nested-logic.h>
 #include "nested.h"
 
 static u64 r12(struct vcpu *v, u32 enc)
@@ -94,4 +95,43 @@ void nested_shadow12_exception(struct vcpu *v, u64 cr2)
 		__asm__ volatile("mov %0, %%cr2" : : "r"(cr2));
 	vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
 	nested_reflect_exception(v, intr, err, qual);
+}
+
+static const u64 *l1_table(void *ctx, u64 pa)
+{
+	(void)ctx;
+	return guestmem_ptr(pa & ~0xfffULL, PAGE_SIZE_4K);
+}
+
+/* L2's operand at gpa2 through EPT12 with the access's rights (SDM 29.3.3): a refusal is L1's EPT
+ * violation (qualification: the access, the translation's rights in bits 5:3, a valid linear address
+ * that translated to gpa2: bits 7 and 8) or misconfiguration. L2's paging structures are read
+ * through EPT12 without rights checks (nested_l2_gpa_to_l1). */
+bool nested_l2_operand_gpa(struct vcpu *v, u64 gpa2, u64 linear, bool write, u64 *gpa1)
+{
+	struct ept12_env env = { .table = l1_table, .ctx = NULL, .maxphyaddr = vmx_caps.maxphyaddr };
+	struct ept12_walk walk;
+	u32 access = write ? 2 : 1;
+
+	if (!nested_l2_uses_ept(v)) {
+		*gpa1 = gpa2;
+		return true;
+	}
+	switch (ept12_walk(&env, nested_eptp12(v), gpa2, access, &walk)) {
+	case EPT12_OK:
+		*gpa1 = walk.gpa1;
+		return true;
+	case EPT12_VIOLATION:
+		nested_reflect_ept12(v, EXIT_REASON_EPT_VIOLATION,
+				     access | ((u64)walk.rights << 3) | (1ULL << 7) | (1ULL << 8), gpa2, linear);
+		return false;
+	case EPT12_MISCONFIG:
+		nested_reflect_ept12(v, EXIT_REASON_EPT_MISCONFIG, 0, gpa2, linear);
+		return false;
+	case EPT12_BAD_TABLE:
+	default:
+		printf("XMHF: SECURITY: CPU %u: L1's EPT for L2 has a table in hypervisor memory (L2 GPA 0x%llx)\n",
+		       v->cpu->index, (unsigned long long)gpa2);
+		xmhf_stop("L1's EPT reaches into hypervisor memory");
+	}
 }

@@ -141,15 +141,7 @@ static bool operand_copy(struct vcpu *v, u32 info, void *buf, u32 size, bool wri
 		return false;
 	if (!v->in_l2)
 		return write ? guest_linear_write(a, buf, size) : guest_linear_read(a, buf, size);
-	int r = guest_l2_linear_copy(v, a, buf, size, write);
-	if (r == GUEST_COPY_EPT12) {
-		/* An EPT violation L1 should see; L0 does not synthesize it yet. */
-		printf("XMHF: FATAL: CPU %u: L2's VMREAD/VMWRITE operand at 0x%llx (or its paging structures) is not "
-		       "mapped by L1's EPT; nested VMX does not emulate that EPT violation yet\n",
-		       v->cpu->index, (unsigned long long)a);
-		xmhf_stop("nested VMX: EPT12 violation of an emulated L2 operand not emulated yet");
-	}
-	return r == GUEST_COPY_OK;
+	return guest_l2_linear_copy(v, a, buf, size, write) == GUEST_COPY_OK;
 }
 
 static bool operand_read(struct vcpu *v, u32 info, void *buf, u32 size)
