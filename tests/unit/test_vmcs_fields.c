@@ -68,16 +68,20 @@ TEST(vmcs_fields_classes_cover_all_types)
 			CHECK(vmcs_fields[i].nested == VMCS_NESTED_L0 || vmcs_fields[i].nested == VMCS_NESTED_UNSUPP);
 }
 
-/* IA32_VMX_VMCS_ENUM follows the fields offered: GUEST_PREEMPTION_TIMER (0x482e, index 0x17) with the
- * timer, XSS_EXIT_BITMAP (0x202c, index 0x16) without it, GUEST_IA32_SYSENTER_CS (0x482a, index 0x15)
- * with no optional feature; never an unsupported field (TSC multiplier 0x2032, index 0x19). */
+/* IA32_VMX_VMCS_ENUM follows the fields offered: TSC_MULTIPLIER (0x2032, index 0x19) with TSC
+ * scaling, GUEST_PREEMPTION_TIMER (0x482e, index 0x17) with the timer, XSS_EXIT_BITMAP (0x202c,
+ * index 0x16) without it, GUEST_IA32_SYSENTER_CS (0x482a, index 0x15) with no optional feature; never
+ * an unsupported field (tertiary controls 0x2034, index 0x1a). */
 TEST(vmcs_fields_enum_msr)
 {
 	struct vmcs_feature_caps all = { .pin1 = ~0U, .proc1 = ~0U, .proc2_1 = ~0U, .exit1 = ~0U, .entry1 = ~0U };
-	struct vmcs_feature_caps no_timer = all, none = { 0 };
+	struct vmcs_feature_caps no_scaling = all, no_timer, none = { 0 };
 
+	no_scaling.proc2_1 &= ~(u32)PROC2_TSC_SCALING;
+	no_timer = no_scaling;
 	no_timer.pin1 &= ~(u32)PIN_PREEMPTION_TIMER;
-	CHECK_EQ(vmcs_enum_msr(&all), 0x17 << 1);
+	CHECK_EQ(vmcs_enum_msr(&all), 0x19 << 1);
+	CHECK_EQ(vmcs_enum_msr(&no_scaling), 0x17 << 1);
 	CHECK_EQ(vmcs_enum_msr(&no_timer), 0x16 << 1);
 	CHECK_EQ(vmcs_enum_msr(&none), 0x15 << 1);
 }

@@ -205,6 +205,16 @@ TEST(vmcs_fields_exist_per_features)
 	CHECK(!vmcs_field_exists(I(VIRTUAL_APIC_ADDR), &offered));
 	CHECK(!vmcs_field_exists(I(HOST_IA32_PERF_GLOBAL_CTRL), &offered));
 	CHECK(!vmcs_field_exists(I(VMREAD_BITMAP), &offered));
+	CHECK(!vmcs_field_exists(I(PLE_GAP), &offered));
+	CHECK(!vmcs_field_exists(I(TSC_MULTIPLIER), &offered));
+	/* VMCS shadowing, PAUSE-loop exiting, TSC scaling bring their fields (SDM Appendix B). */
+	struct vmcs_feature_caps more = offered;
+	more.proc2_1 |= PROC2_VMCS_SHADOWING | PROC2_PAUSE_LOOP_EXITING | PROC2_TSC_SCALING;
+	CHECK(vmcs_field_exists(I(VMREAD_BITMAP), &more));
+	CHECK(vmcs_field_exists(I(VMWRITE_BITMAP), &more));
+	CHECK(vmcs_field_exists(I(PLE_GAP), &more));
+	CHECK(vmcs_field_exists(I(PLE_WINDOW), &more));
+	CHECK(vmcs_field_exists(I(TSC_MULTIPLIER), &more));
 	/* Secondary controls count only when the primary controls can activate them. */
 	struct vmcs_feature_caps no_secondary = offered;
 	no_secondary.proc1 &= ~PROC_SECONDARY_CONTROLS;

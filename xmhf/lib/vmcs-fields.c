@@ -72,6 +72,12 @@ bool vmcs_field_exists(u32 index, const struct vmcs_feature_caps *c)
 		return proc2 & PROC2_XSAVES;
 	case VMCS_EXISTS_VMFUNC:
 		return proc2 & PROC2_VMFUNC;
+	case VMCS_EXISTS_SHADOWING:
+		return proc2 & PROC2_VMCS_SHADOWING;
+	case VMCS_EXISTS_PLE:
+		return proc2 & PROC2_PAUSE_LOOP_EXITING;
+	case VMCS_EXISTS_TSC_SCALING:
+		return proc2 & PROC2_TSC_SCALING;
 	case VMCS_EXISTS_NEVER:
 		break;
 	}

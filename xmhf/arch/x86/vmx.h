@@ -82,10 +82,12 @@ static inline bool vmcs_field_is_high(u32 enc) { return (enc & 1) != 0; }
 #define PROC2_VPID (1U << 5)
 #define PROC2_WBINVD_EXITING (1U << 6)
 #define PROC2_UNRESTRICTED_GUEST (1U << 7)
+#define PROC2_PAUSE_LOOP_EXITING (1U << 10)
 #define PROC2_INVPCID (1U << 12)
 #define PROC2_VMFUNC (1U << 13)
 #define PROC2_VMCS_SHADOWING (1U << 14)
 #define PROC2_XSAVES (1U << 20)
+#define PROC2_TSC_SCALING (1U << 25)
 /* VM-exit controls. */
 #define EXIT_SAVE_DEBUG_CONTROLS (1U << 2)
 #define EXIT_HOST_ADDR_SPACE_SIZE (1U << 9)

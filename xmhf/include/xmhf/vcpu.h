@@ -207,6 +207,13 @@ const struct sparse_bitmap *vmcs01_msr_intercepts(void); /* VMCS01's MSR bitmap,
  * walks of the guest's paging mode); injects #PF and returns false if a page is not mapped. */
 bool guest_linear_read(u64 linear, void *buf, u32 n);
 bool guest_linear_write(u64 linear, const void *buf, u32 n);
+/* The same for L2 (VMCS02 current): its guest-physical addresses through EPT12. GUEST_COPY_FAULT: #PF
+ * injected into L2; GUEST_COPY_EXIT: EPT12 refused the data access, L1 has the EPT exit. */
+enum { GUEST_COPY_OK, GUEST_COPY_FAULT, GUEST_COPY_EXIT };
+int guest_l2_linear_copy(struct vcpu *v, u64 linear, void *buf, u32 n, bool write);
+/* L2's data access at guest-physical gpa2 (linear address `linear`) as L1 guest-physical, through
+ * EPT12 with its rights; false if it became L1's EPT violation or misconfiguration exit. */
+bool nested_l2_operand_gpa(struct vcpu *v, u64 gpa2, u64 linear, bool write, u64 *gpa1);
 void guest_inject_pf(u64 linear, u32 error_code);
 /* A CR3 written by an emulated instruction (PAE PDPTEs checked and loaded, VPID flushed); false:
  * invalid PDPTEs, nothing changed. */

@@ -98,14 +98,14 @@ u32 guest_code_bits(void)
 #define PF_W 2u
 #define NOT_MAPPED 0x80000000u
 
-static u32 linear_to_gpa(u64 linear, bool write, u64 *gpa, struct guest_walk *w)
+static u32 linear_to_gpa(struct vcpu *l2, u64 linear, bool write, u64 *gpa, struct guest_walk *w)
 {
 	u64 pdpte[4], cr4 = vmcs_read(VMCS_GUEST_CR4);
 
 	for (int i = 0; i < 4; i++)
 		pdpte[i] = vmcs_read(VMCS_GUEST_PDPTE0 + 2 * i);
 	if (guest_linear_walk(paging_mode(), vmcs_read(VMCS_GUEST_CR3), pdpte, (cr4 >> 4) & 1, linear, read_phys,
-			      NULL, gpa, w))
+			      l2, gpa, w))
 		return NOT_MAPPED | (write ? PF_W : 0);
 	if (!(vmcs_read(VMCS_GUEST_CR0) & CR0_PG))
 		return 0;
@@ -118,11 +118,12 @@ static u32 linear_to_gpa(u64 linear, bool write, u64 *gpa, struct guest_walk *w)
 
 /* The accessed flag in every paging entry the access used and, for a write, the dirty flag in the
  * leaf, as the CPU sets them (SDM 4.8); atomically, since L1's other CPUs may update them too. */
-static void set_accessed_dirty(const struct guest_walk *w, bool write)
+static void set_accessed_dirty(struct vcpu *l2, const struct guest_walk *w, bool write)
 {
 	for (u32 i = 0; i < w->nentries; i++) {
 		u64 bits = 1ULL << 5 | ((write && i == w->nentries - 1) ? 1ULL << 6 : 0);
-		void *e = guestmem_ptr(w->entry[i], w->entry_bytes);
+		u64 gpa = w->entry[i];
+		void *e = (!l2 || nested_l2_gpa_to_l1(l2, gpa, &gpa)) ? guestmem_ptr(gpa, w->entry_bytes) : NULL;
 
 		if (!e)
 			continue;
@@ -145,8 +146,11 @@ void guest_inject_pf(u64 linear, u32 error_code)
 
 /* Copies n bytes from or to guest linear memory; a page the access may not use is a #PF at the first
  * byte on it (linear_to_gpa). Every page is translated before anything is copied, so a store that
- * faults on its second page writes nothing on the first, as the CPU's. */
-static bool linear_copy(u64 linear, u8 *buf, u32 n, bool write)
+ * faults on its second page writes nothing on the first, as the CPU's. With `l2` (L2 runs, VMCS02 is
+ * current) the guest-physical addresses of L2's paging structures and of the data are L2's, taken
+ * through EPT12 (nested_l2_gpa_to_l1, nested_l2_operand_gpa); data EPT12 does not let the access
+ * reach is L1's EPT violation or misconfiguration (GUEST_COPY_EXIT: reflected, nothing copied). */
+static int linear_copy(struct vcpu *l2, u64 linear, u8 *buf, u32 n, bool write)
 {
 	for (int pass = 0; pass < 2; pass++) {
 		u64 a = linear;
@@ -157,15 +161,17 @@ static bool linear_copy(u64 linear, u8 *buf, u32 n, bool write)
 			u8 *p;
 
 			struct guest_walk w;
-			u32 pf = linear_to_gpa(a, write, &gpa, &w);
+			u32 pf = linear_to_gpa(l2, a, write, &gpa, &w);
+			if (l2 && !pf && !nested_l2_operand_gpa(l2, gpa, a, write, &gpa))
+				return GUEST_COPY_EXIT;
 			if (!pf && !(p = guestmem_ptr(gpa, chunk)))
 				pf = NOT_MAPPED | (write ? PF_W : 0);
 			if (pf) {
 				guest_inject_pf(a, pf & ~NOT_MAPPED);
-				return false;
+				return GUEST_COPY_FAULT;
 			}
 			if (pass == 1)
-				set_accessed_dirty(&w, write);
+				set_accessed_dirty(l2, &w, write);
 			if (pass == 1 && write)
 				memcpy(p, b, chunk);
 			else if (pass == 1)
@@ -175,15 +181,20 @@ static bool linear_copy(u64 linear, u8 *buf, u32 n, bool write)
 			left -= chunk;
 		}
 	}
-	return true;
+	return GUEST_COPY_OK;
 }
 
 bool guest_linear_read(u64 linear, void *buf, u32 n)
 {
-	return linear_copy(linear, buf, n, false);
+	return linear_copy(NULL, linear, buf, n, false) == GUEST_COPY_OK;
 }
 
 bool guest_linear_write(u64 linear, const void *buf, u32 n)
 {
-	return linear_copy(linear, (u8 *)(uintptr_t)buf, n, true);
+	return linear_copy(NULL, linear, (u8 *)(uintptr_t)buf, n, true) == GUEST_COPY_OK;
+}
+
+int guest_l2_linear_copy(struct vcpu *v, u64 linear, void *buf, u32 n, bool write)
+{
+	return linear_copy(v, linear, buf, n, write);
 }

@@ -17,9 +17,13 @@ u32 nested_vmcs_revision(void)
 	return (u32)vmx_caps.basic & 0x7fffffff;
 }
 
+/* Bit 29 (VMWRITE to any supported field, the exit-information fields too) is honoured: L1's and L2's
+ * VMWRITEs are emulated into VMCS12 (vmx-insn.c), and the exit information goes to VMCS02 never. Bit
+ * 30 (software interrupts and exceptions injected with instruction length 0) the CPU checks itself
+ * on VMCS02, which takes VMCS12's entry fields as they are. */
 u64 nested_vmx_misc(void)
 {
-	return vmx_caps.misc & ~(1ULL << 29);
+	return vmx_caps.misc;
 }
 
 /* EPT for L2 through EPT02 (ept02.c); VPID for L2 through VPID02 (vpid02.c). */
@@ -76,7 +80,8 @@ bool vmcs12_read_pin_nmi_exiting(struct vcpu *v)
 }
 
 /* Optional control bits L1 may set, per control (SDM Appendix A.3-A.5). The TPR shadow and APIC-access
- * virtualization run in hardware on VMCS02 with L1's pages (apicv.c). */
+ * virtualization run in hardware on VMCS02 with L1's pages (apicv.c); VMCS shadowing for L2 is L0's
+ * emulation (shadow12.c); TSC scaling and PAUSE-loop exiting run on VMCS02 (timing.c). */
 #define NESTED_PIN (PIN_EXTINT_EXITING | PIN_NMI_EXITING | PIN_VIRTUAL_NMIS | PIN_PREEMPTION_TIMER)
 #define NESTED_PROC (PROC_INTR_WINDOW_EXITING | PROC_TSC_OFFSETTING | PROC_HLT_EXITING | PROC_INVLPG_EXITING |  \
 		     PROC_MWAIT_EXITING | PROC_RDPMC_EXITING | PROC_RDTSC_EXITING | PROC_CR3_LOAD_EXITING |     \
@@ -86,7 +91,7 @@ bool vmcs12_read_pin_nmi_exiting(struct vcpu *v)
 		     PROC_SECONDARY_CONTROLS)
 #define NESTED_PROC2 (PROC2_VIRTUALIZE_APIC | PROC2_EPT | PROC2_DESC_TABLE_EXITING | PROC2_RDTSCP | PROC2_VPID | PROC2_WBINVD_EXITING |   \
 		      PROC2_UNRESTRICTED_GUEST | (1U << 11) /* RDRAND */ | PROC2_INVPCID | (1U << 16) /* RDSEED */ | \
-		      PROC2_XSAVES | PROC2_VMFUNC)
+		      PROC2_XSAVES | PROC2_VMFUNC | PROC2_PAUSE_LOOP_EXITING | PROC2_VMCS_SHADOWING | PROC2_TSC_SCALING)
 #define NESTED_VMFUNC 1ULL /* EPTP switching */
 /* "Acknowledge interrupt on exit" (SDM 24.7.1) is passed through to VMCS02 (entry.c): L0 takes no
  * external interrupts of its own, so the CPU acknowledging one at an L2 exit and storing its vector in

@@ -1,8 +1,8 @@
 /* VM entry to L2 (SDM Vol. 3, chapter 27): L1's VMLAUNCH/VMRESUME checks what must fail with
  * VMfailValid (controls: error 7, host state: error 8), then builds VMCS02 from VMCS12 and this CPU's
  * host state, and lets the CPU enter L2. The CPU's own checks of the guest state then give the
- * VM-entry failure exit (reason 33) that exit.c reflects to L1.
- * Limit, reported rather than run wrongly: no VMCS shadowing. */
+ * VM-entry failure exit (reason 33) that exit.c reflects to L1; L1's VMCS link pointer, which VMCS02
+ * does not carry, L0 checks itself (shadow12.c). */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <lib/string.h>
@@ -106,7 +106,8 @@ static bool check_controls(struct vcpu *v)
 				    r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT),
 				    r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
 		return false;
-	return nested_apicv_controls_ok(v) && nested_vmfunc_controls_ok(v);
+	return nested_apicv_controls_ok(v) && nested_vmfunc_controls_ok(v) && nested_shadow12_controls_ok(v) &&
+	       nested_timing_controls_ok(v);
 }
 
 static bool canonical(u64 a)
@@ -394,6 +395,7 @@ static void build_vmcs02(struct vcpu *v)
 	setup_io_bitmaps(v, proc12);
 	nested_apicv_setup02(v);
 	nested_vmfunc_setup02(v);
+	nested_timing_setup02(v);
 	vmcs_write(VMCS_EXCEPTION_BITMAP, r12(v, VMCS_EXCEPTION_BITMAP));
 	vmcs_write(VMCS_PAGE_FAULT_ERROR_MASK, r12(v, VMCS_PAGE_FAULT_ERROR_MASK));
 	vmcs_write(VMCS_PAGE_FAULT_ERROR_MATCH, r12(v, VMCS_PAGE_FAULT_ERROR_MATCH));
@@ -438,9 +440,8 @@ static void build_vmcs02(struct vcpu *v)
 
 void nested_vmentry(struct vcpu *v, bool launch)
 {
-	u32 proc2;
-
-	if (v->l1_current_vmcs == ~0ULL) {
+	/* No current VMCS, or a shadow VMCS (SDM 31.3 VMLAUNCH/VMRESUME). */
+	if (v->l1_current_vmcs == ~0ULL || vmcs12_is_shadow(v)) {
 		nested_vm_fail_invalid();
 		return;
 	}
@@ -467,12 +468,6 @@ void nested_vmentry(struct vcpu *v, bool launch)
 		nested_vm_fail(v, VMXERR_INVALID_HOST_STATE);
 		return;
 	}
-	proc2 = nested_proc2_12(v);
-	if (proc2 & PROC2_VMCS_SHADOWING) {
-		printf("XMHF: FATAL: CPU %u: L1's VMCS uses VMCS shadowing, which nested VMX does not emulate yet\n",
-		       v->cpu->index);
-		xmhf_stop("nested VMX: VMCS12 feature not emulated yet");
-	}
 	/* L1's RIP moves past VMLAUNCH/VMRESUME: where L1 continues after L2 exits is its host RIP, and
 	 * a failed entry (VMfailValid from the CPU) resumes L1 after the instruction. */
 	guest_skip_instruction();
@@ -481,6 +476,9 @@ void nested_vmentry(struct vcpu *v, bool launch)
 		build_vmcs02(v);
 	else
 		resume_cached(v);
+	/* Among the guest-state checks (invalid guest state, qualification 4: VMCS link pointer). */
+	if (v->in_l2 && !nested_shadow12_link_ok(v))
+		nested_entry_fail(v, EXIT_REASON_INVALID_GUEST_STATE, 4);
 	/* Events pending for L1 (an INIT, a guest NMI) are dealt with before the entry by
 	 * nested_pending_events, which the exit dispatch calls once VMCS02 is current. */
 }

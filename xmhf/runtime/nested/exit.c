@@ -140,12 +140,9 @@ bool nested_l2_exception(struct vcpu *v, u32 vector, bool has_error, u32 error_c
 	    !nested_exception_exits_to_l1((u32)r12(v, VMCS_EXCEPTION_BITMAP), (u32)r12(v, VMCS_PAGE_FAULT_ERROR_MASK),
 					  (u32)r12(v, VMCS_PAGE_FAULT_ERROR_MATCH), vector, error_code))
 		return false;
-	save_exit(v, EXIT_REASON_EXCEPTION_NMI, true);
-	w12(v, VMCS_EXIT_INTR_INFO,
-	    INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | vector | (has_error ? INTR_INFO_DELIVER_ERROR_CODE : 0));
-	w12(v, VMCS_EXIT_INTR_ERROR_CODE, has_error ? error_code : 0);
-	w12(v, VMCS_EXIT_QUALIFICATION, qual);
-	return_to_l1(v);
+	nested_reflect_exception(v, INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | vector |
+					    (has_error ? INTR_INFO_DELIVER_ERROR_CODE : 0),
+				 has_error ? error_code : 0, qual);
 	return true;
 }
 
@@ -203,14 +200,47 @@ static void reflect_event(struct vcpu *v, u32 reason, u32 intr_info)
 	return_to_l1(v);
 }
 
-/* Entry-load list entry `index` (1-based) refused by L0 before VMCS02 ran: the VM-entry failure due to
- * MSR loading (reason 34, SDM 27.8), L1 resumes at its host RIP. Called with VMCS02 current. */
-void nested_entry_fail_msr_load(struct vcpu *v, u32 index)
+/* An exception of L2's that L1's exception bitmap intercepts, raised by an instruction L0 emulated
+ * for L2 (nested_l2_exception): exit reason 0 with the exception's interruption information and error code;
+ * `qual` is the #PF linear address, else 0 (SDM 28.2.1, 28.2.2). */
+void nested_reflect_exception(struct vcpu *v, u32 intr_info, u32 error_code, u64 qual)
 {
-	save_exit(v, EXIT_REASON_ENTRY_FAILURE | EXIT_REASON_MSR_LOADING, false);
-	w12(v, VMCS_EXIT_QUALIFICATION, index);
+	save_exit(v, EXIT_REASON_EXCEPTION_NMI, true);
+	w12(v, VMCS_EXIT_QUALIFICATION, qual);
+	w12(v, VMCS_EXIT_INTR_INFO, intr_info);
+	w12(v, VMCS_EXIT_INTR_ERROR_CODE, error_code);
+	w12(v, VMCS_IDT_VECTORING_INFO, 0);
+	return_to_l1(v);
+}
+
+/* An EPT violation or misconfiguration of EPT12 found by L0 for an access it performs for L2 (an
+ * emulated instruction's operand, shadow12.c): the guest-physical and linear addresses are the
+ * access's, not those of the exit L0 took (SDM 28.2.1, 28.2.5). */
+void nested_reflect_ept12(struct vcpu *v, u32 reason, u64 qual, u64 gpa2, u64 linear)
+{
+	save_exit(v, reason, true);
+	w12(v, VMCS_EXIT_QUALIFICATION, qual);
+	w12(v, VMCS_GUEST_PHYSICAL_ADDRESS, gpa2);
+	w12(v, VMCS_GUEST_LINEAR_ADDRESS, linear);
+	w12(v, VMCS_IDT_VECTORING_INFO, 0);
+	return_to_l1(v);
+}
+
+/* A VM entry L0 refuses after building VMCS02 (still current): the VM-entry failure exit `reason`
+ * (33 invalid guest state, 34 MSR loading) with `qual` (SDM 27.8), L1 resumes at its host RIP. */
+void nested_entry_fail(struct vcpu *v, u32 reason, u64 qual)
+{
+	save_exit(v, EXIT_REASON_ENTRY_FAILURE | reason, false);
+	w12(v, VMCS_EXIT_QUALIFICATION, qual);
 	load_l1_host_state(v, vmcs_read(VMCS_GUEST_CR0));
 	v->launch_next = 0;
+}
+
+/* Entry-load list entry `index` (1-based) refused by L0 before VMCS02 ran: the VM-entry failure due to
+ * MSR loading (reason 34, SDM 27.8). */
+void nested_entry_fail_msr_load(struct vcpu *v, u32 index)
+{
+	nested_entry_fail(v, EXIT_REASON_MSR_LOADING, index);
 }
 
 /* Does L1's MSR bitmap (or its lack) make this access exit to L1? (SDM 25.6.9) */
@@ -313,6 +343,10 @@ static bool l0_handles(struct vcpu *v)
 		return v->in_l2;
 	case EXIT_REASON_VMFUNC:
 		return nested_vmfunc_exit(v); /* EPTP switching, emulated (vmfunc.c) */
+	case EXIT_REASON_VMREAD:
+	case EXIT_REASON_VMWRITE:
+		/* Through L1's VMCS shadowing when its bitmaps allow (shadow12.c), else L1's exit. */
+		return nested_l2_vmread_vmwrite(v, basic == EXIT_REASON_VMWRITE);
 	case EXIT_REASON_IO:
 		/* A port L0 or a hypapp intercepts, which L1 lets L2 reach (entry.c's merged bitmaps). L0's
 		 * string I/O emulation reaches memory through L1 addresses, so INS/OUTS of an L2 on EPT12

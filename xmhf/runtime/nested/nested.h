@@ -16,6 +16,10 @@ void vmcs12_set_launched(struct vcpu *v, bool launched);
  * width (a 64-bit field whole), as VMREAD of the full encoding returns it. */
 u64 *vmcs12_slots(struct vcpu *v);
 bool vmcs12_launched(struct vcpu *v);
+bool vmcs12_is_shadow(struct vcpu *v);
+/* A field of a VMCS that is not current, in its region in L1's memory. */
+u64 vmcs12_region_read(u64 vmcs12_pa, u32 encoding);
+void vmcs12_region_write(u64 vmcs12_pa, u32 encoding, u64 value);
 void vmcs12_clear_in_l1(u64 vmcs12_pa);
 void vmcs12_set_abort(struct vcpu *v, u32 indicator);
 
@@ -42,6 +46,9 @@ bool nested_l2_uses_ept(struct vcpu *v);
 /* Reflects the current L2 exit to L1 as `reason` with qualification `qual` (exit.c). */
 void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual);
 void nested_entry_fail_msr_load(struct vcpu *v, u32 index);
+void nested_entry_fail(struct vcpu *v, u32 reason, u64 qual);
+void nested_reflect_exception(struct vcpu *v, u32 intr_info, u32 error_code, u64 qual);
+void nested_reflect_ept12(struct vcpu *v, u32 reason, u64 qual, u64 gpa2, u64 linear);
 
 /* VPID02 (vpid02.c). */
 u32 vpid02_setup(struct vcpu *v, u32 proc2_12, u16 vpid12);
@@ -62,6 +69,16 @@ bool nested_apicv_access_exit(struct vcpu *v, u64 gpa1, u64 qual);
 bool nested_vmfunc_controls_ok(struct vcpu *v);
 void nested_vmfunc_setup02(struct vcpu *v);
 bool nested_vmfunc_exit(struct vcpu *v);
+
+/* VMCS shadowing for L1's own use (shadow12.c); L2's VMREAD/VMWRITE (vmx-insn.c). */
+bool nested_shadow12_controls_ok(struct vcpu *v);
+bool nested_shadow12_link_ok(struct vcpu *v);
+bool nested_shadow12_exits_to_l1(struct vcpu *v, bool write, u64 enc);
+bool nested_l2_vmread_vmwrite(struct vcpu *v, bool write);
+
+/* TSC scaling and PAUSE-loop exiting for L2 (timing.c). */
+bool nested_timing_controls_ok(struct vcpu *v);
+void nested_timing_setup02(struct vcpu *v);
 
 /* VM entry to L2 (entry.c). */
 void nested_vmentry(struct vcpu *v, bool launch);

@@ -62,9 +62,11 @@ u64 *vmcs12_slots(struct vcpu *v)
 	return &v->vmcs12[FIELDS_OFFSET / 8];
 }
 
-u64 vmcs12_read(struct vcpu *v, u32 encoding)
+/* A field's value from its slot, at the field's width (the high half of a 64-bit field from the top
+ * of its slot), and the store into it: the same for the current copy and for a region in L1's memory. */
+static u64 slot_get(const u64 *s, u32 encoding)
 {
-	u64 val = *slot(v, encoding);
+	u64 val = *s;
 
 	switch (vmcs_field_bytes(encoding)) {
 	case 2:
@@ -76,10 +78,8 @@ u64 vmcs12_read(struct vcpu *v, u32 encoding)
 	}
 }
 
-void vmcs12_write_field(struct vcpu *v, u32 encoding, u64 value)
+static void slot_set(u64 *s, u32 encoding, u64 value)
 {
-	u64 *s = slot(v, encoding);
-
 	switch (vmcs_field_bytes(encoding)) {
 	case 2:
 		*s = (u16)value;
@@ -93,6 +93,43 @@ void vmcs12_write_field(struct vcpu *v, u32 encoding, u64 value)
 	default:
 		*s = value;
 	}
+}
+
+u64 vmcs12_read(struct vcpu *v, u32 encoding)
+{
+	return slot_get(slot(v, encoding), encoding);
+}
+
+void vmcs12_write_field(struct vcpu *v, u32 encoding, u64 value)
+{
+	slot_set(slot(v, encoding), encoding, value);
+}
+
+/* A field of a VMCS that is not current, in its region in L1's memory (a shadow VMCS L2 reads and
+ * writes through VMCS shadowing, shadow12.c). The caller checked the address and the field. */
+static u64 *region_slot(u64 vmcs12_pa, u32 encoding)
+{
+	int idx = vmcs_field_index(encoding);
+
+	BUG_ON(idx < 0);
+	return &region_in_l1(vmcs12_pa)[FIELDS_OFFSET / 8 + idx];
+}
+
+u64 vmcs12_region_read(u64 vmcs12_pa, u32 encoding)
+{
+	return slot_get(region_slot(vmcs12_pa, encoding), encoding);
+}
+
+void vmcs12_region_write(u64 vmcs12_pa, u32 encoding, u64 value)
+{
+	slot_set(region_slot(vmcs12_pa, encoding), encoding, value);
+}
+
+/* The current VMCS12 is a shadow VMCS: its revision identifier has bit 31 set (SDM 25.2). */
+bool vmcs12_is_shadow(struct vcpu *v)
+{
+	BUG_ON(v->l1_current_vmcs == ~0ULL);
+	return ((const u32 *)v->vmcs12)[0] >> 31;
 }
 
 bool vmcs12_launched(struct vcpu *v)

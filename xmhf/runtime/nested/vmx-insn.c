@@ -131,18 +131,27 @@ static bool operand_address(struct vcpu *v, u32 info, u32 size, u64 *linear)
 	return true;
 }
 
-static bool operand_read(struct vcpu *v, u32 info, void *buf, u32 size)
+/* L1's operand through L1's paging, or L2's (VMREAD/VMWRITE through VMCS shadowing, shadow12.c)
+ * through L2's paging and EPT12. */
+static bool operand_copy(struct vcpu *v, u32 info, void *buf, u32 size, bool write)
 {
 	u64 a;
 
-	return operand_address(v, info, size, &a) && guest_linear_read(a, buf, size);
+	if (!operand_address(v, info, size, &a))
+		return false;
+	if (!v->in_l2)
+		return write ? guest_linear_write(a, buf, size) : guest_linear_read(a, buf, size);
+	return guest_l2_linear_copy(v, a, buf, size, write) == GUEST_COPY_OK;
+}
+
+static bool operand_read(struct vcpu *v, u32 info, void *buf, u32 size)
+{
+	return operand_copy(v, info, buf, size, false);
 }
 
 static bool operand_write(struct vcpu *v, u32 info, const void *buf, u32 size)
 {
-	u64 a;
-
-	return operand_address(v, info, size, &a) && guest_linear_write(a, buf, size);
+	return operand_copy(v, info, (void *)(uintptr_t)buf, size, true);
 }
 
 /* Reads the 64-bit memory operand (VMXON, VMCLEAR, VMPTRLD). False if a fault was injected. */
@@ -248,8 +257,11 @@ static void emulate_vmptrld(struct vcpu *v)
 		nested_vm_fail(v, VMXERR_VMPTRLD_VMXON_PTR);
 		return;
 	}
-	/* Bit 31 (shadow VMCS) is not accepted: VMCS shadowing is not offered to L1. */
-	if (*(const u32 *)guestmem_ptr(ptr, 4) != nested_vmcs_revision()) {
+	/* Bit 31, the shadow-VMCS indicator, only where VMCS shadowing is offered (SDM 31.3 VMPTRLD). */
+	u32 rev = *(const u32 *)guestmem_ptr(ptr, 4);
+	if (nested_offered_caps()->proc2_1 & PROC2_VMCS_SHADOWING)
+		rev &= 0x7fffffff;
+	if (rev != nested_vmcs_revision()) {
 		nested_vm_fail(v, VMXERR_VMPTRLD_BAD_REVISION);
 		return;
 	}
@@ -279,22 +291,31 @@ static void emulate_vmptrst(struct vcpu *v)
 }
 
 /* VMREAD and VMWRITE: the field encoding is in reg2; the other operand is a register (reg1, bits
- * 6:3) or memory; operands are 64 bits in 64-bit mode, else 32 (SDM 31.3 VMREAD/VMWRITE). */
-static void emulate_vmread_vmwrite(struct vcpu *v, bool write)
+ * 6:3) or memory; operands are 64 bits in 64-bit mode, else 32 (SDM 31.3 VMREAD/VMWRITE).
+ * For L1 the VMCS is the current VMCS12. For L2 (`l2`: VMCS02 is current and holds L2's state) it is
+ * the shadow VMCS VMCS12's link pointer names, the access one VMCS12's bitmaps let through
+ * (shadow12.c): the #UD conditions were the CPU's before the exit; CPL > 0 is #GP(0); VMfailValid
+ * writes its error into VMCS12, the current VMCS (SDM 31.2). */
+static void emulate_vmread_vmwrite(struct vcpu *v, bool write, bool l2)
 {
 	u32 info = (u32)vmcs_read(VMCS_EXIT_INSTRUCTION_INFO);
 	u32 reg2 = (info >> 28) & 15, reg1 = (info >> 3) & 15;
 	bool mem = !(info & (1U << 10));
 	u32 opsize = in_64bit_mode() ? 8 : 4;
 	u64 enc = reg2 == REG_RSP ? vmcs_read(VMCS_GUEST_RSP) : v->regs.gpr[reg2];
-	u64 value = 0;
+	u64 value = 0, vmcs;
 	int idx;
 
-	if (!checks(v, true))
+	if (l2 && guest_cpl() != 0) {
+		guest_inject_gp();
+		return;
+	}
+	if (!l2 && !checks(v, true))
 		return;
 	if (opsize == 4)
 		enc = (u32)enc;
-	if (v->l1_current_vmcs == ~0ULL) {
+	vmcs = l2 ? vmcs12_read(v, VMCS_VMCS_LINK_POINTER) : v->l1_current_vmcs;
+	if (vmcs == ~0ULL) {
 		nested_vm_fail_invalid();
 		return;
 	}
@@ -312,14 +333,20 @@ static void emulate_vmread_vmwrite(struct vcpu *v, bool write)
 		}
 		if (opsize == 4)
 			value = (u32)value;
+		/* With IA32_VMX_MISC bit 29 (caps.c) every supported field is writable (SDM A.6). */
 		if (vmcs_field_read_only((u32)enc) && !(nested_vmx_misc() & (1ULL << 29))) {
 			nested_vm_fail(v, VMXERR_WRITE_READ_ONLY);
 			return;
 		}
-		vmcs12_write_field(v, (u32)enc, value);
-		v->vmcs12_dirty[idx / 64] |= 1ULL << (idx % 64);
+		if (l2) {
+			vmcs12_region_write(vmcs, (u32)enc, value);
+		} else {
+			vmcs12_write_field(v, (u32)enc, value);
+			shadow_write_field(v, (u32)enc, value); /* a read-only field the shadow VMCS holds */
+			v->vmcs12_dirty[idx / 64] |= 1ULL << (idx % 64);
+		}
 	} else {
-		value = vmcs12_read(v, (u32)enc);
+		value = l2 ? vmcs12_region_read(vmcs, (u32)enc) : vmcs12_read(v, (u32)enc);
 		if (opsize == 4)
 			value = (u32)value;
 		if (mem) {
@@ -332,6 +359,23 @@ static void emulate_vmread_vmwrite(struct vcpu *v, bool write)
 		}
 	}
 	nested_vm_succeed();
+}
+
+/* L2's VMREAD/VMWRITE exit (VMCS02 never shadows, entry.c): with VMCS shadowing in VMCS12 and the
+ * field's bitmap bit 0, L0 performs it on L1's shadow VMCS and L2 resumes (true); otherwise it is
+ * L1's exit (false). An exception it raises is L2's or L1's exit (nested_l2_exception). */
+bool nested_l2_vmread_vmwrite(struct vcpu *v, bool write)
+{
+	u32 info = (u32)vmcs_read(VMCS_EXIT_INSTRUCTION_INFO);
+	u32 reg2 = (info >> 28) & 15;
+	u64 enc = reg2 == REG_RSP ? vmcs_read(VMCS_GUEST_RSP) : v->regs.gpr[reg2];
+
+	if (!in_64bit_mode())
+		enc = (u32)enc;
+	if (nested_shadow12_exits_to_l1(v, write, enc))
+		return false;
+	emulate_vmread_vmwrite(v, write, true);
+	return v->in_l2; /* an exception L1 intercepts went to L1 (guest_inject_exception) */
 }
 
 /* INVEPT and INVVPID (SDM 31.3): the type is in reg2 (64 bits in 64-bit mode, else 32), the 128-bit
@@ -417,10 +461,10 @@ void nested_handle_vmx_instruction(struct vcpu *v)
 		emulate_vmptrst(v);
 		break;
 	case EXIT_REASON_VMREAD:
-		emulate_vmread_vmwrite(v, false);
+		emulate_vmread_vmwrite(v, false, false);
 		break;
 	case EXIT_REASON_VMWRITE:
-		emulate_vmread_vmwrite(v, true);
+		emulate_vmread_vmwrite(v, true, false);
 		break;
 	case EXIT_REASON_INVEPT:
 		emulate_invept_invvpid(v, true);
