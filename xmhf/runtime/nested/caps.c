@@ -33,10 +33,11 @@ bool nested_offers_vpid(void)
 	return (vmx_caps.proc2_1 & PROC2_VPID) != 0;
 }
 
-/* EPT/VPID capabilities offered: WB and UC structures, 4-level walks, 2 MiB and 1 GiB pages, INVEPT
- * single/all-context, INVVPID of all four types (Hyper-V requires all). Not: execute-only pages,
- * accessed/dirty flags, 5-level walks. */
-#define NESTED_EPT_VPID_CAP ((1ULL << 6) | (1ULL << 8) | (1ULL << 14) | (1ULL << 16) | (1ULL << 17) |    \
+/* EPT/VPID capabilities offered: execute-only pages (EPT02 maps them so), WB and UC structures,
+ * 4-level walks, 2 MiB and 1 GiB pages, INVEPT single/all-context, accessed and dirty flags (bit 21,
+ * emulated in EPT12: ept-ad.c), INVVPID of all four types (Hyper-V requires all). Not: 5-level
+ * walks, advanced EPT-violation information. */
+#define NESTED_EPT_VPID_CAP ((1ULL << 0) | (1ULL << 21) | (1ULL << 6) | (1ULL << 8) | (1ULL << 14) | (1ULL << 16) | (1ULL << 17) |    \
 			     (1ULL << 20) | (1ULL << 25) | (1ULL << 26) | (1ULL << 32) | (1ULL << 40) |   \
 			     (1ULL << 41) | (1ULL << 42) | (1ULL << 43))
 
@@ -134,7 +135,8 @@ bool nested_rdmsr(u32 msr, u64 *value)
 		*value = restrict_ctls(*value, NESTED_PROC);
 		break;
 	case MSR_IA32_VMX_PROCBASED_CTLS2:
-		*value = restrict_ctls(*value, NESTED_PROC2);
+		/* PML is emulated with the EPT12 dirty flags (pml.c). */
+		*value = restrict_ctls(*value, NESTED_PROC2 | (nested_offers_ept_ad() ? PROC2_PML : 0));
 		break;
 	case MSR_IA32_VMX_EXIT_CTLS:
 	case MSR_IA32_VMX_TRUE_EXIT_CTLS:
