@@ -16,6 +16,8 @@
  *  ept-ad-read          EPTP bit 6: L2 reads a data page: A in every EPT12 entry of its walk (PML4E,
  *                       PDPTE, PDE, PTE), D not in its PTE; L2's PDPT, PD and PT pages (guest paging
  *                       structures, written for EPT purposes) get A and D. Without bit 6 nothing is set.
+ *                       L2 reads its PT page as data first (linear = GPA through L1's identity tables:
+ *                       A, no D), then reads through it: the walk makes it dirty.
  *  ept-ad-write         then L2 writes it, and reads then writes another: D set in both PTEs, L1 sees the
  *                       values.
  *  ept-ad-cleared       L1 clears A and D of a page that L2 wrote, INVEPT single-context: an L2 read sets
@@ -84,7 +86,7 @@ static uint64_t cap_ept, eptp_mt;
 static bool ept_ok, has_ad, has_xo, has_pml;
 static uint32_t maxphyaddr;
 
-extern char l2_read[], l2_write[], l2_rw[], l2_rw_store[], l2_w3[], l2_w3_c[], l2_jump[];
+extern char l2_read2[], l2_read[], l2_write[], l2_rw[], l2_rw_store[], l2_w3[], l2_w3_c[], l2_jump[];
 extern char xo_tmpl[], xo_tmpl_end[];
 
 asm(".text\n"
@@ -92,6 +94,11 @@ asm(".text\n"
     "  mov (%rbx), %rax\n"
     "  vmcall\n"
     "  jmp l2_read\n"
+    "l2_read2:\n"
+    "  mov (%rbx), %rax\n"
+    "  mov (%rsi), %rdx\n"
+    "  vmcall\n"
+    "  ud2\n"
     "l2_write:\n"
     "  mov %rcx, (%rbx)\n"
     "  vmcall\n"
@@ -277,6 +284,15 @@ static void t_ad_read_write(void)
                 check_flags(pml4, gpa_of(2), 1, 0, AD, "an untouched data PTE");
                 for (int i = 0; i < 3; i++)
                     check_flags(pml4, PT_GPA + 0x1000 * i, 1, AD, AD, "L2's paging-structure page");
+            }
+            pml4 = ept_build(false);
+            g = (struct gregs){ .rbx = PT_GPA + 0x2000 + 8, .rsi = lin_of(1) + 16 };
+            if (launch(eptp_of(pml4, true), PA(l2_read2), 0, &g, EXIT_REASON_VMCALL,
+                       "L2 reads its PT page, then through it")) {
+                check_u64(l2_regs.rax, l2_pt[2][1], "L2's read of its PT page");
+                check_u64(l2_regs.rdx, data[1][2], "L2's read through its PT page");
+                check_flags(pml4, PT_GPA + 0x2000, 1, AD, AD, "L2's PT page read, then walked");
+                check_flags(pml4, gpa_of(1), 1, EPTE_A, AD, "data PTE after the read");
             }
         }
     }
