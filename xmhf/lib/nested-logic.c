@@ -38,6 +38,7 @@ enum ept12_result ept12_walk(const struct ept12_env *env, u64 eptp12, u64 gpa2, 
 	out->gpa1 = 0;
 	out->leaf = 0;
 	out->level = 0;
+	out->last = 4;
 	out->ad = (eptp12 & EPTP_AD) != 0;
 	for (int level = 4; level >= 1; level--) {
 		const u64 *t = env->table(env->ctx, table);
@@ -48,6 +49,7 @@ enum ept12_result ept12_walk(const struct ept12_env *env, u64 eptp12, u64 gpa2, 
 		if (!t)
 			return EPT12_BAD_TABLE;
 		e = t[idx];
+		out->last = level;
 		out->entry[level] = e;
 		out->entry_pa[level] = table + 8 * idx;
 		if (!(e & (R | W | X))) {

@@ -81,6 +81,8 @@ bool vmcs_field_exists(u32 index, const struct vmcs_feature_caps *c)
 		return proc2 & PROC2_VMFUNC;
 	case VMCS_EXISTS_PML:
 		return proc2 & PROC2_PML;
+	case VMCS_EXISTS_EPT_VE:
+		return proc2 & PROC2_EPT_VE;
 	case VMCS_EXISTS_NEVER:
 		break;
 	}

@@ -42,7 +42,15 @@
  *  pml-entry-failures   VMLAUNCH fails with VMfailValid(7) for PML without EPT, a PML address not 4 KiB
  *                       aligned, one beyond the physical-address width; EPTP with bit 8 (reserved); then
  *                       it works. Without A/D or PML offered: EPTP bit 6 resp. "enable PML" fails (7).
- * An INFO "features" line gives A/D, execute-only and PML as offered; tests/runner/guest.py requires
+ *  ept-ve               EPT-violation #VE (secondary bit 18): a read of a not-present page is a #VE in L2
+ *                       (vector 20 through L2's IDT, no error code, RIP of the read) with the information
+ *                       area written (reason 48, busy 0xffffffff, qualification, linear and physical
+ *                       addresses, EPTP index); busy already: an EPT-violation exit; bit 63 (suppress
+ *                       #VE) in the entry: an exit; exception bitmap bit 20: an exception exit (0,
+ *                       vector 20) with the area written. VMLAUNCH fails with VMfailValid(7) for an
+ *                       information address not 4 KiB aligned or beyond the physical-address width.
+ *                       Without the control offered: VMLAUNCH with it fails (7).
+ * An INFO "features" line gives A/D, execute-only, PML and #VE as offered; tests/runner/guest.py requires
  * the same under XMHF as bare.
  */
 #include "lib.h"
@@ -83,11 +91,12 @@ static uint64_t l2_pt[3][512] __attribute__((aligned(PAGE)));  /* PDPT, PD, PT o
 static uint64_t pml_log[512] __attribute__((aligned(PAGE)));
 
 static uint64_t cap_ept, eptp_mt;
-static bool ept_ok, has_ad, has_xo, has_pml;
+static bool ept_ok, has_ad, has_xo, has_pml, has_ve;
+static uint8_t ve_area[PAGE] __attribute__((aligned(PAGE)));
 static uint32_t maxphyaddr;
 
 extern char l2_read2[], l2_read[], l2_write[], l2_rw[], l2_rw_store[], l2_w3[], l2_w3_c[], l2_jump[];
-extern char xo_tmpl[], xo_tmpl_end[];
+extern char xo_tmpl[], xo_tmpl_end[], l2_ve_handler[];
 
 asm(".text\n"
     "l2_read:\n"
@@ -120,6 +129,11 @@ asm(".text\n"
     "  jmp l2_w3\n"
     "l2_jump:\n"
     "  jmp *%rbx\n"
+    /* L2's #VE handler: RAX = 0x7e7e, VMCALL (L1 reads the frame at RSP) */
+    "l2_ve_handler:\n"
+    "  mov $0x7e7e, %eax\n"
+    "  vmcall\n"
+    "  ud2\n"
     "xo_tmpl:\n"
     "  mov $0x8e8e, %eax\n"
     "  vmcall\n"
@@ -142,8 +156,9 @@ static void vmx_init(void)
     has_ad = ept_ok && cap(EPT_CAP_AD);
     has_xo = ept_ok && cap(EPT_CAP_EXEC_ONLY);
     has_pml = ept_ok && proc2_allowed(PROC2_ENABLE_PML);
+    has_ve = ept_ok && proc2_allowed(PROC2_EPT_VE);
     maxphyaddr = cpuid(0x80000008).a & 0xff;
-    info("features: ept-ad %d exec-only %d pml %d", has_ad, has_xo, has_pml);
+    info("features: ept-ad %d exec-only %d pml %d ve %d", has_ad, has_xo, has_pml, has_ve);
     info("EPT_VPID_CAP 0x%016llx, PROCBASED_CTLS2 0x%016llx, MAXPHYADDR %u", U64(cap_ept), U64(cap_proc2),
          maxphyaddr);
     l1_vmxon();
@@ -592,6 +607,99 @@ static void t_pml_entry_failures(void)
     test_end();
 }
 
+/* ------------------------------------------------------------------------------------------
+ * ept-ve
+ */
+struct ve_info {
+    uint32_t reason, busy;
+    uint64_t qual, gla, gpa;
+    uint16_t eptp_index;
+} __attribute__((packed));
+
+static bool ve_launch(uint64_t *pml4, uint64_t info_addr, uint32_t exc_bitmap, uint32_t reason, const char *what)
+{
+    struct l2_setup s = { .rip = PA(l2_read), .proc2 = PROC2_ENABLE_EPT | PROC2_EPT_VE, .eptp = eptp_of(pml4, false),
+                          .cr3 = PA(l2_pml4), .exc_bitmap = exc_bitmap, .unchecked = true };
+    if (!vmcs_build(&s))
+        return false;
+    vmw(VMCS_VE_INFO_ADDR, info_addr);
+    vmw(VMCS_EPTP_INDEX, 0);    /* Bochs 2.7 does not load the field at VM entry: 0 agrees */
+    l2_regs = (struct gregs){ .rbx = lin_of(2) + 0x38 };
+    if (reason == ~0u)
+        return enter_expect_fail(true, VMX_FAIL_VALID_ERR(VMXERR_ENTRY_INVALID_CONTROLS), what);
+    return run_expect(true, reason, what);
+}
+
+static void check_ve_info(const char *what)
+{
+    const volatile struct ve_info *ve = (const volatile struct ve_info *)ve_area;
+    char buf[96];
+    snprintf(buf, sizeof(buf), "%s: #VE information reason", what);
+    check_u64(ve->reason, EXIT_REASON_EPT_VIOLATION, buf);
+    snprintf(buf, sizeof(buf), "%s: #VE information busy word", what);
+    check_u64(ve->busy, 0xffffffffu, buf);
+    snprintf(buf, sizeof(buf), "%s: #VE information qualification (bits 6, 9-11 not compared)", what);
+    check_u64(ve->qual & ~0xe40ull, EPTQ_READ | EPTQ_GLA_VALID | EPTQ_TRANSLATED, buf);
+    snprintf(buf, sizeof(buf), "%s: #VE information linear address", what);
+    check_u64(ve->gla, lin_of(2) + 0x38, buf);
+    snprintf(buf, sizeof(buf), "%s: #VE information physical address", what);
+    check_u64(ve->gpa, gpa_of(2) + 0x38, buf);
+    snprintf(buf, sizeof(buf), "%s: #VE information EPTP index", what);
+    check_u64(ve->eptp_index, 0, buf);
+}
+
+static void t_ve(void)
+{
+    if (ad_begin("ept-ve")) {
+        uint64_t *pml4 = ept_build(false);
+        struct dtr saved = l2_idtr;
+        *ept_entry(pml4, gpa_of(2), 1) = 0;     /* not present, bit 63 clear */
+        if (!has_ve) {
+            info("EPT-violation #VE not offered: checking that VMLAUNCH refuses it");
+            ve_launch(pml4, PA(ve_area), ~0u, ~0u, "VMLAUNCH with \"EPT-violation #VE\"");
+            goto out;
+        }
+        l2_idt_init(l2_unexpected_handler);
+        l2_idt_set(20, l2_ve_handler);
+        l2_idtr.base = PA(l2_idt);
+        l2_idtr.limit = sizeof(l2_idt) - 1;
+        memset(ve_area, 0, PAGE);
+        if (ve_launch(pml4, PA(ve_area), 0, EXIT_REASON_VMCALL, "read of a not-present page: #VE in L2")) {
+            check_u64(l2_regs.rax & 0xffff, 0x7e7e, "L2's #VE handler ran");
+            const uint64_t *frame = phys(ex.rsp);
+            check_u64(frame[0], PA(l2_read), "#VE frame: RIP (the read)");
+            check_u64(frame[1] & 0xffff, vmr(VMCS_GUEST_CS_SELECTOR), "#VE frame: CS (no error code)");
+            check_ve_info("first #VE");
+            /* busy: an EPT-violation exit */
+            ve_area[0] = 0x55;
+            if (ve_launch(pml4, PA(ve_area), 0, EXIT_REASON_EPT_VIOLATION, "the same read, area busy")) {
+                check_u64(ex.gpa, gpa_of(2) + 0x38, "EPT-violation exit: GUEST_PHYSICAL_ADDRESS");
+                check_u64(ve_area[0], 0x55, "the busy area is not written");
+            }
+        }
+        /* bit 63 suppresses the #VE */
+        memset(ve_area, 0, PAGE);
+        *ept_entry(pml4, gpa_of(2), 1) = 1ull << 63;
+        invept(INVEPT_ALL, 0);
+        if (ve_launch(pml4, PA(ve_area), 0, EXIT_REASON_EPT_VIOLATION, "not-present entry with bit 63"))
+            check_u64(((volatile struct ve_info *)ve_area)->busy, 0, "the area after a suppressed #VE");
+        /* L1 intercepts #VE */
+        *ept_entry(pml4, gpa_of(2), 1) = 0;
+        invept(INVEPT_ALL, 0);
+        if (ve_launch(pml4, PA(ve_area), 1u << 20, EXIT_REASON_EXCEPTION_NMI, "#VE with exception bitmap bit 20")) {
+            check_u64(ex.intr_info, 0x80000314u, "exit interruption information (vector 20, hardware exception)");
+            check_u64(ex.rip, PA(l2_read), "GUEST_RIP");
+            check_ve_info("intercepted #VE");
+        }
+        ve_launch(pml4, PA(ve_area) | 0x10, 0, ~0u, "VMLAUNCH with a #VE information address not 4 KiB aligned");
+        ve_launch(pml4, 1ull << maxphyaddr, 0, ~0u,
+                  "VMLAUNCH with a #VE information address beyond the physical-address width");
+    out:
+        l2_idtr = saved;
+    }
+    test_end();
+}
+
 void test_main(void)
 {
     vmx_init();
@@ -600,5 +708,6 @@ void test_main(void)
     t_exec_only();
     t_pml();
     t_pml_entry_failures();
+    t_ve();
     l1_done();
 }

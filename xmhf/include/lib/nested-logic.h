@@ -33,6 +33,7 @@ struct ept12_walk {
 	 * A in every entry used that lacks it, D in the leaf of a write that lacks it (EPT12_OK). */
 	u64 ad_set[5];
 	bool ad;             /* EPTP bit 6 */
+	int last;            /* level of the last entry read (its bit 63 suppresses a #VE) */
 };
 
 /* access: bit 0 read, bit 1 write, bit 2 fetch (as in the exit qualification). 4-level walks;

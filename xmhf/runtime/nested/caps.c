@@ -87,7 +87,7 @@ bool vmcs12_read_pin_nmi_exiting(struct vcpu *v)
 		     PROC_SECONDARY_CONTROLS)
 #define NESTED_PROC2 (PROC2_VIRTUALIZE_APIC | PROC2_EPT | PROC2_DESC_TABLE_EXITING | PROC2_RDTSCP | PROC2_VPID | PROC2_WBINVD_EXITING |   \
 		      PROC2_UNRESTRICTED_GUEST | (1U << 11) /* RDRAND */ | PROC2_INVPCID | (1U << 16) /* RDSEED */ | \
-		      PROC2_XSAVES | PROC2_VMFUNC)
+		      PROC2_XSAVES | PROC2_VMFUNC | PROC2_EPT_VE /* ve.c */)
 #define NESTED_VMFUNC 1ULL /* EPTP switching */
 /* "Acknowledge interrupt on exit" (SDM 24.7.1) is passed through to VMCS02 (entry.c): L0 takes no
  * external interrupts of its own, so the CPU acknowledging one at an L2 exit and storing its vector in

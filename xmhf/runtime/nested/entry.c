@@ -107,7 +107,8 @@ static bool check_controls(struct vcpu *v)
 				    r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT),
 				    r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
 		return false;
-	return nested_apicv_controls_ok(v) && nested_vmfunc_controls_ok(v) && nested_pml_controls_ok(v);
+	return nested_apicv_controls_ok(v) && nested_vmfunc_controls_ok(v) && nested_pml_controls_ok(v) &&
+	       nested_ve_controls_ok(v);
 }
 
 static bool canonical(u64 a)
@@ -219,7 +220,7 @@ static u32 vmcs12_changes(struct vcpu *v)
 			u32 i = w * 64 + (u32)__builtin_ctzll(bits);
 			c |= vmcs_field_resume_copy(i)			 ? CHANGED_COPY :
 			     vmcs_fields[i].cls == VMCS_CLASS_HOST ? CHANGED_HOST :
-			     vmcs_fields[i].nested == VMCS_NESTED_L0 ? CHANGED_NOTHING : /* PML index: pml.c */
+			     vmcs_fields[i].nested == VMCS_NESTED_L0 ? CHANGED_NOTHING : /* PML/EPTP index */
 								   CHANGED_OTHER;
 		}
 	return c;
@@ -386,8 +387,9 @@ static void build_vmcs02(struct vcpu *v)
 	vmcs_write(VMCS_PROC_BASED_CONTROLS, proc12 | PROC_SECONDARY_CONTROLS);
 	/* RDTSCP, INVPCID and XSAVES/XRSTORS as L1 chose: clear, they #UD in L2 (SDM 26.3, 25.6.2);
 	 * L0 has no use of its own for them in L2. */
-	/* PML is L0's emulation (pml.c), not the CPU's. */
-	vmcs_write(VMCS_PROC_BASED_CONTROLS2, (proc2_12 & ~(PROC2_VPID | PROC2_VMCS_SHADOWING | PROC2_EPT | PROC2_PML)) |
+	/* PML and #VE are L0's emulation (pml.c, ve.c), not the CPU's. */
+	vmcs_write(VMCS_PROC_BASED_CONTROLS2, (proc2_12 & ~(PROC2_VPID | PROC2_VMCS_SHADOWING | PROC2_EPT | PROC2_PML |
+							     PROC2_EPT_VE)) |
 						      PROC2_EPT | vpid02_setup(v, proc2_12, (u16)r12(v, VMCS_VPID)));
 	if (proc2_12 & PROC2_XSAVES)
 		vmcs_write(VMCS_XSS_EXIT_BITMAP, r12(v, VMCS_XSS_EXIT_BITMAP));

@@ -220,8 +220,11 @@ bool ept02_violation(struct vcpu *v)
 	case EPT12_VIOLATION:
 		/* Bits 2:0: the access; bits 5:3: the permissions of the translation; bits 7, 8, 12 as the
 		 * CPU gave them. */
-		nested_reflect_with(v, EXIT_REASON_EPT_VIOLATION,
-				    (qual & ~0x3fULL & 0x1fffULL) | access | ((u64)walk.rights << 3));
+		qual = (qual & ~0x3fULL & 0x1fffULL) | access | ((u64)walk.rights << 3);
+		/* A convertible violation is a #VE in L2 instead (ve.c). */
+		if (nested_ve_convert(v, &walk, qual, gpa2))
+			return v->in_l2;
+		nested_reflect_with(v, EXIT_REASON_EPT_VIOLATION, qual);
 		return false;
 	case EPT12_MISCONFIG:
 		nested_reflect_with(v, EXIT_REASON_EPT_MISCONFIG, 0);

@@ -182,6 +182,12 @@ static void reflect_event(struct vcpu *v, u32 reason, u32 intr_info)
 	return_to_l1(v);
 }
 
+/* A hardware exception L2 takes that L1's exception bitmap intercepts, raised by L0 (a #VE, ve.c). */
+void nested_reflect_exception(struct vcpu *v, u32 vector)
+{
+	reflect_event(v, EXIT_REASON_EXCEPTION_NMI, INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | vector);
+}
+
 /* Entry-load list entry `index` (1-based) refused by L0 before VMCS02 ran: the VM-entry failure due to
  * MSR loading (reason 34, SDM 27.8), L1 resumes at its host RIP. Called with VMCS02 current. */
 void nested_entry_fail_msr_load(struct vcpu *v, u32 index)

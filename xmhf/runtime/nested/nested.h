@@ -55,6 +55,10 @@ bool nested_offers_ept_ad(void);
 bool nested_pml_controls_ok(struct vcpu *v);
 bool nested_pml_full(struct vcpu *v, u64 qual02);
 void nested_pml_log(struct vcpu *v, u64 gpa2);
+/* EPT-violation #VE (ve.c). */
+bool nested_ve_controls_ok(struct vcpu *v);
+bool nested_ve_convert(struct vcpu *v, const struct ept12_walk *walk, u64 qual12, u64 gpa2);
+void nested_reflect_exception(struct vcpu *v, u32 vector);
 
 /* VPID02 (vpid02.c). */
 u32 vpid02_setup(struct vcpu *v, u32 proc2_12, u16 vpid12);
