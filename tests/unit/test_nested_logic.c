@@ -60,8 +60,11 @@ TEST(ept12_walk_not_present_reports_no_rights)
 	build(0, 0, 7, 7);
 	CHECK_EQ(ept12_walk(&env, pg(0), 0x205000, 1, &w), EPT12_VIOLATION);
 	CHECK_EQ(w.rights, 0);
+	CHECK_EQ(w.last, 1);                                                   /* the PTE (#VE's bit 63) */
 	CHECK_EQ(ept12_walk(&env, pg(0), 0x40000000, 1, &w), EPT12_VIOLATION); /* PDPTE 1 absent */
 	CHECK_EQ(w.rights, 0);
+	CHECK_EQ(w.last, 3);
+	CHECK_EQ(w.entry[3], 0ULL);
 }
 
 TEST(ept12_walk_large_pages)
