@@ -88,10 +88,10 @@ void ept02_compose(u64 gpa2, const struct ept12_walk *w12, u64 leaf01, int level
 		   struct ept02_leaf *out)
 {
 	u64 rights = w12->rights & leaf01 & (R | W | X);
+	u64 attrs = w12->leaf & (0xfULL << 3); /* memory type (bits 5:3) and ignore-PAT (bit 6) */
 
 	if (w12->ad && !(w12->leaf & EPT_DIRTY))
-		rights &= ~W; /* the first write faults, so L0 sets the dirty flag (ept02.c) */
-	u64 attrs = w12->leaf & (0xfULL << 3); /* memory type (bits 5:3) and ignore-PAT (bit 6) */
+		rights &= ~W; /* the first write faults, so L0 sets the dirty flag (ept-ad.c) */
 
 	if (page_2m && w12->level >= 2 && level01 >= 2) {
 		out->level = 2;

@@ -88,7 +88,6 @@ static inline bool vmcs_field_is_high(u32 enc) { return (enc & 1) != 0; }
 #define PROC2_PML (1U << 17)
 #define PROC2_EPT_VE (1U << 18)
 #define PROC2_XSAVES (1U << 20)
-#define PROC2_MBE (1U << 22)
 /* VM-exit controls. */
 #define EXIT_SAVE_DEBUG_CONTROLS (1U << 2)
 #define EXIT_HOST_ADDR_SPACE_SIZE (1U << 9)

@@ -37,9 +37,9 @@ bool nested_offers_vpid(void)
  * 4-level walks, 2 MiB and 1 GiB pages, INVEPT single/all-context, accessed and dirty flags (bit 21,
  * emulated in EPT12: ept-ad.c), INVVPID of all four types (Hyper-V requires all). Not: 5-level
  * walks, advanced EPT-violation information. */
-#define NESTED_EPT_VPID_CAP ((1ULL << 0) | (1ULL << 21) | (1ULL << 6) | (1ULL << 8) | (1ULL << 14) | (1ULL << 16) | (1ULL << 17) |    \
-			     (1ULL << 20) | (1ULL << 25) | (1ULL << 26) | (1ULL << 32) | (1ULL << 40) |   \
-			     (1ULL << 41) | (1ULL << 42) | (1ULL << 43))
+#define NESTED_EPT_VPID_CAP ((1ULL << 0) | (1ULL << 6) | (1ULL << 8) | (1ULL << 14) | (1ULL << 16) | (1ULL << 17) | \
+			     (1ULL << 20) | (1ULL << 21) | (1ULL << 25) | (1ULL << 26) | (1ULL << 32) |        \
+			     (1ULL << 40) | (1ULL << 41) | (1ULL << 42) | (1ULL << 43))
 
 /* The allowed-1 control settings L1 is offered (read from nested_rdmsr once; the same on every CPU). */
 const struct vmcs_feature_caps *nested_offered_caps(void)
