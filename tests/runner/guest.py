@@ -50,12 +50,14 @@ KERNELS = [
     # TPR shadow, APIC-access virtualization, IA32_VMX_VMFUNC, a replay of Hyper-V's first VM entries.
     ("lhv7", (1, 2), ""),
     ("lhv9", (1, 2), ""),
+    # EPT accessed/dirty flags, execute-only EPT pages, page-modification logging.
+    ("lhv8", (1, 2), ""),
 ]
 
 # Extra hypervisor command-line words per kernel.
 HV_EXTRA = {"lhv": " nested=1", "lhv2": " nested=1", "lhv3": " nested=1", "lhv4": " nested=1",
             "lhv5": " nested=1", "lhv6": " nested=1", "lhv7": " nested=1",
-            "lhv9": " nested=1"}
+            "lhv8": " nested=1", "lhv9": " nested=1"}
 
 # Hypervisor variants some tests boot: name -> make variables. Built once per run, beside the default.
 VARIANTS = {
@@ -123,6 +125,18 @@ def parse_tests(text):
 
 FIELD_LINE = re.compile(r"^INFO field (\S+) \(0x([0-9a-f]+)\): VMREAD (.*?), VMWRITE (.*?); expected .* "
                         r"\((.*?) (allowed|not allowed)\)$", re.M)
+
+
+FEATURES_LINE = re.compile(r"^INFO features: (.*)$", re.M)
+
+
+def check_features_against_bare(bare, hv):
+    """lhv8 checks each EPT feature where the CPU it runs on offers it, its absence elsewhere: XMHF must
+    offer what bare Bochs has (the INFO "features" line), or its checks would pass on the absence path."""
+    fb, fh = FEATURES_LINE.findall(bare), FEATURES_LINE.findall(hv)
+    if not fb or fb != fh:
+        return "features bare %s, under XMHF %s" % (fb, fh)
+    return ""
 
 
 def check_fields_against_bare(bare, hv):
@@ -246,6 +260,9 @@ class DiffTest(Test):
         if self.kernel == "lhv5":
             err = check_fields_against_bare(bare, hv)
             results.append(Result("%s/fields-vs-bare" % self.name, not err, err))
+        if self.kernel == "lhv8":
+            err = check_features_against_bare(bare, hv)
+            results.append(Result("%s/features-vs-bare" % self.name, not err, err))
         for r in results:
             r.seconds = secs / max(1, len(results))
         return results
@@ -381,8 +398,8 @@ def hypapp_tests():
 
 # XMHF as its own L1 (levels=2): kernels and CPU counts. The lhv kernels make three levels of VMX.
 XMHF_IN_XMHF = [("cpuid", 2), ("msr", 1), ("cr", 1), ("e820", 1), ("smp", 2), ("nmi", 2), ("mtrr", 1),
-                ("lhv", 1), ("lhv2", 1), ("lhv3", 2), ("lhv4", 2), ("lhv5", 2), ("lhv6", 1), ("lhv7", 1), ("lhv9", 1),
-                ("taskswitch", 1)]
+                ("lhv", 1), ("lhv2", 1), ("lhv3", 2), ("lhv4", 2), ("lhv5", 2), ("lhv6", 1), ("lhv7", 1), ("lhv8", 2),
+                ("lhv9", 1), ("taskswitch", 1)]
 
 
 def tests():

@@ -60,8 +60,11 @@ TEST(ept12_walk_not_present_reports_no_rights)
 	build(0, 0, 7, 7);
 	CHECK_EQ(ept12_walk(&env, pg(0), 0x205000, 1, &w), EPT12_VIOLATION);
 	CHECK_EQ(w.rights, 0);
+	CHECK_EQ(w.last, 1);                                                   /* the PTE (#VE's bit 63) */
 	CHECK_EQ(ept12_walk(&env, pg(0), 0x40000000, 1, &w), EPT12_VIOLATION); /* PDPTE 1 absent */
 	CHECK_EQ(w.rights, 0);
+	CHECK_EQ(w.last, 3);
+	CHECK_EQ(w.entry[3], 0ULL);
 }
 
 TEST(ept12_walk_large_pages)
@@ -83,20 +86,88 @@ TEST(ept12_walk_large_pages)
 
 TEST(ept12_misconfigurations)
 {
-	CHECK(ept12_misconfigured(0x1000 | 2, 1, 39));               /* W without R */
-	CHECK(ept12_misconfigured(0x1000 | 4, 1, 39));               /* execute-only not offered */
-	CHECK(ept12_misconfigured(0x1000 | 7 | (2 << 3), 1, 39));    /* memory type 2 */
-	CHECK(ept12_misconfigured(0x1000 | 7 | (7 << 3), 1, 39));    /* memory type 7 */
-	CHECK(!ept12_misconfigured(0x1000 | 7 | (6 << 3), 1, 39));
-	CHECK(!ept12_misconfigured(0x1000 | 7 | (0 << 3), 1, 39));   /* UC */
-	CHECK(ept12_misconfigured(0x1000 | 7 | (1 << 3), 2, 39));    /* non-leaf reserved bits */
-	CHECK(ept12_misconfigured((1ULL << 40) | 7, 1, 39));         /* beyond MAXPHYADDR */
-	CHECK(ept12_misconfigured(0x1000 | 7 | (1 << 7), 4, 39));    /* PS in a PML4E */
-	CHECK(ept12_misconfigured(0x201000 | 7 | (1 << 7) | (6 << 3), 2, 39)); /* unaligned 2 MiB */
-	CHECK(!ept12_misconfigured(0x200000 | 7 | (1 << 7) | (6 << 3), 2, 39));
+	CHECK(ept12_misconfigured(0x1000 | 2, 1, 39, false));               /* W without R */
+	CHECK(ept12_misconfigured(0x1000 | 4, 1, 39, false));               /* execute-only not offered */
+	CHECK(ept12_misconfigured(0x1000 | 7 | (2 << 3), 1, 39, false));    /* memory type 2 */
+	CHECK(ept12_misconfigured(0x1000 | 7 | (7 << 3), 1, 39, false));    /* memory type 7 */
+	CHECK(!ept12_misconfigured(0x1000 | 7 | (6 << 3), 1, 39, false));
+	CHECK(!ept12_misconfigured(0x1000 | 7 | (0 << 3), 1, 39, false));   /* UC */
+	CHECK(ept12_misconfigured(0x1000 | 7 | (1 << 3), 2, 39, false));    /* non-leaf reserved bits */
+	CHECK(ept12_misconfigured((1ULL << 40) | 7, 1, 39, false));         /* beyond MAXPHYADDR */
+	CHECK(ept12_misconfigured(0x1000 | 7 | (1 << 7), 4, 39, false));    /* PS in a PML4E */
+	CHECK(ept12_misconfigured(0x201000 | 7 | (1 << 7) | (6 << 3), 2, 39, false)); /* unaligned 2 MiB */
+	CHECK(!ept12_misconfigured(0x200000 | 7 | (1 << 7) | (6 << 3), 2, 39, false));
 	struct ept12_walk w;
 	build(0x777000 | 2, 0, 7, 7);
 	CHECK_EQ(ept12_walk(&env, pg(0), 0x205000, 1, &w), EPT12_MISCONFIG);
+}
+
+/* Execute-only entries: a misconfiguration unless offered (IA32_VMX_EPT_VPID_CAP bit 0); offered,
+ * a fetch passes and a read is a violation with rights X. */
+TEST(ept12_execute_only)
+{
+	struct ept12_env xo = env;
+	struct ept12_walk w;
+
+	xo.exec_only = true;
+	CHECK(!ept12_misconfigured(0x1000 | 4, 1, 39, true));
+	CHECK(ept12_misconfigured(0x1000 | 6, 1, 39, true));          /* W+X without R: still */
+	build(0x777000 | 4 | (6 << 3), 0, 7, 7);
+	CHECK_EQ(ept12_walk(&env, pg(0), 0x205000, 4, &w), EPT12_MISCONFIG);
+	CHECK_EQ(ept12_walk(&xo, pg(0), 0x205000, 4, &w), EPT12_OK);
+	CHECK_EQ(ept12_walk(&xo, pg(0), 0x205000, 1, &w), EPT12_VIOLATION);
+	CHECK_EQ(w.rights, 4);
+}
+
+/* Accessed and dirty flags (SDM 29.3.5): only with EPTP bit 6; A in every entry used that lacks it,
+ * D in the leaf of a write; nothing for a violation's leaf D. */
+TEST(ept12_walk_accessed_dirty)
+{
+	struct ept12_walk w;
+	const u64 a = 1 << 8, d = 1 << 9;
+
+	build(0x777000 | 7 | (6 << 3), 0, 7, 7);
+	CHECK_EQ(ept12_walk(&env, pg(0), 0x205000, 2, &w), EPT12_OK);
+	CHECK(!w.ad);
+	for (int l = 1; l <= 4; l++)
+		CHECK_EQ(w.ad_set[l], 0ULL);
+	CHECK_EQ(ept12_walk(&env, pg(0) | 6 | (3 << 3) | (1 << 6), 0x205000, 1, &w), EPT12_OK);
+	CHECK(w.ad);
+	for (int l = 1; l <= 4; l++)
+		CHECK_EQ(w.ad_set[l], a);
+	CHECK_EQ(w.entry_pa[4], pg(0));
+	CHECK_EQ(w.entry_pa[3], pg(1));
+	CHECK_EQ(w.entry_pa[2], pg(2) + 8);
+	CHECK_EQ(w.entry_pa[1], pg(3) + 5 * 8);
+	CHECK_EQ(w.entry[1], 0x777000ULL | 7 | (6 << 3));
+	CHECK_EQ(ept12_walk(&env, pg(0) | (1 << 6), 0x205000, 2, &w), EPT12_OK);
+	CHECK_EQ(w.ad_set[1], a | d);
+	/* A already set above, the leaf accessed but clean: a write sets D alone. */
+	mem[0][0] |= a;
+	mem[1][0] |= a;
+	mem[2][1] |= a;
+	mem[3][5] |= a;
+	CHECK_EQ(ept12_walk(&env, pg(0) | (1 << 6), 0x205000, 2, &w), EPT12_OK);
+	CHECK_EQ(w.ad_set[4] | w.ad_set[3] | w.ad_set[2], 0ULL);
+	CHECK_EQ(w.ad_set[1], d);
+	CHECK_EQ(ept12_walk(&env, pg(0) | (1 << 6), 0x205000, 1, &w), EPT12_OK);
+	CHECK_EQ(w.ad_set[1], 0ULL);
+	/* A 2 MiB leaf gets D as the leaf. */
+	build(0, 0x40000000ULL | 7 | (1 << 7) | (6 << 3) | a, 7 | a, 7 | a);
+	CHECK_EQ(ept12_walk(&env, pg(0) | (1 << 6), 0x212345, 2, &w), EPT12_OK);
+	CHECK_EQ(w.level, 2);
+	CHECK_EQ(w.ad_set[2], d);
+}
+
+/* The access of an EPT violation: as given, but a guest paging-structure access with A/D is R+W. */
+TEST(ept12_access_types)
+{
+	CHECK_EQ(ept12_access(0x181, false), 1U);
+	CHECK_EQ(ept12_access(0x181, true), 1U);         /* a translated linear address: as given */
+	CHECK_EQ(ept12_access(0x084, true), 3U);         /* a paging-structure access */
+	CHECK_EQ(ept12_access(0x082, true), 3U);
+	CHECK_EQ(ept12_access(0x081, false), 1U);
+	CHECK_EQ(ept12_access(0x001, true), 1U);         /* PDPTE load (no linear address): a read */
 }
 
 TEST(ept12_walk_table_outside_memory)
@@ -151,6 +222,24 @@ TEST(ept02_compose_4k_and_2m)
 	ept02_compose(0x212345, &w, 0x40000000ULL | 7 | (1 << 7), 2, true, &l);
 	CHECK_EQ(l.level, 1);
 	CHECK_EQ(l.gpa2, 0x212000ULL);
+}
+
+/* With A/D, a clean EPT12 leaf gives an EPT02 leaf without write; a dirty one keeps it. */
+TEST(ept02_compose_clean_leaf_read_only)
+{
+	struct ept12_walk w = { .gpa1 = 0x40012345ULL, .leaf = 0x40012000ULL | 7 | (6 << 3) | (1 << 8),
+				.rights = 7, .level = 1, .ad = true };
+	struct ept02_leaf l;
+
+	ept02_compose(0x212345, &w, 0x40000000ULL | 7 | (1 << 7), 3, true, &l);
+	CHECK_EQ(l.entry & 7, 5ULL);
+	w.leaf |= 1 << 9;
+	ept02_compose(0x212345, &w, 0x40000000ULL | 7 | (1 << 7), 3, true, &l);
+	CHECK_EQ(l.entry & 7, 7ULL);
+	w.leaf &= ~(1ULL << 9);
+	w.ad = false;
+	ept02_compose(0x212345, &w, 0x40000000ULL | 7 | (1 << 7), 3, true, &l);
+	CHECK_EQ(l.entry & 7, 7ULL);
 }
 
 TEST(ept02_compose_rights_are_the_intersection)

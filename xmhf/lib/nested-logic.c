@@ -8,15 +8,15 @@
 #define PS (1ULL << 7)
 #define ADDR_MASK 0x000ffffffffff000ULL
 
-bool ept12_misconfigured(u64 e, int level, u32 maxphyaddr)
+bool ept12_misconfigured(u64 e, int level, u32 maxphyaddr, bool exec_only)
 {
 	u32 mt = (e >> 3) & 7;
 	bool leaf = level == 1 || (e & PS);
 
 	if ((e & W) && !(e & R))
 		return true;
-	if ((e & (R | W | X)) == X)
-		return true; /* execute-only is not offered */
+	if ((e & (R | W | X)) == X && !exec_only)
+		return true;
 	if ((e & ADDR_MASK) >> maxphyaddr)
 		return true;
 	if (level == 4 && (e & PS))
@@ -38,30 +38,50 @@ enum ept12_result ept12_walk(const struct ept12_env *env, u64 eptp12, u64 gpa2, 
 	out->gpa1 = 0;
 	out->leaf = 0;
 	out->level = 0;
+	out->last = 4;
+	out->ad = (eptp12 & EPTP_AD) != 0;
 	for (int level = 4; level >= 1; level--) {
 		const u64 *t = env->table(env->ctx, table);
+		u32 idx = (gpa2 >> (12 + 9 * (level - 1))) & 511;
 		u64 e;
 
+		out->ad_set[level] = 0;
 		if (!t)
 			return EPT12_BAD_TABLE;
-		e = t[(gpa2 >> (12 + 9 * (level - 1))) & 511];
+		e = t[idx];
+		out->last = level;
+		out->entry[level] = e;
+		out->entry_pa[level] = table + 8 * idx;
 		if (!(e & (R | W | X))) {
 			out->rights = 0;
 			return EPT12_VIOLATION;
 		}
-		if (ept12_misconfigured(e, level, env->maxphyaddr))
+		if (ept12_misconfigured(e, level, env->maxphyaddr, env->exec_only))
 			return EPT12_MISCONFIG;
 		out->rights &= (u32)(e & (R | W | X));
+		if (out->ad && !(e & EPT_ACCESSED))
+			out->ad_set[level] = EPT_ACCESSED;
 		if (level == 1 || (e & PS)) {
 			u64 size = 1ULL << (12 + 9 * (level - 1));
 			out->gpa1 = (e & ADDR_MASK & ~(size - 1)) + (gpa2 & (size - 1));
 			out->leaf = e;
 			out->level = level;
-			return (access & ~out->rights) ? EPT12_VIOLATION : EPT12_OK;
+			if (access & ~out->rights)
+				return EPT12_VIOLATION;
+			if (out->ad && (access & W) && !(e & EPT_DIRTY))
+				out->ad_set[level] |= EPT_DIRTY;
+			return EPT12_OK;
 		}
 		table = e & ADDR_MASK;
 	}
 	return EPT12_VIOLATION;
+}
+
+u32 ept12_access(u64 qual, bool ad)
+{
+	if (ad && (qual & (1ULL << 7)) && !(qual & (1ULL << 8)))
+		return (u32)(R | W);
+	return (u32)(qual & 7);
 }
 
 void ept02_compose(u64 gpa2, const struct ept12_walk *w12, u64 leaf01, int level01, bool page_2m,
@@ -69,6 +89,9 @@ void ept02_compose(u64 gpa2, const struct ept12_walk *w12, u64 leaf01, int level
 {
 	u64 rights = w12->rights & leaf01 & (R | W | X);
 	u64 attrs = w12->leaf & (0xfULL << 3); /* memory type (bits 5:3) and ignore-PAT (bit 6) */
+
+	if (w12->ad && !(w12->leaf & EPT_DIRTY))
+		rights &= ~W; /* the first write faults, so L0 sets the dirty flag (ept-ad.c) */
 
 	if (page_2m && w12->level >= 2 && level01 >= 2) {
 		out->level = 2;

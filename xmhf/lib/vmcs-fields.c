@@ -78,6 +78,10 @@ bool vmcs_field_exists(u32 index, const struct vmcs_feature_caps *c)
 		return proc2 & PROC2_PAUSE_LOOP_EXITING;
 	case VMCS_EXISTS_TSC_SCALING:
 		return proc2 & PROC2_TSC_SCALING;
+	case VMCS_EXISTS_PML:
+		return proc2 & PROC2_PML;
+	case VMCS_EXISTS_EPT_VE:
+		return proc2 & PROC2_EPT_VE;
 	case VMCS_EXISTS_NEVER:
 		break;
 	}

@@ -13,7 +13,9 @@ u32 vmcs_field_list(const struct vmcs_feature_caps *offered, enum vmcs_class cls
 
 	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
 		const struct vmcs_field_info *f = &vmcs_fields[i];
-		if (f->cls != cls || f->nested == VMCS_NESTED_UNSUPP || !vmcs_field_exists(i, offered))
+		/* L0's fields are not copied: VMCS12 keeps L1's value (the PML index, nested/pml.c). */
+		if (f->cls != cls || f->nested == VMCS_NESTED_UNSUPP || f->nested == VMCS_NESTED_L0 ||
+		    !vmcs_field_exists(i, offered))
 			continue;
 		/* Not copied either way: the link pointer (VMCS02 has none), the VM-instruction error and
 		 * the exit reason (set by the caller). */

@@ -86,6 +86,8 @@ static inline bool vmcs_field_is_high(u32 enc) { return (enc & 1) != 0; }
 #define PROC2_INVPCID (1U << 12)
 #define PROC2_VMFUNC (1U << 13)
 #define PROC2_VMCS_SHADOWING (1U << 14)
+#define PROC2_PML (1U << 17)
+#define PROC2_EPT_VE (1U << 18)
 #define PROC2_XSAVES (1U << 20)
 #define PROC2_TSC_SCALING (1U << 25)
 /* VM-exit controls. */
@@ -203,14 +205,19 @@ static inline bool vmcs_field_is_high(u32 enc) { return (enc & 1) != 0; }
 #define EPT_MEMTYPE_SHIFT 3
 #define EPT_IGNORE_PAT (1ULL << 6)
 #define EPT_LARGE (1ULL << 7)
+#define EPT_ACCESSED (1ULL << 8) /* with EPTP_AD (SDM 29.3.5) */
+#define EPT_DIRTY (1ULL << 9)    /* leaves only */
 #define EPTP_WB (6ULL << 0)
 #define EPTP_WALK_4 (3ULL << 3)
+#define EPTP_AD (1ULL << 6)      /* accessed and dirty flags enabled */
+#define EPT_CAP_EXEC_ONLY (1ULL << 0)
 #define EPT_CAP_WB (1ULL << 14)
 #define EPT_CAP_2M (1ULL << 16)
 #define EPT_CAP_1G (1ULL << 17)
 #define EPT_CAP_INVEPT (1ULL << 20)
 #define EPT_CAP_INVEPT_SINGLE (1ULL << 25)
 #define EPT_CAP_INVEPT_ALL (1ULL << 26)
+#define EPT_CAP_AD (1ULL << 21)
 #define VPID_CAP_INVVPID (1ULL << 32)
 
 /* VMX instructions. Each returns 0 on VMsucceed, 1 on VMfailInvalid (CF), 2 on VMfailValid (ZF). */

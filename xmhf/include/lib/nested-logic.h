@@ -11,6 +11,7 @@ struct ept12_env {
 	const u64 *(*table)(void *ctx, u64 pa);
 	void *ctx;
 	u32 maxphyaddr;
+	bool exec_only;      /* execute-only entries offered (IA32_VMX_EPT_VPID_CAP bit 0) */
 };
 
 enum ept12_result {
@@ -25,14 +26,30 @@ struct ept12_walk {
 	u64 leaf;            /* the leaf entry (EPT12_OK) */
 	u32 rights;          /* R/W/X AND-ed over the walk: qualification bits 5:3 of a violation */
 	int level;           /* level of the leaf (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB) */
+	/* The entries used, by level (4 = PML4E .. level), as read, and their L1-physical addresses. */
+	u64 entry[5];
+	u64 entry_pa[5];
+	/* With accessed and dirty flags (EPTP bit 6, SDM 29.3.5), the flags this access sets, by level:
+	 * A in every entry used that lacks it, D in the leaf of a write that lacks it (EPT12_OK). */
+	u64 ad_set[5];
+	bool ad;             /* EPTP bit 6 */
+	int last;            /* level of the last entry read (its bit 63 suppresses a #VE) */
 };
 
-/* access: bit 0 read, bit 1 write, bit 2 fetch (as in the exit qualification). Features offered to
- * L1: no execute-only pages, no accessed/dirty flags, 4-level walks. */
+/* access: bit 0 read, bit 1 write, bit 2 fetch (as in the exit qualification). 4-level walks;
+ * execute-only entries when env->exec_only. */
 enum ept12_result ept12_walk(const struct ept12_env *env, u64 eptp12, u64 gpa2, u32 access, struct ept12_walk *out);
 
-/* True if the entry at the given level (4 = PML4E .. 1 = PTE) is misconfigured (SDM 29.3.3.1). */
-bool ept12_misconfigured(u64 entry, int level, u32 maxphyaddr);
+/* True if the entry at the given level (4 = PML4E .. 1 = PTE) is misconfigured (SDM 29.3.3.1).
+ * exec_only: execute-only entries (X without R) are allowed. */
+bool ept12_misconfigured(u64 entry, int level, u32 maxphyaddr, bool exec_only);
+
+/* The access type of an EPT violation from its exit qualification, for an EPT12 walk and for the
+ * qualification reflected to L1: bits 2:0 as the CPU gave them, except that with accessed and dirty
+ * flags for EPT12 an access to a guest paging-structure entry (bit 7 set, bit 8 clear) is a write
+ * (SDM 29.3.3.2), reported with bits 0 and 1 both set (SDM Table 28-7, its footnote). The CPU running L2
+ * on EPT02 with A/D treats it so too, but may report bit 1 alone. */
+u32 ept12_access(u64 qual, bool ad);
 
 /* CR0/CR4 between VMCS12 and VMCS02 (SDM 25.6.6). mask01: the bits L0 owns (VMX-fixed); mask12,
  * shadow12, guest12: L1's mask, read shadow and guest value. */
@@ -88,8 +105,10 @@ static inline bool nested_cr_write_exits_to_l1(u64 mask12, u64 shadow12, u64 val
 /* EPT02 = EPT01 ∘ EPT12 (SDM Vol. 3, 29.3): the EPT02 leaf for one translation. The leaf is 2 MiB when
  * EPT12 maps gpa2 with a 2 MiB or 1 GiB page, EPT01 maps the L1 range with one leaf of 2 MiB or more
  * (so its rights and memory type are uniform there and the hypervisor's region is not inside) and the
- * CPU has 2 MiB EPT pages; else 4 KiB. Rights: EPT12's AND EPT01's. Memory type and ignore-PAT:
- * EPT12's (L1 chose them for L2; EPT01's type is the host MTRR type L1 also reads). */
+ * CPU has 2 MiB EPT pages; else 4 KiB. Rights: EPT12's AND EPT01's, without write while EPT12 has
+ * accessed and dirty flags and its leaf is not dirty (L2's first write then faults into L0, which sets
+ * the dirty flag, as KVM's shadow EPT does). Memory type and ignore-PAT: EPT12's (L1 chose them for L2;
+ * EPT01's type is the host MTRR type L1 also reads). */
 struct ept02_leaf {
 	u64 gpa2;            /* the L2 guest-physical address the leaf maps, aligned to its size */
 	u64 entry;           /* the entry: L1 page address, rights, memory type, PS for 2 MiB */

@@ -37,12 +37,13 @@ bool nested_offers_vpid(void)
 	return (vmx_caps.proc2_1 & PROC2_VPID) != 0;
 }
 
-/* EPT/VPID capabilities offered: WB and UC structures, 4-level walks, 2 MiB and 1 GiB pages, INVEPT
- * single/all-context, INVVPID of all four types (Hyper-V requires all). Not: execute-only pages,
- * accessed/dirty flags, 5-level walks. */
-#define NESTED_EPT_VPID_CAP ((1ULL << 6) | (1ULL << 8) | (1ULL << 14) | (1ULL << 16) | (1ULL << 17) |    \
-			     (1ULL << 20) | (1ULL << 25) | (1ULL << 26) | (1ULL << 32) | (1ULL << 40) |   \
-			     (1ULL << 41) | (1ULL << 42) | (1ULL << 43))
+/* EPT/VPID capabilities offered: execute-only pages (EPT02 maps them so), WB and UC structures,
+ * 4-level walks, 2 MiB and 1 GiB pages, INVEPT single/all-context, accessed and dirty flags (bit 21,
+ * emulated in EPT12: ept-ad.c), INVVPID of all four types (Hyper-V requires all). Not: 5-level
+ * walks, advanced EPT-violation information. */
+#define NESTED_EPT_VPID_CAP ((1ULL << 0) | (1ULL << 6) | (1ULL << 8) | (1ULL << 14) | (1ULL << 16) | (1ULL << 17) | \
+			     (1ULL << 20) | (1ULL << 21) | (1ULL << 25) | (1ULL << 26) | (1ULL << 32) |        \
+			     (1ULL << 40) | (1ULL << 41) | (1ULL << 42) | (1ULL << 43))
 
 /* The allowed-1 control settings L1 is offered (read from nested_rdmsr once; the same on every CPU). */
 const struct vmcs_feature_caps *nested_offered_caps(void)
@@ -91,7 +92,8 @@ bool vmcs12_read_pin_nmi_exiting(struct vcpu *v)
 		     PROC_SECONDARY_CONTROLS)
 #define NESTED_PROC2 (PROC2_VIRTUALIZE_APIC | PROC2_EPT | PROC2_DESC_TABLE_EXITING | PROC2_RDTSCP | PROC2_VPID | PROC2_WBINVD_EXITING |   \
 		      PROC2_UNRESTRICTED_GUEST | (1U << 11) /* RDRAND */ | PROC2_INVPCID | (1U << 16) /* RDSEED */ | \
-		      PROC2_XSAVES | PROC2_VMFUNC | PROC2_PAUSE_LOOP_EXITING | PROC2_VMCS_SHADOWING | PROC2_TSC_SCALING)
+		      PROC2_XSAVES | PROC2_VMFUNC | PROC2_PAUSE_LOOP_EXITING | PROC2_VMCS_SHADOWING | PROC2_TSC_SCALING | \
+		      PROC2_EPT_VE /* ve.c */)
 #define NESTED_VMFUNC 1ULL /* EPTP switching */
 /* "Acknowledge interrupt on exit" (SDM 24.7.1) is passed through to VMCS02 (entry.c): L0 takes no
  * external interrupts of its own, so the CPU acknowledging one at an L2 exit and storing its vector in
@@ -139,7 +141,8 @@ bool nested_rdmsr(u32 msr, u64 *value)
 		*value = restrict_ctls(*value, NESTED_PROC);
 		break;
 	case MSR_IA32_VMX_PROCBASED_CTLS2:
-		*value = restrict_ctls(*value, NESTED_PROC2);
+		/* PML is emulated with the EPT12 dirty flags (pml.c). */
+		*value = restrict_ctls(*value, NESTED_PROC2 | (nested_offers_ept_ad() ? PROC2_PML : 0));
 		break;
 	case MSR_IA32_VMX_EXIT_CTLS:
 	case MSR_IA32_VMX_TRUE_EXIT_CTLS:

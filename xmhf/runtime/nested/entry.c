@@ -52,13 +52,14 @@ bool nested_l2_uses_ept(struct vcpu *v)
 	return nested_proc2_12(v) & PROC2_EPT;
 }
 
-/* EPTP12 (SDM 27.2.1.1): a memory type and walk length offered, no reserved bits, no A/D enable. */
+/* EPTP12 (SDM 27.2.1.1): a memory type and walk length offered, no reserved bits, A/D enable only
+ * where offered. */
 static bool eptp_ok(u64 eptp)
 {
 	u32 mt = eptp & 7;
+	u64 reserved = (0x3fULL << 6) & ~(nested_offers_ept_ad() ? EPTP_AD : 0);
 
-	return (mt == 0 || mt == 6) && ((eptp >> 3) & 7) == 3 && !(eptp & (0x3fULL << 6)) &&
-	       !(eptp >> vmx_caps.maxphyaddr);
+	return (mt == 0 || mt == 6) && ((eptp >> 3) & 7) == 3 && !(eptp & reserved) && !(eptp >> vmx_caps.maxphyaddr);
 }
 
 bool nested_eptp_valid(u64 eptp12)
@@ -107,7 +108,7 @@ static bool check_controls(struct vcpu *v)
 				    r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
 		return false;
 	return nested_apicv_controls_ok(v) && nested_vmfunc_controls_ok(v) && nested_shadow12_controls_ok(v) &&
-	       nested_timing_controls_ok(v);
+	       nested_timing_controls_ok(v) && nested_pml_controls_ok(v) && nested_ve_controls_ok(v);
 }
 
 static bool canonical(u64 a)
@@ -219,6 +220,7 @@ static u32 vmcs12_changes(struct vcpu *v)
 			u32 i = w * 64 + (u32)__builtin_ctzll(bits);
 			c |= vmcs_field_resume_copy(i)			 ? CHANGED_COPY :
 			     vmcs_fields[i].cls == VMCS_CLASS_HOST ? CHANGED_HOST :
+			     vmcs_fields[i].nested == VMCS_NESTED_L0 ? CHANGED_NOTHING : /* PML/EPTP index */
 								   CHANGED_OTHER;
 		}
 	return c;
@@ -385,7 +387,9 @@ static void build_vmcs02(struct vcpu *v)
 	vmcs_write(VMCS_PROC_BASED_CONTROLS, proc12 | PROC_SECONDARY_CONTROLS);
 	/* RDTSCP, INVPCID and XSAVES/XRSTORS as L1 chose: clear, they #UD in L2 (SDM 26.3, 25.6.2);
 	 * L0 has no use of its own for them in L2. */
-	vmcs_write(VMCS_PROC_BASED_CONTROLS2, (proc2_12 & ~(PROC2_VPID | PROC2_VMCS_SHADOWING | PROC2_EPT)) |
+	/* PML and #VE are L0's emulation (pml.c, ve.c), not the CPU's. */
+	vmcs_write(VMCS_PROC_BASED_CONTROLS2, (proc2_12 & ~(PROC2_VPID | PROC2_VMCS_SHADOWING | PROC2_EPT | PROC2_PML |
+							     PROC2_EPT_VE)) |
 						      PROC2_EPT | vpid02_setup(v, proc2_12, (u16)r12(v, VMCS_VPID)));
 	if (proc2_12 & PROC2_XSAVES)
 		vmcs_write(VMCS_XSS_EXIT_BITMAP, r12(v, VMCS_XSS_EXIT_BITMAP));

@@ -4,9 +4,12 @@
  * pages, else 4 KiB) to the L1 guest-physical page with L1's permissions and memory type, limited by
  * EPT01 (the hypervisor's region is never mapped: L1 pointing L2 at it is a security event). An access
  * EPT12 does not allow is reflected to L1 as an EPT violation with the SDM's qualification, a bad
- * EPT12 entry as an EPT misconfiguration.
+ * EPT12 entry as an EPT misconfiguration. With accessed and dirty flags in EPTP12, L0 sets them in
+ * EPT12 as it fills EPT02 (ept-ad.c), and EPTP02 enables them too, so the CPU treats L2's guest
+ * paging-structure accesses as writes; execute-only EPT12 pages map execute-only where the CPU has
+ * them.
  *
- * Each CPU caches EPT02S_PER_CPU EPT02s keyed by the EPTP12 address, so L1 switching among its EPTPs
+ * Each CPU caches EPT02S_PER_CPU EPT02s keyed by the EPTP12 address and A/D bit, so L1 switching among its EPTPs
  * (KVM's VMs, Hyper-V's partitions) keeps what was built. L1's INVEPT drops the EPT02 of that EPTP
  * (single-context) or all of this CPU's (all-context; INVEPT acts on the executing processor only);
  * an EPT01 change drops them all (their rights came from EPT01). A CPU's EPT02 tables are bounded by a
@@ -26,9 +29,12 @@
 /* Tables one CPU's EPT02s may hold: a share of the heap free when nested VMX first builds one. */
 static u32 page_budget;
 
+/* An EPT02's key: EPTP12's address and its A/D enable (their EPT02s differ in their write rights). */
+#define EPTP12_KEY (ADDR_MASK | EPTP_AD)
+
 static u64 eptp02_of(const struct ept02_slot *s)
 {
-	return s->pml4 | EPTP_WB | EPTP_WALK_4;
+	return s->pml4 | EPTP_WB | EPTP_WALK_4 | (s->eptp12 & EPTP_AD);
 }
 
 /* Frees a table and what it points to; returns the number of tables freed. */
@@ -69,7 +75,7 @@ void ept02_invept(struct vcpu *v, bool all, u64 eptp12)
 	if (!v->ept02)
 		return;
 	for (u32 i = 0; i < EPT02S_PER_CPU; i++)
-		if (all || v->ept02[i].eptp12 == (eptp12 & ADDR_MASK))
+		if (all || (v->ept02[i].eptp12 & ADDR_MASK) == (eptp12 & ADDR_MASK))
 			drop_slot(v, &v->ept02[i]);
 }
 
@@ -117,11 +123,11 @@ u64 ept02_eptp(struct vcpu *v, u64 eptp12)
 	for (u32 i = 0; i < EPT02S_PER_CPU; i++)
 		if (v->ept02[i].pml4 && v->ept02[i].generation != gen)
 			drop_slot(v, &v->ept02[i]);
-	v->ept02_cur = ept02_cache_pick(v->ept02, EPT02S_PER_CPU, eptp12 & ADDR_MASK, &hit);
+	v->ept02_cur = ept02_cache_pick(v->ept02, EPT02S_PER_CPU, eptp12 & EPTP12_KEY, &hit);
 	s = &v->ept02[v->ept02_cur];
 	if (!hit) {
 		drop_slot(v, s);
-		s->eptp12 = eptp12 & ADDR_MASK;
+		s->eptp12 = eptp12 & EPTP12_KEY;
 		s->generation = gen;
 		u64 *pml4 = alloc_table(v);
 		if (!pml4)
@@ -139,12 +145,19 @@ static const u64 *l1_table(void *ctx, u64 pa)
 	return guestmem_ptr(pa & ~0xfffULL, PAGE_SIZE_4K);
 }
 
+/* Execute-only EPT12 entries are offered (caps.c) where EPT02 can map them. */
+static struct ept12_env l1_env(void)
+{
+	return (struct ept12_env){ .table = l1_table, .ctx = NULL, .maxphyaddr = vmx_caps.maxphyaddr,
+				   .exec_only = (vmx_caps.ept_vpid & EPT_CAP_EXEC_ONLY) != 0 };
+}
+
 /* An L2 guest-physical address as L1 guest-physical through EPT12 (for L0 reading L2's page tables
  * and instruction, e.g. an L2 store to the APIC page); false if EPT12 does not map it or its tables
  * are not L1 memory. Without EPT12 the two are the same. */
 bool nested_l2_gpa_to_l1(struct vcpu *v, u64 gpa2, u64 *gpa1)
 {
-	struct ept12_env env = { .table = l1_table, .ctx = NULL, .maxphyaddr = vmx_caps.maxphyaddr };
+	struct ept12_env env = l1_env();
 	struct ept12_walk walk;
 
 	if (!v->in_l2 || !nested_l2_uses_ept(v)) {
@@ -192,19 +205,26 @@ bool ept02_violation(struct vcpu *v)
 {
 	u64 qual = vmcs_read(VMCS_EXIT_QUALIFICATION);
 	u64 gpa2 = vmcs_read(VMCS_GUEST_PHYSICAL_ADDRESS);
-	u32 access = (u32)(qual & 7); /* read, write, fetch: the same bit order as R, W, X */
-	struct ept12_env env = { .table = l1_table, .ctx = NULL, .maxphyaddr = vmx_caps.maxphyaddr };
+	u64 eptp12 = nested_eptp12(v);
+	/* read, write, fetch: the same bit order as R, W, X */
+	u32 access = ept12_access(qual, (eptp12 & EPTP_AD) != 0);
+	struct ept12_env env = l1_env();
 	struct ept12_walk walk;
 	struct ept02_leaf leaf;
 	u64 leaf01;
 	int level01;
 
-	switch (ept12_walk(&env, nested_eptp12(v), gpa2, access, &walk)) {
+	switch (ept12_walk(&env, eptp12, gpa2, access, &walk)) {
 	case EPT12_OK:
 		break;
 	case EPT12_VIOLATION:
-		/* Bits 5:3: the permissions of the translation; bits 2:0, 7, 8, 12 as the CPU gave them. */
-		nested_reflect_with(v, EXIT_REASON_EPT_VIOLATION, (qual & ~(7ULL << 3) & 0x1fffULL) | ((u64)walk.rights << 3));
+		/* Bits 2:0: the access; bits 5:3: the permissions of the translation; bits 7, 8, 12 as the
+		 * CPU gave them. */
+		qual = (qual & ~0x3fULL & 0x1fffULL) | access | ((u64)walk.rights << 3);
+		/* A convertible violation is a #VE in L2 instead (ve.c). */
+		if (nested_ve_convert(v, &walk, qual, gpa2))
+			return v->in_l2;
+		nested_reflect_with(v, EXIT_REASON_EPT_VIOLATION, qual);
 		return false;
 	case EPT12_MISCONFIG:
 		nested_reflect_with(v, EXIT_REASON_EPT_MISCONFIG, 0);
@@ -237,6 +257,14 @@ bool ept02_violation(struct vcpu *v)
 		       "forbids and no hypapp handled\n",
 		       v->cpu->index, (unsigned long long)gpa2, (unsigned long long)walk.gpa1, (unsigned long long)qual);
 		panic("unhandled EPT violation from L2");
+	}
+	switch (nested_ept12_ad_update(v, &walk, gpa2, qual)) {
+	case EPT12_AD_DONE:
+		break;
+	case EPT12_AD_RETRY:
+		return true;
+	case EPT12_AD_EXITED:
+		return false;
 	}
 	ept02_compose(gpa2, &walk, leaf01, level01, (vmx_caps.ept_vpid & EPT_CAP_2M) != 0, &leaf);
 	if (!ept02_install(v, &leaf)) {

@@ -200,8 +200,8 @@ static void reflect_event(struct vcpu *v, u32 reason, u32 intr_info)
 	return_to_l1(v);
 }
 
-/* An exception of L2's that L1's exception bitmap intercepts, raised by an instruction L0 emulated
- * for L2 (nested_l2_exception): exit reason 0 with the exception's interruption information and error code;
+/* An exception of L2's that L1's exception bitmap intercepts, raised by L0 (an instruction it
+ * emulated for L2, nested_l2_exception; a #VE, ve.c): exit reason 0 with the exception's interruption information and error code;
  * `qual` is the #PF linear address, else 0 (SDM 28.2.1, 28.2.2). */
 void nested_reflect_exception(struct vcpu *v, u32 intr_info, u32 error_code, u64 qual)
 {

@@ -50,6 +50,22 @@ void nested_entry_fail(struct vcpu *v, u32 reason, u64 qual);
 void nested_reflect_exception(struct vcpu *v, u32 intr_info, u32 error_code, u64 qual);
 void nested_reflect_ept12(struct vcpu *v, u32 reason, u64 qual, u64 gpa2, u64 linear);
 
+/* Accessed and dirty flags in EPT12 (ept-ad.c) and page-modification logging (pml.c). */
+struct ept12_walk;
+enum ept12_ad_result {
+	EPT12_AD_DONE,   /* the flags are set (and logged): map the page */
+	EPT12_AD_RETRY,  /* L1 changed an entry meanwhile: L2 retries its access */
+	EPT12_AD_EXITED, /* a page-modification log-full exit went to L1 */
+};
+enum ept12_ad_result nested_ept12_ad_update(struct vcpu *v, struct ept12_walk *walk, u64 gpa2, u64 qual02);
+bool nested_offers_ept_ad(void);
+bool nested_pml_controls_ok(struct vcpu *v);
+bool nested_pml_full(struct vcpu *v, u64 qual02);
+void nested_pml_log(struct vcpu *v, u64 gpa2);
+/* EPT-violation #VE (ve.c). */
+bool nested_ve_controls_ok(struct vcpu *v);
+bool nested_ve_convert(struct vcpu *v, const struct ept12_walk *walk, u64 qual12, u64 gpa2);
+
 /* VPID02 (vpid02.c). */
 u32 vpid02_setup(struct vcpu *v, u32 proc2_12, u16 vpid12);
 void vpid02_invvpid(struct vcpu *v, u32 type, u16 vpid12, u64 linear);

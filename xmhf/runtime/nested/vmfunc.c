@@ -65,6 +65,9 @@ bool nested_vmfunc_exit(struct vcpu *v)
 		return false;
 	/* The EPTP field of the VMCS changes (SDM 25.5.6.3); L2 goes on with that EPT12's EPT02. */
 	vmcs12_write_field(v, VMCS_EPT_POINTER, eptp);
+	/* With EPT-violation #VE offered, ECX[15:0] becomes the EPTP index (SDM 25.5.6.3). */
+	if (nested_offered_caps()->proc2_1 & PROC2_EPT_VE)
+		vmcs12_write_field(v, VMCS_EPTP_INDEX, index & 0xffff);
 	vmcs_write(VMCS_EPT_POINTER, ept02_eptp(v, eptp));
 	guest_skip_instruction();
 	return true;
