@@ -46,11 +46,14 @@ KERNELS = [
     ("lhv6", (1, 2), ""),
     # TPR shadow, APIC-access virtualization, IA32_VMX_VMFUNC, a replay of Hyper-V's first VM entries.
     ("lhv7", (1, 2), ""),
+    # x2APIC-mode virtualization, APIC-register virtualization, virtual-interrupt delivery.
+    ("lhv10", (1, 2), ""),
 ]
 
 # Extra hypervisor command-line words per kernel.
 HV_EXTRA = {"lhv": " nested=1", "lhv2": " nested=1", "lhv3": " nested=1", "lhv4": " nested=1",
-            "lhv5": " nested=1", "lhv6": " nested=1", "lhv7": " nested=1"}
+            "lhv5": " nested=1", "lhv6": " nested=1", "lhv7": " nested=1",
+            "lhv10": " nested=1"}
 
 # Hypervisor variants some tests boot: name -> make variables. Built once per run, beside the default.
 VARIANTS = {

@@ -79,6 +79,8 @@ bool vmcs_field_exists(u32 index, const struct vmcs_feature_caps *c)
 		return proc2 & PROC2_XSAVES;
 	case VMCS_EXISTS_VMFUNC:
 		return proc2 & PROC2_VMFUNC;
+	case VMCS_EXISTS_VID:
+		return proc2 & PROC2_VIRTUAL_INTR_DELIVERY;
 	case VMCS_EXISTS_NEVER:
 		break;
 	}

@@ -62,6 +62,12 @@ void vmcs_guest_02_to_12(const struct vmcs_pair *p)
 			if (!(exit12 & EXIT_SAVE_PREEMPTION_TIMER))
 				continue;
 			break;
+		case VMCS_IDX_GUEST_INTR_STATUS:
+			/* The CPU changes it only with virtual-interrupt delivery (SDM 28.3.1). */
+			if (!(S12(p, PROC_BASED_CONTROLS) & PROC_SECONDARY_CONTROLS) ||
+			    !(S12(p, PROC_BASED_CONTROLS2) & PROC2_VIRTUAL_INTR_DELIVERY))
+				continue;
+			break;
 		}
 		p->slots12[i] = p->read02(p->ctx, vmcs_fields[i].encoding);
 	}

@@ -1,8 +1,13 @@
-/* TPR shadow and APIC-access virtualization for L2 (SDM Vol. 3, 25.6.8 and chapter 29), run by the
- * CPU on VMCS02: the virtual-APIC and APIC-access addresses are L1 guest-physical addresses, which are
- * host-physical (EPT01 is an identity map), so VMCS02 takes them as they are once checked to be L1's
- * memory. CR8 accesses then go to L1's virtual-APIC page without exits, and the CPU's
- * TPR-below-threshold (43) and APIC-access (44) exits are reflected to L1 like any other. */
+/* APIC virtualization for L2 (SDM Vol. 3, 25.6.8 and chapter 29): TPR shadow, APIC-access
+ * virtualization, x2APIC-mode virtualization, APIC-register virtualization and virtual-interrupt
+ * delivery, run by the CPU on VMCS02: the virtual-APIC and APIC-access addresses are L1
+ * guest-physical addresses, which are host-physical (EPT01 is an identity map), so VMCS02 takes them
+ * as they are once checked to be L1's memory. CR8 accesses, x2APIC MSR accesses L1's bitmap lets
+ * through and virtualized APIC-page accesses then reach L1's virtual-APIC page without exits, and
+ * the CPU's TPR-below-threshold (43), APIC-access (44), virtualized-EOI (45) and APIC-write (56)
+ * exits are reflected to L1 like any other. L0's MSR intercepts in 800H-8FFH are only ICR writes
+ * (guest/msr-policy.c), which x2APIC-mode virtualization never virtualizes (SDM 29.5), so L0 handles
+ * them for L2 as the CPU would: as an access to L1's APIC. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <lib/mmio-store.h>
@@ -11,6 +16,7 @@
 #include "nested.h"
 
 #define APIC_OFFSET_TPR 0x80
+#define APIC_OFFSET_PPR 0xa0
 
 static u64 r12(struct vcpu *v, u32 enc)
 {
@@ -24,48 +30,69 @@ static bool page_ok(u64 pa)
 	return !(pa & 0xfff) && !(pa >> vmx_caps.maxphyaddr) && guestmem_ptr(pa, PAGE_SIZE_4K);
 }
 
-/* The address checks of SDM 27.2.1.1 (with the other controls, when they changed). Virtualizing APIC
- * accesses needs no TPR shadow. */
+/* The checks of SDM 27.2.1.1 on the APIC-virtualization controls and addresses (with the other
+ * controls, when they changed). Virtualizing APIC accesses needs no TPR shadow; x2APIC-mode
+ * virtualization, APIC-register virtualization and virtual-interrupt delivery do, and the first
+ * excludes APIC-access virtualization; virtual-interrupt delivery needs external-interrupt exiting. */
 bool nested_apicv_controls_ok(struct vcpu *v)
 {
-	u32 proc = (u32)r12(v, VMCS_PROC_BASED_CONTROLS), proc2 = nested_proc2_12(v);
+	u32 pin = (u32)r12(v, VMCS_PIN_BASED_CONTROLS), proc = (u32)r12(v, VMCS_PROC_BASED_CONTROLS);
+	u32 proc2 = nested_proc2_12(v);
 
-	if ((proc & PROC_TPR_SHADOW) && !page_ok(r12(v, VMCS_VIRTUAL_APIC_ADDR)))
+	if (proc & PROC_TPR_SHADOW) {
+		if (!page_ok(r12(v, VMCS_VIRTUAL_APIC_ADDR)))
+			return false;
+	} else if (proc2 & (PROC2_VIRTUALIZE_X2APIC | PROC2_APIC_REGISTER_VIRT | PROC2_VIRTUAL_INTR_DELIVERY)) {
 		return false;
-	if ((proc2 & PROC2_VIRTUALIZE_APIC) && !page_ok(r12(v, VMCS_APIC_ACCESS_ADDR)))
+	}
+	if ((proc2 & PROC2_VIRTUAL_INTR_DELIVERY) && !(pin & PIN_EXTINT_EXITING))
+		return false;
+	if ((proc2 & PROC2_VIRTUALIZE_APIC) &&
+	    (!page_ok(r12(v, VMCS_APIC_ACCESS_ADDR)) || (proc2 & PROC2_VIRTUALIZE_X2APIC)))
 		return false;
 	return true;
 }
 
 /* The TPR threshold (SDM 27.2.1.1), at every entry: it is a field a VMRESUME copies without the
- * other checks, and L1 may write its virtual-APIC page between entries. Bits 31:4 must be 0 (no
- * virtual-interrupt delivery is offered); without APIC-access virtualization, bits 3:0 must not
- * exceed VTPR[7:4]. */
+ * other checks, and L1 may write its virtual-APIC page between entries. Without virtual-interrupt
+ * delivery, bits 31:4 must be 0 and, without APIC-access virtualization either, bits 3:0 must not
+ * exceed VTPR[7:4]; with it, the threshold is not used at all. */
 bool nested_apicv_tpr_ok(struct vcpu *v)
 {
 	const u8 *vapic;
+	u32 proc2;
 
 	/* On every entry: the slot directly, not a lookup by encoding (the nested round trip's cost). */
 	if (!(vmcs12_slots(v)[VMCS_IDX_PROC_BASED_CONTROLS] & PROC_TPR_SHADOW))
 		return true;
+	proc2 = nested_proc2_12(v);
+	if (proc2 & PROC2_VIRTUAL_INTR_DELIVERY)
+		return true;
 	if (r12(v, VMCS_TPR_THRESHOLD) & ~0xfULL)
 		return false;
-	if (nested_proc2_12(v) & PROC2_VIRTUALIZE_APIC)
+	if (proc2 & PROC2_VIRTUALIZE_APIC)
 		return true;
 	vapic = guestmem_ptr(r12(v, VMCS_VIRTUAL_APIC_ADDR), PAGE_SIZE_4K);
 	return vapic && (r12(v, VMCS_TPR_THRESHOLD) & 0xf) <= (u64)(vapic[APIC_OFFSET_TPR] >> 4);
 }
 
-/* VMCS02's TPR-shadow and APIC-access fields, as checked (VMCS02 current; its controls already hold
- * L1's "use TPR shadow" and "virtualize APIC accesses"). */
+/* VMCS02's APIC-virtualization fields, as checked (VMCS02 current; its controls already hold L1's
+ * "use TPR shadow" and secondary APIC controls, and its guest state the guest interrupt status).
+ * A VMRESUME after L1 changed only the threshold or an EOI-exit bitmap copies just that field
+ * (entry.c: they copy as they are). */
 void nested_apicv_setup02(struct vcpu *v)
 {
+	u32 proc2 = nested_proc2_12(v);
+
 	if (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_TPR_SHADOW) {
 		vmcs_write(VMCS_VIRTUAL_APIC_ADDR, r12(v, VMCS_VIRTUAL_APIC_ADDR));
 		vmcs_write(VMCS_TPR_THRESHOLD, r12(v, VMCS_TPR_THRESHOLD));
 	}
-	if (nested_proc2_12(v) & PROC2_VIRTUALIZE_APIC)
+	if (proc2 & PROC2_VIRTUALIZE_APIC)
 		vmcs_write(VMCS_APIC_ACCESS_ADDR, r12(v, VMCS_APIC_ACCESS_ADDR));
+	if (proc2 & PROC2_VIRTUAL_INTR_DELIVERY)
+		for (u32 i = 0; i < 4; i++)
+			vmcs_write(VMCS_EOI_EXIT_BITMAP0 + 2 * i, r12(v, VMCS_EOI_EXIT_BITMAP0 + 2 * i));
 }
 
 /* The old value for a read-modify-write store to offset 080H: VTPR. */
@@ -76,11 +103,22 @@ static u64 read_vtpr(void *ctx, u32 size)
 	return size >= 4 ? v : v & ((1ULL << (8 * size)) - 1);
 }
 
+/* PPR virtualization (SDM 29.1.3): VPPR from VTPR and SVI (guest interrupt status bits 15:8). The
+ * evaluation of pending virtual interrupts that follows it is the CPU's at the next VM entry
+ * (SDM 27.3.2.5). */
+static void ppr_virtualize(u8 *vapic, u16 intr_status)
+{
+	u8 vtpr = vapic[APIC_OFFSET_TPR], svi = (u8)(intr_status >> 8);
+
+	*(volatile u32 *)(vapic + APIC_OFFSET_PPR) = (vtpr >> 4) >= (svi >> 4) ? vtpr : (svi & 0xf0);
+}
+
 /* A store of at most 32 bits to offset 080H with the TPR shadow is virtualized (SDM 29.4.3): it writes
  * VTPR (bytes 081H-083H cleared, as Bochs 2.7 does), then TPR virtualization may give the trap-like
- * TPR-below-threshold exit (SDM 29.1.2). Here the CPU could not do it (EPT01 write-protects the page),
- * so the store is emulated from the instruction as the APIC trap does (lib/mmio-store.c). False if
- * this store is not one the emulator knows: then it is an APIC-access exit. */
+ * TPR-below-threshold exit, or with virtual-interrupt delivery updates VPPR (SDM 29.1.2). Here the
+ * CPU could not do it (EPT01 write-protects the page), so the store is emulated from the instruction
+ * as the APIC trap does (lib/mmio-store.c). False if this store is not one the emulator knows: then it
+ * is an APIC-access exit. */
 static bool virtualize_tpr_write(struct vcpu *v)
 {
 	u8 bytes[15];
@@ -96,7 +134,9 @@ static bool virtualize_tpr_write(struct vcpu *v)
 	if (st.write)
 		*(volatile u32 *)(vapic + APIC_OFFSET_TPR) = (u8)st.value;
 	guest_store_commit(v, &cpu, &st);
-	if ((vapic[APIC_OFFSET_TPR] >> 4) < (r12(v, VMCS_TPR_THRESHOLD) & 0xf))
+	if (nested_proc2_12(v) & PROC2_VIRTUAL_INTR_DELIVERY)
+		ppr_virtualize(vapic, (u16)vmcs_read(VMCS_GUEST_INTR_STATUS));
+	else if ((vapic[APIC_OFFSET_TPR] >> 4) < (r12(v, VMCS_TPR_THRESHOLD) & 0xf))
 		nested_reflect_with(v, EXIT_REASON_TPR_BELOW_THRESHOLD, 0);
 	return true;
 }
