@@ -90,9 +90,20 @@ void nested_apicv_setup02(struct vcpu *v)
 	}
 	if (proc2 & PROC2_VIRTUALIZE_APIC)
 		vmcs_write(VMCS_APIC_ACCESS_ADDR, r12(v, VMCS_APIC_ACCESS_ADDR));
-	if (proc2 & PROC2_VIRTUAL_INTR_DELIVERY)
+	v->l2_vid = (proc2 & PROC2_VIRTUAL_INTR_DELIVERY) != 0;
+	if (proc2 & PROC2_VIRTUAL_INTR_DELIVERY) {
 		for (u32 i = 0; i < 4; i++)
 			vmcs_write(VMCS_EOI_EXIT_BITMAP0 + 2 * i, r12(v, VMCS_EOI_EXIT_BITMAP0 + 2 * i));
+		vmcs_write(VMCS_GUEST_INTR_STATUS, r12(v, VMCS_GUEST_INTR_STATUS));
+	}
+}
+
+/* At an exit of L2 with L2's state saved, when VMCS02 has virtual-interrupt delivery (v->l2_vid;
+ * VMCS02 current): RVI and SVI as the CPU left them (SDM 28.3.1). Outside the guest-state lists,
+ * whose every field costs a VMREAD at each exit. */
+void nested_apicv_save12(struct vcpu *v)
+{
+	vmcs12_slots(v)[VMCS_IDX_GUEST_INTR_STATUS] = vmcs_read(VMCS_GUEST_INTR_STATUS);
 }
 
 /* The old value for a read-modify-write store to offset 080H: VTPR. */

@@ -28,8 +28,11 @@ static void save_exit(struct vcpu *v, u32 reason, bool l2_state)
 	struct vmcs_pair pair;
 
 	nested_vmcs_pair(v, &pair);
-	if (l2_state)
+	if (l2_state) {
 		vmcs_guest_02_to_12(&pair);
+		if (v->l2_vid)
+			nested_apicv_save12(v);
+	}
 	vmcs_exit_info_02_to_12(&pair, reason);
 }
 
