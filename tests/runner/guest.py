@@ -368,7 +368,8 @@ def hypapp_tests():
 
 # XMHF as its own L1 (levels=2): kernels and CPU counts. The lhv kernels make three levels of VMX.
 XMHF_IN_XMHF = [("cpuid", 2), ("msr", 1), ("cr", 1), ("e820", 1), ("smp", 2), ("nmi", 2), ("mtrr", 1),
-                ("lhv", 1), ("lhv2", 1), ("lhv3", 2), ("lhv4", 2), ("lhv5", 2), ("lhv6", 1), ("lhv7", 1)]
+                ("lhv", 1), ("lhv2", 1), ("lhv3", 2), ("lhv4", 2), ("lhv5", 2), ("lhv6", 1), ("lhv7", 1),
+                ("lhv10", 1)]
 
 
 def tests():
