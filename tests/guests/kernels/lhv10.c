@@ -51,7 +51,9 @@ extern char l2_x2tpr[], l2_x2tpr_rd803[], l2_x2tpr_wr80b[], l2_x2tpr_vmcall[];
 extern char l2_x2regs[], l2_x2regs_839[], l2_x2regs_vmcall[];
 extern char l2_arv[], l2_arv_rd390[], l2_arv_rd390_end[], l2_arv_wr380_end[], l2_arv_wr300_end[];
 extern char l2_vid[], l2_vid_vmcall[], l2_vid_ipi5_end[], l2_vid_h40[], l2_vid_h41[], l2_vid_h42[];
-extern char l2_vid_eoi_end[];
+extern char l2_vid_eoi_end[], l2_arv_or350_end[];
+extern char l2_vidx[], l2_vidx_vmcall[], l2_vidx_ipi5_end[], l2_vidx_h40[], l2_vidx_h41[], l2_vidx_h42[];
+extern char l2_vidx_eoi_end[];
 
 asm(".text\n"
     /* l2-x2apic-virt-tpr */
@@ -107,8 +109,44 @@ asm(".text\n"
     "l2_arv_wr380_end:\n"
     "  movl $0x4041, 0x300(%rsi)\n"             /* APIC-write exit (no virtual-interrupt delivery) */
     "l2_arv_wr300_end:\n"
+    "  lock orl $0x10000, 0x350(%rsi)\n"        /* read-modify-write: the old value is VLVT's */
+    "l2_arv_or350_end:\n"
     "  vmcall\n"
     "  ud2\n"
+    /* l2-vid-at-apic-base: RSI = the APIC-access page (the xAPIC page); each store to it is followed
+     * by a MOV to CR8, whose TPR virtualization evaluates pending virtual interrupts (Bochs 2.7 does
+     * not at VM entry, so after XMHF's emulated store it would wait) */
+    "l2_vidx:\n"
+    "  movl $0, 0x80(%rsi)\n"                   /* TPR virtualization */
+    "  mov %cr8, %rax\n"
+    "  mov %rax, %cr8\n"
+    "  movl $0x40042, 0x300(%rsi)\n"            /* self-IPI virtualization: fixed, self, vector 0x42 */
+    "  mov %rax, %cr8\n"
+    "  nop\n"
+    "l2_vidx_vmcall:\n"
+    "  vmcall\n"
+    "  movl $0x40005, 0x300(%rsi)\n"            /* vector 5: APIC-write exit */
+    "l2_vidx_ipi5_end:\n"
+    "  movl $0xffffffff, 0x310(%rsi)\n"         /* exits: not virtualized without APIC-register virt. */
+    "  vmcall\n"
+    "  ud2\n"
+    "l2_vidx_h40:\n"
+    "  push $0x40\n"
+    "  jmp 1f\n"
+    "l2_vidx_h41:\n"
+    "  push $0x41\n"
+    "  jmp 1f\n"
+    "l2_vidx_h42:\n"
+    "  push $0x42\n"
+    "1:\n"
+    "  shl $8, %r14\n"
+    "  or (%rsp), %r14\n"
+    "  movl $0, 0xb0(%rsi)\n"                   /* virtual EOI through the APIC-access page */
+    "l2_vidx_eoi_end:\n"
+    "  mov %cr8, %rax\n"
+    "  mov %rax, %cr8\n"
+    "  add $8, %rsp\n"
+    "  iretq\n"
     /* l2-vid-delivery and l2-vid-eoi-exit: R14 collects the vectors delivered */
     "l2_vid:\n"
     "  xor %eax, %eax\n"
@@ -265,19 +303,25 @@ static void t_x2apic(void)
     test_end();
 }
 
-static void t_apic_reg_virt(void)
+/* APIC-register virtualization through an APIC-access page in L1's RAM or on the real xAPIC page
+ * (which XMHF keeps read-only in EPT01: it emulates the virtualized writes there). */
+static void t_apic_reg_virt(bool at_base)
 {
     uint32_t proc2 = PROC2_VIRT_APIC_ACCESSES | PROC2_APIC_REGISTER_VIRT;
+    const char *name = at_base ? "l2-apic-reg-virt-at-apic-base" : "l2-apic-reg-virt";
 
-    if (test_begin("l2-apic-reg-virt") && l1_need_vmx() && allowed(proc2, "l2-apic-reg-virt") &&
-        build(PA(l2_arv), 0, proc2)) {
+    if (test_begin("%s", name) && l1_need_vmx() && allowed(proc2, name) && build(PA(l2_arv), 0, proc2)) {
+        uint64_t page = at_base ? rdmsr(0x1b) & ~0xfffull : PA(apic_access);
+        uint32_t tpr = apic_read(0x80), icr_hi = apic_read(0x310), tmict = apic_read(0x380);
+        uint32_t lint0 = apic_read(0x350);
         memset(vapic, 0, PAGE);
         memset(apic_access, 0, PAGE);
         set_vreg(0x30, 0x50014);
         set_vreg(0x300, 0x4030);
         set_vreg(0x310, 0x01000000);
-        vmw(VMCS_APIC_ACCESS_ADDR, PA(apic_access));
-        l2_regs.rsi = PA(apic_access);
+        set_vreg(0x350, 0x700);
+        vmw(VMCS_APIC_ACCESS_ADDR, page);
+        l2_regs.rsi = page;
         if (run_expect_at(true, EXIT_REASON_APIC_ACCESS, l2_arv_rd390, "read of offset 390H")) {
             check_u64(ex.qual, 0x390, "APIC-access qualification (offset 390H, linear read)");
             check_u64(l2_regs.r8, 0x50014, "virtualized read of 030H");
@@ -293,8 +337,16 @@ static void t_apic_reg_virt(void)
             check_u64(ex.qual, 0x300, "APIC-write qualification (offset 300H)");
             check_u64(vreg(0x300), 0x4041, "virtual-APIC page at 300H");
         }
+        if (run_expect_at(false, EXIT_REASON_APIC_WRITE, l2_arv_or350_end, "LOCK OR to offset 350H")) {
+            check_u64(ex.qual, 0x350, "APIC-write qualification (offset 350H)");
+            check_u64(vreg(0x350), 0x10700, "virtual-APIC page at 350H (old value OR 0x10000)");
+        }
         run_expect(false, EXIT_REASON_VMCALL, "VMCALL after the APIC writes");
-        check_u64(*(volatile uint32_t *)(apic_access + 0x380), 0, "APIC-access page itself unwritten");
+        check_u64(*(volatile uint32_t *)(apic_access + 0x380), 0, "APIC-access page in RAM unwritten");
+        check_u64(apic_read(0x80), tpr, "real APIC TPR");
+        check_u64(apic_read(0x310), icr_hi, "real APIC ICR high");
+        check_u64(apic_read(0x380), tmict, "real APIC initial count");
+        check_u64(apic_read(0x350), lint0, "real APIC LVT LINT0");
     }
     test_end();
 }
@@ -358,6 +410,64 @@ static void t_vid(void)
     test_end();
 }
 
+/* Virtual-interrupt delivery with the APIC-access page on the real xAPIC page: the TPR, ICR and EOI
+ * stores of L2 are virtualized as the CPU would (XMHF emulates them: EPT01 write-protects the page). */
+static void t_vid_apic_base(void)
+{
+    uint32_t proc2 = PROC2_VIRT_INTR_DELIVERY | PROC2_VIRT_APIC_ACCESSES;
+    uint64_t base = rdmsr(0x1b) & ~0xfffull;
+    static const uint8_t vec[] = { 0x40, 0x41 };
+
+    l2_idt_set(0x40, l2_vidx_h40);
+    l2_idt_set(0x41, l2_vidx_h41);
+    l2_idt_set(0x42, l2_vidx_h42);
+    for (int t = 0; t < 2; t++) {
+        const char *name = t ? "l2-vid-eoi-exit-at-apic-base" : "l2-vid-at-apic-base";
+        if (test_begin("%s", name) && l1_need_vmx() && allowed(proc2, name) &&
+            build(PA(l2_vidx), PIN_EXT_INT_EXITING, proc2)) {
+            uint32_t tpr = apic_read(0x80), icr_hi = apic_read(0x310);
+            memset(vapic, 0, PAGE);
+            set_vreg(VIRR(vec[t]), 1u << (vec[t] % 32));
+            vmw(VMCS_GUEST_INTR_STATUS, vec[t]);
+            for (uint32_t i = 0; i < 4; i++)
+                vmw(VMCS_EOI_EXIT_BITMAP0 + 2 * i, 0);
+            if (t)
+                vmw(VMCS_EOI_EXIT_BITMAP1, 1ull << (0x41 - 64));
+            vmw(VMCS_GUEST_RFLAGS, 0x202);
+            vmw(VMCS_APIC_ACCESS_ADDR, base);
+            l2_regs.rsi = base;
+            l2_regs.r14 = 0;
+            if (t && run_expect_at(true, EXIT_REASON_EOI_INDUCED, l2_vidx_eoi_end, "virtual EOI of 0x41")) {
+                check_u64(ex.qual, 0x41, "virtualized-EOI qualification (the vector)");
+                check_u64(vmr(VMCS_GUEST_INTR_STATUS), 0, "guest interrupt status after the EOI");
+                vapic_vectors_clear("VISR/VIRR after the EOI");
+            }
+            if (run_expect_at(!t, EXIT_REASON_VMCALL, l2_vidx_vmcall, "VMCALL after the virtual interrupts")) {
+                check_u64(l2_regs.r14, t ? 0x4142 : 0x4042, "vectors delivered to L2");
+                check_u64(vmr(VMCS_GUEST_INTR_STATUS), 0, "guest interrupt status (SVI, RVI)");
+                vapic_vectors_clear("VISR/VIRR after the virtual EOIs");
+                check_u64(vreg(0x300), 0x40042, "VICR_LO");
+                advance_rip();
+            }
+            if (!t && run_expect_at(false, EXIT_REASON_APIC_WRITE, l2_vidx_ipi5_end, "self IPI of vector 5")) {
+                check_u64(ex.qual, 0x300, "APIC-write qualification (offset 300H)");
+                check_u64(vreg(0x300), 0x40005, "VICR_LO");
+                /* Without APIC-register virtualization ICR high is not virtualized. */
+                if (run_expect_at(false, EXIT_REASON_APIC_ACCESS, l2_vidx_ipi5_end, "store to ICR high")) {
+                    check_u64(ex.qual, 0x1310, "APIC-access qualification (offset 310H, linear write)");
+                    check_u64(vreg(0x310), 0, "VICR_HI");
+                }
+            }
+            check_u64(apic_read(0x80), tpr, "real APIC TPR");
+            check_u64(apic_read(0x310), icr_hi, "real APIC ICR high");
+        }
+        test_end();
+    }
+    l2_idt_set(0x40, l2_vid_h40);
+    l2_idt_set(0x41, l2_vid_h41);
+    l2_idt_set(0x42, l2_vid_h42);
+}
+
 static void t_entry_failures(void)
 {
     uint32_t all = PROC2_VIRT_INTR_DELIVERY | PROC2_VIRT_X2APIC | PROC2_APIC_REGISTER_VIRT;
@@ -395,8 +505,10 @@ void test_main(void)
     vmx_init();
     t_caps();
     t_x2apic();
-    t_apic_reg_virt();
+    t_apic_reg_virt(false);
+    t_apic_reg_virt(true);
     t_vid();
+    t_vid_apic_base();
     t_entry_failures();
     l1_done();
 }

@@ -10,13 +10,11 @@
  * them for L2 as the CPU would: as an access to L1's APIC. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
-#include <lib/mmio-store.h>
 #include <lib/vmcs-fields.h>
 #include <x86/cpu.h>
 #include "nested.h"
 
 #define APIC_OFFSET_TPR 0x80
-#define APIC_OFFSET_PPR 0xa0
 
 static u64 r12(struct vcpu *v, u32 enc)
 {
@@ -106,56 +104,10 @@ void nested_apicv_save12(struct vcpu *v)
 	vmcs12_slots(v)[VMCS_IDX_GUEST_INTR_STATUS] = vmcs_read(VMCS_GUEST_INTR_STATUS);
 }
 
-/* The old value for a read-modify-write store to offset 080H: VTPR. */
-static u64 read_vtpr(void *ctx, u32 size)
-{
-	u64 v = *(const volatile u32 *)((const u8 *)ctx + APIC_OFFSET_TPR);
-
-	return size >= 4 ? v : v & ((1ULL << (8 * size)) - 1);
-}
-
-/* PPR virtualization (SDM 29.1.3): VPPR from VTPR and SVI (guest interrupt status bits 15:8). The
- * evaluation of pending virtual interrupts that follows it is the CPU's at the next VM entry
- * (SDM 27.3.2.5). */
-static void ppr_virtualize(u8 *vapic, u16 intr_status)
-{
-	u8 vtpr = vapic[APIC_OFFSET_TPR], svi = (u8)(intr_status >> 8);
-
-	*(volatile u32 *)(vapic + APIC_OFFSET_PPR) = (vtpr >> 4) >= (svi >> 4) ? vtpr : (svi & 0xf0);
-}
-
-/* A store of at most 32 bits to offset 080H with the TPR shadow is virtualized (SDM 29.4.3): it writes
- * VTPR (bytes 081H-083H cleared, as Bochs 2.7 does), then TPR virtualization may give the trap-like
- * TPR-below-threshold exit, or with virtual-interrupt delivery updates VPPR (SDM 29.1.2). Here the
- * CPU could not do it (EPT01 write-protects the page), so the store is emulated from the instruction
- * as the APIC trap does (lib/mmio-store.c). False if this store is not one the emulator knows: then it
- * is an APIC-access exit. */
-static bool virtualize_tpr_write(struct vcpu *v)
-{
-	u8 bytes[15];
-	u8 *vapic = guestmem_ptr(r12(v, VMCS_VIRTUAL_APIC_ADDR), PAGE_SIZE_4K);
-	struct mmio_cpu cpu;
-	struct mmio_store st;
-	u32 n;
-
-	if (!vapic)
-		return false;
-	if (guest_store_decode(v, read_vtpr, vapic, &cpu, &st, bytes, &n) || st.size > 4 || !st.length)
-		return false;
-	if (st.write)
-		*(volatile u32 *)(vapic + APIC_OFFSET_TPR) = (u8)st.value;
-	guest_store_commit(v, &cpu, &st);
-	if (nested_proc2_12(v) & PROC2_VIRTUAL_INTR_DELIVERY)
-		ppr_virtualize(vapic, (u16)vmcs_read(VMCS_GUEST_INTR_STATUS));
-	else if ((vapic[APIC_OFFSET_TPR] >> 4) < (r12(v, VMCS_TPR_THRESHOLD) & 0xf))
-		nested_reflect_with(v, EXIT_REASON_TPR_BELOW_THRESHOLD, 0);
-	return true;
-}
-
 /* An EPT violation of L2 at L1 guest-physical address gpa1, which EPT01 forbids (L0's read-only
  * xAPIC page): if it is on the APIC-access page L1 virtualizes, it is L1's APIC-access exit, not
- * L0's APIC write (SDM 29.4: the access never reaches the APIC): a virtualized TPR write, or an
- * APIC-access exit reflected with the qualification of SDM 28.2.1 (Table 28-6: page offset in bits
+ * L0's APIC write (SDM 29.4: the access never reaches the APIC): a virtualized write
+ * (apicv-write.c), or an APIC-access exit reflected with the qualification of SDM 28.2.1 (Table 28-6: page offset in bits
  * 11:0, access type in bits 15:12). Returns true if it was L1's (L2 may have resumed or exited). */
 bool nested_apicv_access_exit(struct vcpu *v, u64 gpa1, u64 qual)
 {
@@ -168,8 +120,8 @@ bool nested_apicv_access_exit(struct vcpu *v, u64 gpa1, u64 qual)
 		type = vectoring ? 3 : (qual & 2) ? 1 : (qual & 4) ? 2 : 0;
 	else /* a guest-physical access (a paging-structure entry on the page) */
 		type = vectoring ? 10 : 15;
-	if (type == 1 && (gpa1 & 0xfff) == APIC_OFFSET_TPR && (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_TPR_SHADOW) &&
-	    virtualize_tpr_write(v))
+	if (type == 1 && (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_TPR_SHADOW) &&
+	    nested_apicv_virtualize_write(v, (u32)(gpa1 & 0xfff)))
 		return true;
 	nested_reflect_with(v, EXIT_REASON_APIC_ACCESS, (type << 12) | (type < 10 ? (gpa1 & 0xfff) : 0));
 	return true;

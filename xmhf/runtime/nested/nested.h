@@ -59,6 +59,7 @@ bool nested_apicv_tpr_ok(struct vcpu *v);
 void nested_apicv_setup02(struct vcpu *v);
 void nested_apicv_save12(struct vcpu *v);
 bool nested_apicv_access_exit(struct vcpu *v, u64 gpa1, u64 qual);
+bool nested_apicv_virtualize_write(struct vcpu *v, u32 off); /* apicv-write.c */
 
 /* VM functions: EPTP switching (vmfunc.c). */
 bool nested_vmfunc_controls_ok(struct vcpu *v);
