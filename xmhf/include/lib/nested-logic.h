@@ -133,4 +133,20 @@ void bitmap_merge(u64 *out, const u64 *l1, const struct sparse_bitmap *s);
  * past port 0xffff; else with "unconditional I/O exiting"; else never. */
 bool nested_io_exits_to_l1(u32 proc12, const u8 *a, const u8 *b, u32 port, u32 size);
 
+/* APIC virtualization (SDM 29.1, 29.4.3), for writes L0 virtualizes in the CPU's stead. */
+/* Is a write of `size` bytes at APIC-access page offset `off` virtualized, the TPR shadow on and these
+ * secondary controls (SDM 29.4.3.1)? It must lie within one register's first dword. */
+bool apicv_write_virtualized(u32 proc2, u32 off, u32 size);
+/* The vector of a VICR_LO value self-IPI virtualization takes (SDM 29.4.3.2: fixed, edge, physical,
+ * self shorthand, reserved bits 0, vector >= 16), or 0 if it is an APIC-write exit instead. */
+u8 apicv_self_ipi_vector(u32 icr_lo);
+/* The highest vector set in the 256-bit register array at page offset `base` (VISR 100H, VIRR 200H:
+ * eight dwords 16 bytes apart), 0 if none. */
+u8 apicv_highest_vector(const u8 *vapic, u32 base);
+/* PPR virtualization (SDM 29.1.3): VPPR from VTPR and SVI. */
+static inline u8 apicv_vppr(u8 vtpr, u8 svi)
+{
+	return (vtpr >> 4) >= (svi >> 4) ? vtpr : (u8)(svi & 0xf0);
+}
+
 #endif

@@ -7,6 +7,7 @@
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <lib/mmio-store.h>
+#include <lib/nested-logic.h>
 #include <lib/string.h>
 #include <lib/vmcs-fields.h>
 #include <x86/cpu.h>
@@ -23,22 +24,6 @@
 static u64 r12(struct vcpu *v, u32 enc)
 {
 	return vmcs12_read(v, enc);
-}
-
-/* Is a write of `size` bytes at page offset `off` virtualized (SDM 29.4.3.1)? It must lie within one
- * register's first dword; which registers depends on the controls (the TPR shadow is on). */
-static bool write_virtualized(u32 proc2, u32 off, u32 size)
-{
-	u32 reg = off & ~3U;
-
-	if (size > 4 || off + size > reg + 4 || reg >= 0x400 || (reg & 0xf))
-		return false;
-	if (proc2 & PROC2_APIC_REGISTER_VIRT)
-		return reg == 0x20 || reg == APIC_TPR || reg == APIC_EOI || reg == 0xd0 || reg == 0xe0 || reg == 0xf0 ||
-		       reg == 0x280 || (reg >= APIC_ICR_LO && reg <= 0x370) || reg == 0x380 || reg == 0x3e0;
-	if (proc2 & PROC2_VIRTUAL_INTR_DELIVERY)
-		return reg == APIC_TPR || reg == APIC_EOI || reg == APIC_ICR_LO;
-	return off == APIC_TPR; /* TPR shadow alone: the offset 080H itself */
 }
 
 struct vapic_at {
@@ -66,25 +51,12 @@ static void set_vreg(u8 *vapic, u32 off, u32 value)
 	*(volatile u32 *)(vapic + off) = value;
 }
 
-/* The highest vector set in the 256-bit array at `base` (VISR, VIRR), 0 if none. */
-static u8 highest_vector(const u8 *vapic, u32 base)
-{
-	for (int i = 7; i >= 0; i--) {
-		u32 bits = vreg(vapic, base + 16 * (u32)i);
-		if (bits)
-			return (u8)(32 * i + 31 - __builtin_clz(bits));
-	}
-	return 0;
-}
-
 /* PPR virtualization (SDM 29.1.3): VPPR from VTPR and SVI. The evaluation of pending virtual
  * interrupts that follows TPR, EOI and self-IPI virtualization is the CPU's at the VM entry that
  * resumes L2 (SDM 27.3.2.5; Bochs 2.7 omits it, docs/known-bugs.md). */
 static void ppr_virtualize(u8 *vapic, u16 intr_status)
 {
-	u8 vtpr = vapic[APIC_TPR], svi = (u8)(intr_status >> 8);
-
-	set_vreg(vapic, APIC_PPR, (vtpr >> 4) >= (svi >> 4) ? vtpr : (svi & 0xf0));
+	set_vreg(vapic, APIC_PPR, apicv_vppr(vapic[APIC_TPR], (u8)(intr_status >> 8)));
 }
 
 /* EOI virtualization (SDM 29.1.4): SVI's bit leaves VISR, SVI becomes the highest one left, VPPR
@@ -96,7 +68,7 @@ static void eoi_virtualize(struct vcpu *v, u8 *vapic)
 	u32 isr = APIC_ISR + 16 * (vector / 32);
 
 	set_vreg(vapic, isr, vreg(vapic, isr) & ~(1U << (vector % 32)));
-	status = (u16)((status & 0xff) | (highest_vector(vapic, APIC_ISR) << 8));
+	status = (u16)((status & 0xff) | (apicv_highest_vector(vapic, APIC_ISR) << 8));
 	vmcs_write(VMCS_GUEST_INTR_STATUS, status);
 	ppr_virtualize(vapic, status);
 	if ((r12(v, VMCS_EOI_EXIT_BITMAP0 + 2 * (vector / 64)) >> (vector % 64)) & 1)
@@ -117,7 +89,8 @@ static void self_ipi_virtualize(u8 *vapic, u8 vector)
 /* APIC-write emulation (SDM 29.4.3.2) after a virtualized write at `off`; RIP is past the store. */
 static void apic_write_emulate(struct vcpu *v, u8 *vapic, u32 off)
 {
-	u32 proc2 = nested_proc2_12(v), icr = vreg(vapic, APIC_ICR_LO);
+	u32 proc2 = nested_proc2_12(v);
+	u8 vector;
 
 	switch (off & ~3U) {
 	case APIC_TPR:
@@ -133,11 +106,9 @@ static void apic_write_emulate(struct vcpu *v, u8 *vapic, u32 off)
 		}
 		break;
 	case APIC_ICR_LO:
-		/* A fixed, edge, physical self IPI of a vector >= 16 with the reserved bits 0 (bits
-		 * 31:20, 17:16, 15, 13, 12, 10:8). */
-		if ((proc2 & PROC2_VIRTUAL_INTR_DELIVERY) && !(icr & 0xfff3b700) && ((icr >> 18) & 3) == 1 &&
-		    (icr & 0xff) >= 16) {
-			self_ipi_virtualize(vapic, (u8)icr);
+		vector = apicv_self_ipi_vector(vreg(vapic, APIC_ICR_LO));
+		if ((proc2 & PROC2_VIRTUAL_INTR_DELIVERY) && vector) {
+			self_ipi_virtualize(vapic, vector);
 			return;
 		}
 		break;
@@ -162,10 +133,10 @@ bool nested_apicv_virtualize_write(struct vcpu *v, u32 off)
 	struct mmio_store st;
 	u32 n;
 
-	if (!at.vapic || !write_virtualized(nested_proc2_12(v), off, 1))
+	if (!at.vapic || !apicv_write_virtualized(nested_proc2_12(v), off, 1))
 		return false;
 	if (guest_store_decode(v, read_old, &at, &cpu, &st, bytes, &n) || !st.length ||
-	    !write_virtualized(nested_proc2_12(v), off, st.size))
+	    !apicv_write_virtualized(nested_proc2_12(v), off, st.size))
 		return false;
 	if (st.write && off == APIC_TPR)
 		set_vreg(at.vapic, APIC_TPR, (u8)st.value);
