@@ -313,3 +313,16 @@ TEST(apicv_self_ipi_and_vectors)
 	CHECK_EQ(apicv_vppr(0x52, 0x41), 0x52);
 	CHECK_EQ(apicv_vppr(0x45, 0x41), 0x45);
 }
+
+TEST(nested_exception_exits_bitmap_and_pfec)
+{
+	CHECK(nested_exception_exits(1u << 13, 0, 0, 13, 0));
+	CHECK(!nested_exception_exits(1u << 6, 0, 0, 13, 0));
+	CHECK(!nested_exception_exits(~0u, 0, 0, 32, 0));
+	/* #PF: PFEC & mask == match -> bit 14 decides; otherwise its inverse. */
+	CHECK(nested_exception_exits(1u << 14, 0, 0, 14, 3));
+	CHECK(!nested_exception_exits(0, 0, 0, 14, 3));
+	CHECK(!nested_exception_exits(1u << 14, 1, 0, 14, 3));
+	CHECK(nested_exception_exits(0, 1, 0, 14, 3));
+	CHECK(nested_exception_exits(1u << 14, 2, 2, 14, 3));
+}

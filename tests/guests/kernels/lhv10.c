@@ -4,7 +4,7 @@
  * L1 scaffolding from the library, as lhv7 (l1.h): L2 runs on L1's identity-mapped page tables, its
  * own IDT (l2_idt), everything on the BSP.
  *
- * Checks (SDM Vol. 3 25.4.2, 25.6.8, 27.2.1.1, 29.1-29.5, A.3.3):
+ * Checks (SDM Vol. 3 25.4.2, 25.6.3, 25.6.8, 27.2.1.1, 29.1-29.5, A.3.3):
  *  vmx-apicv-caps           secondary controls 4 (virtualize x2APIC mode), 8 (APIC-register
  *                           virtualization) and 9 (virtual-interrupt delivery) may be 1; the guest
  *                           interrupt status and the EOI-exit bitmaps exist (VMWRITE/VMREAD).
@@ -12,15 +12,21 @@
  *                           803H and WRMSR 80BH only: RDMSR 808H reads VTPR (EDX = the dword at
  *                           084H), WRMSR 808H of 0x30 writes it (084H cleared) without exits; RDMSR
  *                           803H and WRMSR 80BH exit (31, 32) as the bitmap says.
+ *  l2-x2apic-virt-icr       WRMSR 830H (not virtualized) in xAPIC mode with L1's bitmap letting it
+ *                           through and #GP in L1's exception bitmap: an exception exit (0, #GP,
+ *                           error code 0, RIP at the WRMSR), not a #GP inside L2.
  *  l2-x2apic-virt-regs      with APIC-register virtualization too: RDMSR 803H and 830H read the 8
  *                           bytes at 030H and 300H of the virtual-APIC page without exits; RDMSR 839H
  *                           exits per the bitmap.
- *  l2-apic-reg-virt         virtualized APIC accesses with APIC-register virtualization (APIC-access
- *                           page in L1's RAM): reads of 030H and 300H come from the virtual-APIC page,
- *                           a read of 390H exits (44, qualification 0x390); a write of 310H clears
- *                           bytes 2:0 of VICR_HI without an exit; a write of 380H lands in the
+ *  l2-apic-reg-virt[-at-apic-base]  virtualized APIC accesses with APIC-register virtualization
+ *                           (APIC-access page in L1's RAM, or on the real xAPIC page, where XMHF
+ *                           emulates the writes): reads of 030H and 300H come from the virtual-APIC
+ *                           page, a read of 390H exits (44, qualification 0x390); a write of 310H
+ *                           clears bytes 2:0 of VICR_HI without an exit; a write of 380H lands in the
  *                           virtual-APIC page and exits after the store (56, trap-like, qualification
- *                           0x380); a write of 300H without virtual-interrupt delivery likewise (0x300).
+ *                           0x380); a write of 300H without virtual-interrupt delivery likewise
+ *                           (0x300), a LOCK OR to 350H too (0x350, the old value from the
+ *                           virtual-APIC page); the real APIC's registers unchanged.
  *  l2-vid-delivery          virtual-interrupt delivery with virtualized x2APIC mode: VIRR bit 0x40 and
  *                           RVI 0x40 from L1 are delivered through L2's IDT (by the evaluation at the
  *                           entry or, on Bochs 2.7, after L2's MOV to CR8), a self IPI through WRMSR
@@ -30,6 +36,11 @@
  *  l2-vid-eoi-exit          EOI-exit bitmap bit 0x41: the handler's virtual EOI of 0x41 exits (45,
  *                           qualification 0x41, RIP after the WRMSR) with VISR and SVI already
  *                           cleared; L2 then returns from its handler to its VMCALL.
+ *  l2-vid[-eoi-exit]-at-apic-base  virtual-interrupt delivery with the APIC-access page on the real
+ *                           xAPIC page: TPR, EOI and ICR-low stores virtualized (delivery, virtual
+ *                           EOIs, self IPI 0x42, the EOI-exit bitmap's exit 45 at the store), a self
+ *                           IPI of vector 5 an APIC-write exit (0x300), an ICR-high store an
+ *                           APIC-access exit (not virtualized without APIC-register virtualization).
  *  l2-apicv-entry-failures  VMLAUNCH fails with VMfailValid(7) for: x2APIC-mode virtualization,
  *                           APIC-register virtualization or virtual-interrupt delivery without the TPR
  *                           shadow; x2APIC-mode virtualization with virtualized APIC accesses;
@@ -48,6 +59,7 @@ static uint8_t vapic[PAGE] __attribute__((aligned(PAGE)));        /* virtual-API
 static uint8_t apic_access[PAGE] __attribute__((aligned(PAGE)));  /* APIC-access page */
 
 extern char l2_x2tpr[], l2_x2tpr_rd803[], l2_x2tpr_wr80b[], l2_x2tpr_vmcall[];
+extern char l2_x2icr[], l2_x2icr_wrmsr[];
 extern char l2_x2regs[], l2_x2regs_839[], l2_x2regs_vmcall[];
 extern char l2_arv[], l2_arv_rd390[], l2_arv_rd390_end[], l2_arv_wr380_end[], l2_arv_wr300_end[];
 extern char l2_vid[], l2_vid_vmcall[], l2_vid_ipi5_end[], l2_vid_h40[], l2_vid_h41[], l2_vid_h42[];
@@ -77,6 +89,13 @@ asm(".text\n"
     "l2_x2tpr_wr80b:\n"
     "  wrmsr\n"                                 /* exits: L1's bitmap */
     "l2_x2tpr_vmcall:\n"
+    "  vmcall\n"
+    "  ud2\n"
+    /* l2-x2apic-virt-icr: RAX:RDX a fixed self IPI of vector 0x43 */
+    "l2_x2icr:\n"
+    "  mov $0x830, %ecx\n"
+    "l2_x2icr_wrmsr:\n"
+    "  wrmsr\n"                                 /* not virtualized: the real APIC's (#GP in xAPIC mode) */
     "  vmcall\n"
     "  ud2\n"
     /* l2-x2apic-virt-regs */
@@ -279,6 +298,30 @@ static void t_x2apic(void)
             advance_rip();
         }
         run_expect_at(false, EXIT_REASON_VMCALL, l2_x2tpr_vmcall, "VMCALL after the x2APIC accesses");
+    }
+    test_end();
+
+    /* WRMSR 830H is not virtualized (SDM 29.5): it is the real APIC's, #GP while that is in xAPIC
+     * mode (XMHF intercepts it for its INIT/SIPI emulation and injects the #GP), which L1's exception
+     * bitmap turns into an exception exit. */
+    if (test_begin("l2-x2apic-virt-icr") && l1_need_vmx() && allowed(PROC2_VIRT_X2APIC, "l2-x2apic-virt-icr")) {
+        if (apic_x2apic_mode()) {
+            info("l2-x2apic-virt-icr: the APIC is in x2APIC mode; the check needs xAPIC mode");
+        } else {
+            struct l2_setup s = { .rip = PA(l2_x2icr), .proc = PROC_TPR_SHADOW | PROC_USE_MSR_BITMAPS,
+                                  .proc2 = PROC2_VIRT_X2APIC, .exc_bitmap = 1u << 13 };
+            if (vmcs_build(&s)) {
+                vmw(VMCS_VIRTUAL_APIC_PAGE_ADDR, PA(vapic));
+                vmw(VMCS_TPR_THRESHOLD, 0);
+                memset(vapic, 0, PAGE);
+                l2_regs.rax = 0x40043;
+                l2_regs.rdx = 0;
+                if (run_expect_at(true, EXIT_REASON_EXCEPTION_NMI, l2_x2icr_wrmsr, "WRMSR 830H in xAPIC mode")) {
+                    check_u64(ex.intr_info, INTR_INFO(3, 13) | INTR_INFO_ERROR_CODE, "exit interruption information (#GP)");
+                    check_u64(ex.intr_err, 0, "#GP error code");
+                }
+            }
+        }
     }
     test_end();
 

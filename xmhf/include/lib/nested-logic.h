@@ -133,6 +133,15 @@ void bitmap_merge(u64 *out, const u64 *l1, const struct sparse_bitmap *s);
  * past port 0xffff; else with "unconditional I/O exiting"; else never. */
 bool nested_io_exits_to_l1(u32 proc12, const u8 *a, const u8 *b, u32 port, u32 size);
 
+/* Does an exception of this vector (and #PF error code) cause a VM exit under this exception bitmap
+ * and #PF error-code mask/match (SDM 25.6.3)? */
+static inline bool nested_exception_exits(u32 bitmap, u32 pfec_mask, u32 pfec_match, u32 vector, u32 pfec)
+{
+	if (vector == 14)
+		return ((pfec & pfec_mask) == pfec_match) == ((bitmap >> 14) & 1);
+	return vector < 32 && ((bitmap >> vector) & 1);
+}
+
 /* APIC virtualization (SDM 29.1, 29.4.3), for writes L0 virtualizes in the CPU's stead. */
 /* Is a write of `size` bytes at APIC-access page offset `off` virtualized, the TPR shadow on and these
  * secondary controls (SDM 29.4.3.1)? It must lie within one register's first dword. */

@@ -248,6 +248,34 @@ static bool l1_wants_cr(struct vcpu *v)
 	return nested_cr_write_exits_to_l1(mask, shadow, val);
 }
 
+/* After L0 handled L2's RDMSR/WRMSR (an MSR only L0 intercepts: the x2APIC ICR, the MSR policy's
+ * refusals) and injected the #GP the CPU would raise: if L1's exception bitmap selects it, the CPU
+ * would have exited to L1 instead of delivering it (SDM 25.6.3, 26.2), so it becomes L1's exception
+ * exit, RIP at the instruction. Other L0 emulations' exceptions (an L2 store L0 cannot emulate) go
+ * into L2 as before (docs/decisions.md). */
+static bool l1_takes_msr_exception(struct vcpu *v)
+{
+	u32 basic = v->exit_reason & 0xffff, info, err = 0;
+
+	if (basic != EXIT_REASON_RDMSR && basic != EXIT_REASON_WRMSR)
+		return false;
+	info = (u32)vmcs_read(VMCS_ENTRY_INTR_INFO);
+	if ((info & (INTR_INFO_VALID | INTR_TYPE_MASK)) != (INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION))
+		return false;
+	if (info & INTR_INFO_DELIVER_ERROR_CODE)
+		err = (u32)vmcs_read(VMCS_ENTRY_EXCEPTION_ERROR_CODE);
+	if (!nested_exception_exits((u32)r12(v, VMCS_EXCEPTION_BITMAP), (u32)r12(v, VMCS_PAGE_FAULT_ERROR_MASK),
+				    (u32)r12(v, VMCS_PAGE_FAULT_ERROR_MATCH), info & 0xff, err))
+		return false;
+	vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
+	save_exit(v, EXIT_REASON_EXCEPTION_NMI, true);
+	w12(v, VMCS_EXIT_QUALIFICATION, 0);
+	w12(v, VMCS_EXIT_INTR_INFO, info & (INTR_INFO_VALID | INTR_TYPE_MASK | INTR_INFO_DELIVER_ERROR_CODE | 0xff));
+	w12(v, VMCS_EXIT_INTR_ERROR_CODE, err);
+	return_to_l1(v);
+	return true;
+}
+
 /* Returns true if L0 handled the exit and L2 resumes. */
 static bool l0_handles(struct vcpu *v)
 {
@@ -319,6 +347,8 @@ bool nested_l2_exit(struct vcpu *v)
 		return false;
 	}
 	if (l0_handles(v)) {
+		if (v->in_l2 && l1_takes_msr_exception(v))
+			return false;
 		/* An INIT for this CPU (emulated, runtime/guest/ipi.c) while L2 runs is an INIT VM exit
 		 * to L1 (SDM 26.2); in L1's VMX root operation it stays blocked (ipi_check_init). It waits
 		 * for an exit that delivered no event, so nothing needs re-injecting into L2. */
