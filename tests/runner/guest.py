@@ -52,12 +52,14 @@ KERNELS = [
     ("lhv9", (1, 2), ""),
     # EPT accessed/dirty flags, execute-only EPT pages, page-modification logging.
     ("lhv8", (1, 2), ""),
+    # x2APIC-mode virtualization, APIC-register virtualization, virtual-interrupt delivery.
+    ("lhv10", (1, 2), ""),
 ]
 
 # Extra hypervisor command-line words per kernel.
 HV_EXTRA = {"lhv": " nested=1", "lhv2": " nested=1", "lhv3": " nested=1", "lhv4": " nested=1",
             "lhv5": " nested=1", "lhv6": " nested=1", "lhv7": " nested=1",
-            "lhv8": " nested=1", "lhv9": " nested=1"}
+            "lhv8": " nested=1", "lhv9": " nested=1", "lhv10": " nested=1"}
 
 # Hypervisor variants some tests boot: name -> make variables. Built once per run, beside the default.
 VARIANTS = {
@@ -399,7 +401,7 @@ def hypapp_tests():
 # XMHF as its own L1 (levels=2): kernels and CPU counts. The lhv kernels make three levels of VMX.
 XMHF_IN_XMHF = [("cpuid", 2), ("msr", 1), ("cr", 1), ("e820", 1), ("smp", 2), ("nmi", 2), ("mtrr", 1),
                 ("lhv", 1), ("lhv2", 1), ("lhv3", 2), ("lhv4", 2), ("lhv5", 2), ("lhv6", 1), ("lhv7", 1), ("lhv8", 2),
-                ("lhv9", 1), ("taskswitch", 1)]
+                ("lhv9", 1), ("lhv10", 1), ("taskswitch", 1)]
 
 
 def tests():

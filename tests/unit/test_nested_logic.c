@@ -351,18 +351,67 @@ TEST(nested_io_exits)
 	CHECK(nested_io_exits_to_l1(PROC_USE_IO_BITMAPS, bm, bm + 4096, 0xfffe, 4));
 }
 
-TEST(nested_exception_exits)
+TEST(apicv_write_virtualized_offsets)
 {
-	/* Plain bits. */
-	CHECK(nested_exception_exits_to_l1(1u << 13, 0, 0, 13, 0));
-	CHECK(!nested_exception_exits_to_l1(1u << 13, 0, 0, 6, 0));
-	CHECK(nested_exception_exits_to_l1(~0u, 0, 0, 31, 0));
-	CHECK(!nested_exception_exits_to_l1(~0u, 0, 0, 32, 0));
-	/* #PF, SDM 26.2: bit 14 set -> exit on (ec & mask) == match; clear -> exit on a mismatch. */
-	CHECK(nested_exception_exits_to_l1(1u << 14, 0, 0, 14, 0x5));
-	CHECK(nested_exception_exits_to_l1(1u << 14, 2, 2, 14, 0x3));
-	CHECK(!nested_exception_exits_to_l1(1u << 14, 2, 2, 14, 0x1));
-	CHECK(!nested_exception_exits_to_l1(0, 0, 0, 14, 0x5));
-	CHECK(nested_exception_exits_to_l1(0, 2, 2, 14, 0x1));
-	CHECK(!nested_exception_exits_to_l1(0, 2, 2, 14, 0x3));
+	/* TPR shadow alone: offset 080H itself, up to a dword. */
+	CHECK(apicv_write_virtualized(0, 0x80, 4));
+	CHECK(apicv_write_virtualized(0, 0x80, 1));
+	CHECK(!apicv_write_virtualized(0, 0x81, 1));
+	CHECK(!apicv_write_virtualized(0, 0x80, 8));
+	CHECK(!apicv_write_virtualized(0, 0xb0, 4));
+	/* Virtual-interrupt delivery: TPR, EOI, ICR low. */
+	CHECK(apicv_write_virtualized(PROC2_VIRTUAL_INTR_DELIVERY, 0xb0, 4));
+	CHECK(apicv_write_virtualized(PROC2_VIRTUAL_INTR_DELIVERY, 0x300, 4));
+	CHECK(!apicv_write_virtualized(PROC2_VIRTUAL_INTR_DELIVERY, 0x310, 4));
+	CHECK(!apicv_write_virtualized(PROC2_VIRTUAL_INTR_DELIVERY, 0x380, 4));
+	/* APIC-register virtualization: the list of SDM 29.4.3.1, within the first dword. */
+	u32 arv = PROC2_APIC_REGISTER_VIRT;
+	static const u32 yes[] = { 0x20, 0x80, 0xb0, 0xd0, 0xe0, 0xf0, 0x280, 0x300, 0x310, 0x320, 0x330,
+				   0x340, 0x350, 0x360, 0x370, 0x380, 0x3e0 };
+	static const u32 no[] = { 0x0, 0x30, 0x90, 0xa0, 0xc0, 0x100, 0x200, 0x2f0, 0x390, 0x3f0, 0x400, 0xff0 };
+	for (u32 i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		CHECK(apicv_write_virtualized(arv, yes[i], 4));
+	for (u32 i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		CHECK(!apicv_write_virtualized(arv, no[i], 4));
+	CHECK(apicv_write_virtualized(arv, 0x382, 2));
+	CHECK(!apicv_write_virtualized(arv, 0x382, 4)); /* crosses the dword */
+	CHECK(!apicv_write_virtualized(arv, 0x384, 4)); /* past the register's first dword */
+	CHECK(!apicv_write_virtualized(arv, 0x380, 0));
+}
+
+TEST(apicv_self_ipi_and_vectors)
+{
+	static u8 page[4096];
+
+	CHECK_EQ(apicv_self_ipi_vector(0x40042), 0x42);
+	CHECK_EQ(apicv_self_ipi_vector(0x40842), 0x42);  /* destination mode is not checked */
+	CHECK_EQ(apicv_self_ipi_vector(0x4000f), 0);     /* vector below 16 */
+	CHECK_EQ(apicv_self_ipi_vector(0x00042), 0);     /* no shorthand */
+	CHECK_EQ(apicv_self_ipi_vector(0xc0042), 0);     /* all excluding self */
+	CHECK_EQ(apicv_self_ipi_vector(0x40442), 0);     /* delivery mode 100 (NMI) */
+	CHECK_EQ(apicv_self_ipi_vector(0x48042), 0);     /* level-triggered */
+	CHECK_EQ(apicv_self_ipi_vector(0x140042), 0);    /* reserved bit 20 */
+	memset(page, 0, sizeof(page));
+	CHECK_EQ(apicv_highest_vector(page, 0x100), 0);
+	page[0x100 + 0x10 * 1] = 0x02;                   /* vector 33 */
+	page[0x100 + 0x10 * 7 + 3] = 0x80;               /* vector 255 */
+	CHECK_EQ(apicv_highest_vector(page, 0x100), 255);
+	page[0x100 + 0x10 * 7 + 3] = 0;
+	CHECK_EQ(apicv_highest_vector(page, 0x100), 33);
+	CHECK_EQ(apicv_vppr(0x30, 0x41), 0x40);
+	CHECK_EQ(apicv_vppr(0x52, 0x41), 0x52);
+	CHECK_EQ(apicv_vppr(0x45, 0x41), 0x45);
+}
+
+TEST(nested_exception_exits_bitmap_and_pfec)
+{
+	CHECK(nested_exception_exits(1u << 13, 0, 0, 13, 0));
+	CHECK(!nested_exception_exits(1u << 6, 0, 0, 13, 0));
+	CHECK(!nested_exception_exits(~0u, 0, 0, 32, 0));
+	/* #PF: PFEC & mask == match -> bit 14 decides; otherwise its inverse. */
+	CHECK(nested_exception_exits(1u << 14, 0, 0, 14, 3));
+	CHECK(!nested_exception_exits(0, 0, 0, 14, 3));
+	CHECK(!nested_exception_exits(1u << 14, 1, 0, 14, 3));
+	CHECK(nested_exception_exits(0, 1, 0, 14, 3));
+	CHECK(nested_exception_exits(1u << 14, 2, 2, 14, 3));
 }

@@ -1,4 +1,5 @@
-/* EPT12 walks, EPT02 leaves and the EPT02 cache choice for nested VMX (SDM Vol. 3, 29.3). */
+/* EPT12 walks, EPT02 leaves and the EPT02 cache choice for nested VMX (SDM Vol. 3, 29.3); the
+ * pure parts of APIC-write virtualization (SDM 29.1, 29.4.3). */
 #include <lib/nested-logic.h>
 #include <x86/vmx.h>
 
@@ -164,11 +165,36 @@ bool nested_io_exits_to_l1(u32 proc12, const u8 *a, const u8 *b, u32 port, u32 s
 	return (proc12 & PROC_UNCOND_IO_EXITING) != 0;
 }
 
-bool nested_exception_exits_to_l1(u32 bitmap, u32 pfec_mask, u32 pfec_match, u32 vector, u32 error_code)
+bool apicv_write_virtualized(u32 proc2, u32 off, u32 size)
 {
-	bool bit = vector < 32 && ((bitmap >> vector) & 1);
+	u32 reg = off & ~3U;
 
-	if (vector == 14)
-		return bit == ((error_code & pfec_mask) == pfec_match);
-	return bit;
+	if (size == 0 || size > 4 || off + size > reg + 4 || reg >= 0x400 || (reg & 0xf))
+		return false;
+	if (proc2 & PROC2_APIC_REGISTER_VIRT)
+		return reg == 0x20 || reg == 0x80 || reg == 0xb0 || reg == 0xd0 || reg == 0xe0 || reg == 0xf0 ||
+		       reg == 0x280 || (reg >= 0x300 && reg <= 0x370) || reg == 0x380 || reg == 0x3e0;
+	if (proc2 & PROC2_VIRTUAL_INTR_DELIVERY)
+		return reg == 0x80 || reg == 0xb0 || reg == 0x300;
+	return off == 0x80; /* the TPR shadow alone: offset 080H itself */
+}
+
+u8 apicv_self_ipi_vector(u32 icr_lo)
+{
+	/* Reserved bits 31:20, 17:16 and 13, delivery status (12), trigger mode (15) and delivery mode
+	 * (10:8) must be 0; the shorthand 01 (self). */
+	if ((icr_lo & 0xfff3b700) || ((icr_lo >> 18) & 3) != 1 || (icr_lo & 0xff) < 16)
+		return 0;
+	return (u8)icr_lo;
+}
+
+u8 apicv_highest_vector(const u8 *vapic, u32 base)
+{
+	for (int i = 7; i >= 0; i--) {
+		const u8 *p = vapic + base + 16 * (u32)i;
+		u32 bits = p[0] | (u32)p[1] << 8 | (u32)p[2] << 16 | (u32)p[3] << 24;
+		if (bits)
+			return (u8)(32 * i + 31 - __builtin_clz(bits));
+	}
+	return 0;
 }

@@ -82,6 +82,8 @@ bool vmcs_field_exists(u32 index, const struct vmcs_feature_caps *c)
 		return proc2 & PROC2_PML;
 	case VMCS_EXISTS_EPT_VE:
 		return proc2 & PROC2_EPT_VE;
+	case VMCS_EXISTS_VID:
+		return proc2 & PROC2_VIRTUAL_INTR_DELIVERY;
 	case VMCS_EXISTS_NEVER:
 		break;
 	}

@@ -18,8 +18,11 @@ u32 vmcs_field_list(const struct vmcs_feature_caps *offered, enum vmcs_class cls
 		    !vmcs_field_exists(i, offered))
 			continue;
 		/* Not copied either way: the link pointer (VMCS02 has none), the VM-instruction error and
-		 * the exit reason (set by the caller). */
-		if (i == VMCS_IDX_VMCS_LINK_POINTER || i == VMCS_IDX_VM_INSTRUCTION_ERROR || i == VMCS_IDX_EXIT_REASON)
+		 * the exit reason (set by the caller); nor by the lists the guest interrupt status, which
+		 * only virtual-interrupt delivery uses (the caller copies it then: every field in these
+		 * lists costs a VMREAD at each exit). */
+		if (i == VMCS_IDX_VMCS_LINK_POINTER || i == VMCS_IDX_VM_INSTRUCTION_ERROR || i == VMCS_IDX_EXIT_REASON ||
+		    i == VMCS_IDX_GUEST_INTR_STATUS)
 			continue;
 		out[n++] = (u16)i;
 	}

@@ -82,6 +82,8 @@ static inline bool vmcs_field_is_high(u32 enc) { return (enc & 1) != 0; }
 #define PROC2_VPID (1U << 5)
 #define PROC2_WBINVD_EXITING (1U << 6)
 #define PROC2_UNRESTRICTED_GUEST (1U << 7)
+#define PROC2_APIC_REGISTER_VIRT (1U << 8)
+#define PROC2_VIRTUAL_INTR_DELIVERY (1U << 9)
 #define PROC2_PAUSE_LOOP_EXITING (1U << 10)
 #define PROC2_INVPCID (1U << 12)
 #define PROC2_VMFUNC (1U << 13)

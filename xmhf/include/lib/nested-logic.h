@@ -152,9 +152,29 @@ void bitmap_merge(u64 *out, const u64 *l1, const struct sparse_bitmap *s);
  * past port 0xffff; else with "unconditional I/O exiting"; else never. */
 bool nested_io_exits_to_l1(u32 proc12, const u8 *a, const u8 *b, u32 port, u32 size);
 
-/* Does a hardware exception in L2 cause a VM exit to L1 (SDM 26.2, "Exceptions")? Its bit in L1's
- * exception bitmap; for #PF (14) the error code also goes through PFEC_MASK/MATCH: with bit 14 set
- * it exits if (error code & mask) == match, with bit 14 clear if they differ. */
-bool nested_exception_exits_to_l1(u32 bitmap, u32 pfec_mask, u32 pfec_match, u32 vector, u32 error_code);
+/* Does an exception of this vector (and #PF error code) cause a VM exit under this exception bitmap
+ * and #PF error-code mask/match (SDM 25.6.3)? */
+static inline bool nested_exception_exits(u32 bitmap, u32 pfec_mask, u32 pfec_match, u32 vector, u32 pfec)
+{
+	if (vector == 14)
+		return ((pfec & pfec_mask) == pfec_match) == ((bitmap >> 14) & 1);
+	return vector < 32 && ((bitmap >> vector) & 1);
+}
+
+/* APIC virtualization (SDM 29.1, 29.4.3), for writes L0 virtualizes in the CPU's stead. */
+/* Is a write of `size` bytes at APIC-access page offset `off` virtualized, the TPR shadow on and these
+ * secondary controls (SDM 29.4.3.1)? It must lie within one register's first dword. */
+bool apicv_write_virtualized(u32 proc2, u32 off, u32 size);
+/* The vector of a VICR_LO value self-IPI virtualization takes (SDM 29.4.3.2: fixed, edge, physical,
+ * self shorthand, reserved bits 0, vector >= 16), or 0 if it is an APIC-write exit instead. */
+u8 apicv_self_ipi_vector(u32 icr_lo);
+/* The highest vector set in the 256-bit register array at page offset `base` (VISR 100H, VIRR 200H:
+ * eight dwords 16 bytes apart), 0 if none. */
+u8 apicv_highest_vector(const u8 *vapic, u32 base);
+/* PPR virtualization (SDM 29.1.3): VPPR from VTPR and SVI. */
+static inline u8 apicv_vppr(u8 vtpr, u8 svi)
+{
+	return (vtpr >> 4) >= (svi >> 4) ? vtpr : (u8)(svi & 0xf0);
+}
 
 #endif

@@ -23,7 +23,8 @@ struct vmcs_pair {
 
 /* The fields of a class L1 has (vmcs_field_exists) and nested VMX translates, in table order, but the
  * VMCS link pointer, the exit reason and the VM-instruction error, which the copies below set
- * themselves. out holds VMCS_FIELD_COUNT entries; returns the count. */
+ * themselves, and the guest interrupt status, which the caller copies when virtual-interrupt delivery
+ * is on. out holds VMCS_FIELD_COUNT entries; returns the count. */
 u32 vmcs_field_list(const struct vmcs_feature_caps *offered, enum vmcs_class cls, u16 *out);
 
 /* VM entry (SDM 27.3.2): VMCS12's guest state into VMCS02. Every guest field L1 has and L0 translates

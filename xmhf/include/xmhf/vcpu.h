@@ -50,7 +50,7 @@ struct vcpu {
 	u64 l1_current_vmcs;    /* L1's current-VMCS pointer, ~0 if none */
 	u64 *vmcs12;            /* L0's copy of the current VMCS12's region (runtime/nested/vmcs12.c) */
 	u32 in_l2;              /* VMCS02 is current: the guest is L2 */
-	u32 pad3;
+	u32 l2_vid;             /* VMCS02 has virtual-interrupt delivery: exits save RVI/SVI (apicv.c) */
 	u64 vmcs02_pa;          /* this CPU's VMCS02 */
 	u64 vmcs02_of;          /* the VMCS12 it was built from and is in sync with (~0: none) */
 	u64 vmcs12_dirty[4];    /* fields L1 VMWRITEs since VMCS02 was in sync (bit = table index) */

@@ -1,11 +1,15 @@
-/* TPR shadow and APIC-access virtualization for L2 (SDM Vol. 3, 25.6.8 and chapter 29), run by the
- * CPU on VMCS02: the virtual-APIC and APIC-access addresses are L1 guest-physical addresses, which are
- * host-physical (EPT01 is an identity map), so VMCS02 takes them as they are once checked to be L1's
- * memory. CR8 accesses then go to L1's virtual-APIC page without exits, and the CPU's
- * TPR-below-threshold (43) and APIC-access (44) exits are reflected to L1 like any other. */
+/* APIC virtualization for L2 (SDM Vol. 3, 25.6.8 and chapter 29): TPR shadow, APIC-access
+ * virtualization, x2APIC-mode virtualization, APIC-register virtualization and virtual-interrupt
+ * delivery, run by the CPU on VMCS02: the virtual-APIC and APIC-access addresses are L1
+ * guest-physical addresses, which are host-physical (EPT01 is an identity map), so VMCS02 takes them
+ * as they are once checked to be L1's memory. CR8 accesses, x2APIC MSR accesses L1's bitmap lets
+ * through and virtualized APIC-page accesses then reach L1's virtual-APIC page without exits, and
+ * the CPU's TPR-below-threshold (43), APIC-access (44), virtualized-EOI (45) and APIC-write (56)
+ * exits are reflected to L1 like any other. L0's MSR intercepts in 800H-8FFH are only ICR writes
+ * (guest/msr-policy.c), which x2APIC-mode virtualization never virtualizes (SDM 29.5), so L0 handles
+ * them for L2 as the CPU would: as an access to L1's APIC. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
-#include <lib/mmio-store.h>
 #include <lib/vmcs-fields.h>
 #include <x86/cpu.h>
 #include "nested.h"
@@ -24,87 +28,86 @@ static bool page_ok(u64 pa)
 	return !(pa & 0xfff) && !(pa >> vmx_caps.maxphyaddr) && guestmem_ptr(pa, PAGE_SIZE_4K);
 }
 
-/* The address checks of SDM 27.2.1.1 (with the other controls, when they changed). Virtualizing APIC
- * accesses needs no TPR shadow. */
+/* The checks of SDM 27.2.1.1 on the APIC-virtualization controls and addresses (with the other
+ * controls, when they changed). Virtualizing APIC accesses needs no TPR shadow; x2APIC-mode
+ * virtualization, APIC-register virtualization and virtual-interrupt delivery do, and the first
+ * excludes APIC-access virtualization; virtual-interrupt delivery needs external-interrupt exiting. */
 bool nested_apicv_controls_ok(struct vcpu *v)
 {
-	u32 proc = (u32)r12(v, VMCS_PROC_BASED_CONTROLS), proc2 = nested_proc2_12(v);
+	u32 pin = (u32)r12(v, VMCS_PIN_BASED_CONTROLS), proc = (u32)r12(v, VMCS_PROC_BASED_CONTROLS);
+	u32 proc2 = nested_proc2_12(v);
 
-	if ((proc & PROC_TPR_SHADOW) && !page_ok(r12(v, VMCS_VIRTUAL_APIC_ADDR)))
+	if (proc & PROC_TPR_SHADOW) {
+		if (!page_ok(r12(v, VMCS_VIRTUAL_APIC_ADDR)))
+			return false;
+	} else if (proc2 & (PROC2_VIRTUALIZE_X2APIC | PROC2_APIC_REGISTER_VIRT | PROC2_VIRTUAL_INTR_DELIVERY)) {
 		return false;
-	if ((proc2 & PROC2_VIRTUALIZE_APIC) && !page_ok(r12(v, VMCS_APIC_ACCESS_ADDR)))
+	}
+	if ((proc2 & PROC2_VIRTUAL_INTR_DELIVERY) && !(pin & PIN_EXTINT_EXITING))
+		return false;
+	if ((proc2 & PROC2_VIRTUALIZE_APIC) &&
+	    (!page_ok(r12(v, VMCS_APIC_ACCESS_ADDR)) || (proc2 & PROC2_VIRTUALIZE_X2APIC)))
 		return false;
 	return true;
 }
 
 /* The TPR threshold (SDM 27.2.1.1), at every entry: it is a field a VMRESUME copies without the
- * other checks, and L1 may write its virtual-APIC page between entries. Bits 31:4 must be 0 (no
- * virtual-interrupt delivery is offered); without APIC-access virtualization, bits 3:0 must not
- * exceed VTPR[7:4]. */
+ * other checks, and L1 may write its virtual-APIC page between entries. Without virtual-interrupt
+ * delivery, bits 31:4 must be 0 and, without APIC-access virtualization either, bits 3:0 must not
+ * exceed VTPR[7:4]; with it, the threshold is not used at all. */
 bool nested_apicv_tpr_ok(struct vcpu *v)
 {
 	const u8 *vapic;
+	u32 proc2;
 
 	/* On every entry: the slot directly, not a lookup by encoding (the nested round trip's cost). */
 	if (!(vmcs12_slots(v)[VMCS_IDX_PROC_BASED_CONTROLS] & PROC_TPR_SHADOW))
 		return true;
+	proc2 = nested_proc2_12(v);
+	if (proc2 & PROC2_VIRTUAL_INTR_DELIVERY)
+		return true;
 	if (r12(v, VMCS_TPR_THRESHOLD) & ~0xfULL)
 		return false;
-	if (nested_proc2_12(v) & PROC2_VIRTUALIZE_APIC)
+	if (proc2 & PROC2_VIRTUALIZE_APIC)
 		return true;
 	vapic = guestmem_ptr(r12(v, VMCS_VIRTUAL_APIC_ADDR), PAGE_SIZE_4K);
 	return vapic && (r12(v, VMCS_TPR_THRESHOLD) & 0xf) <= (u64)(vapic[APIC_OFFSET_TPR] >> 4);
 }
 
-/* VMCS02's TPR-shadow and APIC-access fields, as checked (VMCS02 current; its controls already hold
- * L1's "use TPR shadow" and "virtualize APIC accesses"). */
+/* VMCS02's APIC-virtualization fields, as checked (VMCS02 current; its controls already hold L1's
+ * "use TPR shadow" and secondary APIC controls, and its guest state the guest interrupt status).
+ * A VMRESUME after L1 changed only the threshold or an EOI-exit bitmap copies just that field
+ * (entry.c: they copy as they are). */
 void nested_apicv_setup02(struct vcpu *v)
 {
+	u32 proc2 = nested_proc2_12(v);
+
 	if (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_TPR_SHADOW) {
 		vmcs_write(VMCS_VIRTUAL_APIC_ADDR, r12(v, VMCS_VIRTUAL_APIC_ADDR));
 		vmcs_write(VMCS_TPR_THRESHOLD, r12(v, VMCS_TPR_THRESHOLD));
 	}
-	if (nested_proc2_12(v) & PROC2_VIRTUALIZE_APIC)
+	if (proc2 & PROC2_VIRTUALIZE_APIC)
 		vmcs_write(VMCS_APIC_ACCESS_ADDR, r12(v, VMCS_APIC_ACCESS_ADDR));
+	v->l2_vid = (proc2 & PROC2_VIRTUAL_INTR_DELIVERY) != 0;
+	if (proc2 & PROC2_VIRTUAL_INTR_DELIVERY) {
+		for (u32 i = 0; i < 4; i++)
+			vmcs_write(VMCS_EOI_EXIT_BITMAP0 + 2 * i, r12(v, VMCS_EOI_EXIT_BITMAP0 + 2 * i));
+		vmcs_write(VMCS_GUEST_INTR_STATUS, r12(v, VMCS_GUEST_INTR_STATUS));
+	}
 }
 
-/* The old value for a read-modify-write store to offset 080H: VTPR. */
-static u64 read_vtpr(void *ctx, u32 size)
+/* At an exit of L2 with L2's state saved, when VMCS02 has virtual-interrupt delivery (v->l2_vid;
+ * VMCS02 current): RVI and SVI as the CPU left them (SDM 28.3.1). Outside the guest-state lists,
+ * whose every field costs a VMREAD at each exit. */
+void nested_apicv_save12(struct vcpu *v)
 {
-	u64 v = *(const volatile u32 *)((const u8 *)ctx + APIC_OFFSET_TPR);
-
-	return size >= 4 ? v : v & ((1ULL << (8 * size)) - 1);
-}
-
-/* A store of at most 32 bits to offset 080H with the TPR shadow is virtualized (SDM 29.4.3): it writes
- * VTPR (bytes 081H-083H cleared, as Bochs 2.7 does), then TPR virtualization may give the trap-like
- * TPR-below-threshold exit (SDM 29.1.2). Here the CPU could not do it (EPT01 write-protects the page),
- * so the store is emulated from the instruction as the APIC trap does (lib/mmio-store.c). False if
- * this store is not one the emulator knows: then it is an APIC-access exit. */
-static bool virtualize_tpr_write(struct vcpu *v)
-{
-	u8 bytes[15];
-	u8 *vapic = guestmem_ptr(r12(v, VMCS_VIRTUAL_APIC_ADDR), PAGE_SIZE_4K);
-	struct mmio_cpu cpu;
-	struct mmio_store st;
-	u32 n;
-
-	if (!vapic)
-		return false;
-	if (guest_store_decode(v, read_vtpr, vapic, &cpu, &st, bytes, &n) || st.size > 4 || !st.length)
-		return false;
-	if (st.write)
-		*(volatile u32 *)(vapic + APIC_OFFSET_TPR) = (u8)st.value;
-	guest_store_commit(v, &cpu, &st);
-	if ((vapic[APIC_OFFSET_TPR] >> 4) < (r12(v, VMCS_TPR_THRESHOLD) & 0xf))
-		nested_reflect_with(v, EXIT_REASON_TPR_BELOW_THRESHOLD, 0);
-	return true;
+	vmcs12_slots(v)[VMCS_IDX_GUEST_INTR_STATUS] = vmcs_read(VMCS_GUEST_INTR_STATUS);
 }
 
 /* An EPT violation of L2 at L1 guest-physical address gpa1, which EPT01 forbids (L0's read-only
  * xAPIC page): if it is on the APIC-access page L1 virtualizes, it is L1's APIC-access exit, not
- * L0's APIC write (SDM 29.4: the access never reaches the APIC): a virtualized TPR write, or an
- * APIC-access exit reflected with the qualification of SDM 28.2.1 (Table 28-6: page offset in bits
+ * L0's APIC write (SDM 29.4: the access never reaches the APIC): a virtualized write
+ * (apicv-write.c), or an APIC-access exit reflected with the qualification of SDM 28.2.1 (Table 28-6: page offset in bits
  * 11:0, access type in bits 15:12). Returns true if it was L1's (L2 may have resumed or exited). */
 bool nested_apicv_access_exit(struct vcpu *v, u64 gpa1, u64 qual)
 {
@@ -117,8 +120,8 @@ bool nested_apicv_access_exit(struct vcpu *v, u64 gpa1, u64 qual)
 		type = vectoring ? 3 : (qual & 2) ? 1 : (qual & 4) ? 2 : 0;
 	else /* a guest-physical access (a paging-structure entry on the page) */
 		type = vectoring ? 10 : 15;
-	if (type == 1 && (gpa1 & 0xfff) == APIC_OFFSET_TPR && (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_TPR_SHADOW) &&
-	    virtualize_tpr_write(v))
+	if (type == 1 && (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_TPR_SHADOW) &&
+	    nested_apicv_virtualize_write(v, (u32)(gpa1 & 0xfff)))
 		return true;
 	nested_reflect_with(v, EXIT_REASON_APIC_ACCESS, (type << 12) | (type < 10 ? (gpa1 & 0xfff) : 0));
 	return true;

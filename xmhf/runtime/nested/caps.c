@@ -80,9 +80,11 @@ bool vmcs12_read_pin_nmi_exiting(struct vcpu *v)
 	       (vmcs12_read(v, VMCS_PIN_BASED_CONTROLS) & PIN_NMI_EXITING);
 }
 
-/* Optional control bits L1 may set, per control (SDM Appendix A.3-A.5). The TPR shadow and APIC-access
- * virtualization run in hardware on VMCS02 with L1's pages (apicv.c); VMCS shadowing for L2 is L0's
+/* Optional control bits L1 may set, per control (SDM Appendix A.3-A.5). The TPR shadow, APIC-access
+ * virtualization, x2APIC-mode virtualization, APIC-register virtualization and virtual-interrupt
+ * delivery run in hardware on VMCS02 with L1's pages (apicv.c); VMCS shadowing for L2 is L0's
  * emulation (shadow12.c); TSC scaling and PAUSE-loop exiting run on VMCS02 (timing.c). */
+#define NESTED_PROC2_APICV (PROC2_VIRTUALIZE_X2APIC | PROC2_APIC_REGISTER_VIRT | PROC2_VIRTUAL_INTR_DELIVERY)
 #define NESTED_PIN (PIN_EXTINT_EXITING | PIN_NMI_EXITING | PIN_VIRTUAL_NMIS | PIN_PREEMPTION_TIMER)
 #define NESTED_PROC (PROC_INTR_WINDOW_EXITING | PROC_TSC_OFFSETTING | PROC_HLT_EXITING | PROC_INVLPG_EXITING |  \
 		     PROC_MWAIT_EXITING | PROC_RDPMC_EXITING | PROC_RDTSC_EXITING | PROC_CR3_LOAD_EXITING |     \
@@ -93,7 +95,7 @@ bool vmcs12_read_pin_nmi_exiting(struct vcpu *v)
 #define NESTED_PROC2 (PROC2_VIRTUALIZE_APIC | PROC2_EPT | PROC2_DESC_TABLE_EXITING | PROC2_RDTSCP | PROC2_VPID | PROC2_WBINVD_EXITING |   \
 		      PROC2_UNRESTRICTED_GUEST | (1U << 11) /* RDRAND */ | PROC2_INVPCID | (1U << 16) /* RDSEED */ | \
 		      PROC2_XSAVES | PROC2_VMFUNC | PROC2_PAUSE_LOOP_EXITING | PROC2_VMCS_SHADOWING | PROC2_TSC_SCALING | \
-		      PROC2_EPT_VE /* ve.c */)
+		      PROC2_EPT_VE /* ve.c */ | NESTED_PROC2_APICV)
 #define NESTED_VMFUNC 1ULL /* EPTP switching */
 /* "Acknowledge interrupt on exit" (SDM 24.7.1) is passed through to VMCS02 (entry.c): L0 takes no
  * external interrupts of its own, so the CPU acknowledging one at an L2 exit and storing its vector in

@@ -28,8 +28,11 @@ static void save_exit(struct vcpu *v, u32 reason, bool l2_state)
 	struct vmcs_pair pair;
 
 	nested_vmcs_pair(v, &pair);
-	if (l2_state)
+	if (l2_state) {
 		vmcs_guest_02_to_12(&pair);
+		if (v->l2_vid)
+			nested_apicv_save12(v);
+	}
 	vmcs_exit_info_02_to_12(&pair, reason);
 }
 
@@ -137,7 +140,7 @@ void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual)
 bool nested_l2_exception(struct vcpu *v, u32 vector, bool has_error, u32 error_code, u64 qual)
 {
 	if (!v || !v->in_l2 ||
-	    !nested_exception_exits_to_l1((u32)r12(v, VMCS_EXCEPTION_BITMAP), (u32)r12(v, VMCS_PAGE_FAULT_ERROR_MASK),
+	    !nested_exception_exits((u32)r12(v, VMCS_EXCEPTION_BITMAP), (u32)r12(v, VMCS_PAGE_FAULT_ERROR_MASK),
 					  (u32)r12(v, VMCS_PAGE_FAULT_ERROR_MATCH), vector, error_code))
 		return false;
 	nested_reflect_exception(v, INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | vector |

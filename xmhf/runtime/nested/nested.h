@@ -75,11 +75,14 @@ void shadow_load(struct vcpu *v);
 void shadow_flush(struct vcpu *v, bool unlink);
 void shadow_write_field(struct vcpu *v, u32 enc, u64 value);
 
-/* TPR shadow and APIC-access virtualization (apicv.c). */
+/* APIC virtualization: TPR shadow, APIC-access, x2APIC mode, APIC registers, virtual-interrupt
+ * delivery (apicv.c). */
 bool nested_apicv_controls_ok(struct vcpu *v);
 bool nested_apicv_tpr_ok(struct vcpu *v);
 void nested_apicv_setup02(struct vcpu *v);
+void nested_apicv_save12(struct vcpu *v);
 bool nested_apicv_access_exit(struct vcpu *v, u64 gpa1, u64 qual);
+bool nested_apicv_virtualize_write(struct vcpu *v, u32 off); /* apicv-write.c */
 
 /* VM functions: EPTP switching (vmfunc.c). */
 bool nested_vmfunc_controls_ok(struct vcpu *v);
