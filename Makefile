@@ -129,11 +129,19 @@ run: deps
 bench: deps
 	$(MAKE) all
 	tests/run --bench
+# The differential VMX fuzzer (tests/runner/fuzz.py): make fuzz SEEDS=1-20 OPS=5000 [SMP=1,2] [J=1]
+SEEDS ?= 1-5
+OPS ?= 2000
+SMP ?= 1,2
+J ?= 1
+fuzz: deps
+	$(MAKE) all
+	tests/runner/fuzz.py --seeds $(SEEDS) --ops $(OPS) --smp $(SMP) -j $(J)
 
 clean:
 	rm -rf $(B) init-x86-amd64.bin init-x86-amd64.elf hypervisor-x86-amd64.bin.gz hypervisor-x86-amd64.elf
 
 FORCE:
-.PHONY: all deps test unit run bench clean FORCE
+.PHONY: all deps test unit run bench fuzz clean FORCE
 
 -include $(INIT_OBJ:.o=.d) $(RT_OBJ:.o=.d)
