@@ -33,6 +33,10 @@ static void save_exit(struct vcpu *v, u32 reason, bool l2_state)
 	vmcs_exit_info_02_to_12(&pair, reason);
 }
 
+/* load_l1_host_state's l2_cr0 for a VM-entry failure in the guest-state checks: L2's state was never
+ * loaded, so CR0's bits the exit leaves alone keep L1's values (SDM 27.8). */
+#define KEEP_L1_CR0 (~0ULL)
+
 /* Back to VMCS01 with L1's host state as its guest state (SDM 28.5). */
 static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 {
@@ -43,6 +47,8 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 	if (vmptrld(v->vmcs_pa))
 		panic("VMPTRLD of VMCS01 failed");
 	v->in_l2 = 0;
+	if (l2_cr0 == KEEP_L1_CR0)
+		l2_cr0 = guest_cr0();
 	/* ET, CD, NW and the reserved bits 28:19, 17 and 15:6 are not loaded from the host state: they
 	 * keep L2's values (SDM 28.5.1); bits 63:32 were checked 0 at entry. */
 	const u64 keep = CR0_ET | CR0_CD | CR0_NW | (0x1ffULL << 19) | (1ULL << 17) | (0x3ffULL << 6);
@@ -310,7 +316,8 @@ bool nested_l2_exit(struct vcpu *v)
 	if (v->exit_reason & EXIT_REASON_ENTRY_FAILURE) {
 		/* The CPU refused VMCS02's guest state (or an MSR load): the same VM-entry failure exit
 		 * goes to L1, with VMCS12's guest state unchanged and the VMCS still not launched. */
-		u64 l2_cr0 = vmcs_read(VMCS_GUEST_CR0);
+		u64 l2_cr0 = (v->exit_reason & 0xffff) == EXIT_REASON_INVALID_GUEST_STATE ? KEEP_L1_CR0
+											   : vmcs_read(VMCS_GUEST_CR0);
 		save_exit(v, v->exit_reason, false);
 		load_l1_host_state(v, l2_cr0);
 		return false;
