@@ -152,6 +152,37 @@ static bool check_host_state(struct vcpu *v)
 	return true;
 }
 
+/* Guest state VMCS02 cannot take from VMCS12 as it is, given to the CPU so that its own checks (in
+ * its own order, SDM 27.3.1) refuse what they would refuse in VMCS12: VMCS12's link pointer (VMCS02
+ * has none: an unaligned one there when VMCS12's fails 27.3.1.5, qualification 4; bit 31 of the
+ * revision must be 0, VMCS shadowing is not offered), and the PDPTEs of a PAE L2 without EPT12, which
+ * the entry loads from CR3 (27.3.1.6, 27.3.2.4): VMCS02 always uses EPT, so the CPU takes its PDPTE
+ * fields instead (all-ones, refused with qualification 2, when CR3 is not L1 memory). CR0.PG with
+ * "IA-32e mode guest" (27.3.1.1) is checked here: Bochs 2.7 does not, and panics the emulator on such
+ * an entry with unrestricted guest (docs/known-bugs.md). True after reflecting that failure. */
+static bool guest_state_to_02(struct vcpu *v)
+{
+	u64 link = r12(v, VMCS_VMCS_LINK_POINTER), cr0 = r12(v, VMCS_GUEST_CR0), cr4 = r12(v, VMCS_GUEST_CR4);
+	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
+
+	if (link != ~0ULL) {
+		const u32 *rev = ((link & 0xfff) || (link >> vmx_caps.maxphyaddr)) ? NULL : guestmem_ptr(link, 4);
+		vmcs_write(VMCS_VMCS_LINK_POINTER, rev && *rev == nested_vmcs_revision() ? ~0ULL : 1);
+	} else {
+		vmcs_write(VMCS_VMCS_LINK_POINTER, ~0ULL);
+	}
+	if (!nested_l2_uses_ept(v) && (cr0 & CR0_PG) && (cr4 & CR4_PAE) && !(entry12 & ENTRY_IA32E_MODE_GUEST)) {
+		const u64 *pdpte = guestmem_ptr(r12(v, VMCS_GUEST_CR3) & 0xffffffe0ULL, 32);
+		for (u32 i = 0; i < 4; i++)
+			vmcs_write(VMCS_GUEST_PDPTE0 + 2 * i, pdpte ? pdpte[i] : ~0ULL);
+	}
+	if ((entry12 & ENTRY_IA32E_MODE_GUEST) && !(cr0 & CR0_PG)) {
+		nested_entry_fail(v, EXIT_REASON_INVALID_GUEST_STATE, 0);
+		return true;
+	}
+	return false;
+}
+
 /* VMCS02's MSR bitmap: an MSR exits if L0 or L1 wants it (SDM 25.6.9), so L2 accesses L1 allows
  * run without any exit. Without L1's bitmap VMCS02 has none either: every MSR access exits, and all
  * of them are L1's (exit.c). Merged again at each entry: L1 may rewrite its bitmap in memory. */
@@ -287,7 +318,7 @@ static void resume_cached(struct vcpu *v)
 	/* L1 may rewrite its MSR-load list in memory between entries: copy the lists again. */
 	u32 bad = nested_msr_lists_setup(v, r12(v, VMCS_ENTRY_MSR_LOAD_ADDR), (u32)r12(v, VMCS_ENTRY_MSR_LOAD_COUNT),
 					 r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
-	if (bad)
+	if (!guest_state_to_02(v) && bad)
 		nested_entry_fail_msr_load(v, bad);
 }
 
@@ -429,6 +460,8 @@ static void build_vmcs02(struct vcpu *v)
 	nested_vmcs_pair(v, &pair);
 	vmcs_guest_12_to_02(&pair);
 	setup_cr_masks(v);
+	if (guest_state_to_02(v))
+		return;
 	if (bad) {
 		nested_entry_fail_msr_load(v, bad); /* an entry L0 refuses: VM-entry failure, back to L1 */
 		return;

@@ -188,14 +188,20 @@ static void reflect_event(struct vcpu *v, u32 reason, u32 intr_info)
 	return_to_l1(v);
 }
 
-/* Entry-load list entry `index` (1-based) refused by L0 before VMCS02 ran: the VM-entry failure due to
- * MSR loading (reason 34, SDM 27.8), L1 resumes at its host RIP. Called with VMCS02 current. */
+/* A VM-entry failure L0 finds before VMCS02 runs (SDM 27.8): reason 33 (guest state, qualification
+ * per Table 27-1) or 34 (MSR loading, the failing entry's 1-based index); L1 resumes at its host RIP.
+ * Called with VMCS02 current. */
+void nested_entry_fail(struct vcpu *v, u32 reason, u64 qual)
+{
+	save_exit(v, EXIT_REASON_ENTRY_FAILURE | reason, false);
+	w12(v, VMCS_EXIT_QUALIFICATION, qual);
+	load_l1_host_state(v, reason == EXIT_REASON_INVALID_GUEST_STATE ? KEEP_L1_CR0 : vmcs_read(VMCS_GUEST_CR0));
+	v->launch_next = 0;
+}
+
 void nested_entry_fail_msr_load(struct vcpu *v, u32 index)
 {
-	save_exit(v, EXIT_REASON_ENTRY_FAILURE | EXIT_REASON_MSR_LOADING, false);
-	w12(v, VMCS_EXIT_QUALIFICATION, index);
-	load_l1_host_state(v, vmcs_read(VMCS_GUEST_CR0));
-	v->launch_next = 0;
+	nested_entry_fail(v, EXIT_REASON_MSR_LOADING, index);
 }
 
 /* Does L1's MSR bitmap (or its lack) make this access exit to L1? (SDM 25.6.9) */
