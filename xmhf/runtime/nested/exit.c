@@ -43,11 +43,15 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 	u32 exit12 = (u32)r12(v, VMCS_EXIT_CONTROLS);
 	bool host64 = exit12 & EXIT_HOST_ADDR_SPACE_SIZE;
 	u64 cr0 = r12(v, VMCS_HOST_CR0), cr4 = r12(v, VMCS_HOST_CR4), efer;
+	/* L2's EFER and PAT (VMCS02 saves both), which a VM exit without "load IA32_EFER/PAT" leaves in
+	 * place (SDM 28.5.1); after a guest-state failure L2's were never loaded and L1's stay. */
+	bool l2_loaded = l2_cr0 != KEEP_L1_CR0;
+	u64 efer02 = vmcs_read(VMCS_GUEST_IA32_EFER), pat02 = vmcs_read(VMCS_GUEST_IA32_PAT);
 
 	if (vmptrld(v->vmcs_pa))
 		panic("VMPTRLD of VMCS01 failed");
 	v->in_l2 = 0;
-	if (l2_cr0 == KEEP_L1_CR0)
+	if (!l2_loaded)
 		l2_cr0 = guest_cr0();
 	/* ET, CD, NW and the reserved bits 28:19, 17 and 15:6 are not loaded from the host state: they
 	 * keep L2's values (SDM 28.5.1); bits 63:32 were checked 0 at entry. */
@@ -63,7 +67,7 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 	vmcs_write(VMCS_GUEST_IA32_SYSENTER_CS, r12(v, VMCS_HOST_IA32_SYSENTER_CS));
 	vmcs_write(VMCS_GUEST_IA32_SYSENTER_ESP, r12(v, VMCS_HOST_IA32_SYSENTER_ESP));
 	vmcs_write(VMCS_GUEST_IA32_SYSENTER_EIP, r12(v, VMCS_HOST_IA32_SYSENTER_EIP));
-	efer = vmcs_read(VMCS_GUEST_IA32_EFER);
+	efer = l2_loaded ? efer02 : vmcs_read(VMCS_GUEST_IA32_EFER);
 	if (exit12 & EXIT_LOAD_EFER)
 		efer = r12(v, VMCS_HOST_IA32_EFER);
 	else
@@ -71,6 +75,8 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 	vmcs_write(VMCS_GUEST_IA32_EFER, efer);
 	if (exit12 & EXIT_LOAD_PAT)
 		vmcs_write(VMCS_GUEST_IA32_PAT, r12(v, VMCS_HOST_IA32_PAT));
+	else if (l2_loaded)
+		vmcs_write(VMCS_GUEST_IA32_PAT, pat02);
 	if (host64)
 		vmcs_set_bits(VMCS_ENTRY_CONTROLS, ENTRY_IA32E_MODE_GUEST);
 	else
