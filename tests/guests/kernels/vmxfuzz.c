@@ -503,10 +503,13 @@ static bool build_vmcs(struct fzcpu *f, int page)
 {
     struct fzmem *m = &mem[f->cpu];
     uint64_t pa = PA(m->vmcs[page]);
+    /* the region is written only while not active (SDM 25.11.1): VMCLEAR first */
+    int r0 = vmclear(pa);
     vmx_region_init(m->vmcs[page], revision);
     int r1 = vmclear(pa), r2 = vmptrld(pa);
     out(f, " build(%d)", page);
-    if (r1 != VMX_SUCCEED || r2 != VMX_SUCCEED) {
+    if (r0 != VMX_SUCCEED || r1 != VMX_SUCCEED || r2 != VMX_SUCCEED) {
+        outcome(f, r0);
         outcome(f, r1);
         outcome(f, r2);
         return false;
@@ -613,7 +616,8 @@ static void mutate(struct fzcpu *f)
     case 6: enc = VMCS_EXIT_CTLS; v = rd(f, enc) ^ EXIT_HOST_ADDR_SPACE_SIZE; break;
     case 7: enc = VMCS_SECONDARY_PROC_CTLS; v = rd(f, enc) | (1u << 31); break;
     case 8: enc = VMCS_ENTRY_INTR_INFO; {
-        static const uint32_t types[] = { 0, 2, 3, 3, 3, 4, 5, 6, 1, 7 };
+        /* no type 7 (other event): Bochs 2.7 panics on it (docs/known-bugs.md) */
+        static const uint32_t types[] = { 0, 2, 3, 3, 3, 4, 5, 6, 1 };
         uint32_t t = types[rnd(f, ARRAY_SIZE(types))], vec = chance(f, 70) ? rnd(f, 32) : rnd(f, 256);
         if (t == 2)
             vec = chance(f, 80) ? 2 : vec;
@@ -1019,9 +1023,24 @@ static void op_vmptrst(struct fzcpu *f)
         out(f, " =%llx", U64(v));
 }
 
+/* VM-exit information fields that the SDM leaves undefined after most exits (28.2: instruction
+ * information, length, qualification, I/O RCX..RIP, guest linear/physical address, error codes):
+ * VMREAD of them is not compared (rec_exit() compares them after the exits that define them). */
+static bool undefined_after_exit(uint32_t enc)
+{
+    static const uint32_t l[] = { 0x2400, 0x2401, 0x4406, 0x440a, 0x440c, 0x440e, 0x6400, 0x6402,
+                                  0x6404, 0x6406, 0x6408, 0x640a };
+    for (unsigned i = 0; i < ARRAY_SIZE(l); i++)
+        if (l[i] == enc)
+            return true;
+    return false;
+}
+
 static void op_vmread(struct fzcpu *f)
 {
     uint64_t enc = rand_field(f);
+    if (undefined_after_exit((uint32_t)enc))
+        f->excluded = true;
     out(f, "vmread %llx", U64(enc));
     if (chance(f, 50)) {
         uint64_t v = 0x5a5a5a5a5a5a5a5aull;
@@ -1233,6 +1252,35 @@ static void fuzz_cpu(void *arg)
     f->done = 1;
 }
 
+/* case=ia32e-pg0 (under XMHF only: bare Bochs 2.7 panics, docs/known-bugs.md): an entry with
+ * "IA-32e mode guest", unrestricted guest and CR0.PG = PE = 0 must fail with reason 33 (SDM 27.3.1.1). */
+static void case_ia32e_pg0(void)
+{
+    struct fzcpu *f = &fz[0];
+    test_begin("ia32e-pg0");
+    ept_build(f, 0);
+    if (!test_check((m_proc2 >> 32 & (PROC2_ENABLE_EPT | PROC2_UNRESTRICTED_GUEST)) ==
+                    (PROC2_ENABLE_EPT | PROC2_UNRESTRICTED_GUEST), "no unrestricted guest offered") ||
+        !test_check(l1_vmxon(), "VMXON failed")) {
+        test_end();
+        return;
+    }
+    struct l2_setup s = { .rip = snips[0], .rsp = PA(mem[0].stack) + sizeof(mem[0].stack) - 64,
+                          .proc = PROC_HLT_EXITING, .proc2 = PROC2_ENABLE_EPT | PROC2_UNRESTRICTED_GUEST,
+                          .eptp = eptp_of(f, 0), .exc_bitmap = ~0u, .vmcs = 0 };
+    if (vmcs_build(&s)) {
+        vmw(VMCS_GUEST_GS_BASE, PA(&params[0]));
+        vmw(VMCS_GUEST_CR0, read_cr0() & ~(CR0_PG | CR0_PE));
+        int o = l2_enter(true);
+        char b[120];
+        test_check(o == ENTER_EXITED && ex.reason == (VMX_EXIT_REASON_ENTRY_FAIL | EXIT_REASON_INVALID_GUEST_STATE) &&
+                   ex.qual == 0, "VMLAUNCH: %s, expected a VM-entry failure (reason 0x80000021, qualification 0)",
+                   enter_outcome_name(o, b, sizeof(b)));
+    }
+    l1_done();
+    test_end();
+}
+
 /* a control capability MSR with allowed-1 cut to mask (the required bits stay allowed) */
 static uint64_t masked(uint64_t cap, uint32_t mask)
 {
@@ -1282,6 +1330,10 @@ void test_main(void)
            maxphy, nsnips);
     info("seed %llu, %llu ops per CPU, region 0x%llx", U64(seed), U64(nops), U64(region));
 
+    if (cmdline_get("case", 0, buf, sizeof(buf)) && !strncmp(buf, "ia32e-pg0", 10)) {
+        case_ia32e_pg0();
+        return;
+    }
     smp_init();
     int n = smp_start_all(0);
     if (n > NCPU)
