@@ -316,10 +316,9 @@ static void resume_cached(struct vcpu *v)
 	v->in_l2 = 1;
 	v->launch_next = 0;
 	/* L1 may rewrite its MSR-load list in memory between entries: copy the lists again. */
-	u32 bad = nested_msr_lists_setup(v, r12(v, VMCS_ENTRY_MSR_LOAD_ADDR), (u32)r12(v, VMCS_ENTRY_MSR_LOAD_COUNT),
-					 r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
-	if (!guest_state_to_02(v) && bad)
-		nested_entry_fail_msr_load(v, bad);
+	nested_msr_lists_setup(v, r12(v, VMCS_ENTRY_MSR_LOAD_ADDR), (u32)r12(v, VMCS_ENTRY_MSR_LOAD_COUNT),
+			       r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
+	guest_state_to_02(v);
 }
 
 static u64 pair_read02(void *ctx, u32 enc)
@@ -449,8 +448,8 @@ static void build_vmcs02(struct vcpu *v)
 	vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, 0);
 	vmcs_write(VMCS_EXIT_MSR_LOAD_COUNT, 0);
 	vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, 0);
-	u32 bad = nested_msr_lists_setup(v, r12(v, VMCS_ENTRY_MSR_LOAD_ADDR), (u32)r12(v, VMCS_ENTRY_MSR_LOAD_COUNT),
-					 r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
+	nested_msr_lists_setup(v, r12(v, VMCS_ENTRY_MSR_LOAD_ADDR), (u32)r12(v, VMCS_ENTRY_MSR_LOAD_COUNT),
+			       r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
 	vmcs_write(VMCS_ENTRY_INTR_INFO, r12(v, VMCS_ENTRY_INTR_INFO));
 	vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR_CODE, r12(v, VMCS_ENTRY_EXCEPTION_ERROR_CODE));
 	vmcs_write(VMCS_ENTRY_INSTRUCTION_LENGTH, r12(v, VMCS_ENTRY_INSTRUCTION_LENGTH));
@@ -462,10 +461,6 @@ static void build_vmcs02(struct vcpu *v)
 	setup_cr_masks(v);
 	if (guest_state_to_02(v))
 		return;
-	if (bad) {
-		nested_entry_fail_msr_load(v, bad); /* an entry L0 refuses: VM-entry failure, back to L1 */
-		return;
-	}
 	l2_from_l1(entry12, &l1);
 }
 

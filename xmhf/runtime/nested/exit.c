@@ -205,11 +205,6 @@ void nested_entry_fail(struct vcpu *v, u32 reason, u64 qual)
 	v->launch_next = 0;
 }
 
-void nested_entry_fail_msr_load(struct vcpu *v, u32 index)
-{
-	nested_entry_fail(v, EXIT_REASON_MSR_LOADING, index);
-}
-
 /* Does L1's MSR bitmap (or its lack) make this access exit to L1? (SDM 25.6.9) */
 static bool l1_wants_msr(struct vcpu *v, u32 msr, bool write)
 {

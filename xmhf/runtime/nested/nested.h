@@ -28,7 +28,7 @@ void nested_vm_fail_noskip(struct vcpu *v, u32 error);
 /* MSR lists (msr-lists.c). */
 u32 nested_msr_list_max(void);
 bool nested_msr_lists_valid(u64 load_gpa, u32 load_n, u64 store_gpa, u32 store_n, u64 exit_gpa, u32 exit_n);
-u32 nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_gpa, u32 store_n);
+void nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_gpa, u32 store_n);
 bool nested_msr_store_copy_back(struct vcpu *v, u64 store_gpa, u32 store_n);
 bool nested_msr_exit_load(u64 gpa, u32 n);
 
@@ -42,7 +42,6 @@ bool nested_l2_uses_ept(struct vcpu *v);
 /* Reflects the current L2 exit to L1 as `reason` with qualification `qual` (exit.c). */
 void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual);
 void nested_entry_fail(struct vcpu *v, u32 reason, u64 qual);
-void nested_entry_fail_msr_load(struct vcpu *v, u32 index);
 
 /* VPID02 (vpid02.c). */
 u32 vpid02_setup(struct vcpu *v, u32 proc2_12, u16 vpid12);
