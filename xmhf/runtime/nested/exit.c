@@ -121,13 +121,14 @@ static void exit_msr_lists(struct vcpu *v);
 static void vmx_abort_l1(struct vcpu *v, u32 indicator);
 
 /* After an exit L2 took (VMCS12 holds its state and exit information, VMCS02 still current): the
- * VMCS is launched and in sync with VMCS02, the MSR lists run, and L1 resumes with its host state. */
+ * VMCS is launched and in sync with VMCS02, L1 resumes with its host state, then the MSR lists run
+ * (SDM 28.5 before 28.6: the exit-load list overrides the host state's SYSENTER MSRs, PAT...). */
 static void return_to_l1(struct vcpu *v)
 {
 	vmcs12_set_launched(v, true);
 	v->vmcs02_of = v->l1_current_vmcs;
-	exit_msr_lists(v);
 	load_l1_host_state(v, vmcs_read(VMCS_GUEST_CR0));
+	exit_msr_lists(v);
 	if (v->l1_vmx_aborted)
 		nested_hold_aborted(v);
 }

@@ -134,15 +134,26 @@ bool nested_msr_store_copy_back(struct vcpu *v, u64 store_gpa, u32 store_n)
 	return true;
 }
 
-/* L1's VM-exit MSR-load list, applied in software. Returns false on a failure (L1 gets a VMX abort). */
+/* L1's VM-exit MSR-load list, applied in software after L1's host state (SDM 28.5, 28.6; VMCS01
+ * current). Returns false on a failure (L1 gets a VMX abort). The MSRs VMCS01 loads into L1 at every
+ * entry from its guest state (SYSENTER_CS/ESP/EIP, DEBUGCTL, PAT) go into those fields too: written
+ * to the CPU alone they would be overwritten on the way back to L1 (the WRMSR checks the value). */
 bool nested_msr_exit_load(u64 gpa, u32 n)
 {
+	static const struct { u32 msr, field; } in_vmcs01[] = {
+		{ 0x174, VMCS_GUEST_IA32_SYSENTER_CS }, { 0x175, VMCS_GUEST_IA32_SYSENTER_ESP },
+		{ 0x176, VMCS_GUEST_IA32_SYSENTER_EIP }, { 0x1d9, VMCS_GUEST_IA32_DEBUGCTL },
+		{ 0x277, VMCS_GUEST_IA32_PAT },
+	};
 	volatile struct msr_entry *list = l1_list(gpa, n);
 
 	for (u32 i = 0; list && i < n; i++) {
 		struct msr_entry e = read_entry(&list[i]);
 		if (msr_policy_refused_in_lists(e.index) || e.reserved || wrmsr_safe(e.index, e.data))
 			return false;
+		for (u32 k = 0; k < ARRAY_SIZE(in_vmcs01); k++)
+			if (in_vmcs01[k].msr == e.index)
+				vmcs_write(in_vmcs01[k].field, e.data);
 	}
 	return true;
 }
