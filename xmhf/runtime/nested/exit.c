@@ -118,6 +118,7 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 }
 
 static void exit_msr_lists(struct vcpu *v);
+static void exit_msr_load(struct vcpu *v);
 static void vmx_abort_l1(struct vcpu *v, u32 indicator);
 
 /* After an exit L2 took (VMCS12 holds its state and exit information, VMCS02 still current): the
@@ -129,8 +130,6 @@ static void return_to_l1(struct vcpu *v)
 	v->vmcs02_of = v->l1_current_vmcs;
 	load_l1_host_state(v, vmcs_read(VMCS_GUEST_CR0));
 	exit_msr_lists(v);
-	if (v->l1_vmx_aborted)
-		nested_hold_aborted(v);
 }
 
 /* Reflects the current L2 exit as a different exit (an EPT violation found in EPT12). */
@@ -141,14 +140,25 @@ void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual)
 	return_to_l1(v);
 }
 
-/* SDM 28.4 and 28.6: L2's MSRs into L1's store list, then L1's exit-load list (which may only fail
- * into a VMX abort of L1, SDM 28.7). */
+/* SDM 28.6: L1's exit-load list, after its host state; also after a VM-entry failure (SDM 27.8),
+ * whose host state is loaded as for an exit. It may only fail into a VMX abort of L1 (SDM 28.7). */
+static void exit_msr_load(struct vcpu *v)
+{
+	if (!nested_msr_exit_load(r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
+		vmx_abort_l1(v, 4); /* indicator 4: failure loading MSRs at VM exit */
+	if (v->l1_vmx_aborted)
+		nested_hold_aborted(v);
+}
+
+/* SDM 28.4 and 28.6: L2's MSRs into L1's store list, then L1's exit-load list. */
 static void exit_msr_lists(struct vcpu *v)
 {
-	if (!nested_msr_store_copy_back(v, r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT)))
+	if (!nested_msr_store_copy_back(v, r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT))) {
 		vmx_abort_l1(v, 1); /* indicator 1: failure saving guest MSRs */
-	else if (!nested_msr_exit_load(r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
-		vmx_abort_l1(v, 4); /* indicator 4: failure loading MSRs at VM exit */
+		nested_hold_aborted(v);
+		return;
+	}
+	exit_msr_load(v);
 }
 
 /* A VMX abort (SDM 28.7) of this L1 vCPU alone: the indicator goes into the VMCS12 region and the
@@ -203,6 +213,7 @@ void nested_entry_fail(struct vcpu *v, u32 reason, u64 qual)
 	save_exit(v, EXIT_REASON_ENTRY_FAILURE | reason, false);
 	w12(v, VMCS_EXIT_QUALIFICATION, qual);
 	load_l1_host_state(v, reason == EXIT_REASON_INVALID_GUEST_STATE ? KEEP_L1_CR0 : vmcs_read(VMCS_GUEST_CR0));
+	exit_msr_load(v);
 	v->launch_next = 0;
 }
 
@@ -328,6 +339,7 @@ bool nested_l2_exit(struct vcpu *v)
 											   : vmcs_read(VMCS_GUEST_CR0);
 		save_exit(v, v->exit_reason, false);
 		load_l1_host_state(v, l2_cr0);
+		exit_msr_load(v);
 		return false;
 	}
 	if (l0_handles(v)) {
