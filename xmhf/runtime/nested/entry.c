@@ -66,6 +66,31 @@ bool nested_eptp_valid(u64 eptp12)
 	return eptp_ok(eptp12);
 }
 
+/* The event to inject (SDM 27.2.1.3), checked at every entry with the other controls (error 7) so
+ * that it fails before the host-state checks, as on the CPU: reserved bits 30:12, type 1, an NMI not vector 2, an
+ * exception above 31, a software event's instruction length, type 7 (MTF pending) not vector 0, the
+ * error-code bit against the vector (unless IA32_VMX_BASIC[56]) and error code bits 31:16. */
+static bool entry_event_ok(struct vcpu *v)
+{
+	u32 info = (u32)r12(v, VMCS_ENTRY_INTR_INFO), vec = info & 0xff, type = (info >> 8) & 7;
+	bool errcode = info & (1U << 11), want = false;
+	u32 len = (u32)r12(v, VMCS_ENTRY_INSTRUCTION_LENGTH);
+
+	if (!(info & INTR_INFO_VALID))
+		return true;
+	if ((info & 0x7ffff000) || type == 1 || (type == 2 && vec != 2) || (type == 3 && vec > 31) ||
+	    (type == 7 && vec != 0))
+		return false;
+	if (type >= 4 && type <= 6 && (len > 15 || (len == 0 && !(nested_vmx_misc() & (1ULL << 30)))))
+		return false;
+	if (type == 3 && vec < 32 && ((1U << vec) & 0x27d00) && /* #DF #TS #NP #SS #GP #PF #AC */
+	    (!(nested_proc2_12(v) & PROC2_UNRESTRICTED_GUEST) || (r12(v, VMCS_GUEST_CR0) & CR0_PE)))
+		want = true;
+	if (!(vmx_caps.basic & (1ULL << 56)) && errcode != want)
+		return false;
+	return !errcode || !(r12(v, VMCS_ENTRY_EXCEPTION_ERROR_CODE) & 0xffff0000);
+}
+
 static bool check_controls(struct vcpu *v)
 {
 	u32 pin = (u32)r12(v, VMCS_PIN_BASED_CONTROLS), proc = (u32)r12(v, VMCS_PROC_BASED_CONTROLS);
@@ -487,7 +512,7 @@ void nested_vmentry(struct vcpu *v, bool launch)
 	/* The checks' outcome depends only on VMCS12's controls and host state (and on constants):
 	 * unchanged since the last entry that passed them, they pass again. */
 	u32 changes = launch ? CHANGED_OTHER : vmcs12_changes(v);
-	if (((changes & CHANGED_OTHER) && !check_controls(v)) || !nested_apicv_tpr_ok(v)) {
+	if (((changes & CHANGED_OTHER) && !check_controls(v)) || !nested_apicv_tpr_ok(v) || !entry_event_ok(v)) {
 		nested_vm_fail(v, VMXERR_INVALID_CONTROLS);
 		return;
 	}
