@@ -67,9 +67,9 @@ bool nested_eptp_valid(u64 eptp12)
 }
 
 /* The event to inject (SDM 27.2.1.3), checked at every entry with the other controls (error 7) so
- * that it fails before the host-state checks, as on the CPU: reserved bits 30:12, type 1, an NMI not vector 2, an
- * exception above 31, a software event's instruction length, type 7 (MTF pending) not vector 0, the
- * error-code bit against the vector (unless IA32_VMX_BASIC[56]) and error code bits 31:16. */
+ * that it fails before the host-state checks, as on the CPU: reserved bits 30:12, type 1, an NMI not
+ * vector 2, an exception above 31, a software event's instruction length, type 7 (MTF pending) not
+ * vector 0, the error-code bit against the vector (unless IA32_VMX_BASIC[56]), error code bits 31:16. */
 static bool entry_event_ok(struct vcpu *v)
 {
 	u32 info = (u32)r12(v, VMCS_ENTRY_INTR_INFO), vec = info & 0xff, type = (info >> 8) & 7;

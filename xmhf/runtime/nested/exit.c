@@ -206,8 +206,8 @@ static void reflect_event(struct vcpu *v, u32 reason, u32 intr_info)
 }
 
 /* A VM-entry failure L0 finds before VMCS02 runs (SDM 27.8): reason 33 (guest state, qualification
- * per Table 27-1) or 34 (MSR loading, the failing entry's 1-based index); L1 resumes at its host RIP.
- * Called with VMCS02 current. */
+ * per Table 27-1) or 34 (MSR loading, the failing entry's 1-based index); L1 resumes at its host RIP
+ * after its exit-load list. Called with VMCS02 current. */
 void nested_entry_fail(struct vcpu *v, u32 reason, u64 qual)
 {
 	save_exit(v, EXIT_REASON_ENTRY_FAILURE | reason, false);
