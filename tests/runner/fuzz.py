@@ -131,6 +131,24 @@ class FuzzRun:
             where, cpu, blk, self.log_dir)
 
 
+# Open XMHF bugs the fuzzer keeps finding (docs/known-bugs.md, "Open, found by the fuzzer"): a
+# difference whose first differing line matches is still a failure, but the campaign summary counts it
+# apart, so that a new bug stands out. (regex on the bare line, regex on the XMHF line) -> name.
+KNOWN_OPEN = [
+    ((r",int=0,", r",int=8,"), "NMI blocking carried into L2 (known-bugs.md)"),
+]
+
+
+def known_open(detail):
+    m = re.search(r"^  bare: (.*)\n  XMHF: (.*)$", detail, re.M)
+    if not m:
+        return None
+    for (rb, rh), name in KNOWN_OPEN:
+        if re.search(rb, m.group(1)) and re.search(rh, m.group(2)):
+            return name
+    return None
+
+
 def allowed(b, h):
     for (rb, rh), why in ALLOWED:
         if b and h and re.search(rb, b) and re.search(rh, h):
@@ -194,13 +212,17 @@ def main():
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for s, c, (kind, detail, secs) in pool.map(one, runs):
             counts[kind] += 1
-            print("seed %d smp %d: %s (%.0f s)%s" % (s, c, kind.upper(), secs, "\n  " + detail if detail else ""),
-                  flush=True)
+            known = known_open(detail) if kind == "diff" else None
+            if known:
+                counts["known"] = counts.get("known", 0) + 1
+            print("seed %d smp %d: %s (%.0f s)%s%s" % (s, c, kind.upper(), secs, " [known open: %s]" % known if known
+                                                     else "", "\n  " + detail if detail else ""), flush=True)
     total_ops = sum(args.ops * c for s, c in runs)
     print("fuzz campaign: seeds %s, smp %s, %d runs, %d VMX operations (%d per CPU per run), %.0f s" %
           (args.seeds, args.smp, len(runs), total_ops, args.ops, time.time() - t0))
-    print("  stops %d, hangs %d, differences %d, bare failures %d, clean %d" %
-          (counts["stop"], counts["hang"], counts["diff"], counts["bare-failed"], counts["ok"]))
+    print("  stops %d, hangs %d, differences %d (%d of them a known open bug), bare failures %d, clean %d" %
+          (counts["stop"], counts["hang"], counts["diff"], counts.get("known", 0), counts["bare-failed"], counts["ok"]))
+    print("  (a run stops comparing at its first difference: its later operations still ran, under XMHF too)")
     return 0 if counts["ok"] == len(runs) else 1
 
 
