@@ -196,6 +196,14 @@ static uint64_t addr_of(struct fzcpu *f, int cls, uint64_t good)
     }
 }
 
+/* An address for a VMCS field: the region's class becomes "beyond MAXPHYADDR" (same draws in both
+ * runs): a field holding it would read back differently bare and under XMHF ever after. */
+static uint64_t field_addr(struct fzcpu *f, uint64_t good)
+{
+    int cls = rnd(f, A_N);
+    return addr_of(f, cls == A_REGION ? A_BEYOND : cls, good);
+}
+
 /* a VMCS page, or any address class (fuzzing VMPTRLD / VMCLEAR / VMXON operands) */
 static uint64_t ptr_operand(struct fzcpu *f)
 {
@@ -649,11 +657,11 @@ static void mutate(struct fzcpu *f)
     case 24: enc = VMCS_LINK_POINTER; {
         uint64_t pg = PA(m->vmcs[3]);
         *(volatile uint32_t *)m->vmcs[3] = revision | (chance(f, 30) ? 0x80000000u : 0);
-        v = chance(f, 50) ? pg : addr_of(f, rnd(f, A_N), pg);
+        v = chance(f, 50) ? pg : field_addr(f, pg);
         break;
     }
-    case 25: enc = VMCS_MSR_BITMAP; v = addr_of(f, rnd(f, A_N), PA(m->msr_bitmap)); break;
-    case 26: enc = VMCS_IO_BITMAP_A + 2 * rnd(f, 2); v = addr_of(f, rnd(f, A_N), PA(m->io_a)); break;
+    case 25: enc = VMCS_MSR_BITMAP; v = field_addr(f, PA(m->msr_bitmap)); break;
+    case 26: enc = VMCS_IO_BITMAP_A + 2 * rnd(f, 2); v = field_addr(f, PA(m->io_a)); break;
     case 27: enc = VMCS_ENTRY_MSR_LOAD_COUNT; {
         msr_lists(f);
         int i = rnd(f, 4);
@@ -666,7 +674,7 @@ static void mutate(struct fzcpu *f)
             m->entry_load[2 * i] |= 1ull << (32 + rnd(f, 32));      /* reserved */
         else if (r == 3)
             m->entry_load[2 * i + 1] = noncanon(f);
-        VW(VMCS_ENTRY_MSR_LOAD_ADDR, addr_of(f, chance(f, 70) ? A_OK : rnd(f, A_N), PA(m->entry_load)));
+        VW(VMCS_ENTRY_MSR_LOAD_ADDR, chance(f, 70) ? PA(m->entry_load) : field_addr(f, PA(m->entry_load)));
         VW(VMCS_EXIT_MSR_STORE_ADDR, PA(m->exit_store));
         VW(VMCS_EXIT_MSR_LOAD_ADDR, PA(m->exit_load));
         VW(VMCS_EXIT_MSR_STORE_COUNT, rnd(f, 5));
@@ -674,16 +682,16 @@ static void mutate(struct fzcpu *f)
         v = chance(f, 90) ? rnd(f, 5) : 512;
         break;
     }
-    case 28: enc = VMCS_EXIT_MSR_STORE_ADDR + 2 * rnd(f, 2); v = addr_of(f, rnd(f, A_N), PA(m->exit_store)); break;
+    case 28: enc = VMCS_EXIT_MSR_STORE_ADDR + 2 * rnd(f, 2); v = field_addr(f, PA(m->exit_store)); break;
     case 29: enc = VMCS_EPT_POINTER; v = chance(f, 50) ? eptp_of(f, rnd(f, 2)) ^ (1ull << rnd(f, 12)) :
-                                             (eptp_of(f, 0) & 0xfff) | addr_of(f, rnd(f, A_N), PA(m->ept[0].pml4)); break;
+                                             (eptp_of(f, 0) & 0xfff) | field_addr(f, PA(m->ept[0].pml4)); break;
     case 30: enc = VMCS_VPID; v = rnd(f, 4); break;
     case 31: enc = VMCS_CR3_TARGET_COUNT; v = rnd(f, 6); break;
     case 32: enc = VMCS_TPR_THRESHOLD; v = chance(f, 70) ? rnd(f, 16) : rnd64(f) & 0xffffffff; break;
-    case 33: enc = VMCS_VIRTUAL_APIC_PAGE_ADDR; v = addr_of(f, rnd(f, A_N), PA(m->vapic)); break;
-    case 34: enc = VMCS_APIC_ACCESS_ADDR; v = addr_of(f, rnd(f, A_N), PA(m->apic_access)); break;
+    case 33: enc = VMCS_VIRTUAL_APIC_PAGE_ADDR; v = field_addr(f, PA(m->vapic)); break;
+    case 34: enc = VMCS_APIC_ACCESS_ADDR; v = field_addr(f, PA(m->apic_access)); break;
     case 35: enc = VMCS_VM_FUNCTION_CONTROLS; v = rnd(f, 4); break;
-    case 36: enc = VMCS_EPTP_LIST_ADDR; v = addr_of(f, rnd(f, A_N), PA(m->eptp_list)); break;
+    case 36: enc = VMCS_EPTP_LIST_ADDR; v = field_addr(f, PA(m->eptp_list)); break;
     case 37: {                          /* an invalid host-state value (SDM 26.2.2-26.2.4) */
         static const uint32_t hf[] = { VMCS_HOST_CR0, VMCS_HOST_CR4, VMCS_HOST_CR3, VMCS_HOST_RIP,
                                        VMCS_HOST_CS_SELECTOR, VMCS_HOST_TR_SELECTOR, VMCS_HOST_SS_SELECTOR,
@@ -748,6 +756,10 @@ static void sanitize(struct fzcpu *f, struct l1_tables *t)
     uint64_t cr0 = rd(f, VMCS_GUEST_CR0);
     if ((rd(f, VMCS_ENTRY_CTLS) & ENTRY_IA32E_MODE_GUEST) && !(cr0 & CR0_PG))
         VW(VMCS_GUEST_CR0, cr0 | CR0_PG | CR0_PE);
+    /* no real-mode L2 (unrestricted guest, CR0.PE = 0): the 64-bit snippets decoded as 16-bit code
+     * write through SS:SP and DS:BX into low memory, L1's own */
+    else if (!(cr0 & CR0_PE))
+        VW(VMCS_GUEST_CR0, cr0 | CR0_PE);
     uint64_t rip = rd(f, VMCS_GUEST_RIP);
     if (canonical(rip) && !is_snip(rip))
         VW(VMCS_GUEST_RIP, snips[0]);
