@@ -455,6 +455,14 @@ static void ept_build(struct fzcpu *f, int t)
         e->ptw[i] = PA(mem[f->cpu].pool[t ? NPOOL - 1 - i : i]) | EPT_RWX | EPT_WB;
 }
 
+/* EPTP with bit b flipped; bit 6 (A/D enable) only when offered (hidden under XMHF): bit 7 instead */
+static uint64_t eptp_flip(uint64_t eptp, unsigned b)
+{
+    if (b == 6 && !(m_ept & EPT_CAP_AD))
+        b = 7;
+    return eptp ^ (1ull << b);
+}
+
 static uint64_t eptp_of(struct fzcpu *f, int t)
 {
     uint64_t mt = (m_ept & EPT_CAP_MEMTYPE_WB) ? 6 : 0;
@@ -683,7 +691,7 @@ static void mutate(struct fzcpu *f)
         break;
     }
     case 28: enc = VMCS_EXIT_MSR_STORE_ADDR + 2 * rnd(f, 2); v = field_addr(f, PA(m->exit_store)); break;
-    case 29: enc = VMCS_EPT_POINTER; v = chance(f, 50) ? eptp_of(f, rnd(f, 2)) ^ (1ull << rnd(f, 12)) :
+    case 29: enc = VMCS_EPT_POINTER; v = chance(f, 50) ? eptp_flip(eptp_of(f, rnd(f, 2)), rnd(f, 12)) :
                                              (eptp_of(f, 0) & 0xfff) | field_addr(f, PA(m->ept[0].pml4)); break;
     case 30: enc = VMCS_VPID; v = rnd(f, 4); break;
     case 31: enc = VMCS_CR3_TARGET_COUNT; v = rnd(f, 6); break;
@@ -1106,7 +1114,7 @@ static void op_inv(struct fzcpu *f)
         lin = lin_operand(f, 16, &how);
     uint64_t lo, hi;
     if (ept) {
-        lo = chance(f, 70) ? eptp_of(f, rnd(f, 2)) : eptp_of(f, 0) ^ (1ull << rnd(f, 64));
+        lo = chance(f, 70) ? eptp_of(f, rnd(f, 2)) : eptp_flip(eptp_of(f, 0), rnd(f, 64));
         hi = chance(f, 90) ? 0 : rnd64(f);
     } else {
         lo = chance(f, 80) ? rnd(f, 4) : rnd64(f);
