@@ -214,12 +214,20 @@ run: deps
 bench: deps
 	$(MAKE) all
 	tests/run --bench
+# The differential VMX fuzzer (tests/runner/fuzz.py): make fuzz SEEDS=1-20 OPS=5000 [SMP=1,2] [J=1]
+SEEDS ?= 1-5
+OPS ?= 2000
+SMP ?= 1,2
+J ?= 1
+fuzz: deps
+	$(MAKE) all
+	tests/runner/fuzz.py --seeds $(SEEDS) --ops $(OPS) --smp $(SMP) -j $(J)
 
 clean:
 	rm -rf $(B) init-x86-amd64.bin init-x86-amd64.elf hypervisor-x86-amd64.bin.gz hypervisor-x86-amd64.elf \
 		init-x86-amd64.efi init-x86-amd64-efi.elf xmhf-amd64_*.deb
 
 FORCE:
-.PHONY: all uefi uefi-testapp deps test unit run bench clean install deb FORCE
+.PHONY: all uefi uefi-testapp deps test unit run bench fuzz clean install deb FORCE
 
 -include $(INIT_OBJ:.o=.d) $(RT_OBJ:.o=.d) $(EFI_OBJ:.o=.d) $(TESTAPP_OBJ:.o=.d) $(BSGONE_OBJ:.o=.d)

@@ -93,6 +93,9 @@ TEST(ept12_misconfigurations)
 	CHECK(!ept12_misconfigured(0x1000 | 7 | (6 << 3), 1, 39, false));
 	CHECK(!ept12_misconfigured(0x1000 | 7 | (0 << 3), 1, 39, false));   /* UC */
 	CHECK(ept12_misconfigured(0x1000 | 7 | (1 << 3), 2, 39, false));    /* non-leaf reserved bits */
+	CHECK(ept12_misconfigured(0x1000 | 7 | (1 << 6), 4, 39, false));    /* bit 6 of a PML4E (vmxfuzz seed=7) */
+	CHECK(ept12_misconfigured(0x1000 | 7 | (1 << 6), 3, 39, false));    /* ... of a PDPTE pointing to a PD */
+	CHECK(!ept12_misconfigured(0x1000 | 7 | (1 << 6), 1, 39, false));   /* ignore-PAT in a leaf */
 	CHECK(ept12_misconfigured((1ULL << 40) | 7, 1, 39, false));         /* beyond MAXPHYADDR */
 	CHECK(ept12_misconfigured(0x1000 | 7 | (1 << 7), 4, 39, false));    /* PS in a PML4E */
 	CHECK(ept12_misconfigured(0x201000 | 7 | (1 << 7) | (6 << 3), 2, 39, false)); /* unaligned 2 MiB */

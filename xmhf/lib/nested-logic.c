@@ -24,8 +24,8 @@ bool ept12_misconfigured(u64 e, int level, u32 maxphyaddr, bool exec_only)
 		return true;
 	if (leaf && (mt == 2 || mt == 3 || mt == 7))
 		return true;
-	if (!leaf && (e & (7ULL << 3)))
-		return true; /* reserved in non-leaf entries */
+	if (!leaf && (e & (0xfULL << 3)))
+		return true; /* bits 6:3 are reserved in non-leaf entries (7:3 in a PML4E, PS above) */
 	if (level > 1 && leaf && ((e & ADDR_MASK) & ((1ULL << (12 + 9 * (level - 1))) - 1)))
 		return true; /* reserved low address bits of a large page */
 	return false;

@@ -67,6 +67,31 @@ bool nested_eptp_valid(u64 eptp12)
 	return eptp_ok(eptp12);
 }
 
+/* The event to inject (SDM 27.2.1.3), checked at every entry with the other controls (error 7) so
+ * that it fails before the host-state checks, as on the CPU: reserved bits 30:12, type 1, an NMI not
+ * vector 2, an exception above 31, a software event's instruction length, type 7 (MTF pending) not
+ * vector 0, the error-code bit against the vector (unless IA32_VMX_BASIC[56]), error code bits 31:16. */
+static bool entry_event_ok(struct vcpu *v)
+{
+	u32 info = (u32)r12(v, VMCS_ENTRY_INTR_INFO), vec = info & 0xff, type = (info >> 8) & 7;
+	bool errcode = info & (1U << 11), want = false;
+	u32 len = (u32)r12(v, VMCS_ENTRY_INSTRUCTION_LENGTH);
+
+	if (!(info & INTR_INFO_VALID))
+		return true;
+	if ((info & 0x7ffff000) || type == 1 || (type == 2 && vec != 2) || (type == 3 && vec > 31) ||
+	    (type == 7 && vec != 0))
+		return false;
+	if (type >= 4 && type <= 6 && (len > 15 || (len == 0 && !(nested_vmx_misc() & (1ULL << 30)))))
+		return false;
+	if (type == 3 && vec < 32 && ((1U << vec) & 0x27d00) && /* #DF #TS #NP #SS #GP #PF #AC */
+	    (!(nested_proc2_12(v) & PROC2_UNRESTRICTED_GUEST) || (r12(v, VMCS_GUEST_CR0) & CR0_PE)))
+		want = true;
+	if (!(vmx_caps.basic & (1ULL << 56)) && errcode != want)
+		return false;
+	return !errcode || !(r12(v, VMCS_ENTRY_EXCEPTION_ERROR_CODE) & 0xffff0000);
+}
+
 static bool check_controls(struct vcpu *v)
 {
 	u32 pin = (u32)r12(v, VMCS_PIN_BASED_CONTROLS), proc = (u32)r12(v, VMCS_PROC_BASED_CONTROLS);
@@ -152,6 +177,37 @@ static bool check_host_state(struct vcpu *v)
 	    !nested_host_efer_valid(r12(v, VMCS_HOST_IA32_EFER), host64))
 		return false;
 	return true;
+}
+
+/* Guest state VMCS02 cannot take from VMCS12 as it is, given to the CPU so that its own checks (in
+ * its own order, SDM 27.3.1) refuse what they would refuse in VMCS12: VMCS12's link pointer (VMCS02
+ * has none: an unaligned one there when VMCS12's fails 27.3.1.5, qualification 4; bit 31 of the
+ * revision must be 0, VMCS shadowing is not offered), and the PDPTEs of a PAE L2 without EPT12, which
+ * the entry loads from CR3 (27.3.1.6, 27.3.2.4): VMCS02 always uses EPT, so the CPU takes its PDPTE
+ * fields instead (all-ones, refused with qualification 2, when CR3 is not L1 memory). CR0.PG with
+ * "IA-32e mode guest" (27.3.1.1) is checked here: Bochs 2.7 does not, and panics the emulator on such
+ * an entry with unrestricted guest (docs/known-bugs.md). True after reflecting that failure. */
+static bool guest_state_to_02(struct vcpu *v)
+{
+	u64 link = r12(v, VMCS_VMCS_LINK_POINTER), cr0 = r12(v, VMCS_GUEST_CR0), cr4 = r12(v, VMCS_GUEST_CR4);
+	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
+
+	if (link != ~0ULL) {
+		const u32 *rev = ((link & 0xfff) || (link >> vmx_caps.maxphyaddr)) ? NULL : guestmem_ptr(link, 4);
+		vmcs_write(VMCS_VMCS_LINK_POINTER, rev && *rev == nested_vmcs_revision() ? ~0ULL : 1);
+	} else {
+		vmcs_write(VMCS_VMCS_LINK_POINTER, ~0ULL);
+	}
+	if (!nested_l2_uses_ept(v) && (cr0 & CR0_PG) && (cr4 & CR4_PAE) && !(entry12 & ENTRY_IA32E_MODE_GUEST)) {
+		const u64 *pdpte = guestmem_ptr(r12(v, VMCS_GUEST_CR3) & 0xffffffe0ULL, 32);
+		for (u32 i = 0; i < 4; i++)
+			vmcs_write(VMCS_GUEST_PDPTE0 + 2 * i, pdpte ? pdpte[i] : ~0ULL);
+	}
+	if ((entry12 & ENTRY_IA32E_MODE_GUEST) && !(cr0 & CR0_PG)) {
+		nested_entry_fail(v, EXIT_REASON_INVALID_GUEST_STATE, 0);
+		return true;
+	}
+	return false;
 }
 
 /* VMCS02's MSR bitmap: an MSR exits if L0 or L1 wants it (SDM 25.6.9), so L2 accesses L1 allows
@@ -288,10 +344,9 @@ static void resume_cached(struct vcpu *v)
 	v->in_l2 = 1;
 	v->launch_next = 0;
 	/* L1 may rewrite its MSR-load list in memory between entries: copy the lists again. */
-	u32 bad = nested_msr_lists_setup(v, r12(v, VMCS_ENTRY_MSR_LOAD_ADDR), (u32)r12(v, VMCS_ENTRY_MSR_LOAD_COUNT),
-					 r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
-	if (bad)
-		nested_entry_fail_msr_load(v, bad);
+	nested_msr_lists_setup(v, r12(v, VMCS_ENTRY_MSR_LOAD_ADDR), (u32)r12(v, VMCS_ENTRY_MSR_LOAD_COUNT),
+			       r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
+	guest_state_to_02(v);
 }
 
 static u64 pair_read02(void *ctx, u32 enc)
@@ -424,8 +479,8 @@ static void build_vmcs02(struct vcpu *v)
 	vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, 0);
 	vmcs_write(VMCS_EXIT_MSR_LOAD_COUNT, 0);
 	vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, 0);
-	u32 bad = nested_msr_lists_setup(v, r12(v, VMCS_ENTRY_MSR_LOAD_ADDR), (u32)r12(v, VMCS_ENTRY_MSR_LOAD_COUNT),
-					 r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
+	nested_msr_lists_setup(v, r12(v, VMCS_ENTRY_MSR_LOAD_ADDR), (u32)r12(v, VMCS_ENTRY_MSR_LOAD_COUNT),
+			       r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
 	vmcs_write(VMCS_ENTRY_INTR_INFO, r12(v, VMCS_ENTRY_INTR_INFO));
 	vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR_CODE, r12(v, VMCS_ENTRY_EXCEPTION_ERROR_CODE));
 	vmcs_write(VMCS_ENTRY_INSTRUCTION_LENGTH, r12(v, VMCS_ENTRY_INSTRUCTION_LENGTH));
@@ -435,10 +490,8 @@ static void build_vmcs02(struct vcpu *v)
 	nested_vmcs_pair(v, &pair);
 	vmcs_guest_12_to_02(&pair);
 	setup_cr_masks(v);
-	if (bad) {
-		nested_entry_fail_msr_load(v, bad); /* an entry L0 refuses: VM-entry failure, back to L1 */
+	if (guest_state_to_02(v))
 		return;
-	}
 	l2_from_l1(entry12, &l1);
 }
 
@@ -464,7 +517,7 @@ void nested_vmentry(struct vcpu *v, bool launch)
 	/* The checks' outcome depends only on VMCS12's controls and host state (and on constants):
 	 * unchanged since the last entry that passed them, they pass again. */
 	u32 changes = launch ? CHANGED_OTHER : vmcs12_changes(v);
-	if (((changes & CHANGED_OTHER) && !check_controls(v)) || !nested_apicv_tpr_ok(v)) {
+	if (((changes & CHANGED_OTHER) && !check_controls(v)) || !nested_apicv_tpr_ok(v) || !entry_event_ok(v)) {
 		nested_vm_fail(v, VMXERR_INVALID_CONTROLS);
 		return;
 	}

@@ -36,16 +36,26 @@ static void save_exit(struct vcpu *v, u32 reason, bool l2_state)
 	vmcs_exit_info_02_to_12(&pair, reason);
 }
 
+/* load_l1_host_state's l2_cr0 for a VM-entry failure in the guest-state checks: L2's state was never
+ * loaded, so CR0's bits the exit leaves alone keep L1's values (SDM 27.8). */
+#define KEEP_L1_CR0 (~0ULL)
+
 /* Back to VMCS01 with L1's host state as its guest state (SDM 28.5). */
 static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 {
 	u32 exit12 = (u32)r12(v, VMCS_EXIT_CONTROLS);
 	bool host64 = exit12 & EXIT_HOST_ADDR_SPACE_SIZE;
 	u64 cr0 = r12(v, VMCS_HOST_CR0), cr4 = r12(v, VMCS_HOST_CR4), efer;
+	/* L2's EFER and PAT (VMCS02 saves both), which a VM exit without "load IA32_EFER/PAT" leaves in
+	 * place (SDM 28.5.1); after a guest-state failure L2's were never loaded and L1's stay. */
+	bool l2_loaded = l2_cr0 != KEEP_L1_CR0;
+	u64 efer02 = vmcs_read(VMCS_GUEST_IA32_EFER), pat02 = vmcs_read(VMCS_GUEST_IA32_PAT);
 
 	if (vmptrld(v->vmcs_pa))
 		panic("VMPTRLD of VMCS01 failed");
 	v->in_l2 = 0;
+	if (!l2_loaded)
+		l2_cr0 = guest_cr0();
 	/* ET, CD, NW and the reserved bits 28:19, 17 and 15:6 are not loaded from the host state: they
 	 * keep L2's values (SDM 28.5.1); bits 63:32 were checked 0 at entry. */
 	const u64 keep = CR0_ET | CR0_CD | CR0_NW | (0x1ffULL << 19) | (1ULL << 17) | (0x3ffULL << 6);
@@ -60,7 +70,7 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 	vmcs_write(VMCS_GUEST_IA32_SYSENTER_CS, r12(v, VMCS_HOST_IA32_SYSENTER_CS));
 	vmcs_write(VMCS_GUEST_IA32_SYSENTER_ESP, r12(v, VMCS_HOST_IA32_SYSENTER_ESP));
 	vmcs_write(VMCS_GUEST_IA32_SYSENTER_EIP, r12(v, VMCS_HOST_IA32_SYSENTER_EIP));
-	efer = vmcs_read(VMCS_GUEST_IA32_EFER);
+	efer = l2_loaded ? efer02 : vmcs_read(VMCS_GUEST_IA32_EFER);
 	if (exit12 & EXIT_LOAD_EFER)
 		efer = r12(v, VMCS_HOST_IA32_EFER);
 	else
@@ -68,6 +78,8 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 	vmcs_write(VMCS_GUEST_IA32_EFER, efer);
 	if (exit12 & EXIT_LOAD_PAT)
 		vmcs_write(VMCS_GUEST_IA32_PAT, r12(v, VMCS_HOST_IA32_PAT));
+	else if (l2_loaded)
+		vmcs_write(VMCS_GUEST_IA32_PAT, pat02);
 	if (host64)
 		vmcs_set_bits(VMCS_ENTRY_CONTROLS, ENTRY_IA32E_MODE_GUEST);
 	else
@@ -109,18 +121,18 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 }
 
 static void exit_msr_lists(struct vcpu *v);
+static void exit_msr_load(struct vcpu *v);
 static void vmx_abort_l1(struct vcpu *v, u32 indicator);
 
 /* After an exit L2 took (VMCS12 holds its state and exit information, VMCS02 still current): the
- * VMCS is launched and in sync with VMCS02, the MSR lists run, and L1 resumes with its host state. */
+ * VMCS is launched and in sync with VMCS02, L1 resumes with its host state, then the MSR lists run
+ * (SDM 28.5 before 28.6: the exit-load list overrides the host state's SYSENTER MSRs, PAT...). */
 static void return_to_l1(struct vcpu *v)
 {
 	vmcs12_set_launched(v, true);
 	v->vmcs02_of = v->l1_current_vmcs;
-	exit_msr_lists(v);
 	load_l1_host_state(v, vmcs_read(VMCS_GUEST_CR0));
-	if (v->l1_vmx_aborted)
-		nested_hold_aborted(v);
+	exit_msr_lists(v);
 }
 
 /* Reflects the current L2 exit as a different exit (an EPT violation found in EPT12). */
@@ -149,14 +161,25 @@ bool nested_l2_exception(struct vcpu *v, u32 vector, bool has_error, u32 error_c
 	return true;
 }
 
-/* SDM 28.4 and 28.6: L2's MSRs into L1's store list, then L1's exit-load list (which may only fail
- * into a VMX abort of L1, SDM 28.7). */
+/* SDM 28.6: L1's exit-load list, after its host state; also after a VM-entry failure (SDM 27.8),
+ * whose host state is loaded as for an exit. It may only fail into a VMX abort of L1 (SDM 28.7). */
+static void exit_msr_load(struct vcpu *v)
+{
+	if (!nested_msr_exit_load(r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
+		vmx_abort_l1(v, 4); /* indicator 4: failure loading MSRs at VM exit */
+	if (v->l1_vmx_aborted)
+		nested_hold_aborted(v);
+}
+
+/* SDM 28.4 and 28.6: L2's MSRs into L1's store list, then L1's exit-load list. */
 static void exit_msr_lists(struct vcpu *v)
 {
-	if (!nested_msr_store_copy_back(v, r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT)))
+	if (!nested_msr_store_copy_back(v, r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT))) {
 		vmx_abort_l1(v, 1); /* indicator 1: failure saving guest MSRs */
-	else if (!nested_msr_exit_load(r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
-		vmx_abort_l1(v, 4); /* indicator 4: failure loading MSRs at VM exit */
+		nested_hold_aborted(v);
+		return;
+	}
+	exit_msr_load(v);
 }
 
 /* A VMX abort (SDM 28.7) of this L1 vCPU alone: the indicator goes into the VMCS12 region and the
@@ -229,13 +252,15 @@ void nested_reflect_ept12(struct vcpu *v, u32 reason, u64 qual, u64 gpa2, u64 li
 	return_to_l1(v);
 }
 
-/* A VM entry L0 refuses after building VMCS02 (still current): the VM-entry failure exit `reason`
- * (33 invalid guest state, 34 MSR loading) with `qual` (SDM 27.8), L1 resumes at its host RIP. */
+/* A VM-entry failure L0 finds before VMCS02 runs (SDM 27.8): reason 33 (guest state, qualification
+ * per Table 27-1) or 34 (MSR loading, the failing entry's 1-based index); L1 resumes at its host RIP
+ * after its exit-load list. Called with VMCS02 current. */
 void nested_entry_fail(struct vcpu *v, u32 reason, u64 qual)
 {
 	save_exit(v, EXIT_REASON_ENTRY_FAILURE | reason, false);
 	w12(v, VMCS_EXIT_QUALIFICATION, qual);
-	load_l1_host_state(v, vmcs_read(VMCS_GUEST_CR0));
+	load_l1_host_state(v, reason == EXIT_REASON_INVALID_GUEST_STATE ? KEEP_L1_CR0 : vmcs_read(VMCS_GUEST_CR0));
+	exit_msr_load(v);
 	v->launch_next = 0;
 }
 
@@ -368,9 +393,11 @@ bool nested_l2_exit(struct vcpu *v)
 	if (v->exit_reason & EXIT_REASON_ENTRY_FAILURE) {
 		/* The CPU refused VMCS02's guest state (or an MSR load): the same VM-entry failure exit
 		 * goes to L1, with VMCS12's guest state unchanged and the VMCS still not launched. */
-		u64 l2_cr0 = vmcs_read(VMCS_GUEST_CR0);
+		u64 l2_cr0 = (v->exit_reason & 0xffff) == EXIT_REASON_INVALID_GUEST_STATE ? KEEP_L1_CR0
+											   : vmcs_read(VMCS_GUEST_CR0);
 		save_exit(v, v->exit_reason, false);
 		load_l1_host_state(v, l2_cr0);
+		exit_msr_load(v);
 		return false;
 	}
 	if (l0_handles(v)) {

@@ -75,10 +75,12 @@ static u32 store_kind(struct msr_entry e)
 	}
 }
 
-/* Builds VMCS02's entry-load and exit-store lists. Returns 0, or the 1-based index of an entry-load
- * entry L0 refuses (a VM-entry failure due to MSR loading, SDM 27.4). The addresses and counts are
- * VMCS12's checked ones (nested_msr_lists_valid); the bound below is L0's own buffers'. */
-u32 nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_gpa, u32 store_n)
+/* Builds VMCS02's entry-load and exit-store lists. An entry-load entry L0 refuses becomes the last
+ * of VMCS02's list, with reserved bits set: the CPU refuses it at the same index (a VM-entry failure
+ * due to MSR loading, SDM 27.4), after its own guest-state checks, as it would L1's list. The
+ * addresses and counts are VMCS12's checked ones (nested_msr_lists_valid); the bound below is L0's
+ * own buffers'. */
+void nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_gpa, u32 store_n)
 {
 	volatile struct msr_entry *load = l1_list(load_gpa, load_n), *store = l1_list(store_gpa, store_n);
 	struct msr_entry *l02, *s02;
@@ -93,8 +95,11 @@ u32 nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_g
 	s02 = v->msr_store02;
 	for (u32 i = 0; i < load_n; i++) {
 		struct msr_entry e = read_entry(&load[i]);
-		if (msr_policy_refused_in_lists(e.index) || e.reserved)
-			return i + 1;
+		if (msr_policy_refused_in_lists(e.index) || e.reserved) {
+			l02[i] = (struct msr_entry){ .index = MSR_IA32_FEATURE_CONTROL, .reserved = 1 };
+			load_n = i + 1;
+			break;
+		}
 		l02[i] = e;
 	}
 	for (u32 i = 0; i < store_n; i++) {
@@ -107,7 +112,6 @@ u32 nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_g
 	vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, load_n);
 	vmcs_write(VMCS_EXIT_MSR_STORE_ADDR, (u64)(uintptr_t)s02);
 	vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, store_n);
-	return 0;
 }
 
 /* After an L2 exit: L2's stored MSR values into L1's exit-store list (the MSRs VMCS02's list read,
@@ -130,15 +134,26 @@ bool nested_msr_store_copy_back(struct vcpu *v, u64 store_gpa, u32 store_n)
 	return true;
 }
 
-/* L1's VM-exit MSR-load list, applied in software. Returns false on a failure (L1 gets a VMX abort). */
+/* L1's VM-exit MSR-load list, applied in software after L1's host state (SDM 28.5, 28.6; VMCS01
+ * current). Returns false on a failure (L1 gets a VMX abort). The MSRs VMCS01 loads into L1 at every
+ * entry from its guest state (SYSENTER_CS/ESP/EIP, DEBUGCTL, PAT) go into those fields too: written
+ * to the CPU alone they would be overwritten on the way back to L1 (the WRMSR checks the value). */
 bool nested_msr_exit_load(u64 gpa, u32 n)
 {
+	static const struct { u32 msr, field; } in_vmcs01[] = {
+		{ 0x174, VMCS_GUEST_IA32_SYSENTER_CS }, { 0x175, VMCS_GUEST_IA32_SYSENTER_ESP },
+		{ 0x176, VMCS_GUEST_IA32_SYSENTER_EIP }, { 0x1d9, VMCS_GUEST_IA32_DEBUGCTL },
+		{ 0x277, VMCS_GUEST_IA32_PAT },
+	};
 	volatile struct msr_entry *list = l1_list(gpa, n);
 
 	for (u32 i = 0; list && i < n; i++) {
 		struct msr_entry e = read_entry(&list[i]);
 		if (msr_policy_refused_in_lists(e.index) || e.reserved || wrmsr_safe(e.index, e.data))
 			return false;
+		for (u32 k = 0; k < ARRAY_SIZE(in_vmcs01); k++)
+			if (in_vmcs01[k].msr == e.index)
+				vmcs_write(in_vmcs01[k].field, e.data);
 	}
 	return true;
 }

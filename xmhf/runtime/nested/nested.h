@@ -32,7 +32,7 @@ void nested_vm_fail_noskip(struct vcpu *v, u32 error);
 /* MSR lists (msr-lists.c). */
 u32 nested_msr_list_max(void);
 bool nested_msr_lists_valid(u64 load_gpa, u32 load_n, u64 store_gpa, u32 store_n, u64 exit_gpa, u32 exit_n);
-u32 nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_gpa, u32 store_n);
+void nested_msr_lists_setup(struct vcpu *v, u64 load_gpa, u32 load_n, u64 store_gpa, u32 store_n);
 bool nested_msr_store_copy_back(struct vcpu *v, u64 store_gpa, u32 store_n);
 bool nested_msr_exit_load(u64 gpa, u32 n);
 

@@ -319,18 +319,18 @@ static void emulate_vmread_vmwrite(struct vcpu *v, bool write, bool l2)
 		nested_vm_fail_invalid();
 		return;
 	}
+	/* VMWRITE reads its source before it looks at the field (SDM 31.3 VMWRITE): a faulting memory
+	 * operand faults even with an unsupported field. */
+	if (write && mem && !operand_read(v, info, &value, opsize))
+		return;
 	idx = vmcs_field_index((u32)enc);
 	if ((enc >> 32) || idx < 0 || !nested_field_supported((u32)idx)) {
 		nested_vm_fail(v, VMXERR_UNSUPPORTED_FIELD);
 		return;
 	}
 	if (write) {
-		if (mem) {
-			if (!operand_read(v, info, &value, opsize))
-				return;
-		} else {
+		if (!mem)
 			value = reg1 == REG_RSP ? vmcs_read(VMCS_GUEST_RSP) : v->regs.gpr[reg1];
-		}
 		if (opsize == 4)
 			value = (u32)value;
 		/* With IA32_VMX_MISC bit 29 (caps.c) every supported field is writable (SDM A.6). */
