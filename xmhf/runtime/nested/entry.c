@@ -181,23 +181,18 @@ static bool check_host_state(struct vcpu *v)
 
 /* Guest state VMCS02 cannot take from VMCS12 as it is, given to the CPU so that its own checks (in
  * its own order, SDM 27.3.1) refuse what they would refuse in VMCS12: VMCS12's link pointer (VMCS02
- * has none: an unaligned one there when VMCS12's fails 27.3.1.5, qualification 4; bit 31 of the
- * revision must be 0, VMCS shadowing is not offered), and the PDPTEs of a PAE L2 without EPT12, which
+ * has none: an unaligned one there when VMCS12's fails 27.3.1.5, qualification 4; its revision and
+ * shadow-VMCS indicator as nested_shadow12_link_ok checks them), and the PDPTEs of a PAE L2 without EPT12, which
  * the entry loads from CR3 (27.3.1.6, 27.3.2.4): VMCS02 always uses EPT, so the CPU takes its PDPTE
  * fields instead (all-ones, refused with qualification 2, when CR3 is not L1 memory). CR0.PG with
  * "IA-32e mode guest" (27.3.1.1) is checked here: Bochs 2.7 does not, and panics the emulator on such
  * an entry with unrestricted guest (docs/known-bugs.md). True after reflecting that failure. */
 static bool guest_state_to_02(struct vcpu *v)
 {
-	u64 link = r12(v, VMCS_VMCS_LINK_POINTER), cr0 = r12(v, VMCS_GUEST_CR0), cr4 = r12(v, VMCS_GUEST_CR4);
+	u64 cr0 = r12(v, VMCS_GUEST_CR0), cr4 = r12(v, VMCS_GUEST_CR4);
 	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
 
-	if (link != ~0ULL) {
-		const u32 *rev = ((link & 0xfff) || (link >> vmx_caps.maxphyaddr)) ? NULL : guestmem_ptr(link, 4);
-		vmcs_write(VMCS_VMCS_LINK_POINTER, rev && *rev == nested_vmcs_revision() ? ~0ULL : 1);
-	} else {
-		vmcs_write(VMCS_VMCS_LINK_POINTER, ~0ULL);
-	}
+	vmcs_write(VMCS_VMCS_LINK_POINTER, nested_shadow12_link_ok(v) ? ~0ULL : 1);
 	if (!nested_l2_uses_ept(v) && (cr0 & CR0_PG) && (cr4 & CR4_PAE) && !(entry12 & ENTRY_IA32E_MODE_GUEST)) {
 		const u64 *pdpte = guestmem_ptr(r12(v, VMCS_GUEST_CR3) & 0xffffffe0ULL, 32);
 		for (u32 i = 0; i < 4; i++)
@@ -533,9 +528,6 @@ void nested_vmentry(struct vcpu *v, bool launch)
 		build_vmcs02(v);
 	else
 		resume_cached(v);
-	/* Among the guest-state checks (invalid guest state, qualification 4: VMCS link pointer). */
-	if (v->in_l2 && !nested_shadow12_link_ok(v))
-		nested_entry_fail(v, EXIT_REASON_INVALID_GUEST_STATE, 4);
 	/* Events pending for L1 (an INIT, a guest NMI) are dealt with before the entry by
 	 * nested_pending_events, which the exit dispatch calls once VMCS02 is current. */
 }
