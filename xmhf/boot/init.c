@@ -334,30 +334,18 @@ void init_main(u32 magic, u32 mbi_pa)
 	       (unsigned long long)(base + size - 1), (unsigned long long)(size >> 20));
 	print_map("guest", &guest_map);
 
-	/* Load the runtime. */
-	memmove((void *)(uintptr_t)base, (const void *)(uintptr_t)mods.rt_base, mods.rt->file_size);
-	const struct runtime_header *h = (const struct runtime_header *)(uintptr_t)base;
-	memset((void *)(uintptr_t)(base + h->file_size), 0, rt_mem - h->file_size);
+	/* Load the runtime; the boot-info block follows it. */
 	u32 bad_rela;
-	if (runtime_relocate(base, &bad_rela))
+	struct bootinfo *bi = runtime_install(base, (const void *)(uintptr_t)mods.rt_base, rt_mem, size, bi_bytes, ncpus,
+					      &bad_rela);
+	if (!bi)
 		fatal("runtime relocation %u is not R_X86_64_RELATIVE or lies outside the image", bad_rela);
-
-	/* The boot-info block follows the runtime. */
-	struct bootinfo *bi = (struct bootinfo *)(uintptr_t)(base + rt_mem);
-	memset(bi, 0, bi_bytes);
-	bi->magic = BOOTINFO_MAGIC;
-	bi->size = sizeof(*bi) + (u64)ncpus * 4;
-	bi->region_base = base;
-	bi->region_size = size;
-	bi->runtime_mem = rt_mem;
-	bi->free_base = base + rt_mem + bi_bytes;
+	const struct runtime_header *h = (const struct runtime_header *)(uintptr_t)base;
 	bi->tsc_at_entry = init_tsc_at_entry;
 	bi->rsdp_pa = rsdp_pa;
 	bi->lapic_base = cpus.lapic_base ? cpus.lapic_base : (rdmsr(MSR_IA32_APIC_BASE) & ~0xfffULL);
 	bi->ap_trampoline_pa = tramp;
 	bi->guest_boot_sector_pa = mods.bs_base;
-	bi->cpus_offset = sizeof(*bi);
-	bi->ncpus = ncpus;
 	bi->bsp_apic_id = bsp;
 	bi->cpu_source = cpu_source;
 	bi->cmdline = cl;

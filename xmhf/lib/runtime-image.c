@@ -33,3 +33,26 @@ int runtime_relocate(u64 base, u32 *bad)
 	}
 	return 0;
 }
+
+struct bootinfo *runtime_install(u64 base, const void *src, u64 rt_mem, u64 region_size, u64 bi_bytes, u32 ncpus,
+				 u32 *bad)
+{
+	u64 file_size = ((const struct runtime_header *)src)->file_size;
+	struct bootinfo *bi;
+
+	memmove((void *)(uintptr_t)base, src, file_size);
+	memset((void *)(uintptr_t)(base + file_size), 0, rt_mem - file_size);
+	if (runtime_relocate(base, bad))
+		return NULL;
+	bi = (struct bootinfo *)(uintptr_t)(base + rt_mem);
+	memset(bi, 0, bi_bytes);
+	bi->magic = BOOTINFO_MAGIC;
+	bi->size = sizeof(*bi) + (u64)ncpus * 4;
+	bi->region_base = base;
+	bi->region_size = region_size;
+	bi->runtime_mem = rt_mem;
+	bi->free_base = base + rt_mem + bi_bytes;
+	bi->cpus_offset = sizeof(*bi);
+	bi->ncpus = ncpus;
+	return bi;
+}

@@ -136,81 +136,46 @@ static bool mem_fault(struct ts_outcome *out)
 	return false;
 }
 
-/* DS, ES, FS, GS of the new task (SDM 7.3 step 13; Bochs task_switch_load_selector). */
-static bool load_data_segment(struct ts_cpu *c, const struct ts_env *env, enum ts_seg i, u32 cs_rpl,
-			      struct ts_outcome *out)
+/* The new task's segment registers (SDM 7.3 step 13; Bochs task_switch and task_switch_load_selector):
+ * what each may hold, and which fault when it may not. */
+enum seg_role { ROLE_DATA, ROLE_SS, ROLE_CS };
+
+static bool load_segment(struct ts_cpu *c, const struct ts_env *env, enum ts_seg i, enum seg_role role,
+			 struct ts_outcome *out)
 {
 	struct vmx_segment *s = &c->seg[i];
-	u32 sel = s->sel, ar;
+	u32 sel = s->sel, rpl = sel & 3, cs_rpl = c->seg[TS_CS].sel & 3u, ar, type, dpl;
+	bool bad_type, bad_dpl;
 	struct desc d;
 	enum fetch f;
 
-	if (!(sel & 0xfffc))
-		return true; /* a null selector: the register stays unusable */
+	if (!(sel & 0xfffc)) /* null: DS-GS stay unusable; SS and CS may not be null */
+		return role == ROLE_DATA ? true : fault(out, VEC_TS, sel & 0xfffc);
 	f = fetch_desc(c, env, sel, &d);
 	if (f == FETCH_FAULT)
 		return mem_fault(out);
 	if (f == FETCH_LIMIT)
 		return fault(out, VEC_TS, sel & 0xfffc);
 	ar = desc_ar(d.lo, d.hi);
-	if (!AR_S(ar) || ((AR_TYPE(ar) & TYPE_CODE) && !(AR_TYPE(ar) & TYPE_RW)))
-		return fault(out, VEC_TS, sel & 0xfffc);
-	if ((!(AR_TYPE(ar) & TYPE_CODE) || !(AR_TYPE(ar) & TYPE_CONFORMING)) &&
-	    ((sel & 3) > AR_DPL(ar) || cs_rpl > AR_DPL(ar)))
-		return fault(out, VEC_TS, sel & 0xfffc);
-	if (!AR_P(ar))
-		return fault(out, VEC_NP, sel & 0xfffc);
-	if (!touch(env, &d))
-		return mem_fault(out);
-	load(s, &d);
-	return true;
-}
-
-static bool load_ss(struct ts_cpu *c, const struct ts_env *env, struct ts_outcome *out)
-{
-	struct vmx_segment *s = &c->seg[TS_SS];
-	u32 sel = s->sel, ar;
-	struct desc d;
-	enum fetch f;
-
-	if (!(sel & 0xfffc))
-		return fault(out, VEC_TS, sel & 0xfffc);
-	f = fetch_desc(c, env, sel, &d);
-	if (f == FETCH_FAULT)
-		return mem_fault(out);
-	if (f == FETCH_LIMIT)
-		return fault(out, VEC_TS, sel & 0xfffc);
-	ar = desc_ar(d.lo, d.hi);
-	if (!AR_S(ar) || (AR_TYPE(ar) & TYPE_CODE) || !(AR_TYPE(ar) & TYPE_RW))
-		return fault(out, VEC_TS, sel & 0xfffc);
-	if (!AR_P(ar))
-		return fault(out, VEC_SS, sel & 0xfffc);
-	if (AR_DPL(ar) != (c->seg[TS_CS].sel & 3u) || AR_DPL(ar) != (sel & 3))
-		return fault(out, VEC_TS, sel & 0xfffc);
-	if (!touch(env, &d))
-		return mem_fault(out);
-	load(s, &d);
-	return true;
-}
-
-static bool load_cs(struct ts_cpu *c, const struct ts_env *env, struct ts_outcome *out)
-{
-	struct vmx_segment *s = &c->seg[TS_CS];
-	u32 sel = s->sel, ar, rpl = sel & 3;
-	struct desc d;
-	enum fetch f;
-
-	if (!(sel & 0xfffc))
-		return fault(out, VEC_TS, sel & 0xfffc);
-	f = fetch_desc(c, env, sel, &d);
-	if (f == FETCH_FAULT)
-		return mem_fault(out);
-	if (f == FETCH_LIMIT)
-		return fault(out, VEC_TS, sel & 0xfffc);
-	ar = desc_ar(d.lo, d.hi);
-	if (!AR_S(ar) || !(AR_TYPE(ar) & TYPE_CODE))
-		return fault(out, VEC_TS, sel & 0xfffc);
-	if ((AR_TYPE(ar) & TYPE_CONFORMING) ? AR_DPL(ar) > rpl : AR_DPL(ar) != rpl)
+	type = AR_TYPE(ar);
+	dpl = AR_DPL(ar);
+	switch (role) {
+	case ROLE_DATA: /* data or readable code; data and non-conforming code need RPL, CPL <= DPL */
+		bad_type = !AR_S(ar) || ((type & TYPE_CODE) && !(type & TYPE_RW));
+		bad_dpl = (!(type & TYPE_CODE) || !(type & TYPE_CONFORMING)) && (rpl > dpl || cs_rpl > dpl);
+		break;
+	case ROLE_SS: /* writable data, DPL = CS.RPL = SS.RPL; not present is #SS, checked before DPL */
+		bad_type = !AR_S(ar) || (type & TYPE_CODE) || !(type & TYPE_RW);
+		bad_dpl = dpl != cs_rpl || dpl != rpl;
+		if (!bad_type && !AR_P(ar))
+			return fault(out, VEC_SS, sel & 0xfffc);
+		break;
+	default: /* code; non-conforming DPL = RPL, conforming DPL <= RPL */
+		bad_type = !AR_S(ar) || !(type & TYPE_CODE);
+		bad_dpl = (type & TYPE_CONFORMING) ? dpl > rpl : dpl != rpl;
+		break;
+	}
+	if (bad_type || bad_dpl)
 		return fault(out, VEC_TS, sel & 0xfffc);
 	if (!AR_P(ar))
 		return fault(out, VEC_NP, sel & 0xfffc);
@@ -409,15 +374,14 @@ static bool switch_tasks(struct ts_cpu *c, const struct ts_request *req, const s
 			c->seg[i].ar = 0xf3;
 		}
 	} else {
-		u32 cs_rpl = c->seg[TS_CS].sel & 3;
 		static const enum ts_seg data[] = { TS_DS, TS_ES, TS_FS, TS_GS };
 
-		if (!load_ss(c, env, out))
+		if (!load_segment(c, env, TS_SS, ROLE_SS, out))
 			return false;
 		for (u32 i = 0; i < 4; i++)
-			if (!load_data_segment(c, env, data[i], cs_rpl, out))
+			if (!load_segment(c, env, data[i], ROLE_DATA, out))
 				return false;
-		if (!load_cs(c, env, out))
+		if (!load_segment(c, env, TS_CS, ROLE_CS, out))
 			return false;
 	}
 	if (req->push_error && !push_error_code(c, env, nl == &tss32_layout, req->error_code, out))

@@ -269,28 +269,15 @@ static efi_status load_and_enter(efi_handle image, struct efi_system_table *syst
 	       (unsigned long long)base, (unsigned long long)(base + size - 1), (unsigned long long)(size >> 20));
 	print_map("guest", &guest_map);
 
-	/* The runtime. */
-	memcpy((void *)(uintptr_t)base, rt, rt->file_size);
-	memset((void *)(uintptr_t)(base + rt->file_size), 0, rt_mem - rt->file_size);
+	/* The runtime; the boot-info block follows it, as on BIOS machines. */
 	u32 bad;
-	if (runtime_relocate(base, &bad))
+	struct bootinfo *bi = runtime_install(base, rt, rt_mem, size, bi_bytes, ncpus, &bad);
+	if (!bi)
 		fatal("runtime relocation %u is not R_X86_64_RELATIVE or lies outside the image", bad);
-
-	/* The boot-info block follows it, as on BIOS machines. */
-	struct bootinfo *bi = (struct bootinfo *)(uintptr_t)(base + rt_mem);
-	memset(bi, 0, bi_bytes);
-	bi->magic = BOOTINFO_MAGIC;
-	bi->size = sizeof(*bi) + (u64)ncpus * 4;
-	bi->region_base = base;
-	bi->region_size = size;
-	bi->runtime_mem = rt_mem;
-	bi->free_base = base + rt_mem + bi_bytes;
 	bi->tsc_at_entry = rdtsc();
 	bi->rsdp_pa = rsdp;
 	bi->lapic_base = cpus.lapic_base ? cpus.lapic_base : (rdmsr(MSR_IA32_APIC_BASE) & ~0xfffULL);
 	bi->ap_trampoline_pa = tramp;
-	bi->cpus_offset = sizeof(*bi);
-	bi->ncpus = ncpus;
 	bi->bsp_apic_id = bsp;
 	bi->cpu_source = cpus.count ? CPU_SOURCE_MADT : CPU_SOURCE_NONE;
 	bi->cmdline = cl;
