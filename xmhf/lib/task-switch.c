@@ -279,21 +279,15 @@ static bool switch_tasks(struct ts_cpu *c, const struct ts_request *req, const s
 	if (!rd(env, tr->base + ol->save_off, save, ol->save_size))
 		return mem_fault(out);
 	eflags = (u32)c->rflags & (req->source == TS_FROM_IRET ? ~EFL_NT : ~0u);
-	if (ol == &tss32_layout) {
-		put32(save, 0, (u32)req->return_rip);
-		put32(save, ol->eflags - ol->save_off, eflags);
-		for (u32 i = 0; i < 8; i++)
-			put32(save, ol->gpr - ol->save_off + 4 * i, (u32)c->gpr[i]);
-		for (u32 i = TS_ES; i <= TS_GS; i++)
-			put16(save, ol->es - ol->save_off + 4 * i, c->seg[i].sel);
-	} else {
-		put16(save, 0, (u32)req->return_rip);
-		put16(save, ol->eflags - ol->save_off, eflags);
-		for (u32 i = 0; i < 8; i++)
-			put16(save, ol->gpr - ol->save_off + 2 * i, (u32)c->gpr[i]);
-		for (u32 i = TS_ES; i <= TS_DS; i++)
-			put16(save, ol->es - ol->save_off + 2 * i, c->seg[i].sel);
-	}
+	/* EIP, EFLAGS and the registers are dwords in a 32-bit TSS, words in a 16-bit one; selectors are
+	 * words in both (a 16-bit TSS has no FS and GS). */
+	void (*put)(u8 *, u32, u32) = ol == &tss32_layout ? put32 : put16;
+	put(save, 0, (u32)req->return_rip);
+	put(save, ol->eflags - ol->save_off, eflags);
+	for (u32 i = 0; i < 8; i++)
+		put(save, ol->gpr - ol->save_off + ol->gpr_step * i, (u32)c->gpr[i]);
+	for (u32 i = TS_ES; i <= (ol == &tss32_layout ? TS_GS : TS_DS); i++)
+		put16(save, ol->es - ol->save_off + ol->sel_step * i, c->seg[i].sel);
 	if (!wr(env, tr->base + ol->save_off, save, ol->save_size))
 		return mem_fault(out);
 
