@@ -221,6 +221,11 @@ static inline bool vmcs_field_is_high(u32 enc) { return (enc & 1) != 0; }
 #define EPT_CAP_INVEPT_ALL (1ULL << 26)
 #define EPT_CAP_AD (1ULL << 21)
 #define VPID_CAP_INVVPID (1ULL << 32)
+/* INVVPID types (SDM 31.3). */
+#define INVVPID_ADDRESS 0
+#define INVVPID_SINGLE 1
+#define INVVPID_ALL 2
+#define INVVPID_SINGLE_KEEP_GLOBALS 3
 
 /* VMX instructions. Each returns 0 on VMsucceed, 1 on VMfailInvalid (CF), 2 on VMfailValid (ZF). */
 static inline int vmx_status(u8 cf, u8 zf) { return cf ? 1 : zf ? 2 : 0; }

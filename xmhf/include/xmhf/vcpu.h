@@ -91,6 +91,7 @@ extern struct vmx_caps vmx_caps;
 
 void vmx_check_and_read_caps(void);     /* BSP: stops with a clear message if VMX is unusable */
 void vmx_enable_on_this_cpu(struct vcpu *v);
+void vmx_invvpid(u32 type, u16 vpid, u64 linear); /* the type, or a wider one the CPU has */
 void vmcs01_global_init(void);
 void vmcs01_setup(struct vcpu *v, bool bsp);
 NORETURN void vmx_launch(struct vcpu *v);

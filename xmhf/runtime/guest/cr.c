@@ -55,14 +55,10 @@ static bool paging_transition(u64 old_cr0, u64 new_cr0)
  * them; without VPID every VM entry flushes them anyway (SDM 29.4.3.3). */
 static void flush_guest_tlb(void)
 {
-	u64 cap = vmx_caps.ept_vpid;
-	u32 type = (cap & (1ULL << 43)) ? 3 : (cap & (1ULL << 41)) ? 1 : 2;
-
 	if (!(vmcs_read(VMCS_PROC_BASED_CONTROLS) & PROC_SECONDARY_CONTROLS) ||
 	    !(vmcs_read(VMCS_PROC_BASED_CONTROLS2) & PROC2_VPID))
 		return;
-	if (invvpid(type, (u16)vmcs_read(VMCS_VPID), 0))
-		panic("INVVPID type %u of the guest's VPID failed", type);
+	vmx_invvpid(INVVPID_SINGLE_KEEP_GLOBALS, (u16)vmcs_read(VMCS_VPID), 0);
 }
 
 /* Loads a guest CR3 written by an emulated instruction (MOV to CR3, a task switch): with PAE paging

@@ -134,16 +134,6 @@ static void set_accessed_dirty(struct vcpu *l2, const struct guest_walk *w, bool
 	}
 }
 
-void guest_inject_pf(u64 linear, u32 error_code)
-{
-	/* An exception exit to L1 leaves CR2 alone and gives the address in the qualification. */
-	if (nested_l2_exception(this_vcpu(), 14, true, error_code, linear))
-		return;
-	/* CR2 is not part of the VMCS: the guest's CR2 is the CPU's while the hypervisor runs. */
-	__asm__ volatile("mov %0, %%cr2" : : "r"(linear));
-	guest_inject_exception(14, true, error_code);
-}
-
 /* Copies n bytes from or to guest linear memory; a page the access may not use is a #PF at the first
  * byte on it (linear_to_gpa). Every page is translated before anything is copied, so a store that
  * faults on its second page writes nothing on the first, as the CPU's. With `l2` (L2 runs, VMCS02 is

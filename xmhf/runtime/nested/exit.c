@@ -217,12 +217,17 @@ static void reflect(struct vcpu *v)
 /* An exit of L0's making for an event that arrived for L1 while L2 ran: an INIT (reason 3) or an NMI
  * L1 intercepts (reason 0, NMI interruption information): no qualification, no IDT-vectoring
  * information (SDM 28.2.1-28.2.3), L2's state saved as for any exit. */
-static void reflect_event(struct vcpu *v, u32 reason, u32 intr_info)
+static void save_event_exit(struct vcpu *v, u32 reason, u64 qual, u32 intr_info)
 {
 	save_exit(v, reason, true);
-	w12(v, VMCS_EXIT_QUALIFICATION, 0);
+	w12(v, VMCS_EXIT_QUALIFICATION, qual);
 	w12(v, VMCS_EXIT_INTR_INFO, intr_info);
 	w12(v, VMCS_IDT_VECTORING_INFO, 0);
+}
+
+static void reflect_event(struct vcpu *v, u32 reason, u32 intr_info)
+{
+	save_event_exit(v, reason, 0, intr_info);
 	return_to_l1(v);
 }
 
@@ -231,11 +236,8 @@ static void reflect_event(struct vcpu *v, u32 reason, u32 intr_info)
  * `qual` is the #PF linear address, else 0 (SDM 28.2.1, 28.2.2). */
 void nested_reflect_exception(struct vcpu *v, u32 intr_info, u32 error_code, u64 qual)
 {
-	save_exit(v, EXIT_REASON_EXCEPTION_NMI, true);
-	w12(v, VMCS_EXIT_QUALIFICATION, qual);
-	w12(v, VMCS_EXIT_INTR_INFO, intr_info);
+	save_event_exit(v, EXIT_REASON_EXCEPTION_NMI, qual, intr_info);
 	w12(v, VMCS_EXIT_INTR_ERROR_CODE, error_code);
-	w12(v, VMCS_IDT_VECTORING_INFO, 0);
 	return_to_l1(v);
 }
 

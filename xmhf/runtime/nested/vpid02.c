@@ -11,23 +11,11 @@
 #include "nested.h"
 
 #define VPID02 2
-#define INVVPID_ADDRESS 0
-#define INVVPID_SINGLE 1
-#define INVVPID_ALL 2
-#define INVVPID_SINGLE_KEEP_GLOBALS 3
 
-/* INVVPID of VPID02 of the given type, or of a wider type the CPU has (bits 40-43 of
- * IA32_VMX_EPT_VPID_CAP say which types exist). */
+/* INVVPID of VPID02 (vmx_invvpid widens a type the CPU lacks). */
 static void invvpid02(u32 type, u64 linear)
 {
-	u64 cap = vmx_caps.ept_vpid;
-
-	while (type < INVVPID_ALL && !(cap & (1ULL << (40 + type))))
-		type = type == INVVPID_ADDRESS || type == INVVPID_SINGLE_KEEP_GLOBALS ? INVVPID_SINGLE : INVVPID_ALL;
-	if (type == INVVPID_SINGLE_KEEP_GLOBALS && !(cap & (1ULL << 43)))
-		type = (cap & (1ULL << 41)) ? INVVPID_SINGLE : INVVPID_ALL;
-	if (invvpid(type, VPID02, type == INVVPID_ADDRESS ? linear : 0))
-		panic("INVVPID type %u of VPID02 failed", type);
+	vmx_invvpid(type, VPID02, linear);
 }
 
 /* VMCS02's VPID set-up for L1's controls: returns PROC2_VPID if VMCS02 uses VPID02, else 0. */

@@ -91,3 +91,18 @@ void vmx_enable_on_this_cpu(struct vcpu *v)
 	if (vmxon(v->vmxon_pa))
 		panic("VMXON failed");
 }
+
+/* INVVPID of the given type for vpid, or of a wider type where the CPU lacks it (bits 40-43 of
+ * IA32_VMX_EPT_VPID_CAP say which types exist): individual-address and single-context-retaining-
+ * globals widen to single-context, single-context to all-context. A failure is a hypervisor bug. */
+void vmx_invvpid(u32 type, u16 vpid, u64 linear)
+{
+	u64 cap = vmx_caps.ept_vpid;
+
+	while (type < INVVPID_ALL && !(cap & (1ULL << (40 + type))))
+		type = type == INVVPID_ADDRESS ? INVVPID_SINGLE : INVVPID_ALL;
+	if (type == INVVPID_SINGLE_KEEP_GLOBALS && !(cap & (1ULL << 43)))
+		type = (cap & (1ULL << 41)) ? INVVPID_SINGLE : INVVPID_ALL;
+	if (invvpid(type, vpid, type == INVVPID_ADDRESS ? linear : 0))
+		panic("INVVPID type %u of VPID %u failed", type, vpid);
+}

@@ -170,6 +170,15 @@ void vmx_entry_failed(struct vcpu *v, u32 error)
 	panic("VM entry failed");
 }
 
+/* The event into the current VMCS's entry-interruption fields. */
+static void inject_exception(u32 vector, bool has_error, u32 error_code)
+{
+	vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | vector |
+						 (has_error ? INTR_INFO_DELIVER_ERROR_CODE : 0));
+	if (has_error)
+		vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR_CODE, error_code);
+}
+
 void guest_inject_exception(u32 vector, bool has_error, u32 error_code)
 {
 	/* Real mode has no error codes (SDM 27.2.1.3: deliver-error-code must be 0 when CR0.PE = 0). */
@@ -178,10 +187,17 @@ void guest_inject_exception(u32 vector, bool has_error, u32 error_code)
 	/* Raised in L2 by L0's emulation: L1's exception bitmap decides first. */
 	if (nested_l2_exception(this_vcpu(), vector, has_error, error_code, 0))
 		return;
-	vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | vector |
-						 (has_error ? INTR_INFO_DELIVER_ERROR_CODE : 0));
-	if (has_error)
-		vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR_CODE, error_code);
+	inject_exception(vector, has_error, error_code);
+}
+
+void guest_inject_pf(u64 linear, u32 error_code)
+{
+	/* An exception exit to L1 leaves CR2 alone and gives the address in the qualification. */
+	if (nested_l2_exception(this_vcpu(), 14, true, error_code, linear))
+		return;
+	/* CR2 is not part of the VMCS: the guest's CR2 is the CPU's while the hypervisor runs. */
+	__asm__ volatile("mov %0, %%cr2" : : "r"(linear));
+	inject_exception(14, true, error_code);
 }
 
 void guest_skip_instruction(void)
