@@ -206,6 +206,10 @@ deps:
 test: deps
 	$(MAKE) all
 	tests/run
+# The long runs (a whole OS as L2, Xen as L1): CI runs them after make test.
+test-long: deps
+	$(MAKE) all
+	tests/run --long
 unit:
 	tests/run unit
 run: deps
@@ -228,6 +232,6 @@ clean:
 		init-x86-amd64.efi init-x86-amd64-efi.elf xmhf-amd64_*.deb
 
 FORCE:
-.PHONY: all uefi uefi-testapp deps test unit run bench fuzz clean install deb FORCE
+.PHONY: all uefi uefi-testapp deps test test-long unit run bench fuzz clean install deb FORCE
 
 -include $(INIT_OBJ:.o=.d) $(RT_OBJ:.o=.d) $(EFI_OBJ:.o=.d) $(TESTAPP_OBJ:.o=.d) $(BSGONE_OBJ:.o=.d)
