@@ -31,6 +31,8 @@ KERNELS = [
     ("apicstore", (1, 2), ""),
     # Hardware task switches in 32-bit protected mode (JMP/CALL/IRET, task gates, faults).
     ("taskswitch", (1,), ""),
+    # VMX instructions of a 32-bit L1: memory operands through segment limits and types.
+    ("vmx32", (1,), ""),
     # The L1 test hypervisor (VMX instructions, VM-entry failures); under XMHF with nested=1.
     ("lhv", (1, 2), ""),
     # L1 runs L2 guests (64-bit, on L1's page tables, no EPT): exits, state after exit, entry failures.
@@ -59,7 +61,8 @@ KERNELS = [
 # Extra hypervisor command-line words per kernel.
 HV_EXTRA = {"lhv": " nested=1", "lhv2": " nested=1", "lhv3": " nested=1", "lhv4": " nested=1",
             "lhv5": " nested=1", "lhv6": " nested=1", "lhv7": " nested=1",
-            "lhv8": " nested=1", "lhv9": " nested=1", "lhv10": " nested=1"}
+            "lhv8": " nested=1", "lhv9": " nested=1", "lhv10": " nested=1",
+            "vmx32": " nested=1"}
 
 # Hypervisor variants some tests boot: name -> make variables. Built once per run, beside the default.
 VARIANTS = {
@@ -401,7 +404,7 @@ def hypapp_tests():
 # XMHF as its own L1 (levels=2): kernels and CPU counts. The lhv kernels make three levels of VMX.
 XMHF_IN_XMHF = [("cpuid", 2), ("msr", 1), ("cr", 1), ("e820", 1), ("smp", 2), ("nmi", 2), ("mtrr", 1),
                 ("lhv", 1), ("lhv2", 1), ("lhv3", 2), ("lhv4", 2), ("lhv5", 2), ("lhv6", 1), ("lhv7", 1), ("lhv8", 2),
-                ("lhv9", 1), ("lhv10", 1), ("taskswitch", 1)]
+                ("lhv9", 1), ("lhv10", 1), ("taskswitch", 1), ("vmx32", 1)]
 
 
 def tests():

@@ -171,3 +171,35 @@ TEST(runtime_image_relocate)
 	h->rela_size = 0xf08; /* relocations past the file's end */
 	CHECK_EQ(runtime_header_check(h, 0x1000), -1);
 }
+
+/* seg_access_ok: the data-access checks of VMX memory operands and task-switch pushes (SDM 5.3-5.5). */
+TEST(segdesc_access_ok)
+{
+	struct vmx_segment rw = { 0x10, 0x1000, 0xfff, 0x4093 };        /* read/write data, limit 0xfff */
+	struct vmx_segment ro = { 0x18, 0, 0xffff, 0x91 };               /* read-only data */
+	struct vmx_segment xo = { 0x20, 0, 0xffffffff, 0xc099 };         /* execute-only code */
+	struct vmx_segment xr = { 0x28, 0, 0xffffffff, 0xc09b };         /* execute/read code */
+	struct vmx_segment ed16 = { 0x30, 0, 0x0fff, 0x97 };             /* expand-down, B=0: 0x1000-0xffff */
+	struct vmx_segment ed32 = { 0x38, 0, 0x0fff, 0x4097 };           /* expand-down, B=1 */
+	struct vmx_segment flat = { 0x40, 0, 0xffffffff, 0xc093 };
+	struct vmx_segment flat_based = { 0x48, 0x10, 0xffffffff, 0xc093 };
+	struct vmx_segment unusable = { 0, 0, 0, SEG_AR_UNUSABLE };
+
+	CHECK(seg_access_ok(&rw, 0xff8, 8, true));
+	CHECK(!seg_access_ok(&rw, 0xff9, 8, false));   /* last byte beyond the limit */
+	CHECK(!seg_access_ok(&rw, 0x1000, 1, false));
+	CHECK(seg_access_ok(&ro, 0, 8, false));
+	CHECK(!seg_access_ok(&ro, 0, 8, true));          /* read-only: no write */
+	CHECK(!seg_access_ok(&xo, 0, 8, false));         /* execute-only: no read */
+	CHECK(seg_access_ok(&xr, 0, 8, false));
+	CHECK(!seg_access_ok(&xr, 0, 8, true));          /* code: never written */
+	CHECK(!seg_access_ok(&ed16, 0xfff, 1, false));   /* at or below the limit */
+	CHECK(seg_access_ok(&ed16, 0x1000, 8, true));
+	CHECK(seg_access_ok(&ed16, 0xfff8, 8, true));
+	CHECK(!seg_access_ok(&ed16, 0xfff9, 8, true));   /* beyond 0xffff */
+	CHECK(seg_access_ok(&ed32, 0xfff9, 8, true));
+	CHECK(!seg_access_ok(&ed32, 0xfffffffc, 8, true));
+	CHECK(seg_access_ok(&flat, 0xfffffffc, 8, true)); /* a flat segment wraps (Bochs) */
+	CHECK(!seg_access_ok(&flat_based, 0xfffffffc, 8, true));
+	CHECK(!seg_access_ok(&unusable, 0, 1, false));
+}

@@ -76,3 +76,21 @@ int seg_from_gdt(const u8 *gdt, u32 gdt_limit, u16 sel, enum seg_kind kind, stru
 	}
 	return 0;
 }
+
+bool seg_access_ok(const struct vmx_segment *s, u32 offset, u32 size, bool write)
+{
+	u32 type = s->ar & 0xf;
+	u64 end = (u64)offset + size - 1;
+
+	if ((s->ar & SEG_AR_UNUSABLE) || !(s->ar & SEG_AR_S))
+		return false;
+	if (type & 8) { /* code: never written, read only when readable */
+		if (write || !(type & 2))
+			return false;
+	} else if (write && !(type & 2)) {
+		return false;
+	}
+	if (!(type & 8) && (type & 4)) /* expand-down data: offsets above the limit */
+		return offset > s->limit && end <= ((s->ar & SEG_AR_DB) ? 0xffffffffULL : 0xffffULL);
+	return (s->limit == 0xffffffffu && s->base == 0) || end <= s->limit;
+}

@@ -22,7 +22,6 @@ enum { VEC_DB = 1, VEC_TS = 10, VEC_NP = 11, VEC_SS = 12, VEC_GP = 13 };
 #define AR_DB(ar) (((ar) >> 14) & 1)
 #define TYPE_CODE 8u
 #define TYPE_CONFORMING 4u /* code */
-#define TYPE_EXPAND_DOWN 4u /* data */
 #define TYPE_RW 2u	   /* readable code, writable data */
 
 /* The VMCS form of a descriptor's two dwords. */
@@ -215,8 +214,7 @@ static bool push_error_code(struct ts_cpu *c, const struct ts_env *env, bool tss
 	u32 sp = (u32)c->gpr[4] & top, new_sp = (sp - size) & top;
 	u8 buf[4];
 
-	if ((AR_TYPE(ss->ar) & TYPE_EXPAND_DOWN) ? (new_sp <= ss->limit || new_sp + size - 1 > top)
-						 : (new_sp + size - 1 > ss->limit || new_sp + size - 1 < new_sp))
+	if (!seg_access_ok(ss, new_sp, size, true))
 		return fault(out, VEC_SS, 0);
 	put32(buf, 0, error_code);
 	if (!wr(env, ss->base + new_sp, buf, size))

@@ -33,4 +33,11 @@ void seg_decode(u64 d, struct vmx_segment *out);
 int seg_from_gdt(const u8 *gdt, u32 gdt_limit, u16 sel, enum seg_kind kind, struct vmx_segment *out,
 		 const char **err);
 
+/* Whether a data access of size bytes at offset (the effective address, before the base is added) through
+ * segment s is allowed outside 64-bit mode (SDM Vol. 3, 5.3 limit checking, 5.4/5.5 type checking): the
+ * segment is usable, readable (not execute-only code) or, for a write, writable data; the bytes lie within
+ * the limit, or for an expand-down segment above it and up to 0xffff or 0xffffffff (the B flag). A flat
+ * segment (base 0, 4-GiB limit) lets an access wrap past 4 GiB, as Bochs does. False means #GP(0), or #SS(0) for SS. */
+bool seg_access_ok(const struct vmx_segment *s, u32 offset, u32 size, bool write);
+
 #endif

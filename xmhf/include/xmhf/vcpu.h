@@ -5,6 +5,7 @@
 #include <xmhf/percpu.h>
 #include <xmhf/spinlock.h>
 #include <x86/vmx.h>
+#include <lib/segdesc.h>
 
 struct msr_entry;
 struct ept02_slot;
@@ -79,6 +80,16 @@ void vmcs_write(u64 field, u64 value);
 static inline u64 vmcs_read(u64 field) { return vmread(field); }
 static inline void vmcs_set_bits(u64 field, u64 bits) { vmcs_write(field, vmcs_read(field) | bits); }
 static inline void vmcs_clear_bits(u64 field, u64 bits) { vmcs_write(field, vmcs_read(field) & ~bits); }
+
+/* Guest segment register i (0-7: ES, CS, SS, DS, FS, GS, LDTR, TR: the order of the VMCS encodings,
+ * which step by 2 within each group, SDM Appendix B) of the current VMCS. */
+static inline void vmcs_read_guest_segment(u32 i, struct vmx_segment *s)
+{
+	s->sel = (u16)vmcs_read(VMCS_GUEST_ES_SELECTOR + 2 * i);
+	s->limit = (u32)vmcs_read(VMCS_GUEST_ES_LIMIT + 2 * i);
+	s->ar = (u32)vmcs_read(VMCS_GUEST_ES_ACCESS_RIGHTS + 2 * i);
+	s->base = vmcs_read(VMCS_GUEST_ES_BASE + 2 * i);
+}
 
 /* Capabilities read once on the BSP. */
 struct vmx_caps {

@@ -30,12 +30,8 @@ static bool ts_load_cr3(void *ctx, u64 cr3)
 
 static void read_state(struct vcpu *v, struct ts_cpu *c)
 {
-	for (u32 i = 0; i < TS_NSEG; i++) {
-		c->seg[i].sel = (u16)vmcs_read(VMCS_GUEST_ES_SELECTOR + 2 * i);
-		c->seg[i].limit = (u32)vmcs_read(VMCS_GUEST_ES_LIMIT + 2 * i);
-		c->seg[i].ar = (u32)vmcs_read(VMCS_GUEST_ES_ACCESS_RIGHTS + 2 * i);
-		c->seg[i].base = vmcs_read(VMCS_GUEST_ES_BASE + 2 * i);
-	}
+	for (u32 i = 0; i < TS_NSEG; i++)
+		vmcs_read_guest_segment(i, &c->seg[i]);
 	c->gdtr_base = vmcs_read(VMCS_GUEST_GDTR_BASE);
 	c->gdtr_limit = (u32)vmcs_read(VMCS_GUEST_GDTR_LIMIT);
 	for (u32 i = 0; i < 8; i++)

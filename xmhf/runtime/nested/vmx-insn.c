@@ -86,13 +86,12 @@ static bool checks(struct vcpu *v, bool need_vmx_operation)
 	return true;
 }
 
-/* The memory operand's linear address from the instruction information and qualification. */
-static u64 operand_linear(struct vcpu *v, u32 info)
+/* The memory operand's effective address (the offset in its segment, address-size masked) from the
+ * instruction information and the qualification (SDM 28.2.5, table 28-13). */
+static u64 operand_offset(struct vcpu *v, u32 info)
 {
-	static const u32 seg_base[6] = { VMCS_GUEST_ES_BASE, VMCS_GUEST_CS_BASE, VMCS_GUEST_SS_BASE,
-					 VMCS_GUEST_DS_BASE, VMCS_GUEST_FS_BASE, VMCS_GUEST_GS_BASE };
 	u64 addr = vmcs_read(VMCS_EXIT_QUALIFICATION); /* displacement */
-	u32 scale = info & 3, asize = (info >> 7) & 7, seg = (info >> 15) & 7;
+	u32 scale = info & 3, asize = (info >> 7) & 7;
 	u32 index = (info >> 18) & 15, base = (info >> 23) & 15;
 
 	if (!(info & (1U << 22)))
@@ -103,11 +102,6 @@ static u64 operand_linear(struct vcpu *v, u32 info)
 		addr &= 0xffff;
 	else if (asize == 1)
 		addr &= 0xffffffffULL;
-	/* In 64-bit mode only FS and GS have bases (SDM 3.4.4). */
-	if (!in_64bit_mode() || seg >= 4)
-		addr += vmcs_read(seg_base[seg < 6 ? seg : 3]);
-	if (!in_64bit_mode())
-		addr &= 0xffffffffULL;
 	return addr;
 }
 
@@ -116,16 +110,34 @@ static bool canonical(u64 a)
 	return (u64)((s64)(a << 16) >> 16) == a;
 }
 
-/* The memory operand's linear address, checked: in 64-bit mode every byte of the access must be
- * canonical, else #SS(0) when the segment is SS and #GP(0) otherwise (SDM Vol. 1 3.3.7.1; the
- * "64-Bit Mode Exceptions" of each instruction in SDM Vol. 3 31.3). False if a fault was injected. */
-static bool operand_address(struct vcpu *v, u32 info, u32 size, u64 *linear)
+/* The memory operand's linear address, checked as the CPU checks a data access (the "Protected Mode
+ * Exceptions" and "64-Bit Mode Exceptions" of each instruction in SDM Vol. 3 31.3): in 64-bit mode every
+ * byte must be canonical (SDM Vol. 1 3.3.7.1) and only FS and GS have bases (3.4.4); otherwise the
+ * segment must be usable, of the right type, and hold every byte within its limit (seg_access_ok).
+ * A fault is #SS(0) through SS and #GP(0) otherwise. False if a fault was injected. */
+static bool operand_address(struct vcpu *v, u32 info, u32 size, bool write, u64 *linear)
 {
-	u64 a = operand_linear(v, info);
+	u32 seg = (info >> 15) & 7;
+	u64 off = operand_offset(v, info), a;
+	u32 vec = seg == 2 ? 12 : 13;
 
-	if (in_64bit_mode() && (!canonical(a) || !canonical(a + size - 1))) {
-		guest_inject_exception(((info >> 15) & 7) == 2 ? 12 : 13, true, 0);
-		return false;
+	if (seg > 5)
+		seg = 3; /* reserved encodings: the CPU reports 0-5 */
+	if (in_64bit_mode()) {
+		a = off + (seg >= 4 ? vmcs_read(VMCS_GUEST_ES_BASE + 2 * seg) : 0);
+		if (!canonical(a) || !canonical(a + size - 1)) {
+			guest_inject_exception(vec, true, 0);
+			return false;
+		}
+	} else {
+		struct vmx_segment s;
+
+		vmcs_read_guest_segment(seg, &s);
+		if (!seg_access_ok(&s, (u32)off, size, write)) {
+			guest_inject_exception(vec, true, 0);
+			return false;
+		}
+		a = (off + s.base) & 0xffffffffULL;
 	}
 	*linear = a;
 	return true;
@@ -137,7 +149,7 @@ static bool operand_copy(struct vcpu *v, u32 info, void *buf, u32 size, bool wri
 {
 	u64 a;
 
-	if (!operand_address(v, info, size, &a))
+	if (!operand_address(v, info, size, write, &a))
 		return false;
 	if (!v->in_l2)
 		return write ? guest_linear_write(a, buf, size) : guest_linear_read(a, buf, size);
