@@ -223,15 +223,21 @@ static bool push_error_code(struct ts_cpu *c, const struct ts_env *env, bool tss
 	return true;
 }
 
-/* TSS layouts (SDM 7.2.1 and 7.6): where each saved field lives. */
+/* TSS layouts (SDM 7.2.1 and 7.6): where each saved field lives. EIP, EFLAGS and the registers are
+ * dwords in a 32-bit TSS and words in a 16-bit one; selectors are words in both, 4 bytes apart in a
+ * 32-bit TSS; a 16-bit TSS has no FS and GS. Loading a 16-bit TSS, the upper halves of the registers
+ * read as ones and FS/GS become null, as on Bochs (SDM 7.6 leaves them unspecified). */
 struct tss_layout {
 	u32 size;      /* bytes up to the last field the switch reads (limit + 1) */
 	u32 save_off;  /* first byte of the save area (EIP/IP) */
 	u32 save_size; /* up to the last selector saved */
-	u32 eflags, gpr, gpr_step, es, sel_step, ldt;
+	u32 eflags, gpr, word, es, sel_step, ldt;
+	u32 last_sel;  /* the last segment register the TSS holds */
+	u32 gpr_fill;  /* what the bits above the word hold when a register is loaded */
 };
-static const struct tss_layout tss32_layout = { 0x68, 0x20, 0x40, 0x24, 0x28, 4, 0x48, 4, 0x60 };
-static const struct tss_layout tss16_layout = { 0x2c, 0x0e, 0x1c, 0x10, 0x12, 2, 0x22, 2, 0x2a };
+static const struct tss_layout tss32_layout = { 0x68, 0x20, 0x40, 0x24, 0x28, 4, 0x48, 4, 0x60, TS_GS, 0 };
+static const struct tss_layout tss16_layout = { 0x2c, 0x0e, 0x1c, 0x10, 0x12, 2, 0x22, 2, 0x2a, TS_DS,
+						0xffff0000u };
 
 static bool switch_tasks(struct ts_cpu *c, const struct ts_request *req, const struct ts_env *env,
 			 struct ts_outcome *out)
@@ -277,14 +283,12 @@ static bool switch_tasks(struct ts_cpu *c, const struct ts_request *req, const s
 	if (!rd(env, tr->base + ol->save_off, save, ol->save_size))
 		return mem_fault(out);
 	eflags = (u32)c->rflags & (req->source == TS_FROM_IRET ? ~EFL_NT : ~0u);
-	/* EIP, EFLAGS and the registers are dwords in a 32-bit TSS, words in a 16-bit one; selectors are
-	 * words in both (a 16-bit TSS has no FS and GS). */
-	void (*put)(u8 *, u32, u32) = ol == &tss32_layout ? put32 : put16;
+	void (*put)(u8 *, u32, u32) = ol->word == 4 ? put32 : put16;
 	put(save, 0, (u32)req->return_rip);
 	put(save, ol->eflags - ol->save_off, eflags);
 	for (u32 i = 0; i < 8; i++)
-		put(save, ol->gpr - ol->save_off + ol->gpr_step * i, (u32)c->gpr[i]);
-	for (u32 i = TS_ES; i <= (ol == &tss32_layout ? TS_GS : TS_DS); i++)
+		put(save, ol->gpr - ol->save_off + ol->word * i, (u32)c->gpr[i]);
+	for (u32 i = TS_ES; i <= ol->last_sel; i++)
 		put16(save, ol->es - ol->save_off + ol->sel_step * i, c->seg[i].sel);
 	if (!wr(env, tr->base + ol->save_off, save, ol->save_size))
 		return mem_fault(out);
@@ -324,25 +328,13 @@ static bool switch_tasks(struct ts_cpu *c, const struct ts_request *req, const s
 	tr->ar = desc_ar(nd.lo, nd.hi) | 2;
 	c->cr0 |= CR0_TS_BIT;
 	c->dr7 &= ~DR7_LOCAL_ENABLES;
-	if (nl == &tss32_layout) {
-		c->rip = get32(tss, 0x20);
-		eflags = get32(tss, nl->eflags);
-		for (u32 i = 0; i < 8; i++)
-			c->gpr[i] = get32(tss, nl->gpr + 4 * i);
-		for (u32 i = TS_ES; i <= TS_GS; i++)
-			c->seg[i].sel = (u16)get16(tss, nl->es + 4 * i);
-	} else {
-		/* A 16-bit TSS: the upper halves of the registers read as ones and FS/GS are null, as on
-		 * Bochs (SDM 7.6 leaves them unspecified). */
-		c->rip = get16(tss, 0x0e);
-		eflags = get16(tss, nl->eflags);
-		for (u32 i = 0; i < 8; i++)
-			c->gpr[i] = 0xffff0000u | get16(tss, nl->gpr + 2 * i);
-		for (u32 i = TS_ES; i <= TS_DS; i++)
-			c->seg[i].sel = (u16)get16(tss, nl->es + 2 * i);
-		c->seg[TS_FS].sel = 0;
-		c->seg[TS_GS].sel = 0;
-	}
+	u32 (*get)(const u8 *, u32) = nl->word == 4 ? get32 : get16;
+	c->rip = get(tss, nl->save_off);
+	eflags = get(tss, nl->eflags);
+	for (u32 i = 0; i < 8; i++)
+		c->gpr[i] = nl->gpr_fill | get(tss, nl->gpr + nl->word * i);
+	for (u32 i = TS_ES; i <= TS_GS; i++)
+		c->seg[i].sel = i <= nl->last_sel ? (u16)get16(tss, nl->es + nl->sel_step * i) : 0;
 	c->seg[TS_LDTR].sel = (u16)get16(tss, nl->ldt);
 	if (call_like)
 		eflags |= EFL_NT;
