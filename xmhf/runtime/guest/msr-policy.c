@@ -103,7 +103,7 @@ static const struct msr_rule rules[] = {
 };
 
 /* The last matching row wins (the ICR row refines the x2APIC range). */
-static const struct msr_rule *rule_of(u32 msr)
+static const struct msr_rule *rule_scan(u32 msr)
 {
 	const struct msr_rule *r = NULL;
 
@@ -111,6 +111,42 @@ static const struct msr_rule *rule_of(u32 msr)
 		if (msr >= rules[i].first && msr <= rules[i].last && (!rules[i].match || rules[i].match(msr)))
 			r = &rules[i];
 	return r;
+}
+
+/* rule_scan's answer for every MSR of the MSR bitmap's two ranges, where every row lies: the row + 1,
+ * or 0 for none. Built once by the BSP (msr_policy_bitmap, after ept01_init read the MTRR count the
+ * MTRR row's match depends on), so that RDMSR/WRMSR exits and each entry of L1's MSR-load/store lists
+ * (up to 512 and more per VM entry) find their row without scanning the table. */
+static u8 rule_index[2][0x2000];
+static bool rule_indexed;
+_Static_assert(ARRAY_SIZE(rules) < 255, "rule_index holds row + 1 in a byte");
+
+static bool in_bitmap_range(u32 msr)
+{
+	return msr <= 0x1fff || (msr >= 0xc0000000 && msr <= 0xc0001fff);
+}
+
+static const struct msr_rule *rule_of(u32 msr)
+{
+	if (rule_indexed && in_bitmap_range(msr)) {
+		u8 r = rule_index[msr >> 31][msr & 0x1fff];
+		return r ? &rules[r - 1] : NULL;
+	}
+	return rule_scan(msr);
+}
+
+static void index_rules(void)
+{
+	for (u32 i = 0; i < ARRAY_SIZE(rules); i++) {
+		if (!in_bitmap_range(rules[i].first) || !in_bitmap_range(rules[i].last))
+			panic("MSR policy row 0x%x-0x%x lies outside the MSR bitmap's ranges", rules[i].first,
+			      rules[i].last);
+		for (u32 m = rules[i].first; m <= rules[i].last; m++) {
+			const struct msr_rule *r = rule_scan(m);
+			rule_index[m >> 31][m & 0x1fff] = r ? (u8)(r - rules + 1) : 0;
+		}
+	}
+	rule_indexed = true;
 }
 
 /* An MSR no row names: read as it is, written never. */
@@ -153,6 +189,7 @@ static void intercept(u8 *bitmap, u32 msr, bool write, bool on)
  * rows that do not pass them. */
 void msr_policy_bitmap(u8 *bitmap)
 {
+	index_rules();
 	for (u32 i = 2048; i < 4096; i++)
 		bitmap[i] = 0xff;
 	for (u32 i = 0; i < ARRAY_SIZE(rules); i++)
