@@ -22,6 +22,7 @@
  * Under a hypervisor that does not emulate task switches the first scenario stops the machine.
  */
 #include "lib.h"
+#include "mode32.h"
 
 /* ---- descriptor tables of the 32-bit phase ---- */
 enum {
@@ -66,9 +67,6 @@ uint32_t r_t_eax, r_t_edi, r_t_esp, r_t_eflags, r_t_tr, r_t_link, r_t_ds, r_t_fs
 uint32_t r_t_err, r_t_saved_eip, r_t_gdt_main_hi, r_t_gdt_new_hi;
 uint32_t r_exc_vector = 0xffffffff, r_exc_error, r_exc_eip, r_exc_tr, r_exc_dr6;
 uint32_t r_done;
-uint32_t entry32 __attribute__((used));
-uint64_t saved_rsp64 __attribute__((used));
-uint8_t saved_gdt[10] __attribute__((used)), saved_idt[10] __attribute__((used));
 
 /* 32-bit code labels (see the asm) */
 extern char s_jmp[], s_jmp_resume[], s_call[], s_call_resume[], s_int[], s_int_resume[], s_ud[],
@@ -77,72 +75,20 @@ extern char s_jmp[], s_jmp_resume[], s_call[], s_call_resume[], s_int[], s_int_r
 extern char task_jmp_back[], task_iret[], task_int[], task_ud[], task_gp[], task_16[], task_ldt[],
     task_never[], task_t[], task_dr7[];
 extern uint32_t exc_stubs32[32];
-void run32(void *entry);
 
+/* The 32-bit entry of every scenario: the main task's TSS into TR, the scenario, r_done. */
+uint32_t ts_scenario __attribute__((used));
 asm(".pushsection .text\n"
-    ".code64\n"
-    ".globl run32\n"
-    "run32:\n"
-    "  pushfq\n"
-    "  cli\n"
-    "  push %rbx; push %rbp; push %r12; push %r13; push %r14; push %r15\n"
-    "  mov $0xc0000101, %ecx\n"     /* GS base: the library's per-CPU pointer */
-    "  rdmsr\n"
-    "  push %rax; push %rdx\n"
-    "  mov %rsp, saved_rsp64(%rip)\n"
-    "  sgdt saved_gdt(%rip)\n"
-    "  sidt saved_idt(%rip)\n"
-    "  mov %edi, entry32(%rip)\n"
-    "  lgdt tgdt_desc(%rip)\n"
-    "  pushq $0x08\n"
-    "  lea 1f(%rip), %rax\n"
-    "  push %rax\n"
-    "  lretq\n"
     ".code32\n"
-    "1:\n"
-    "  mov $0x10, %eax\n"
-    "  mov %eax, %ds; mov %eax, %es; mov %eax, %ss; mov %eax, %fs; mov %eax, %gs\n"
-    "  mov $stacks + 1024, %esp\n"
-    "  mov %cr0, %eax\n"
-    "  and $0x7fffffff, %eax\n"   /* paging off: IA-32e mode ends */
-    "  mov %eax, %cr0\n"
-    "  mov $0xc0000080, %ecx\n"
-    "  rdmsr\n"
-    "  and $0xfffffeff, %eax\n"   /* EFER.LME off */
-    "  wrmsr\n"
-    "  lidt tidt_desc\n"
+    "ts_enter:\n"
     "  mov $0x20, %eax\n"
     "  ltr %ax\n"
-    "  call *entry32\n"
+    "  call *ts_scenario\n"
     "  movl $1, r_done\n"
-    ".globl ret32_path\n"
-    "ret32_path:\n"
-    "  cli\n"
-    "  mov $0x10, %eax\n"
-    "  mov %eax, %ds; mov %eax, %es; mov %eax, %ss\n"
-    "  mov $stacks + 1024, %esp\n"
-    "  mov $0xc0000080, %ecx\n"
-    "  rdmsr\n"
-    "  or $0x100, %eax\n"
-    "  wrmsr\n"
-    "  mov %cr0, %eax\n"
-    "  or $0x80000000, %eax\n"
-    "  mov %eax, %cr0\n"
-    "  ljmp $0x18, $2f\n"
-    ".code64\n"
-    "2:\n"
-    "  lgdt saved_gdt(%rip)\n"
-    "  lidt saved_idt(%rip)\n"
-    "  mov $0x10, %eax\n"
-    "  mov %eax, %ds; mov %eax, %es; mov %eax, %ss; mov %eax, %fs; mov %eax, %gs\n"
-    "  mov saved_rsp64(%rip), %rsp\n"
-    "  pop %rdx; pop %rax\n"
-    "  mov $0xc0000101, %ecx\n"
-    "  wrmsr\n"
-    "  pop %r15; pop %r14; pop %r13; pop %r12; pop %rbp; pop %rbx\n"
-    "  popfq\n"
     "  ret\n"
+    ".code64\n"
     ".popsection\n");
+extern char ts_enter[];
 
 /* Exception stubs of the 32-bit phase: record vector, error code, EIP, TR, DR6; end the scenario. */
 asm(".pushsection .text\n"
@@ -173,7 +119,7 @@ asm(".pushsection .text\n"
     "  mov %eax, r_exc_tr\n"
     "  mov %dr6, %eax\n"
     "  mov %eax, r_exc_dr6\n"
-    "  jmp ret32_path\n"
+    "  jmp run32_return\n"
     ".macro stubaddr v\n"
     "  .long stub32_\\v\n"
     ".endm\n"
@@ -191,7 +137,7 @@ asm(".pushsection .text\n"
     ".code64\n"
     ".popsection\n");
 
-/* The scenarios (called from run32 in the main task) and the tasks they switch to. */
+/* The scenarios (called from ts_enter in the main task) and the tasks they switch to. */
 asm(".pushsection .text\n"
     ".code32\n"
     /* main-task registers, flags, TR and CR0 after coming back */
@@ -385,19 +331,14 @@ asm(".pushsection .text\n"
     ".code64\n"
     ".popsection\n");
 
-/* LGDT in 64-bit mode reads a 64-bit base, LIDT in 32-bit mode the low half of it. */
-struct __attribute__((packed)) desc_ptr {
-    uint16_t limit;
-    uint64_t base;
-};
-struct desc_ptr tgdt_desc __attribute__((used)) = { sizeof(tgdt) - 1, 0 };
-struct desc_ptr tidt_desc __attribute__((used)) = { sizeof(tidt) - 1, 0 };
+struct desc_ptr32 tgdt_desc = { sizeof(tgdt) - 1, 0 };
+struct desc_ptr32 tidt_desc = { sizeof(tidt) - 1, 0 };
 
-static uint64_t seg_desc(uint32_t base, uint32_t limit, uint8_t access, uint8_t flags)
+/* One scenario: its 32-bit code runs as the main task (TR = 20H). */
+static void run_ts(void *scenario)
 {
-    return (limit & 0xffff) | ((uint64_t)(base & 0xffffff) << 16) | ((uint64_t)access << 40) |
-           ((uint64_t)((limit >> 16) & 0xf) << 48) | ((uint64_t)(flags & 0xf) << 52) |
-           ((uint64_t)(base >> 24) << 56);
+    ts_scenario = addr32(scenario);
+    run32(ts_enter, &tgdt_desc, &tidt_desc);
 }
 
 static uint64_t task_gate(uint16_t tss_sel)
@@ -409,11 +350,6 @@ static uint64_t int_gate32(void *handler)
 {
     uint32_t off = (uint32_t)(uintptr_t)handler;
     return (off & 0xffff) | ((uint64_t)T_CODE32 << 16) | (0x8eULL << 40) | ((uint64_t)(off >> 16) << 48);
-}
-
-static uint32_t addr32(const void *p)
-{
-    return (uint32_t)(uintptr_t)p;
 }
 
 static void task_init(struct tss32 *t, void *eip, int stack)
@@ -429,32 +365,32 @@ static void task_init(struct tss32 *t, void *eip, int stack)
     t->iomap = sizeof(*t);
 }
 
-/* Fresh tables for each scenario: every TSS available, the main one loaded by run32. */
+/* Fresh tables for each scenario: every TSS available, the main one loaded by ts_enter. */
 static void setup(void)
 {
     memset(tgdt, 0, sizeof(tgdt));
-    tgdt[T_CODE32 / 8] = seg_desc(0, 0xfffff, 0x9b, 0xc);
-    tgdt[T_DATA / 8] = seg_desc(0, 0xfffff, 0x93, 0xc);
-    tgdt[T_CODE64 / 8] = seg_desc(0, 0xfffff, 0x9b, 0xa);
-    tgdt[T_TSS_MAIN / 8] = seg_desc(addr32(&tss_main), 0x67, 0x89, 0);
-    tgdt[T_TSS_B / 8] = seg_desc(addr32(&tss_b), 0x67, 0x89, 0);
-    tgdt[T_TSS_C / 8] = seg_desc(addr32(&tss_c), 0x67, 0x89, 0);
-    tgdt[T_TSS_D / 8] = seg_desc(addr32(&tss_d), 0x67, 0x89, 0);
-    tgdt[T_TSS_E / 8] = seg_desc(addr32(&tss_e), 0x67, 0x89, 0);
-    tgdt[T_TSS_16 / 8] = seg_desc(addr32(&tss_f), 0x2b, 0x81, 0);
-    tgdt[T_LDT / 8] = seg_desc(addr32(tldt), sizeof(tldt) - 1, 0x82, 0);
-    tgdt[T_TSS_G / 8] = seg_desc(addr32(&tss_g), 0x67, 0x89, 0);
-    tgdt[T_TSS_H / 8] = seg_desc(addr32(&tss_h), 0x67, 0x89, 0);
-    tgdt[T_TSS_SMALL / 8] = seg_desc(addr32(&tss_small), 0x60, 0x89, 0);
+    tgdt[T_CODE32 / 8] = seg_desc32(0, 0xfffff, 0x9b, 0xc);
+    tgdt[T_DATA / 8] = seg_desc32(0, 0xfffff, 0x93, 0xc);
+    tgdt[T_CODE64 / 8] = seg_desc32(0, 0xfffff, 0x9b, 0xa);
+    tgdt[T_TSS_MAIN / 8] = seg_desc32(addr32(&tss_main), 0x67, 0x89, 0);
+    tgdt[T_TSS_B / 8] = seg_desc32(addr32(&tss_b), 0x67, 0x89, 0);
+    tgdt[T_TSS_C / 8] = seg_desc32(addr32(&tss_c), 0x67, 0x89, 0);
+    tgdt[T_TSS_D / 8] = seg_desc32(addr32(&tss_d), 0x67, 0x89, 0);
+    tgdt[T_TSS_E / 8] = seg_desc32(addr32(&tss_e), 0x67, 0x89, 0);
+    tgdt[T_TSS_16 / 8] = seg_desc32(addr32(&tss_f), 0x2b, 0x81, 0);
+    tgdt[T_LDT / 8] = seg_desc32(addr32(tldt), sizeof(tldt) - 1, 0x82, 0);
+    tgdt[T_TSS_G / 8] = seg_desc32(addr32(&tss_g), 0x67, 0x89, 0);
+    tgdt[T_TSS_H / 8] = seg_desc32(addr32(&tss_h), 0x67, 0x89, 0);
+    tgdt[T_TSS_SMALL / 8] = seg_desc32(addr32(&tss_small), 0x60, 0x89, 0);
     tgdt[T_GATE_B / 8] = task_gate(T_TSS_B);
-    tgdt[T_CODE_XO / 8] = seg_desc(0, 0xfffff, 0x99, 0xc);
-    tgdt[T_TSS_T / 8] = seg_desc(addr32(&tss_t), 0x67, 0x89, 0);
+    tgdt[T_CODE_XO / 8] = seg_desc32(0, 0xfffff, 0x99, 0xc);
+    tgdt[T_TSS_T / 8] = seg_desc32(addr32(&tss_t), 0x67, 0x89, 0);
     /* The 16-bit task's IP and SP are 16 bits: its code and stack segments are based 100H below its
      * code and 8000H below its stack top (4 GiB limits, so the 32-bit code it calls is reachable). */
-    tgdt[T_CODE_F / 8] = seg_desc(addr32(task_16) - 0x100, 0xfffff, 0x9b, 0xc);
-    tgdt[T_STACK_F / 8] = seg_desc(addr32(stacks[7] + 1024) - 0x8000, 0xffff, 0x93, 0);
+    tgdt[T_CODE_F / 8] = seg_desc32(addr32(task_16) - 0x100, 0xfffff, 0x9b, 0xc);
+    tgdt[T_STACK_F / 8] = seg_desc32(addr32(stacks[7] + 1024) - 0x8000, 0xffff, 0x93, 0);
     tldt[0] = 0;
-    tldt[1] = seg_desc(addr32(&ldt_data_word), 0xfff, 0x93, 0x4);
+    tldt[1] = seg_desc32(addr32(&ldt_data_word), 0xfff, 0x93, 0x4);
     for (int v = 0; v < 32; v++)
         tidt[v] = int_gate32((void *)(uintptr_t)exc_stubs32[v]);
     for (int v = 32; v < 256; v++)
@@ -514,7 +450,7 @@ static void t_jmp(void)
 {
     test_begin("ts-jmp");
     setup();
-    run32(s_jmp);
+    run_ts(s_jmp);
     no_exception();
     test_check(r_done == 1, "scenario did not return");
     test_check(r_t_tr == T_TSS_B, "TR in the new task 0x%x", r_t_tr);
@@ -546,7 +482,7 @@ static void t_call_iret(void)
     test_begin("ts-call-iret");
     setup();
     tss_b.eip = addr32(task_iret);
-    run32(s_call);
+    run_ts(s_call);
     no_exception();
     test_check(r_t_tr == T_TSS_B, "TR in the callee 0x%x", r_t_tr);
     test_check(r_t_eflags == (0x2 | (1u << 14)), "callee's EFLAGS 0x%x (NT expected)", r_t_eflags);
@@ -568,7 +504,7 @@ static void t_int_gate(void)
     test_begin("ts-int-gate");
     setup();
     tidt[0x40] = task_gate(T_TSS_C);
-    run32(s_int);
+    run_ts(s_int);
     no_exception();
     test_check(r_t_tr == T_TSS_C, "TR in the handler task 0x%x", r_t_tr);
     test_check(r_t_link == T_TSS_MAIN && (r_t_eflags & (1u << 14)), "handler link 0x%x EFLAGS 0x%x",
@@ -587,7 +523,7 @@ static void t_ud_gate(void)
     test_begin("ts-ud-gate");
     setup();
     tidt[6] = task_gate(T_TSS_D);
-    run32(s_ud);
+    run_ts(s_ud);
     no_exception();
     test_check(r_t_tr == T_TSS_D, "TR in the #UD task 0x%x", r_t_tr);
     test_check(r_t_saved_eip == addr32(s_ud_insn), "saved EIP 0x%x, the UD2 is at 0x%x", r_t_saved_eip,
@@ -602,7 +538,7 @@ static void t_gp_gate(void)
     test_begin("ts-gp-gate");
     setup();
     tidt[13] = task_gate(T_TSS_E);
-    run32(s_gp);
+    run_ts(s_gp);
     no_exception();
     test_check(r_t_tr == T_TSS_E, "TR in the #GP task 0x%x", r_t_tr);
     test_check(r_t_esp == addr32(stacks[4] + 1024) - 4, "#GP task ESP 0x%x (error code pushed)", r_t_esp);
@@ -617,7 +553,7 @@ static void t_tss16(void)
 {
     test_begin("ts-tss16");
     setup();
-    run32(s_jmp16);
+    run_ts(s_jmp16);
     no_exception();
     test_check(r_t_tr == T_TSS_16, "TR 0x%x", r_t_tr);
     test_check((r_t_eax & 0xffff) == 0x1616 && (r_t_edi & 0xffff) == 0x1d1d, "AX 0x%x DI 0x%x", r_t_eax,
@@ -636,7 +572,7 @@ static void t_ldt(void)
 {
     test_begin("ts-ldt");
     setup();
-    run32(s_ldt);
+    run_ts(s_ldt);
     no_exception();
     test_check(r_t_ldtr == T_LDT, "LDTR 0x%x", r_t_ldtr);
     test_check(r_t_ds == 0x0c, "DS 0x%x", r_t_ds);
@@ -650,7 +586,7 @@ static void t_gdt_gate(void)
 {
     test_begin("ts-gdt-gate");
     setup();
-    run32(s_gdt_gate);
+    run_ts(s_gdt_gate);
     no_exception();
     test_check(r_t_tr == T_TSS_B, "TR through the GDT task gate 0x%x", r_t_tr);
     test_check(r_done == 1 && r_main_tr == T_TSS_MAIN, "back: done %u TR 0x%x", r_done, r_main_tr);
@@ -661,7 +597,7 @@ static void t_after_commit(void)
 {
     test_begin("ts-fault-after-commit");
     setup();
-    run32(s_after_commit);
+    run_ts(s_after_commit);
     test_check(r_exc_vector == EXC_TS && r_exc_error == T_CODE_XO, "exception %u error 0x%x, expected #TS(0x%x)",
                r_exc_vector, r_exc_error, T_CODE_XO);
     test_check(r_exc_tr == T_TSS_H, "TR at the fault 0x%x (the new task)", r_exc_tr);
@@ -676,7 +612,7 @@ static void t_small(void)
 {
     test_begin("ts-small-tss");
     setup();
-    run32(s_small);
+    run_ts(s_small);
     test_check(r_exc_vector == EXC_TS && r_exc_error == T_TSS_SMALL, "exception %u error 0x%x", r_exc_vector,
                r_exc_error);
     test_check(r_exc_tr == T_TSS_MAIN && r_exc_eip == addr32(s_small), "TR 0x%x EIP 0x%x", r_exc_tr,
@@ -689,7 +625,7 @@ static void t_busy(void)
 {
     test_begin("ts-busy-gp");
     setup();
-    run32(s_busy);
+    run_ts(s_busy);
     test_check(r_exc_vector == EXC_GP && r_exc_error == T_TSS_MAIN, "exception %u error 0x%x", r_exc_vector,
                r_exc_error);
     test_check(r_exc_tr == T_TSS_MAIN && r_exc_eip == addr32(s_busy), "TR 0x%x EIP 0x%x", r_exc_tr, r_exc_eip);
@@ -700,7 +636,7 @@ static void t_tbit(void)
 {
     test_begin("ts-t-bit");
     setup();
-    run32(s_tbit);
+    run_ts(s_tbit);
     test_check(r_exc_vector == EXC_DB, "exception %u, expected #DB", r_exc_vector);
     test_check(r_exc_dr6 & (1u << 15), "DR6 0x%x without BT", r_exc_dr6);
     test_check(r_exc_tr == T_TSS_T && r_exc_eip == addr32(task_t), "TR 0x%x EIP 0x%x (the new task's first)",
@@ -713,7 +649,7 @@ static void t_dr7(void)
     test_begin("ts-dr7");
     setup();
     tss_b.eip = addr32(task_dr7);
-    run32(s_dr7);
+    run_ts(s_dr7);
     no_exception();
     test_check((r_t_eax & 0x3ff) == 0x208, "DR7 in the new task 0x%x: L0 and LE cleared, G1 and GE kept",
                r_t_eax);

@@ -25,6 +25,7 @@
  * Under a hypervisor that ignores the segment the faulting scenarios succeed or fail differently.
  */
 #include "l1.h"
+#include "mode32.h"
 
 enum {
     S_CODE32 = 0x08, S_DATA = 0x10, S_CODE64 = 0x18, S_LIM = 0x20, S_RO = 0x28, S_XR = 0x30,
@@ -39,62 +40,24 @@ uint32_t vpd[1024] __attribute__((aligned(4096), used));   /* 32-bit paging: 4-M
 uint8_t opage[PAGE] __attribute__((aligned(PAGE), used));   /* operands: VMCS pointer at 0xff8 */
 static uint8_t vmxon_region[PAGE] __attribute__((aligned(PAGE)));
 static uint8_t vmcs_region[PAGE] __attribute__((aligned(PAGE)));
-uint8_t stack32[4096] __attribute__((aligned(16), used));
 
 /* Shared with the 32-bit code (symbols of the asm below). */
 uint64_t vmxon_pa64 __attribute__((used)), vmcs_pa64 __attribute__((used));
-uint32_t saved_cr3_32 __attribute__((used)), r_val __attribute__((used));
+uint32_t r_val __attribute__((used));
 uint32_t scen_esp __attribute__((used)), scen_entry __attribute__((used));
 uint32_t r_vec __attribute__((used)), r_err __attribute__((used)), r_flags __attribute__((used));
-uint32_t r_vmxon_flags __attribute__((used)), r_vmxoff_flags __attribute__((used));
+uint32_t r_vmxon_flags __attribute__((used));
 uint32_t scen_field __attribute__((used));
-uint64_t saved_rsp_64 __attribute__((used));
-uint8_t saved_gdt64[10] __attribute__((used)), saved_idt64[10] __attribute__((used));
+struct desc_ptr32 vgdt_desc = { sizeof(vgdt) - 1, 0 };
+struct desc_ptr32 vidt_desc = { sizeof(vidt) - 1, 0 };
 
-struct __attribute__((packed)) desc_ptr {
-    uint16_t limit;
-    uint64_t base;
-};
-struct desc_ptr vgdt_desc __attribute__((used)) = { sizeof(vgdt) - 1, 0 };
-struct desc_ptr vidt_desc __attribute__((used)) = { sizeof(vidt) - 1, 0 };
-
-void run32v(void);
 extern uint32_t vstubs[32];
 
-/* run32v: long mode -> 32-bit protected mode with 32-bit paging, VMXON, the scenario scen_entry, VMXOFF,
- * and back. The scenario returns with RET; an exception returns through the stub with scen_esp. */
+/* The 32-bit entry (run32, mode32.h): 32-bit paging, VMXON, the scenario, VMXOFF. The scenario returns
+ * with RET; an exception returns through the stub with scen_esp. */
 asm(".pushsection .text\n"
-    ".code64\n"
-    ".globl run32v\n"
-    "run32v:\n"
-    "  pushfq\n"
-    "  cli\n"
-    "  push %rbx; push %rbp; push %r12; push %r13; push %r14; push %r15\n"
-    "  mov $0xc0000101, %ecx\n"     /* GS base: the library's per-CPU pointer */
-    "  rdmsr\n"
-    "  push %rax; push %rdx\n"
-    "  mov %rsp, saved_rsp_64(%rip)\n"
-    "  sgdt saved_gdt64(%rip)\n"
-    "  sidt saved_idt64(%rip)\n"
-    "  mov %cr3, %rax\n"
-    "  mov %eax, saved_cr3_32(%rip)\n"
-    "  lgdt vgdt_desc(%rip)\n"
-    "  pushq $0x08\n"
-    "  lea 1f(%rip), %rax\n"
-    "  push %rax\n"
-    "  lretq\n"
     ".code32\n"
-    "1:\n"
-    "  mov $0x10, %eax\n"
-    "  mov %eax, %ds; mov %eax, %es; mov %eax, %ss; mov %eax, %fs; mov %eax, %gs\n"
-    "  mov $stack32 + 4096, %esp\n"
-    "  mov %cr0, %eax\n"
-    "  and $0x7fffffff, %eax\n"    /* paging off: IA-32e mode ends */
-    "  mov %eax, %cr0\n"
-    "  mov $0xc0000080, %ecx\n"
-    "  rdmsr\n"
-    "  and $0xfffffeff, %eax\n"    /* EFER.LME off */
-    "  wrmsr\n"
+    "v32_enter:\n"
     "  mov %cr4, %eax\n"
     "  and $0xffffffdf, %eax\n"    /* PAE off */
     "  or $0x10, %eax\n"           /* PSE on */
@@ -104,47 +67,15 @@ asm(".pushsection .text\n"
     "  mov %cr0, %eax\n"
     "  or $0x80000000, %eax\n"     /* 32-bit paging on */
     "  mov %eax, %cr0\n"
-    "  lidt vidt_desc\n"
     "  vmxon vmxon_pa64\n"
     "  pushf\n"
     "  pop r_vmxon_flags\n"
-    "  movl $0xffffffff, r_vec\n"
     "  call *scen_entry\n"
-    ".globl v32_back\n"
-    "v32_back:\n"
     "  vmxoff\n"
-    "  pushf\n"
-    "  pop r_vmxoff_flags\n"
-    "  mov %cr0, %eax\n"
-    "  and $0x7fffffff, %eax\n"
-    "  mov %eax, %cr0\n"
-    "  mov %cr4, %eax\n"
-    "  or $0x20, %eax\n"           /* PAE back on */
-    "  mov %eax, %cr4\n"
-    "  mov saved_cr3_32, %eax\n"
-    "  mov %eax, %cr3\n"
-    "  mov $0xc0000080, %ecx\n"
-    "  rdmsr\n"
-    "  or $0x100, %eax\n"
-    "  wrmsr\n"
-    "  mov %cr0, %eax\n"
-    "  or $0x80000000, %eax\n"
-    "  mov %eax, %cr0\n"
-    "  ljmp $0x18, $2f\n"
-    ".code64\n"
-    "2:\n"
-    "  lgdt saved_gdt64(%rip)\n"
-    "  lidt saved_idt64(%rip)\n"
-    "  mov $0x10, %eax\n"
-    "  mov %eax, %ds; mov %eax, %es; mov %eax, %ss; mov %eax, %fs; mov %eax, %gs\n"
-    "  mov saved_rsp_64(%rip), %rsp\n"
-    "  pop %rdx; pop %rax\n"
-    "  mov $0xc0000101, %ecx\n"
-    "  wrmsr\n"
-    "  pop %r15; pop %r14; pop %r13; pop %r12; pop %rbp; pop %rbx\n"
-    "  popfq\n"
     "  ret\n"
+    ".code64\n"
     ".popsection\n");
+extern char v32_enter[];
 
 /* Exception stubs: record the vector and error code, restore the flat segments and return from the
  * scenario (its RET address is at scen_esp). */
@@ -185,7 +116,7 @@ asm(".pushsection .text\n"
     ".endr\n"
     ".popsection\n"
     ".noaltmacro\n"
-    /* The common end of a scenario: flat segments, GUEST_RIP read back into r_val, back to run32v. */
+    /* The common end of a scenario: flat segments, GUEST_RIP read back into r_val, back to v32_enter. */
     "scen_end:\n"
     "  mov $0x10, %eax\n"
     "  mov %eax, %ds; mov %eax, %es; mov %eax, %fs; mov %eax, %gs; mov %eax, %ss\n"
@@ -240,32 +171,20 @@ extern char s_limit_ok[], s_limit_cross[], s_limit_beyond[], s_ss_beyond[], s_ro
     s_code_read[], s_code_write[], s_null_fs[], s_ed_ok[], s_ed_below[], s_ed16_top[], s_ed16_cross[],
     s_vmread_ro[], s_vmread_cross[], s_vmread_ok[], s_vmwrite_code[];
 
-static uint64_t seg_desc(uint32_t base, uint32_t limit, uint8_t access, uint8_t flags)
-{
-    return (limit & 0xffff) | ((uint64_t)(base & 0xffffff) << 16) | ((uint64_t)access << 40) |
-           ((uint64_t)((limit >> 16) & 0xf) << 48) | ((uint64_t)(flags & 0xf) << 52) |
-           ((uint64_t)(base >> 24) << 56);
-}
-
-static uint32_t addr32(const void *p)
-{
-    return (uint32_t)(uintptr_t)p;
-}
-
 static void setup_tables(void)
 {
-    uint32_t page = addr32(opage), stack_top = addr32(stack32 + sizeof(stack32));
+    uint32_t page = addr32(opage), stack_top = addr32(run32_stack + sizeof(run32_stack));
 
     vgdt[0] = 0;
-    vgdt[S_CODE32 / 8] = seg_desc(0, 0xfffff, 0x9b, 0xc);
-    vgdt[S_DATA / 8] = seg_desc(0, 0xfffff, 0x93, 0xc);
-    vgdt[S_CODE64 / 8] = seg_desc(0, 0xfffff, 0x9b, 0xa);
-    vgdt[S_LIM / 8] = seg_desc(page, 0xfff, 0x93, 0x4);           /* r/w data, one page */
-    vgdt[S_RO / 8] = seg_desc(page, 0xfff, 0x91, 0x4);            /* read-only data */
-    vgdt[S_XR / 8] = seg_desc(page, 0xfff, 0x9b, 0x4);            /* execute/read code */
-    vgdt[S_ED / 8] = seg_desc(page, 0xff7, 0x97, 0x4);            /* expand-down, B=1: 0xff8.. */
-    vgdt[S_SSLIM / 8] = seg_desc(0, stack_top >> 12, 0x93, 0xc);  /* the stack, and not far beyond */
-    vgdt[S_ED16 / 8] = seg_desc(page - 0xf000, 0xff7, 0x97, 0x0); /* expand-down, B=0: 0xff8..0xffff */
+    vgdt[S_CODE32 / 8] = seg_desc32(0, 0xfffff, 0x9b, 0xc);
+    vgdt[S_DATA / 8] = seg_desc32(0, 0xfffff, 0x93, 0xc);
+    vgdt[S_CODE64 / 8] = seg_desc32(0, 0xfffff, 0x9b, 0xa);
+    vgdt[S_LIM / 8] = seg_desc32(page, 0xfff, 0x93, 0x4);           /* r/w data, one page */
+    vgdt[S_RO / 8] = seg_desc32(page, 0xfff, 0x91, 0x4);            /* read-only data */
+    vgdt[S_XR / 8] = seg_desc32(page, 0xfff, 0x9b, 0x4);            /* execute/read code */
+    vgdt[S_ED / 8] = seg_desc32(page, 0xff7, 0x97, 0x4);            /* expand-down, B=1: 0xff8.. */
+    vgdt[S_SSLIM / 8] = seg_desc32(0, stack_top >> 12, 0x93, 0xc);  /* the stack, and not far beyond */
+    vgdt[S_ED16 / 8] = seg_desc32(page - 0xf000, 0xff7, 0x97, 0x0); /* expand-down, B=0: 0xff8..0xffff */
     for (int v = 0; v < 32; v++) {
         uint32_t off = vstubs[v];
         vidt[v] = (off & 0xffff) | ((uint64_t)S_CODE32 << 16) | (0x8eULL << 40) | ((uint64_t)(off >> 16) << 48);
@@ -321,7 +240,7 @@ static void run_scenario(const struct scenario *s)
     scen_entry = addr32(s->entry);
     r_vec = 0xffffffff;
     r_err = r_flags = r_vmxon_flags = r_val = 0;
-    run32v();
+    run32(v32_enter, &vgdt_desc, &vidt_desc);
     test_check(!(r_vmxon_flags & (RFLAGS_CF | RFLAGS_ZF)), "VMXON in 32-bit mode failed (RFLAGS 0x%x)",
                r_vmxon_flags);
     if (s->vec >= 0) {
