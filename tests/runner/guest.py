@@ -54,12 +54,17 @@ KERNELS = [
     ("lhv8", (1, 2), ""),
     # x2APIC-mode virtualization, APIC-register virtualization, virtual-interrupt delivery.
     ("lhv10", (1, 2), ""),
+    # Stress (issue 10): INIT/SIPI floods and NMI storms at CPUs in VMX root and in L2 from L1 and
+    # L2, VMX instructions under IPIs, a VMCS on two CPUs, 1024 EPTPs, MSR lists of the maximum size.
+    ("stress", (2,), ""),
+    ("stress", (2,), "x2apic=1"),
 ]
 
 # Extra hypervisor command-line words per kernel.
 HV_EXTRA = {"lhv": " nested=1", "lhv2": " nested=1", "lhv3": " nested=1", "lhv4": " nested=1",
             "lhv5": " nested=1", "lhv6": " nested=1", "lhv7": " nested=1",
-            "lhv8": " nested=1", "lhv9": " nested=1", "lhv10": " nested=1"}
+            "lhv8": " nested=1", "lhv9": " nested=1", "lhv10": " nested=1",
+            "stress": " nested=1"}
 
 # Hypervisor variants some tests boot: name -> make variables. Built once per run, beside the default.
 VARIANTS = {
