@@ -144,6 +144,8 @@ struct tgt {
     int mode;
     uint32_t pin;
     bool reinject;
+    bool logical;                   /* set a logical APIC ID (xAPIC flat model) and report the LDR */
+    volatile uint32_t ldr;
     volatile uint32_t stage, release;
     volatile uint64_t root_count, exits, nmi_exits, nmi_total, pending, init_exits, window_exits, saved_nmi_blocked;
     uint32_t first_reason, last_reason, bad_nmi_info;
@@ -199,6 +201,12 @@ static void tgt_worker(void *arg)
     (void)arg;
     cli();
     T.stage = ST_START;
+    if (T.logical) {
+        /* xAPIC: flat model (DFR all ones after reset), logical ID bit 1; x2APIC: the LDR is fixed */
+        if (!this_cpu()->x2apic)
+            apic_write(0xd0, 2u << 24);
+        T.ldr = this_cpu()->x2apic ? apic_read(0xd0) : apic_read(0xd0) >> 24;
+    }
     l1_tables_load(&T.tables);
     vmx_region_init(T.vmxon, revision);
     if (!l1_enable_vmx() || (T.vmx_err = vmx_outcome(vmxon(vmx_pa(T.vmxon)))) != VMX_SUCCEED) {
@@ -293,9 +301,10 @@ static bool grows(volatile uint64_t *p, uint64_t by)
     return wait_until(u64_above, args, 3000);
 }
 
-static bool tgt_start(int mode, uint32_t pin, bool reinject)
+static bool tgt_start_logical(int mode, uint32_t pin, bool reinject, bool logical)
 {
     memset(&T, 0, sizeof(T));
+    T.logical = logical;
     tgt_l2_count = tgt_l2_nmis = 0;
     tgt_l2_stop = 0;
     T.mode = mode;
@@ -310,6 +319,11 @@ static bool tgt_start(int mode, uint32_t pin, bool reinject)
         return false;
     return test_check(grows(mode == TM_ROOT ? &T.root_count : &tgt_l2_count, 1000),
                       "CPU 1 is not counting in %s", mode == TM_ROOT ? "VMX root" : "L2");
+}
+
+static bool tgt_start(int mode, uint32_t pin, bool reinject)
+{
+    return tgt_start_logical(mode, pin, reinject, false);
 }
 
 static void noop(void *arg) { *(volatile int *)arg = 1; }
@@ -405,17 +419,23 @@ static void run_plan(bool from_l2)
 #define SIPI_VEC (APIC_DM_SIPI | APIC_LEVEL_ASSERT | (TRAMPOLINE_BASE >> 12))
 #define INIT_ICR (APIC_DM_INIT | APIC_LEVEL_ASSERT)
 
-static void t_init_flood(bool in_l2, bool from_l2)
+#define DEST_LOGICAL (1u << 11)
+
+/* logical: the IPIs go to CPU 1's logical APIC ID (XMHF sends those to the APIC as they are) */
+static void t_init_flood(bool in_l2, bool from_l2, bool logical)
 {
-    if (!test_begin("init-flood-%s-from-%s", in_l2 ? "l2" : "root", from_l2 ? "l2" : "l1") || !l1_need_vmx())
+    if (!test_begin("init-flood-%s%s-from-%s", in_l2 ? "l2" : "root", logical ? "-logical" : "",
+                    from_l2 ? "l2" : "l1") || !l1_need_vmx())
         goto out;
-    if (!tgt_start(in_l2 ? TM_L2 : TM_ROOT, 0, false))
+    if (!tgt_start_logical(in_l2 ? TM_L2 : TM_ROOT, 0, false, logical))
         goto out;
     memset(&plan, 0, sizeof(plan));
-    plan.dest = cpu_apic_ids[1];
+    plan.dest = logical ? T.ldr : cpu_apic_ids[1];
+    uint32_t lg = logical ? DEST_LOGICAL : 0;
+    test_check(!logical || T.ldr, "CPU 1 has no logical APIC ID");
     /* SIPIs alone: a CPU that is not waiting for SIPI ignores them */
     plan.n = 3;
-    plan.icr[0] = plan.icr[1] = plan.icr[2] = SIPI_VEC;
+    plan.icr[0] = plan.icr[1] = plan.icr[2] = SIPI_VEC | lg;
     run_plan(from_l2);
     mdelay(2);
     if (in_l2) {
@@ -428,8 +448,8 @@ static void t_init_flood(bool in_l2, bool from_l2)
     /* the flood */
     plan.n = 30;
     for (int i = 0; i < 30; i += 3) {
-        plan.icr[i] = INIT_ICR;
-        plan.icr[i + 1] = plan.icr[i + 2] = SIPI_VEC;
+        plan.icr[i] = INIT_ICR | lg;
+        plan.icr[i + 1] = plan.icr[i + 2] = SIPI_VEC | lg;
     }
     run_plan(from_l2);
     mdelay(5);
@@ -794,7 +814,7 @@ static void ept_build(uint32_t n)
 static void t_ept02_many(void)
 {
     char arg[16];
-    uint64_t n = 1024;
+    uint64_t n = 256;
     if (cmdline_get("eptps", 0, arg, sizeof(arg)))
         parse_u64(arg, NULL, &n);
     if (n > EPTP_MAX)
@@ -930,7 +950,10 @@ void test_main(void)
     }
     for (int in_l2 = 0; in_l2 < 2; in_l2++)
         for (int from_l2 = 0; from_l2 < 2; from_l2++)
-            t_init_flood(in_l2, from_l2);
+            t_init_flood(in_l2, from_l2, false);
+    t_init_flood(false, false, true);
+    t_init_flood(true, false, true);
+    t_init_flood(true, true, true);
     uint64_t t3 = rdtsc();
     for (int kind = NT_ROOT; kind <= NT_L2_VNMI; kind++)
         for (int from_l2 = 0; from_l2 < 2; from_l2++)
