@@ -409,22 +409,24 @@ XMHF_IN_XMHF = [("cpuid", 2), ("msr", 1), ("cr", 1), ("e820", 1), ("smp", 2), ("
                 ("lhv9", 1), ("lhv10", 1), ("taskswitch", 1)]
 
 
-# Long runs (make test-long): kernel, CPU count, arguments.
+# Long runs (make test-long): kernel, CPU count, arguments, levels (2: XMHF as its own L1).
 LONG_KERNELS = [
     # 2048 EPTPs (each EPT02 built and evicted twice), and INIT broadcasts at CPUs in mixed states.
-    ("stress", 4, "eptps=2048"),
+    ("stress", 4, "eptps=2048", 1),
+    # Three levels of VMX under load (about 3 minutes, most of it the EPTPs).
+    ("stress", 2, "", 2),
 ]
 
 
-def long_diff(kernel, smp, args):
-    t = DiffTest(kernel, smp, args, timeout=900)
+def long_diff(kernel, smp, args, levels):
+    t = DiffTest(kernel, smp, args, timeout=900, levels=levels)
     t.long = True
     return t
 
 
 def tests():
     return ([DiffTest(k, n, args) for k, smps, args in KERNELS for n in smps] +
-            [long_diff(k, n, args) for k, n, args in LONG_KERNELS] +
+            [long_diff(k, n, args, lv) for k, n, args, lv in LONG_KERNELS] +
             [DiffTest(k, n, levels=2) for k, n in XMHF_IN_XMHF] + security_tests() + hypapp_tests() +
             nested_switch_tests())
 
