@@ -117,11 +117,13 @@ static void l2_icr(uint32_t dest, uint32_t lo)
         cpu_relax();
 }
 
-static void __attribute__((noreturn, used)) l2_sender(void)
+/* Sends the plan's IPIs through send (from L1 or L2: no library state used), each followed by a wait
+ * for *ack to move (when the plan has one) or a short spin. */
+static void plan_send(void (*send)(uint32_t dest, uint32_t icr_lo))
 {
     for (uint32_t i = 0; i < plan.n; i++) {
         uint64_t before = plan.ack ? *plan.ack : 0;
-        l2_icr(plan.dest, plan.icr[i]);
+        send(plan.dest, plan.icr[i]);
         if (plan.ack) {
             for (uint32_t t = 0; t < 2000000 && *plan.ack == before; t++)
                 cpu_relax();
@@ -132,6 +134,11 @@ static void __attribute__((noreturn, used)) l2_sender(void)
                 cpu_relax();
         }
     }
+}
+
+static void __attribute__((noreturn, used)) l2_sender(void)
+{
+    plan_send(l2_icr);
     asm volatile("vmcall" ::: "memory");
     for (;;)
         asm volatile("ud2");
@@ -393,29 +400,13 @@ static bool run_plan_from_l2(void)
     return run_expect(true, EXIT_REASON_VMCALL, "CPU 0's sending L2");
 }
 
-static void run_plan_from_l1(void)
-{
-    for (uint32_t i = 0; i < plan.n; i++) {
-        uint64_t before = plan.ack ? *plan.ack : 0;
-        apic_send_ipi(plan.dest, plan.icr[i]);
-        if (plan.ack) {
-            for (uint32_t t = 0; t < 2000000 && *plan.ack == before; t++)
-                cpu_relax();
-            if (*plan.ack != before)
-                plan.acked++;
-        } else {
-            udelay(200);
-        }
-    }
-}
-
 static void run_plan(bool from_l2)
 {
     plan.acked = 0;
     if (from_l2)
         run_plan_from_l2();
     else
-        run_plan_from_l1();
+        plan_send(apic_send_ipi);
 }
 
 /* ------------------------------------------------------------------------------------------
