@@ -56,13 +56,18 @@ KERNELS = [
     ("lhv8", (1, 2), ""),
     # x2APIC-mode virtualization, APIC-register virtualization, virtual-interrupt delivery.
     ("lhv10", (1, 2), ""),
+    # Stress (issue 10): INIT/SIPI floods and NMI storms at CPUs in VMX root and in L2 from L1 and
+    # L2 (physical and logical destinations), VMX instructions under IPIs, a VMCS on two CPUs, 256 EPTPs,
+    # MSR lists of the maximum size.
+    ("stress", (2,), ""),
+    ("stress", (2,), "x2apic=1"),
 ]
 
 # Extra hypervisor command-line words per kernel.
 HV_EXTRA = {"lhv": " nested=1", "lhv2": " nested=1", "lhv3": " nested=1", "lhv4": " nested=1",
             "lhv5": " nested=1", "lhv6": " nested=1", "lhv7": " nested=1",
             "lhv8": " nested=1", "lhv9": " nested=1", "lhv10": " nested=1",
-            "vmx32": " nested=1"}
+            "vmx32": " nested=1", "stress": " nested=1"}
 
 # Hypervisor variants some tests boot: name -> make variables. Built once per run, beside the default.
 VARIANTS = {
@@ -407,8 +412,24 @@ XMHF_IN_XMHF = [("cpuid", 2), ("msr", 1), ("cr", 1), ("e820", 1), ("smp", 2), ("
                 ("lhv9", 1), ("lhv10", 1), ("taskswitch", 1), ("vmx32", 1)]
 
 
+# Long runs (make test-long): kernel, CPU count, arguments, levels (2: XMHF as its own L1).
+LONG_KERNELS = [
+    # 2048 EPTPs (each EPT02 built and evicted twice), and INIT broadcasts at CPUs in mixed states.
+    ("stress", 4, "eptps=2048", 1),
+    # Three levels of VMX under load (about 3 minutes, most of it the EPTPs).
+    ("stress", 2, "", 2),
+]
+
+
+def long_diff(kernel, smp, args, levels):
+    t = DiffTest(kernel, smp, args, timeout=900, levels=levels)
+    t.long = True
+    return t
+
+
 def tests():
     return ([DiffTest(k, n, args) for k, smps, args in KERNELS for n in smps] +
+            [long_diff(k, n, args, lv) for k, n, args, lv in LONG_KERNELS] +
             [DiffTest(k, n, levels=2) for k, n in XMHF_IN_XMHF] + security_tests() + hypapp_tests() +
             nested_switch_tests())
 

@@ -43,6 +43,9 @@ struct vcpu {
 	 * that one, not the guest's (ipi_kick, nmi_is_kick). */
 	volatile u32 kick_nmi;
 	spinlock_t ipi_lock;       /* orders init_pending, wait_sipi and sipi_pending (ipi.c) */
+	/* The guest's xAPIC LDR and DFR as last written (lapic-trap.c), for logical INIT/SIPI (ipi.c):
+	 * another CPU's APIC registers cannot be read. */
+	volatile u32 apic_ldr, apic_dfr;
 	u64 exits;
 	/* Nested VMX (runtime/nested/), when the cmdline says nested=1. */
 	u32 l1_vmx_on;          /* L1 executed VMXON (it is in VMX root operation) */
@@ -238,6 +241,7 @@ void ap_wait_for_sipi(struct vcpu *v);
 void ipi_kick(struct vcpu *target);  /* an NMI to make it leave the guest, known as such */
 bool nmi_is_kick(struct vcpu *v);     /* for each NMI taken: was it ipi_kick's? */
 void lapic_trap_init(void);
+void lapic_trap_cpu_init(struct vcpu *v);
 bool lapic_trap_handle_ept(struct vcpu *v, u64 gpa);
 bool lapic_trap_handle_wrmsr(struct vcpu *v, u32 msr, u64 value);
 void guest_advance_rip(u64 length);

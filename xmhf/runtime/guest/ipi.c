@@ -2,13 +2,15 @@
  * writes trap in EPT01, x2APIC ICR writes exit: lapic-trap.c) and never lets a real INIT reach a CPU
  * that runs the guest: an INIT becomes "init_pending" plus an NMI to the target, which then waits in
  * the hypervisor for a SIPI and enters the guest in real mode at vector * 4096 (SDM Vol. 3, 9.4,
- * 11.6.1). This works the same for one CPU, all-excluding-self and broadcast, xAPIC or x2APIC, once
- * or twice, and it keeps the guest from resetting a CPU out of VMX operation (XMHF64 bugs 075/086).
+ * 11.6.1). This works the same for one CPU (physical or logical destination), all-excluding-self and
+ * broadcast, xAPIC or x2APIC, once or twice, and it keeps the guest from resetting a CPU out of VMX
+ * operation (XMHF64 bugs 075/086).
  * Other IPIs go to the real APIC unchanged. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <x86/cpu.h>
 #include <x86/lapic.h>
+#include <lib/apic-dest.h>
 
 #define DELIVERY(icr) (((icr) >> 8) & 7)
 #define DELIVERY_INIT 5
@@ -52,6 +54,17 @@ static void deliver(struct vcpu *src, struct cpu *target, u32 icr_low)
 	}
 }
 
+/* A logical destination (SDM Vol. 3, 11.6.2.2): the target's logical ID, fixed by its x2APIC ID in
+ * x2APIC mode, else its LDR and DFR as the guest last wrote them. */
+static bool logical_match(struct cpu *c, u32 dest, bool x2apic)
+{
+	struct vcpu *t = c->vcpu;
+
+	if (x2apic)
+		return x2apic_logical_match(dest, c->apic_id);
+	return t && xapic_logical_match(dest, t->apic_ldr, t->apic_dfr);
+}
+
 void ipi_emulate(struct vcpu *src, u32 dest, u32 icr_low, bool x2apic)
 {
 	u32 sh = SHORTHAND(icr_low);
@@ -59,19 +72,11 @@ void ipi_emulate(struct vcpu *src, u32 dest, u32 icr_low, bool x2apic)
 
 	if (sh == 1)
 		return; /* self */
-	if (sh == 0 && (icr_low & DEST_LOGICAL)) {
-		/* Logical destinations for INIT/SIPI are not emulated: send them for real. The target then
-		 * takes an INIT VM exit, handled in handle_init() the same way. */
-		static u32 warned;
-		if (!warned++)
-			printf("XMHF: CPU %u: guest INIT/SIPI with a logical destination sent to the APIC as is\n",
-			       src->cpu->index);
-		lapic_send_ipi(dest, icr_low);
-		return;
-	}
 	for (u32 i = 0; i < ncpus; i++) {
 		struct cpu *c = cpu_table[i];
-		if (sh == 0 && dest != broadcast && c->apic_id != dest)
+		if (sh == 0 && !(icr_low & DEST_LOGICAL) && dest != broadcast && c->apic_id != dest)
+			continue;
+		if (sh == 0 && (icr_low & DEST_LOGICAL) && !logical_match(c, dest, x2apic))
 			continue;
 		if (sh == 3 && c == src->cpu)
 			continue;

@@ -5,6 +5,7 @@
  * APIC without exits. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
+#include <lib/apic-dest.h>
 #include <lib/mmio-store.h>
 #include <x86/cpu.h>
 #include <x86/lapic.h>
@@ -52,6 +53,20 @@ static void warn_once(u32 *done, const char *fmt, u32 a, u32 b, const u8 *bytes)
 	       bytes[4], bytes[5]);
 }
 
+/* This CPU's LDR and DFR as the firmware left them (xAPIC mode), before the guest's writes trap. */
+void lapic_trap_cpu_init(struct vcpu *v)
+{
+	u64 base = rdmsr(MSR_IA32_APIC_BASE);
+	volatile u32 *regs = (volatile u32 *)(uintptr_t)(base & 0xffffff000ULL);
+
+	v->apic_ldr = 0;
+	v->apic_dfr = APIC_DFR_RESET;
+	if (!(base & APIC_BASE_EXTD)) {
+		v->apic_ldr = regs[APIC_LDR / 4];
+		v->apic_dfr = regs[APIC_DFR / 4];
+	}
+}
+
 bool lapic_trap_handle_ept(struct vcpu *v, u64 gpa)
 {
 	static u32 warned_insn, warned_size;
@@ -83,6 +98,10 @@ bool lapic_trap_handle_ept(struct vcpu *v, u64 gpa)
 			ipi_emulate(v, apic_read(LAPIC_ICR_HI) >> 24, (u32)st.value, false);
 		} else {
 			apic_write(offset, (u32)st.value);
+			if (offset == APIC_LDR)
+				v->apic_ldr = (u32)st.value;
+			else if (offset == APIC_DFR)
+				v->apic_dfr = (u32)st.value;
 		}
 	}
 	guest_store_commit(v, &cpu, &st);

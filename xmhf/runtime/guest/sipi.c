@@ -1,6 +1,6 @@
 /* INIT and SIPI VM exits (SDM Vol. 3, 26.2). The guest's INIT/SIPI IPIs are intercepted and emulated
- * (ipi.c), so these exits only come from IPIs sent as they are (logical destinations): an AP then
- * waits for its SIPI in the hypervisor like after an emulated INIT. A SIPI exit needs the guest in the
+ * (ipi.c), physical and logical destinations alike, so these exits only come from an INIT the guest
+ * did not send: an AP then waits for its SIPI in the hypervisor like after an emulated INIT. A SIPI exit needs the guest in the
  * wait-for-SIPI activity state, which the hypervisor does not use; it is handled all the same. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>

@@ -13,6 +13,7 @@ NORETURN void vmx_start_guest_on_this_cpu(void)
 	APP_PARAM_BLOCK apb = { .bootinfo = boot_info, .cmdline = boot_info->cmdline_str };
 
 	v->cpu = c;
+	lapic_trap_cpu_init(v);
 	vmx_enable_on_this_cpu(v);
 	vmcs01_setup(v, c->index == 0);
 	if (xmhf_app_main(v, &apb) != APP_SUCCESS)
