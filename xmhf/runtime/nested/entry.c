@@ -21,11 +21,6 @@
 
 _Static_assert(VMCS_FIELD_COUNT <= 4 * 64, "vmcs12_dirty has a bit per field");
 
-static u64 r12(struct vcpu *v, u32 enc)
-{
-	return vmcs12_read(v, enc);
-}
-
 /* Allowed-0/1 check of one control field against the capability MSR L1 reads (SDM 27.2.1.1). */
 static bool ctl_ok(u32 value, u32 true_msr, u32 msr)
 {

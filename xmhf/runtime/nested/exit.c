@@ -11,16 +11,6 @@
 #include <lib/nested-logic.h>
 #include "nested.h"
 
-static u64 r12(struct vcpu *v, u32 enc)
-{
-	return vmcs12_read(v, enc);
-}
-
-static void w12(struct vcpu *v, u32 enc, u64 value)
-{
-	vmcs12_write_field(v, enc, value);
-}
-
 /* The exit information into VMCS12, as exit `reason` (lib/vmcs-translate.c); with `l2_state`, L2's
  * guest state too (a VM-entry failure leaves VMCS12's guest state as it was). */
 static void save_exit(struct vcpu *v, u32 reason, bool l2_state)
