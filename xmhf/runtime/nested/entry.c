@@ -351,6 +351,13 @@ static void pair_write02(void *ctx, u32 enc, u64 value)
 	vmcs_write(enc, value);
 }
 
+static void pair_read02_list(void *ctx, const u16 *idx, u32 n, u64 *slots12)
+{
+	(void)ctx;
+	for (u32 k = 0; k < n; k++)
+		slots12[idx[k]] = vmcs_read(vmcs_fields[idx[k]].encoding);
+}
+
 /* Before each entry to L2, events pending for L1's world. An INIT (blocked in L1's VMX root
  * operation, SDM 26.2) exits from L2 at once: an NMI to this CPU makes L2 exit right after the entry,
  * and exit.c turns that into the INIT exit. A guest NMI with L1 intercepting NMIs becomes an NMI exit
@@ -373,19 +380,21 @@ void nested_pending_events(struct vcpu *v)
  * depend only on what L1 is offered, the same on every CPU). */
 void nested_vmcs_pair(struct vcpu *v, struct vmcs_pair *p)
 {
-	static u16 guest[VMCS_FIELD_COUNT], exit_info[VMCS_FIELD_COUNT];
-	static u32 nguest, nexit_info;
+	static u16 guest[VMCS_FIELD_COUNT], exit_info[VMCS_FIELD_COUNT], saved[VMCS_FIELD_COUNT];
+	static u32 nguest, nexit_info, nsaved;
 	static volatile u32 ready;
 
 	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
 		/* Every CPU computes the same lists: a race only writes equal values. */
 		nexit_info = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_RO, exit_info);
 		nguest = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_GUEST, guest);
+		nsaved = vmcs_guest_saved_list(guest, nguest, saved);
 		__atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
 	}
 	*p = (struct vmcs_pair){ .slots12 = vmcs12_slots(v), .read02 = pair_read02,
 				 .write02 = pair_write02, .ctx = v, .guest = guest, .nguest = nguest,
-				 .exit_info = exit_info, .nexit_info = nexit_info };
+				 .exit_info = exit_info, .nexit_info = nexit_info, .read02_list = pair_read02_list,
+				 .guest_saved = saved, .nguest_saved = nsaved };
 }
 
 /* CR0/CR4 for L2: L1's masks and shadows, plus the bits L0 owns (VMX-fixed bits), whose shadow shows
