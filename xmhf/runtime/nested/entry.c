@@ -311,11 +311,12 @@ static void resume_cached(struct vcpu *v)
 
 	if (vmptrld(v->vmcs02_pa))
 		panic("VMPTRLD of VMCS02 failed");
+	/* A dirty slot holds a clean value at its width (VMWRITE emulation, shadow_flush). */
 	for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++)
 		for (u64 bits = v->vmcs12_dirty[w]; bits; bits &= bits - 1) {
 			u32 i = w * 64 + (u32)__builtin_ctzll(bits);
 			if (vmcs_field_resume_copy(i))
-				vmcs_write(vmcs_fields[i].encoding, r12(v, vmcs_fields[i].encoding));
+				vmcs_write(vmcs_fields[i].encoding, vmcs12_slots(v)[i]);
 		}
 	for (u32 i = 0; i < ARRAY_SIZE(v->vmcs12_dirty); i++)
 		v->vmcs12_dirty[i] = 0;
