@@ -441,27 +441,31 @@ def nested_switch_tests():
                    extra_hv=" nested=0")]
 
 
-def nested_bench(log_root=None):
-    """The cost of an L2 CPUID exit that L1 handles (lhv2 bench=N): Bochs ticks per round trip bare and
-    under XMHF, and L0's VM exits per round trip (event-logger build: L1's exits in a run with N round
-    trips minus one with 1, plus the reflected L2 exit). Prints the figures; returns Results."""
-    n = 1000
-    log_root = log_root or os.path.join(BUILD, "nested-bench")
-    os.makedirs(log_root, exist_ok=True)
+# The nested figures (lhv2 bench_mode=...): mode, what one round trip is, its unit.
+NESTED_BENCH = [
+    ("cpuid", "L2 CPUID, L1 executes CPUID"),
+    ("cpuid-table", "L2 CPUID, L1 answers from a table"),
+    ("eoi", "L2 xAPIC EOI (APIC-access exit to L1)"),
+    ("io", "L2 OUT 80H (L1's I/O bitmap)"),
+    ("ept02", "L2 EPT02 miss (L0 alone)"),
+]
+
+
+def nested_bench_run(mode, log_root, n=1000):
+    """One nested figure: lhv2 bench=n bench_mode=mode bare and under XMHF (ticks each), and with the
+    event-logger build L0's exits per round trip (a run with n round trips minus one with 1) and the
+    per-reason profile of those n - 1. Returns a dict: bare, xmhf (ticks), exits, rows, ok."""
     log = os.path.join(log_root, "build.log")
     build_kernels(log)
     el = build_variant("event-logger", log)
-    # The baseline does one round trip (bench=0 would run lhv2's whole test list instead).
     # Ticks from the default build; exit counts and the profile from the event logger's, whose
     # per-exit accounting (two RDTSCs and the tables) costs about 40 ticks an exit.
     runs = [("bare", None, n), ("xmhf-plain", ".", n), ("xmhf", el, n), ("xmhf-one", el, 1)]
     texts = {}
-
-    def go(run):
-        name, build_dir, count = run
-        d = os.path.join(log_root, name)
+    for name, build_dir, count in runs:     # one Bochs at a time (the machine is shared)
+        d = os.path.join(log_root, mode, name)
         os.makedirs(d, exist_ok=True)
-        disk = kernel_disk(d, "lhv2", "bench=%d" % count, log)
+        disk = kernel_disk(d, "lhv2", "bench=%d bench_mode=%s" % (count, mode), log)
         disks = [disk]
         if build_dir:
             disks = [grub_disk(d, HV_CMDLINE + " nested=1", ["/boot/hypervisor-x86-amd64.bin.gz",
@@ -470,43 +474,80 @@ def nested_bench(log_root=None):
                                          end=r"^TESTS DONE:|^XMHF: CPU halted", grace=2.0)
         texts[name] = text
 
-    threads = [threading.Thread(target=go, args=(r,)) for r in runs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
     def ticks(text):
-        m = re.search(r"^INFO bench: (\d+) L2 CPUID round trips, (\d+) ticks, (\d+) ticks each", text, re.M)
+        m = re.search(r"^INFO bench %s: (\d+) round trips, (\d+) ticks, (\d+) ticks each" % re.escape(mode), text,
+                      re.M)
         return (int(m.group(1)), int(m.group(3))) if m else (0, 0)
 
     def exits(text):
         return sum(parse_rows(text, "exits").values()) + sum(parse_rows(text, "L2 exits").values())
 
-    results = []
     tb, th = ticks(texts.get("bare", "")), ticks(texts.get("xmhf-plain", ""))
-    ok = tb[0] == n and th[0] == n
-    print("nested bench: %d L2 CPUID round trips: %s ticks each bare, %s under XMHF%s" %
-          (n, tb[1] or "?", th[1] or "?", " (x%.1f)" % (th[1] / tb[1]) if ok and tb[1] else ""))
+    out = {"bare": tb[1], "xmhf": th[1], "exits": None, "rows": [], "ok": tb[0] == n and th[0] == n}
     e1, e0 = exits(texts.get("xmhf", "")), exits(texts.get("xmhf-one", ""))
     if e1 and e0:
-        print("nested bench: L0 VM exits per L2 CPUID round trip: %.1f (%d L0 exits with %d round trips, %d with 1)" %
-              ((e1 - e0) / (n - 1), e1, n, e0))
+        out["exits"] = (e1 - e0) / (n - 1)
         # Per reason, the run with one round trip subtracted: what each round trip costs L0.
         one = {(lvl, r): (c, t) for lvl, r, c, t in profile(texts.get("xmhf-one", ""))}
-        rows = []
         for lvl, r, c, t in profile(texts.get("xmhf", "")):
             c0, t0 = one.get((lvl, r), (0, 0))
             if c - c0 > 0:
-                rows.append((lvl, r, c - c0, t - t0))
-        rows.sort(key=lambda x: -x[3])
-        print_profile("nested bench:", rows)
+                out["rows"].append((lvl, r, c - c0, t - t0))
+        out["rows"].sort(key=lambda x: -x[3])
+    else:
+        out["ok"] = False
+    return out
+
+
+def bench_table(figures, columns):
+    """The side-by-side table: one row per (mode, title) of `figures`, one column per (title, {mode:
+    value}) of `columns` (a value: a number of ticks or a string; missing: "-"). Another L0's figures
+    are one more column."""
+    width = max(len(t) for _, t in figures)
+    lines = ["%-*s" % (width, "figure (per round trip)") + "".join(" %14s" % c for c, _ in columns)]
+    for mode, title in figures:
+        cells = []
+        for _, values in columns:
+            v = values.get(mode)
+            cells.append(" %14s" % ("-" if v is None else "{:,}".format(v) if isinstance(v, int) else v))
+        lines.append("%-*s" % (width, title) + "".join(cells))
+    return lines
+
+
+def kvm_l0_column():
+    """The KVM-as-L0 column: {mode: ticks} from the kvm branch's module when it is there, else {}."""
+    try:
+        import kvm_l0   # noqa: the kvm branch's module (KVM as L0 in the same Bochs)
+    except ImportError:
+        return {}
+    return kvm_l0.nested_bench_figures([m for m, _ in NESTED_BENCH])
+
+
+def nested_bench(log_root=None, modes=None):
+    """The nested figures of NESTED_BENCH (or the modes named): Bochs ticks per round trip bare, under
+    XMHF and (when measured) under KVM as L0, L0's exits per round trip, and the exit profile of the
+    CPUID round trip drawn as SVG. Prints the table; returns Results."""
+    log_root = log_root or os.path.join(BUILD, "nested-bench")
+    os.makedirs(log_root, exist_ok=True)
+    figures = [(m, t) for m, t in NESTED_BENCH if not modes or m in modes]
+    got = {m: nested_bench_run(m, log_root) for m, _ in figures}
+    columns = [("bare", {m: g["bare"] or None for m, g in got.items()}),
+               ("XMHF", {m: g["xmhf"] or None for m, g in got.items()}),
+               ("XMHF L0 exits", {m: "%.1f" % g["exits"] for m, g in got.items() if g["exits"] is not None}),
+               ("KVM as L0", kvm_l0_column())]
+    for line in bench_table(figures, columns):
+        print("nested bench: " + line)
+    results = []
+    for m, g in got.items():
+        if g["rows"]:
+            print("nested bench: %s: L0's exits per reason over %d round trips" % (m, 999))
+            print_profile("nested bench:", g["rows"])
+        results.append(Result("nested-bench-%s" % m, g["ok"], "" if g["ok"] else "bench runs incomplete, see %s"
+                              % os.path.join(log_root, m)))
+    rows = got.get("cpuid", {}).get("rows")
+    if rows:
         svg = write_svg(os.path.join(BUILD, "bench", "nested-exits.svg"),
-                        "%d L2 CPUID round trips (lhv2 bench) under XMHF: L0's exits and ticks" % (n - 1), rows)
+                        "999 L2 CPUID round trips (lhv2 bench) under XMHF: L0's exits and ticks", rows)
         if svg:
             print("nested bench: exit profile drawn in %s" % os.path.relpath(svg, ROOT))
-    else:
-        ok = False
-        print("nested bench: no exit counts (see %s)" % log_root)
-    results.append(Result("nested-bench", ok, "" if ok else "bench runs incomplete, see %s" % log_root))
     return results

@@ -29,7 +29,8 @@ static const struct vmcs_feature_caps offered = {
 	.entry1 = ENTRY_LOAD_PAT | ENTRY_LOAD_EFER,
 };
 static u16 guest[VMCS_FIELD_COUNT], exit_info[VMCS_FIELD_COUNT];
-static struct vmcs_pair pair = { v12, read02, write02, NULL, guest, 0, exit_info, 0 };
+static struct vmcs_pair pair = { .slots12 = v12, .read02 = read02, .write02 = write02, .guest = guest,
+				  .exit_info = exit_info };
 
 /* Distinct values: field i of VMCS12 holds 0x1200000 + i, of VMCS02 0x0200000 + i; a VMCS12 field
  * still holding its own value was not written. */
@@ -138,6 +139,52 @@ TEST(vmcs_translate_exit_saves_what_the_controls_ask)
 	CHECK_EQ(v12[I(GUEST_IA32_PAT)], v02[I(GUEST_IA32_PAT)]);
 	CHECK_EQ(v12[I(GUEST_PREEMPTION_TIMER)], v02[I(GUEST_PREEMPTION_TIMER)]);
 	CHECK_EQ(v12[I(ENTRY_CONTROLS)], (u64)ENTRY_IA32E_MODE_GUEST);
+}
+
+static int list_reads;
+static void read02_list(void *ctx, const u16 *list, u32 n, u64 *slots12)
+{
+	(void)ctx;
+	list_reads++;
+	for (u32 k = 0; k < n; k++)
+		slots12[list[k]] = v02[list[k]];
+}
+
+/* The run-time form (one list of the fields every exit saves, read in one call) saves what the
+ * field-by-field filter saves, for every combination of the four save controls. */
+TEST(vmcs_translate_exit_saved_list_same_as_filter)
+{
+	static u16 saved[VMCS_FIELD_COUNT];
+	static u64 want[VMCS_FIELD_COUNT];
+	static const u32 ctl[] = { EXIT_SAVE_DEBUG_CONTROLS, EXIT_SAVE_EFER, EXIT_SAVE_PAT, EXIT_SAVE_PREEMPTION_TIMER };
+
+	fill();
+	u32 nsaved = vmcs_guest_saved_list(guest, pair.nguest, saved);
+	CHECK_EQ(nsaved, pair.nguest - 5); /* DEBUGCTL, DR7, EFER, PAT, the preemption timer */
+	for (u32 k = 0; k < nsaved; k++)
+		CHECK(saved[k] != I(GUEST_DR7) && saved[k] != I(GUEST_IA32_PAT) && saved[k] != I(GUEST_IA32_EFER) &&
+		      saved[k] != I(GUEST_IA32_DEBUGCTL) && saved[k] != I(GUEST_PREEMPTION_TIMER));
+	for (u32 m = 0; m < 16; m++) {
+		u32 exit12 = 0;
+		for (u32 b = 0; b < 4; b++)
+			if (m & (1U << b))
+				exit12 |= ctl[b];
+		fill();
+		v12[I(EXIT_CONTROLS)] = exit12;
+		vmcs_guest_02_to_12(&pair);
+		memcpy(want, v12, sizeof(want));
+		fill();
+		v12[I(EXIT_CONTROLS)] = exit12;
+		struct vmcs_pair fast = pair;
+		fast.read02_list = read02_list;
+		fast.guest_saved = saved;
+		fast.nguest_saved = nsaved;
+		list_reads = 0;
+		vmcs_guest_02_to_12(&fast);
+		CHECK_EQ(list_reads, 1);
+		CHECK_EQ(bad_access, 0);
+		CHECK(!memcmp(want, v12, sizeof(want)));
+	}
 }
 
 TEST(vmcs_translate_exit_cr0_cr4_bits_l0_owns_come_from_the_shadow)

@@ -42,33 +42,63 @@ void vmcs_guest_12_to_02(const struct vmcs_pair *p)
 	p->write02(p->ctx, VMCS_VMCS_LINK_POINTER, ~0ULL);
 }
 
+/* Saved only when L1's exit controls ask (SDM 28.3.1): the exit control that saves field i, or 0. */
+static u32 saved_by(u32 i)
+{
+	switch (i) {
+	case VMCS_IDX_GUEST_IA32_DEBUGCTL:
+	case VMCS_IDX_GUEST_DR7:
+		return EXIT_SAVE_DEBUG_CONTROLS;
+	case VMCS_IDX_GUEST_IA32_EFER:
+		return EXIT_SAVE_EFER;
+	case VMCS_IDX_GUEST_IA32_PAT:
+		return EXIT_SAVE_PAT;
+	case VMCS_IDX_GUEST_PREEMPTION_TIMER:
+		return EXIT_SAVE_PREEMPTION_TIMER;
+	default:
+		return 0;
+	}
+}
+
+u32 vmcs_guest_saved_list(const u16 *guest, u32 n, u16 *out)
+{
+	u32 m = 0;
+
+	for (u32 k = 0; k < n; k++)
+		if (!saved_by(guest[k]))
+			out[m++] = guest[k];
+	return m;
+}
+
+static void read_list(const struct vmcs_pair *p, const u16 *idx, u32 n)
+{
+	if (p->read02_list) {
+		p->read02_list(p->ctx, idx, n, p->slots12);
+		return;
+	}
+	for (u32 k = 0; k < n; k++)
+		p->slots12[idx[k]] = p->read02(p->ctx, vmcs_fields[idx[k]].encoding);
+}
+
 void vmcs_guest_02_to_12(const struct vmcs_pair *p)
 {
 	u32 exit12 = (u32)S12(p, EXIT_CONTROLS);
 
-	for (u32 k = 0; k < p->nguest; k++) {
-		u32 i = p->guest[k];
-		/* Saved only when L1's exit controls ask (SDM 28.3.1). */
-		switch (i) {
-		case VMCS_IDX_GUEST_IA32_DEBUGCTL:
-		case VMCS_IDX_GUEST_DR7:
-			if (!(exit12 & EXIT_SAVE_DEBUG_CONTROLS))
-				continue;
-			break;
-		case VMCS_IDX_GUEST_IA32_EFER:
-			if (!(exit12 & EXIT_SAVE_EFER))
-				continue;
-			break;
-		case VMCS_IDX_GUEST_IA32_PAT:
-			if (!(exit12 & EXIT_SAVE_PAT))
-				continue;
-			break;
-		case VMCS_IDX_GUEST_PREEMPTION_TIMER:
-			if (!(exit12 & EXIT_SAVE_PREEMPTION_TIMER))
-				continue;
-			break;
+	if (p->guest_saved) {
+		static const u16 conditional[] = { VMCS_IDX_GUEST_IA32_DEBUGCTL, VMCS_IDX_GUEST_DR7,
+						   VMCS_IDX_GUEST_IA32_EFER, VMCS_IDX_GUEST_IA32_PAT,
+						   VMCS_IDX_GUEST_PREEMPTION_TIMER };
+		read_list(p, p->guest_saved, p->nguest_saved);
+		/* A control L1 was offered and set: its field exists (the entry checked the controls). */
+		for (u32 k = 0; k < sizeof(conditional) / sizeof(conditional[0]); k++)
+			if (exit12 & saved_by(conditional[k]))
+				p->slots12[conditional[k]] = p->read02(p->ctx, vmcs_fields[conditional[k]].encoding);
+	} else {
+		for (u32 k = 0; k < p->nguest; k++) {
+			u32 i = p->guest[k], ctl = saved_by(i);
+			if (!ctl || (exit12 & ctl))
+				p->slots12[i] = p->read02(p->ctx, vmcs_fields[i].encoding);
 		}
-		p->slots12[i] = p->read02(p->ctx, vmcs_fields[i].encoding);
 	}
 	S12(p, GUEST_CR0) = nested_cr_guest12(p->read02(p->ctx, VMCS_CR0_GUEST_HOST_MASK), S12(p, CR0_GUEST_HOST_MASK),
 					       p->read02(p->ctx, VMCS_GUEST_CR0), p->read02(p->ctx, VMCS_CR0_READ_SHADOW));
@@ -83,8 +113,7 @@ void vmcs_guest_02_to_12(const struct vmcs_pair *p)
 
 void vmcs_exit_info_02_to_12(const struct vmcs_pair *p, u32 reason)
 {
-	for (u32 k = 0; k < p->nexit_info; k++)
-		p->slots12[p->exit_info[k]] = p->read02(p->ctx, vmcs_fields[p->exit_info[k]].encoding);
+	read_list(p, p->exit_info, p->nexit_info);
 	S12(p, EXIT_REASON) = reason;
 	S12(p, ENTRY_INTR_INFO) &= ~(u64)INTR_INFO_VALID;
 }

@@ -90,12 +90,29 @@ asm(".text\n"
     "  vmcall\n"
     "  ud2\n");
 
-/* Benchmark program (bench=N): CPUID(0) N times (N in R15), then VMCALL. */
-extern char l2_cpuid_loop[];
+/* Benchmark programs (bench=N, N in R15), each ending in VMCALL: CPUID(0) N times; N EOI writes
+ * (offset 0B0H of the page at RSI); N OUTs to port 80H; a read of N fresh pages from RSI on. */
+extern char l2_cpuid_loop[], l2_eoi_loop[], l2_io_loop[], l2_touch_loop[];
 asm(".text\n"
     "l2_cpuid_loop:\n"
     "1: xor %eax, %eax\n"
     "  cpuid\n"
+    "  dec %r15\n"
+    "  jnz 1b\n"
+    "  vmcall\n"
+    "l2_eoi_loop:\n"
+    "1: movl $0, 0xb0(%rsi)\n"
+    "  dec %r15\n"
+    "  jnz 1b\n"
+    "  vmcall\n"
+    "l2_io_loop:\n"
+    "1: out %al, $0x80\n"
+    "  dec %r15\n"
+    "  jnz 1b\n"
+    "  vmcall\n"
+    "l2_touch_loop:\n"
+    "1: mov (%rsi), %rax\n"
+    "  add $4096, %rsi\n"
     "  dec %r15\n"
     "  jnz 1b\n"
     "  vmcall\n");
@@ -698,36 +715,122 @@ static void t_vectoring_left_to_l1(void)
     test_end();
 }
 
-/* bench=N: the cost of an L2 CPUID exit handled by L1 (round trip: L2 exit, L1's reads of the exit
- * information, its own CPUID, RIP update, VMRESUME). INFO lines only; the runner's nested bench reads
- * them (bare against under XMHF). */
-static void bench_cpuid(uint64_t n)
+/* bench=N [bench_mode=M]: the cost of one L2 event that L1 (or L0 alone) handles, N times in a row.
+ * INFO lines only; the runner's nested bench reads them (bare against under XMHF):
+ *  cpuid        L2 CPUID exits; L1 reads the exit information, executes CPUID itself, moves RIP,
+ *               VMRESUMEs (L1's CPUID is an exit of its own under any L0: SDM 26.1.2);
+ *  cpuid-table  the same with L1 answering from values it read once, as KVM answers from its CPUID
+ *               table: the round trip is the L2 exit and L1's VMRESUME;
+ *  eoi          L2's xAPIC EOI write (MOV to offset 0B0H of its APIC page) as KVM without APICv (no
+ *               posted interrupts, as on Bochs 2.7) handles it: "virtualize APIC accesses" with a TPR
+ *               shadow on an ordinary page, no APIC-register virtualization; each EOI is an APIC-access
+ *               exit (44, linear write at 0B0H) that L1 completes and skips;
+ *  io           L2's OUT to port 80H, which L1's I/O bitmap intercepts (30); L1 skips it;
+ *  ept02        L2 reads N fresh pages that EPT12 maps with 4 KiB leaves: bare, no exit at all (the
+ *               CPU walks EPT12); under XMHF each is an EPT02 miss L0 fills without L1. */
+#define BENCH_PAGES 1024
+#define EPTE_RWX    7ull
+#define EPTE_WB     (6ull << 3)
+#define EPTE_PS     (1ull << 7)
+#define EPTP_MT_WB  6ull
+#define EPTP_WALK4  (3ull << 3)
+static uint8_t bench_pages[BENCH_PAGES][PAGE] __attribute__((aligned(PAGE)));
+static uint8_t bench_apic[PAGE] __attribute__((aligned(PAGE)));   /* APIC-access page */
+static uint8_t bench_vapic[PAGE] __attribute__((aligned(PAGE)));  /* virtual-APIC page */
+static uint8_t bench_io[2][PAGE] __attribute__((aligned(PAGE)));  /* I/O bitmaps A and B */
+static uint64_t bench_ept[6][512] __attribute__((aligned(PAGE))); /* PML4, PDPT, PD, 2 PTs, spare */
+
+/* EPT12 for the ept02 mode: identity map of 0-1 GiB with 2 MiB leaves, except bench_pages' 4 MiB,
+ * mapped with 4 KiB leaves (each page a separate EPT02 miss). Returns the EPTP, 0 if not possible. */
+static uint64_t bench_ept12(void)
+{
+    uint64_t cap = 0, first = PA(bench_pages), *pml4 = bench_ept[0], *pdpt = bench_ept[1], *pd = bench_ept[2];
+
+    if (!proc2_allowed(PROC2_ENABLE_EPT) || rdmsr_safe(MSR_IA32_VMX_EPT_VPID_CAP, &cap) != NO_EXCEPTION ||
+        !(cap & EPT_CAP_2M_PAGE) || !(cap & EPT_CAP_MEMTYPE_WB) || !(cap & EPT_CAP_WALK_4) ||
+        first + sizeof(bench_pages) > 0x40000000ull)
+        return 0;
+    memset(bench_ept, 0, sizeof(bench_ept));
+    pml4[0] = PA(pdpt) | EPTE_RWX;
+    pdpt[0] = PA(pd) | EPTE_RWX;
+    for (uint64_t i = 0; i < 512; i++)
+        pd[i] = (i << 21) | EPTE_RWX | EPTE_WB | EPTE_PS;
+    uint64_t end = (first + sizeof(bench_pages) + 0x1fffff) & ~0x1fffffull;
+    for (uint64_t a = first & ~0x1fffffull; a < end; a += PAGE) {
+        uint64_t pdi = a >> 21, *pt = bench_ept[3 + (pdi - (first >> 21))];
+        pd[pdi] = PA(pt) | EPTE_RWX;
+        pt[(a >> 12) & 511] = a | EPTE_RWX | EPTE_WB;
+    }
+    return PA(pml4) | EPTP_MT_WB | EPTP_WALK4;
+}
+
+static void bench(uint64_t n, const char *mode)
 {
     struct l2_setup s = { .rip = PA(l2_cpuid_loop) };
-    uint64_t trips = 0, t0, t1;
+    uint32_t want = EXIT_REASON_CPUID;
+    bool table = !strncmp(mode, "cpuid-table", 12);
+    struct cpuid_regs leaf0 = cpuid(0);
+    uint64_t trips = 0, t0, t1, rsi = 0;
 
-    if (!l1_need_vmx() || !n || !vmcs_build(&s))
+    if (!strncmp(mode, "eoi", 4)) {
+        if (!vmx_ctl_allowed(cap_proc, PROC_TPR_SHADOW) || !proc2_allowed(PROC2_VIRT_APIC_ACCESSES))
+            return;
+        s = (struct l2_setup){ .rip = PA(l2_eoi_loop), .proc = PROC_TPR_SHADOW, .proc2 = PROC2_VIRT_APIC_ACCESSES };
+        want = EXIT_REASON_APIC_ACCESS;
+        rsi = PA(bench_apic);
+    } else if (!strncmp(mode, "io", 3)) {
+        s = (struct l2_setup){ .rip = PA(l2_io_loop), .proc = PROC_USE_IO_BITMAPS };
+        want = EXIT_REASON_IO;
+    } else if (!strncmp(mode, "ept02", 6)) {
+        uint64_t eptp = bench_ept12();
+        if (!eptp)
+            return;
+        s = (struct l2_setup){ .rip = PA(l2_touch_loop), .proc2 = PROC2_ENABLE_EPT, .eptp = eptp };
+        want = EXIT_REASON_VMCALL; /* no exit reaches L1 before the end */
+        rsi = PA(bench_pages);
+    } else if (strncmp(mode, "cpuid", 6) && !table) {
+        info("bench: unknown bench_mode %s", mode);
         return;
+    }
+    if (!l1_need_vmx() || !n || (rsi == PA(bench_pages) && n > BENCH_PAGES) || !vmcs_build(&s))
+        return;
+    if (want == EXIT_REASON_APIC_ACCESS) {
+        vmw(VMCS_VIRTUAL_APIC_PAGE_ADDR, PA(bench_vapic));
+        vmw(VMCS_TPR_THRESHOLD, 0);
+        vmw(VMCS_APIC_ACCESS_ADDR, PA(bench_apic));
+    } else if (want == EXIT_REASON_IO) {
+        memset(bench_io, 0, sizeof(bench_io));
+        bench_io[0][0x80 / 8] |= 1u << (0x80 % 8);
+        vmw(VMCS_IO_BITMAP_A, PA(bench_io[0]));
+        vmw(VMCS_IO_BITMAP_B, PA(bench_io[1]));
+    }
     memset(&l2_regs, 0, sizeof(l2_regs));
     l2_regs.r15 = n;
+    l2_regs.rsi = rsi;
     t0 = rdtsc();
     bool launch = true;
     for (;;) {
         if (l2_enter(launch) != ENTER_EXITED)
             break;
         launch = false;
-        if (ex.reason != EXIT_REASON_CPUID)
+        if (ex.reason != want || want == EXIT_REASON_VMCALL)
             break;
-        struct cpuid_regs c = cpuid((uint32_t)l2_regs.rax);
-        l2_regs.rax = c.a;
-        l2_regs.rbx = c.b;
-        l2_regs.rcx = c.c;
-        l2_regs.rdx = c.d;
+        if (want == EXIT_REASON_CPUID) {
+            struct cpuid_regs c = table ? leaf0 : cpuid((uint32_t)l2_regs.rax);
+            l2_regs.rax = c.a;
+            l2_regs.rbx = c.b;
+            l2_regs.rcx = c.c;
+            l2_regs.rdx = c.d;
+        } else if (want == EXIT_REASON_APIC_ACCESS && ex.qual != 0x10b0) {
+            break; /* only a linear write at 0B0H (the EOI) is expected */
+        }
         advance_rip();
         trips++;
     }
     t1 = rdtsc();
-    info("bench: %llu L2 CPUID round trips, %llu ticks, %llu ticks each, last exit %u", U64(trips), U64(t1 - t0),
+    if (want == EXIT_REASON_VMCALL && ex.reason == EXIT_REASON_VMCALL)
+        trips = n - l2_regs.r15; /* the pages read (R15 counts down to 0) */
+    info("bench %s: %llu round trips, %llu ticks, %llu ticks each, last exit %u", mode, U64(trips), U64(t1 - t0),
          U64(trips ? (t1 - t0) / trips : 0), (unsigned)ex.reason);
 }
 
@@ -738,7 +841,9 @@ void test_main(void)
 
     vmx_init();
     if (cmdline_get("bench", 0, arg, sizeof(arg)) && parse_u64(arg, NULL, &n) && n) {
-        bench_cpuid(n);
+        char mode[16] = "cpuid";
+        cmdline_get("bench_mode", 0, mode, sizeof(mode));
+        bench(n, mode);
         tests_done();
     }
     if (cmdline_get("vmx_abort", 0, arg, sizeof(arg))) {

@@ -33,6 +33,23 @@ extern const struct vmcs_field_info vmcs_fields[VMCS_FIELD_COUNT];
 /* Index of the field an encoding names (the high half of a 64-bit field maps to its field), or -1. */
 int vmcs_field_index(u32 encoding);
 
+/* vmcs_field_index for an encoding known at compile time, folded to a constant (the table as a
+ * switch); any other encoding takes the table lookup. */
+static inline __attribute__((always_inline)) int vmcs_field_index_fast(u32 enc)
+{
+	if (!__builtin_constant_p(enc))
+		return vmcs_field_index(enc);
+	switch ((enc & 0x6001) == 0x2001 ? enc & ~1U : enc) { /* a 64-bit field's high half: its field */
+#define VMCS_FIELD(name, encoding, class, nested, exists) \
+	case encoding:                                     \
+		return VMCS_IDX_##name;
+#include <x86/vmcs-fields.def>
+#undef VMCS_FIELD
+	default:
+		return -1;
+	}
+}
+
 /* Width in bytes of a field's value as VMREAD/VMWRITE move it: 2, 4, 8, or 8 for natural width;
  * 4 for the high half of a 64-bit field. */
 static inline u32 vmcs_field_bytes(u32 encoding)

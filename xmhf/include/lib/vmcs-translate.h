@@ -19,6 +19,13 @@ struct vmcs_pair {
 	u32 nguest;
 	const u16 *exit_info;
 	u32 nexit_info;
+	/* Optional (NULL: read02 per field): VMCS02's fields idx[0..n) into slots12 in one call, a plain
+	 * loop of VMREADs at run time, where a call per field costs more than the VMREAD. */
+	void (*read02_list)(void *ctx, const u16 *idx, u32 n, u64 *slots12);
+	/* Optional (NULL: guest, filtered field by field): the guest fields every reflected exit saves,
+	 * from vmcs_guest_saved_list. */
+	const u16 *guest_saved;
+	u32 nguest_saved;
 };
 
 /* The fields of a class L1 has (vmcs_field_exists) and nested VMX translates, in table order, but the
@@ -26,6 +33,10 @@ struct vmcs_pair {
  * themselves, and the guest interrupt status, which the caller copies when virtual-interrupt delivery
  * is on. out holds VMCS_FIELD_COUNT entries; returns the count. */
 u32 vmcs_field_list(const struct vmcs_feature_caps *offered, enum vmcs_class cls, u16 *out);
+
+/* Of the guest fields `guest` (a vmcs_field_list), those saved at every exit whatever L1's exit
+ * controls (all but DEBUGCTL, DR7, EFER, PAT and the preemption timer); out holds n entries. */
+u32 vmcs_guest_saved_list(const u16 *guest, u32 n, u16 *out);
 
 /* VM entry (SDM 27.3.2): VMCS12's guest state into VMCS02. Every guest field L1 has and L0 translates
  * is copied as it is, except: the VMCS link pointer (VMCS02 has no shadow VMCS: ~0), the preemption

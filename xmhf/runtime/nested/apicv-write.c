@@ -21,11 +21,6 @@
 #define APIC_ICR_LO 0x300
 #define APIC_ICR_HI 0x310
 
-static u64 r12(struct vcpu *v, u32 enc)
-{
-	return vmcs12_read(v, enc);
-}
-
 struct vapic_at {
 	u8 *vapic;
 	u32 off;

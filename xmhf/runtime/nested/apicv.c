@@ -16,11 +16,6 @@
 
 #define APIC_OFFSET_TPR 0x80
 
-static u64 r12(struct vcpu *v, u32 enc)
-{
-	return vmcs12_read(v, enc);
-}
-
 /* A page address the CPU will use (SDM 27.2.1.1): 4 KiB aligned, within the physical-address width;
  * and, for L0, L1's own memory, never the hypervisor's. */
 static bool page_ok(u64 pa)

@@ -21,11 +21,6 @@
 
 _Static_assert(VMCS_FIELD_COUNT <= 4 * 64, "vmcs12_dirty has a bit per field");
 
-static u64 r12(struct vcpu *v, u32 enc)
-{
-	return vmcs12_read(v, enc);
-}
-
 /* Allowed-0/1 check of one control field against the capability MSR L1 reads (SDM 27.2.1.1). */
 static bool ctl_ok(u32 value, u32 true_msr, u32 msr)
 {
@@ -316,11 +311,12 @@ static void resume_cached(struct vcpu *v)
 
 	if (vmptrld(v->vmcs02_pa))
 		panic("VMPTRLD of VMCS02 failed");
+	/* A dirty slot holds a clean value at its width (VMWRITE emulation, shadow_flush). */
 	for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++)
 		for (u64 bits = v->vmcs12_dirty[w]; bits; bits &= bits - 1) {
 			u32 i = w * 64 + (u32)__builtin_ctzll(bits);
 			if (vmcs_field_resume_copy(i))
-				vmcs_write(vmcs_fields[i].encoding, r12(v, vmcs_fields[i].encoding));
+				vmcs_write(vmcs_fields[i].encoding, vmcs12_slots(v)[i]);
 		}
 	for (u32 i = 0; i < ARRAY_SIZE(v->vmcs12_dirty); i++)
 		v->vmcs12_dirty[i] = 0;
@@ -356,6 +352,13 @@ static void pair_write02(void *ctx, u32 enc, u64 value)
 	vmcs_write(enc, value);
 }
 
+static void pair_read02_list(void *ctx, const u16 *idx, u32 n, u64 *slots12)
+{
+	(void)ctx;
+	for (u32 k = 0; k < n; k++)
+		slots12[idx[k]] = vmcs_read(vmcs_fields[idx[k]].encoding);
+}
+
 /* Before each entry to L2, events pending for L1's world. An INIT (blocked in L1's VMX root
  * operation, SDM 26.2) exits from L2 at once: an NMI to this CPU makes L2 exit right after the entry,
  * and exit.c turns that into the INIT exit. A guest NMI with L1 intercepting NMIs becomes an NMI exit
@@ -378,19 +381,21 @@ void nested_pending_events(struct vcpu *v)
  * depend only on what L1 is offered, the same on every CPU). */
 void nested_vmcs_pair(struct vcpu *v, struct vmcs_pair *p)
 {
-	static u16 guest[VMCS_FIELD_COUNT], exit_info[VMCS_FIELD_COUNT];
-	static u32 nguest, nexit_info;
+	static u16 guest[VMCS_FIELD_COUNT], exit_info[VMCS_FIELD_COUNT], saved[VMCS_FIELD_COUNT];
+	static u32 nguest, nexit_info, nsaved;
 	static volatile u32 ready;
 
 	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
 		/* Every CPU computes the same lists: a race only writes equal values. */
 		nexit_info = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_RO, exit_info);
 		nguest = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_GUEST, guest);
+		nsaved = vmcs_guest_saved_list(guest, nguest, saved);
 		__atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
 	}
 	*p = (struct vmcs_pair){ .slots12 = vmcs12_slots(v), .read02 = pair_read02,
 				 .write02 = pair_write02, .ctx = v, .guest = guest, .nguest = nguest,
-				 .exit_info = exit_info, .nexit_info = nexit_info };
+				 .exit_info = exit_info, .nexit_info = nexit_info, .read02_list = pair_read02_list,
+				 .guest_saved = saved, .nguest_saved = nsaved };
 }
 
 /* CR0/CR4 for L2: L1's masks and shadows, plus the bits L0 owns (VMX-fixed bits), whose shadow shows

@@ -11,16 +11,6 @@
 #include <lib/nested-logic.h>
 #include "nested.h"
 
-static u64 r12(struct vcpu *v, u32 enc)
-{
-	return vmcs12_read(v, enc);
-}
-
-static void w12(struct vcpu *v, u32 enc, u64 value)
-{
-	vmcs12_write_field(v, enc, value);
-}
-
 /* The exit information into VMCS12, as exit `reason` (lib/vmcs-translate.c); with `l2_state`, L2's
  * guest state too (a VM-entry failure leaves VMCS12's guest state as it was). */
 static void save_exit(struct vcpu *v, u32 reason, bool l2_state)
@@ -87,11 +77,9 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 
 	guest_set_segment(VMCS_GUEST_CS_SELECTOR, r12(v, VMCS_HOST_CS_SELECTOR), 0, 0xffffffff, host64 ? 0xa09b : 0xc09b);
 	guest_set_segment(VMCS_GUEST_SS_SELECTOR, r12(v, VMCS_HOST_SS_SELECTOR), 0, 0xffffffff, 0xc093);
-	static const u32 data[] = { VMCS_GUEST_DS_SELECTOR, VMCS_GUEST_ES_SELECTOR };
-	for (u32 i = 0; i < ARRAY_SIZE(data); i++) {
-		u64 sel = r12(v, VMCS_HOST_ES_SELECTOR + (data[i] - VMCS_GUEST_ES_SELECTOR));
-		guest_set_segment(data[i], sel, 0, 0xffffffff, sel ? 0xc093 : 0x10000);
-	}
+	u64 ds = r12(v, VMCS_HOST_DS_SELECTOR), es = r12(v, VMCS_HOST_ES_SELECTOR);
+	guest_set_segment(VMCS_GUEST_DS_SELECTOR, ds, 0, 0xffffffff, ds ? 0xc093 : 0x10000);
+	guest_set_segment(VMCS_GUEST_ES_SELECTOR, es, 0, 0xffffffff, es ? 0xc093 : 0x10000);
 	guest_set_segment(VMCS_GUEST_FS_SELECTOR, r12(v, VMCS_HOST_FS_SELECTOR), r12(v, VMCS_HOST_FS_BASE), 0xffffffff,
 		    r12(v, VMCS_HOST_FS_SELECTOR) ? 0xc093 : 0x10000);
 	guest_set_segment(VMCS_GUEST_GS_SELECTOR, r12(v, VMCS_HOST_GS_SELECTOR), r12(v, VMCS_HOST_GS_BASE), 0xffffffff,

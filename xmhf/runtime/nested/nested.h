@@ -4,17 +4,95 @@
 #include <xmhf/types.h>
 #include <xmhf/vcpu.h>
 #include <lib/vmcs-fields.h>
+#include <xmhf/runtime.h>
 
 /* The current VMCS12 (vmcs12.c): an L0-private copy of L1's region, loaded by VMPTRLD and written
  * back by vmcs12_release (VMCLEAR, VMPTRLD of another VMCS, VMXOFF). */
 void vmcs12_load(struct vcpu *v, u64 vmcs12_pa);
 void vmcs12_release(struct vcpu *v);
-u64 vmcs12_read(struct vcpu *v, u32 encoding);
-void vmcs12_write_field(struct vcpu *v, u32 encoding, u64 value); /* any field, read-only ones too */
+u64 vmcs12_read_any(struct vcpu *v, u32 encoding);
+void vmcs12_write_any(struct vcpu *v, u32 encoding, u64 value);
+
+/* A field's value in its slot, at the field's width (the high half of a 64-bit field from the top of
+ * the slot; L1 may have put anything in its region before VMPTRLD), and the store into it: the same
+ * for the current copy and for a region in L1's memory. */
+static inline __attribute__((always_inline)) u64 vmcs12_slot_get(const u64 *s, u32 encoding)
+{
+	u64 val = *s;
+
+	switch (vmcs_field_bytes(encoding)) {
+	case 2:
+		return (u16)val;
+	case 4:
+		return (encoding & 1) ? val >> 32 : (u32)val;
+	default:
+		return val;
+	}
+}
+
+static inline __attribute__((always_inline)) void vmcs12_slot_set(u64 *s, u32 encoding, u64 value)
+{
+	switch (vmcs_field_bytes(encoding)) {
+	case 2:
+		*s = (u16)value;
+		break;
+	case 4:
+		if (encoding & 1) /* high half of a 64-bit field */
+			*s = (*s & 0xffffffffULL) | ((u64)(u32)value << 32);
+		else
+			*s = (u32)value;
+		break;
+	default:
+		*s = value;
+	}
+}
+
+#define VMCS12_FIELDS_OFFSET 64 /* the slots' place in a VMCS12 region (vmcs12.c) */
+/* Never defined: a constant encoding that is not in the table fails the build here. */
+void vmcs12_not_a_field(void) __attribute__((error("not a VMCS field encoding")));
+
+static inline __attribute__((always_inline)) u64 *vmcs12_slot_of(struct vcpu *v, u32 encoding)
+{
+	int i = vmcs_field_index_fast(encoding);
+
+	if (i < 0)
+		vmcs12_not_a_field();
+	BUG_ON(v->l1_current_vmcs == ~0ULL);
+	return &v->vmcs12[VMCS12_FIELDS_OFFSET / 8 + i];
+}
+
+/* A field of the current VMCS12 (any field, read-only ones too). A constant encoding (most callers)
+ * costs a load and the width's mask: no lookup, no call; the entry and exit paths read dozens. */
+static inline __attribute__((always_inline)) u64 vmcs12_read(struct vcpu *v, u32 encoding)
+{
+	if (!__builtin_constant_p(encoding))
+		return vmcs12_read_any(v, encoding);
+	return vmcs12_slot_get(vmcs12_slot_of(v, encoding), encoding);
+}
+
+static inline __attribute__((always_inline)) void vmcs12_write_field(struct vcpu *v, u32 encoding, u64 value)
+{
+	if (!__builtin_constant_p(encoding)) {
+		vmcs12_write_any(v, encoding, value);
+		return;
+	}
+	vmcs12_slot_set(vmcs12_slot_of(v, encoding), encoding, value);
+}
 void vmcs12_set_launched(struct vcpu *v, bool launched);
 /* The value slots of the current VMCS12, by field-table index: each holds the field's value at its
  * width (a 64-bit field whole), as VMREAD of the full encoding returns it. */
 u64 *vmcs12_slots(struct vcpu *v);
+/* Short names for the files of runtime/nested/. */
+static inline __attribute__((always_inline)) u64 r12(struct vcpu *v, u32 enc)
+{
+	return vmcs12_read(v, enc);
+}
+
+static inline __attribute__((always_inline)) void w12(struct vcpu *v, u32 enc, u64 value)
+{
+	vmcs12_write_field(v, enc, value);
+}
+
 bool vmcs12_launched(struct vcpu *v);
 bool vmcs12_is_shadow(struct vcpu *v);
 /* A field of a VMCS that is not current, in its region in L1's memory. */

@@ -13,11 +13,6 @@
 #define PML_ENTRIES 512
 #define QUAL_NMI_UNBLOCKING (1ULL << 12)
 
-static u64 r12(struct vcpu *v, u32 enc)
-{
-	return vmcs12_read(v, enc);
-}
-
 static bool pml_on(struct vcpu *v)
 {
 	return nested_proc2_12(v) & PROC2_PML;

@@ -20,6 +20,7 @@
 
 static u8 *read_bitmap, *write_bitmap;     /* shared by all CPUs; 1 = exit */
 static u16 fields[VMCS_FIELD_COUNT];        /* indices of the shadowed fields, writable ones first */
+static u32 encodings[VMCS_FIELD_COUNT];     /* their encodings, for the copy loops */
 static u32 nfields, nwritable;
 static volatile u32 ready;                  /* 0 unknown, 1 shadowing used, 2 not available */
 static spinlock_t setup_lock;
@@ -41,6 +42,7 @@ static bool available(void)
 					if (!nested_field_supported(i) || !vmcs_field_shadowed(i, false) ||
 					    vmcs_field_shadowed(i, true) != (pass == 0))
 						continue;
+					encodings[nfields] = vmcs_fields[i].encoding;
 					fields[nfields++] = (u16)i;
 					vmcs_shadow_bitmap_allow(read_bitmap, vmcs_fields[i].encoding);
 					if (pass == 0)
@@ -89,7 +91,7 @@ void shadow_load(struct vcpu *v)
 	const u64 *slot = vmcs12_slots(v);
 	enter_shadow(v);
 	for (u32 k = 0; k < nfields; k++)
-		vmcs_write(vmcs_fields[fields[k]].encoding, slot[fields[k]]);
+		vmcs_write(encodings[k], slot[fields[k]]);
 	leave_shadow(v);
 	vmcs_write(VMCS_VMREAD_BITMAP, (u64)(uintptr_t)read_bitmap);
 	vmcs_write(VMCS_VMWRITE_BITMAP, (u64)(uintptr_t)write_bitmap);
@@ -110,7 +112,7 @@ void shadow_flush(struct vcpu *v, bool unlink)
 	/* Only the fields L1 can write through the shadow can have changed. */
 	for (u32 k = 0; k < nwritable; k++) {
 		u32 i = fields[k];
-		u64 val = vmcs_read(vmcs_fields[i].encoding);
+		u64 val = vmcs_read(encodings[k]);
 		if (val != slot[i]) {
 			slot[i] = val;
 			v->vmcs12_dirty[i / 64] |= 1ULL << (i % 64);

@@ -20,11 +20,6 @@
 #include <lib/nested-logic.h>
 #include "nested.h"
 
-static u64 r12(struct vcpu *v, u32 enc)
-{
-	return vmcs12_read(v, enc);
-}
-
 /* A VMREAD/VMWRITE bitmap address: 4 KiB aligned, within the physical-address width (SDM 27.2.1.1),
  * and in L1's memory (as the other bitmaps, entry.c). */
 static bool bitmap_ok(u64 pa)

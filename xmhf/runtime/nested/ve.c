@@ -23,11 +23,6 @@ struct ve_info {
 	u16 eptp_index;
 } __attribute__((packed));
 
-static u64 r12(struct vcpu *v, u32 enc)
-{
-	return vmcs12_read(v, enc);
-}
-
 /* SDM 27.2.1.1: the information address is 4 KiB aligned and within the physical-address width (and,
  * for L0, in L1's memory). */
 bool nested_ve_controls_ok(struct vcpu *v)

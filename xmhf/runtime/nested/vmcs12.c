@@ -17,7 +17,7 @@
 
 #define ABORT_OFFSET 4
 #define LAUNCH_STATE_OFFSET 8
-#define FIELDS_OFFSET 64
+#define FIELDS_OFFSET VMCS12_FIELDS_OFFSET
 
 _Static_assert(FIELDS_OFFSET + VMCS_FIELD_COUNT * 8 <= 4096, "VMCS12 fields fit in one page");
 
@@ -62,47 +62,14 @@ u64 *vmcs12_slots(struct vcpu *v)
 	return &v->vmcs12[FIELDS_OFFSET / 8];
 }
 
-/* A field's value from its slot, at the field's width (the high half of a 64-bit field from the top
- * of its slot), and the store into it: the same for the current copy and for a region in L1's memory. */
-static u64 slot_get(const u64 *s, u32 encoding)
+u64 vmcs12_read_any(struct vcpu *v, u32 encoding)
 {
-	u64 val = *s;
-
-	switch (vmcs_field_bytes(encoding)) {
-	case 2:
-		return (u16)val;
-	case 4:
-		return (encoding & 1) ? val >> 32 : (u32)val;
-	default:
-		return val;
-	}
+	return vmcs12_slot_get(slot(v, encoding), encoding);
 }
 
-static void slot_set(u64 *s, u32 encoding, u64 value)
+void vmcs12_write_any(struct vcpu *v, u32 encoding, u64 value)
 {
-	switch (vmcs_field_bytes(encoding)) {
-	case 2:
-		*s = (u16)value;
-		break;
-	case 4:
-		if (encoding & 1) /* high half of a 64-bit field */
-			*s = (*s & 0xffffffffULL) | ((u64)(u32)value << 32);
-		else
-			*s = (u32)value;
-		break;
-	default:
-		*s = value;
-	}
-}
-
-u64 vmcs12_read(struct vcpu *v, u32 encoding)
-{
-	return slot_get(slot(v, encoding), encoding);
-}
-
-void vmcs12_write_field(struct vcpu *v, u32 encoding, u64 value)
-{
-	slot_set(slot(v, encoding), encoding, value);
+	vmcs12_slot_set(slot(v, encoding), encoding, value);
 }
 
 /* A field of a VMCS that is not current, in its region in L1's memory (a shadow VMCS L2 reads and
@@ -117,12 +84,12 @@ static u64 *region_slot(u64 vmcs12_pa, u32 encoding)
 
 u64 vmcs12_region_read(u64 vmcs12_pa, u32 encoding)
 {
-	return slot_get(region_slot(vmcs12_pa, encoding), encoding);
+	return vmcs12_slot_get(region_slot(vmcs12_pa, encoding), encoding);
 }
 
 void vmcs12_region_write(u64 vmcs12_pa, u32 encoding, u64 value)
 {
-	slot_set(region_slot(vmcs12_pa, encoding), encoding, value);
+	vmcs12_slot_set(region_slot(vmcs12_pa, encoding), encoding, value);
 }
 
 /* The current VMCS12 is a shadow VMCS: its revision identifier has bit 31 set (SDM 25.2). */

@@ -11,11 +11,6 @@
 #define VMFUNC_EPTP_SWITCHING 1ULL
 #define EPTP_LIST_ENTRIES 512
 
-static u64 r12(struct vcpu *v, u32 enc)
-{
-	return vmcs12_read(v, enc);
-}
-
 static bool vmfunc_on(struct vcpu *v)
 {
 	return (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_SECONDARY_CONTROLS) &&

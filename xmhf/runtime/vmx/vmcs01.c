@@ -14,11 +14,10 @@
 static u8 *msr_bitmap; /* one page shared by all CPUs: the MSRs the hypervisor must see */
 static struct sparse_bitmap msr_intercepts; /* the same, indexed for VMCS02's merge */
 
-void vmcs_write(u64 field, u64 value)
+void vmcs_write_failed(u64 field, u64 value)
 {
-	if (vmwrite_checked(field, value))
-		panic("VMWRITE of field 0x%llx = 0x%llx failed (VM-instruction error %llu)", (unsigned long long)field,
-		      (unsigned long long)value, (unsigned long long)vmread(VMCS_VM_INSTRUCTION_ERROR));
+	panic("VMWRITE of field 0x%llx = 0x%llx failed (VM-instruction error %llu)", (unsigned long long)field,
+	      (unsigned long long)value, (unsigned long long)vmread(VMCS_VM_INSTRUCTION_ERROR));
 }
 
 /* Required bits set, unsupported bits cleared, per the allowed-0/allowed-1 settings (SDM A.3-A.5). */
