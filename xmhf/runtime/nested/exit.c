@@ -29,7 +29,14 @@ static void save_exit(struct vcpu *v, u32 reason, bool l2_state)
 
 	nested_vmcs_pair(v, &pair);
 	if (l2_state) {
+		/* VMCS12 still holds what L1 entered with (read before L2's state replaces it). */
+		bool nmi_held = nested_l2_nmi_blocked_until_exit((u32)r12(v, VMCS_PIN_BASED_CONTROLS),
+								 (u32)r12(v, VMCS_GUEST_INTERRUPTIBILITY),
+								 (u32)r12(v, VMCS_ENTRY_INTR_INFO));
 		vmcs_guest_02_to_12(&pair);
+		/* An IRET of L2's lifted VMCS02's virtual-NMI blocking, not L2's blocking by NMI. */
+		if (nmi_held)
+			w12(v, VMCS_GUEST_INTERRUPTIBILITY, r12(v, VMCS_GUEST_INTERRUPTIBILITY) | INTERRUPTIBILITY_NMI);
 		if (v->l2_vid)
 			nested_apicv_save12(v);
 	}
