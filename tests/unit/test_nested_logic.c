@@ -418,3 +418,18 @@ TEST(nested_exception_exits_bitmap_and_pfec)
 	CHECK(nested_exception_exits(0, 1, 0, 14, 3));
 	CHECK(nested_exception_exits(1u << 14, 2, 2, 14, 3));
 }
+
+TEST(nested_l2_nmi_blocked_until_exit_only_nmi_exiting_without_virtual_nmis)
+{
+	const u32 nmi = INTR_INFO_VALID | INTR_TYPE_NMI | 2;
+
+	CHECK(nested_l2_nmi_blocked_until_exit(PIN_NMI_EXITING, INTERRUPTIBILITY_NMI, 0));
+	CHECK(nested_l2_nmi_blocked_until_exit(PIN_NMI_EXITING | 0x16, 0, nmi));
+	CHECK(!nested_l2_nmi_blocked_until_exit(PIN_NMI_EXITING, 0, 0));
+	/* an NMI not injected (valid bit clear), or another type of event */
+	CHECK(!nested_l2_nmi_blocked_until_exit(PIN_NMI_EXITING, 0, nmi & ~INTR_INFO_VALID));
+	CHECK(!nested_l2_nmi_blocked_until_exit(PIN_NMI_EXITING, 0, INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | 2));
+	/* virtual NMIs: the CPU's virtual-NMI blocking is L2's; no NMI exiting: IRET lifts it */
+	CHECK(!nested_l2_nmi_blocked_until_exit(PIN_NMI_EXITING | PIN_VIRTUAL_NMIS, INTERRUPTIBILITY_NMI, nmi));
+	CHECK(!nested_l2_nmi_blocked_until_exit(0, INTERRUPTIBILITY_NMI, nmi));
+}

@@ -102,6 +102,14 @@ asm(".text\n"
     "20:\n"
     "  RESTORE_CALLEE_RET\n");
 
+/* iret_to_self (l1.h): an IRET frame for the next instruction, same CS, SS, RSP and RFLAGS. */
+asm(".text\n"
+    "  .globl iret_to_self\n"
+    "iret_to_self:\n"
+    "  mov %rsp, %rax\n  mov %ss, %ecx\n  push %rcx\n  push %rax\n  pushfq\n"
+    "  mov %cs, %ecx\n  push %rcx\n  lea 1f(%rip), %rax\n  push %rax\n  iretq\n"
+    "1: ret\n");
+
 /* L2 code, runs in L2 on l2_idt */
 asm(".text\n"
     "  .balign 16\n"

@@ -102,6 +102,10 @@ void l2_idt_set(int vector, void *handler);
  * L1's own (l1_bsp.idtr). */
 extern struct dtr l2_idtr;
 
+/* IRET to the instruction after the call (clobbers RAX, RCX): lifts NMI blocking, or in VMX non-root
+ * operation what the controls say IRET lifts (SDM 26.3, 27.7.1). Callable from L1 and from L2 code. */
+void iret_to_self(void);
+
 /* ---------------------------------------------------------------------------------------------
  * VMX operation
  */

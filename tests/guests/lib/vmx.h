@@ -594,6 +594,7 @@ enum {
 #define INTR_INFO_TYPE(i)               (((uint32_t)(i) >> 8) & 7u)
 #define INTR_INFO_ERROR_CODE            (1u << 11)
 #define INTR_INFO_NMI_UNBLOCKED_IRET    (1u << 12)
+#define INTERRUPTIBILITY_NMI            (1u << 3)   /* guest interruptibility: blocking by NMI */
 #define INTR_INFO_VALID                 (1u << 31)
 #define INTR_TYPE_EXT_INTR              0u
 #define INTR_TYPE_NMI                   2u

@@ -161,6 +161,12 @@ static inline bool nested_exception_exits(u32 bitmap, u32 pfec_mask, u32 pfec_ma
 	return vector < 32 && ((bitmap >> vector) & 1);
 }
 
+/* Does an entry with these VMCS12 values leave L2 blocked by NMI until its next VM exit? With "NMI
+ * exiting" and without "virtual NMIs", blocking by NMI (bit 3, or from an injected NMI) lasts as long
+ * as the CPU stays in VMX non-root operation: IRET, faulting or not, does not lift it (SDM 27.7.1,
+ * 26.6.1 in older editions; 28.1). VMCS02 always uses virtual NMIs, whose blocking IRET does lift. */
+bool nested_l2_nmi_blocked_until_exit(u32 pin12, u32 interruptibility12, u32 entry_intr12);
+
 /* APIC virtualization (SDM 29.1, 29.4.3), for writes L0 virtualizes in the CPU's stead. */
 /* Is a write of `size` bytes at APIC-access page offset `off` virtualized, the TPR shadow on and these
  * secondary controls (SDM 29.4.3.1)? It must lie within one register's first dword. */
