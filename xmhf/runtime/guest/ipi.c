@@ -94,36 +94,42 @@ bool nmi_is_kick(struct vcpu *v)
 	return __atomic_exchange_n(&v->kick_nmi, 0, __ATOMIC_ACQ_REL) != 0;
 }
 
+/* Waits (wait_sipi set) until a SIPI for this CPU arrives and takes it: its vector. An INIT voids an
+ * earlier SIPI (deliver), so any INIT seen then came before this SIPI, while the CPU was already
+ * waiting, and has no effect. From here an INIT kicks this CPU again. */
+static u32 take_sipi(struct vcpu *v)
+{
+	u32 vector;
+
+	for (;;) {
+		while (!__atomic_load_n(&v->sipi_pending, __ATOMIC_ACQUIRE))
+			cpu_relax();
+		spin_lock(&v->ipi_lock);
+		if (v->sipi_pending) {
+			vector = v->sipi_vector;
+			v->sipi_pending = 0;
+			v->init_pending = 0;
+			v->wait_sipi = 0;
+			v->l2_init_taken = 0;
+			spin_unlock(&v->ipi_lock);
+			return vector;
+		}
+		spin_unlock(&v->ipi_lock);
+	}
+}
+
 /* In the hypervisor, until a SIPI for this CPU arrives; then the guest resumes in real mode at the
  * SIPI vector. An INIT while waiting leaves the CPU waiting (it is already in wait-for-SIPI), so
  * INIT-SIPI, INIT-SIPI-SIPI and INIT-INIT-SIPI all start it with the first SIPI (SDM Vol. 3, 9.4:
  * the second SIPI may be omitted). Only an INIT that comes after the SIPI was taken restarts it. */
 void ap_wait_for_sipi(struct vcpu *v)
 {
-	u32 vector;
-
 	for (;;) {
 		spin_lock(&v->ipi_lock);
 		v->wait_sipi = 1;
 		v->init_pending = 0; /* the INIT that sent the CPU here */
 		spin_unlock(&v->ipi_lock);
-		for (;;) {
-			while (!__atomic_load_n(&v->sipi_pending, __ATOMIC_ACQUIRE))
-				cpu_relax();
-			spin_lock(&v->ipi_lock);
-			if (v->sipi_pending) {
-				/* An INIT voids an earlier SIPI (deliver), so any INIT seen here came
-				 * before this SIPI, while the CPU was already waiting. */
-				vector = v->sipi_vector;
-				v->sipi_pending = 0;
-				v->init_pending = 0;
-				v->wait_sipi = 0; /* from here an INIT kicks this CPU again */
-				spin_unlock(&v->ipi_lock);
-				break;
-			}
-			spin_unlock(&v->ipi_lock);
-		}
-		guest_state_sipi(v, vector);
+		guest_state_sipi(v, take_sipi(v));
 		lapic_trap_ap_started(v);
 		/* Events pending for the old guest context are gone with the INIT. */
 		vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
@@ -141,26 +147,10 @@ void ap_wait_for_sipi(struct vcpu *v)
  * has no effect, as KVM treats it: INIT-INIT-SIPI starts L2's AP as it would start a CPU. */
 u32 ipi_wait_sipi_nested(struct vcpu *v)
 {
-	u32 vector;
-
 	spin_lock(&v->ipi_lock);
 	v->wait_sipi = 1;
 	spin_unlock(&v->ipi_lock);
-	for (;;) {
-		while (!__atomic_load_n(&v->sipi_pending, __ATOMIC_ACQUIRE))
-			cpu_relax();
-		spin_lock(&v->ipi_lock);
-		if (v->sipi_pending) {
-			vector = v->sipi_vector;
-			v->sipi_pending = 0;
-			v->init_pending = 0; /* it came before this SIPI (an INIT voids earlier SIPIs) */
-			v->wait_sipi = 0;
-			v->l2_init_taken = 0;
-			spin_unlock(&v->ipi_lock);
-			return vector;
-		}
-		spin_unlock(&v->ipi_lock);
-	}
+	return take_sipi(v);
 }
 
 /* L1 entered L2 active after all: a SIPI kept since its INIT exit is not L2's any more. */
