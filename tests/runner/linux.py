@@ -12,6 +12,8 @@ The linux-kvm-* tests boot the KVM variant of the disk (linux-kvm-disk.img: test
 Debian's kvm modules and runs tests/linux/kvmtest.c before the ordinary init): Linux/KVM as L1, bare and
 under XMHF with nested=1, must print the same KVMTEST lines (KVMTEST_EXPECT).
 
+Linux as L2 under XMHF as L1 (XMHF in XMHF, the same disk as the third one): linux_l2.py.
+
 Bochs needs tests/linux/msrs.def: its CPU model lacks MSRs Linux reads without a fallback (see there).
 """
 
