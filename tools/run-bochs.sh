@@ -6,7 +6,8 @@
 #        |bootsector (the test boot sector: prints a line and powers off)
 #   SMP (CPUs, default 2), MEM (MiB, default 256), TIMEOUT (s, default 900),
 #   ON_READY (guest|halt|poweroff, default guest), PLATFORM (bochs|qemu, default bochs),
-#   CMDLINE_EXTRA (more words for XMHF's command line, e.g. nested=0)
+#   CMDLINE_EXTRA (more words for XMHF's command line, e.g. nested=0; apic=trap for a guest that
+#   re-INITs its APs after boot, which Bochs 2.7 cannot run with the default: docs/decisions.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -12,6 +12,8 @@ The linux-kvm-* tests boot the KVM variant of the disk (linux-kvm-disk.img: test
 Debian's kvm modules and runs tests/linux/kvmtest.c before the ordinary init): Linux/KVM as L1, bare and
 under XMHF with nested=1, must print the same KVMTEST lines (KVMTEST_EXPECT).
 
+Linux as L2 under XMHF as L1 (XMHF in XMHF, the same disk as the third one): linux_l2.py.
+
 Bochs needs tests/linux/msrs.def: its CPU model lacks MSRs Linux reads without a fallback (see there).
 """
 
@@ -71,22 +73,23 @@ def exit_lines(text):
 
 
 def check_region_hidden(text):
-    """No "System RAM" entry of Linux's firmware map overlaps the hypervisor region, and the region lies
-    inside a "Reserved" entry (both ends inclusive, as XMHF and /sys/firmware/memmap print them)."""
-    m = re.search(r"^XMHF: hypervisor region 0x([0-9a-f]+)-0x([0-9a-f]+)", text, re.M)
-    if not m:
+    """No "System RAM" entry of Linux's firmware map overlaps a hypervisor region (each XMHF's, when XMHF
+    runs XMHF), and each region lies inside a "Reserved" entry (both ends inclusive, as XMHF and
+    /sys/firmware/memmap print them)."""
+    regions = re.findall(r"^XMHF: hypervisor region 0x([0-9a-f]+)-0x([0-9a-f]+)", text, re.M)
+    if not regions:
         return "no 'XMHF: hypervisor region' line"
-    lo, hi = int(m.group(1), 16), int(m.group(2), 16)
     entries = [(int(a, 16), int(b, 16), t.strip())
                for a, b, t in re.findall(r"^LINUX: e820 0x([0-9a-f]+)-0x([0-9a-f]+) (.*)$", text, re.M)]
     if not entries:
         return "Linux printed no firmware memory map"
-    for a, b, t in entries:
-        if t == "System RAM" and a <= hi and lo <= b:
-            return "Linux's firmware map has System RAM 0x%x-0x%x over the hypervisor region 0x%x-0x%x" % (
-                a, b, lo, hi)
-    if not any(a <= lo and hi <= b and t == "Reserved" for a, b, t in entries):
-        return "the hypervisor region 0x%x-0x%x is not inside one Reserved entry of Linux's map" % (lo, hi)
+    for lo, hi in ((int(a, 16), int(b, 16)) for a, b in regions):
+        for a, b, t in entries:
+            if t == "System RAM" and a <= hi and lo <= b:
+                return "Linux's firmware map has System RAM 0x%x-0x%x over the hypervisor region 0x%x-0x%x" % (
+                    a, b, lo, hi)
+        if not any(a <= lo and hi <= b and t == "Reserved" for a, b, t in entries):
+            return "the hypervisor region 0x%x-0x%x is not inside one Reserved entry of Linux's map" % (lo, hi)
     return ""
 
 
@@ -102,13 +105,17 @@ class LinuxTest(Test):
         build_linux(log)
         return LINUX_DISK
 
+    def boot_disks(self, log_dir, log):
+        """Bochs's disks in order: XMHF's GRUB disk (under XMHF), then the Linux disk."""
+        disk = self.disk(log)
+        if not self.hv:
+            return [disk]
+        build_dir = build_variant(self.variant, log) if self.variant else "."
+        return [grub_disk(log_dir, HV_CMDLINE + self.hv_extra, HV_MODULES, log, build_dir), disk]
+
     def run(self, log_dir):
         log = os.path.join(log_dir, "build.log")
-        disk = self.disk(log)
-        disks = [disk]
-        if self.hv:
-            build_dir = build_variant(self.variant, log) if self.variant else "."
-            disks = [grub_disk(log_dir, HV_CMDLINE + self.hv_extra, HV_MODULES, log, build_dir), disk]
+        disks = self.boot_disks(log_dir, log)
         serial = os.path.join(log_dir, "serial.log")
         text, secs, ended = run_emulator("bochs", disks, serial, log_dir, smp=self.smp, mem=self.mem,
                                          timeout=self.timeout, end=END, grace=3.0,

@@ -113,6 +113,16 @@ TEST(cmdline_nested)
 	CHECK_EQ(c.nested, 1);
 	CHECK_EQ(cmdline_parse("nested=yes", &c, err, sizeof(err)), -1);
 	CHECK(strstr(err, "nested") != NULL);
+	CHECK_EQ(cmdline_parse("", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.apic, APIC_AUTO);
+	CHECK_EQ(cmdline_parse("apic=trap", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.apic, APIC_TRAP);
+	CHECK_EQ(cmdline_parse("apic=init-exit", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.apic, APIC_INIT_EXIT);
+	CHECK_EQ(cmdline_parse("apic=auto", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.apic, APIC_AUTO);
+	CHECK_EQ(cmdline_parse("apic=x2", &c, err, sizeof(err)), -1);
+	CHECK(strstr(err, "apic") != NULL);
 }
 
 TEST(cmdline_selftest)

@@ -151,6 +151,17 @@ static int apply_word(struct tok w, struct boot_cmdline *out, char *err, size_t 
 			return fail(err, errlen, "nested: want 0 or 1, not", val);
 		return 0;
 	}
+	if (tok_eq(key, "apic")) {
+		if (tok_eq(val, "auto"))
+			out->apic = APIC_AUTO;
+		else if (tok_eq(val, "trap"))
+			out->apic = APIC_TRAP;
+		else if (tok_eq(val, "init-exit"))
+			out->apic = APIC_INIT_EXIT;
+		else
+			return fail(err, errlen, "apic: want auto, trap or init-exit, not", val);
+		return 0;
+	}
 	if (tok_eq(key, "dryrun")) {
 		if (tok_eq(val, "0"))
 			out->dryrun = 0;
@@ -234,8 +245,7 @@ int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t err
 	out->ept01_top_gib = 0;
 	out->tpm = TRUST_AUTO;
 	out->vtd = TRUST_AUTO;
-	for (u32 i = 0; i < sizeof(out->pad); i++)
-		out->pad[i] = 0;
+	out->apic = APIC_AUTO;
 	out->unknown_keys = 0;
 	if (err && errlen)
 		err[0] = '\0';

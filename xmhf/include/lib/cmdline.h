@@ -25,6 +25,9 @@ enum { TRUST_AUTO = 0, TRUST_OFF = 1, TRUST_REQUIRED = 2 };
 enum on_ready_action { ON_READY_GUEST = 0, ON_READY_HALT = 1, ON_READY_POWEROFF = 2 };
 /* What the hypervisor does when it stops the guest (triple fault, security violation, hypervisor bug). */
 enum on_stop_action { ON_STOP_HALT = 0, ON_STOP_RESET = 1, ON_STOP_POWEROFF = 2 };
+/* How the guest's INIT/SIPI are caught (docs/decisions.md): trap every xAPIC write for good, or only
+ * until the guest's APs are up and then rely on INIT/SIPI VM exits (init-exit); auto picks. */
+enum apic_policy { APIC_AUTO = 0, APIC_TRAP = 1, APIC_INIT_EXIT = 2 };
 
 struct boot_cmdline {
 	u32 baud;            /* serial=BAUD,...      default 115200 */
@@ -41,7 +44,7 @@ struct boot_cmdline {
 	u8 dryrun;           /* dryrun=0|1: UEFI boot only; everything but VMX, then back to the firmware */
 	u8 tpm;              /* tpm=auto|off|required (TRUST_*), default auto */
 	u8 vtd;              /* vtd=auto|off|required (TRUST_*), default auto */
-	u8 pad[1];
+	u8 apic;             /* apic=auto|trap|init-exit (APIC_*), default auto */
 	u16 ept01_top_gib;   /* ept01_top=N: EPT01 maps only the first N GiB at boot, the rest on demand (tests) */
 };
 
@@ -52,7 +55,7 @@ struct boot_cmdline {
  *       boot_drive=0xNN (hex or decimal, 0..255); on_ready=guest|halt|poweroff;
  *       on_stop=halt|reset|poweroff; nested=0|1;
  *       selftest=none|exception|null|write-text|exec-heap|dma|dma-early|tpm-log; tpm=auto|off|required;
- *       vtd=auto|off|required; dryrun=0|1; ept01_top=GIB (1..65535).
+ *       vtd=auto|off|required; dryrun=0|1; ept01_top=GIB (1..65535); apic=auto|trap|init-exit.
  * Unknown keys and words without '=' are counted in unknown_keys and otherwise ignored. */
 int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t errlen);
 

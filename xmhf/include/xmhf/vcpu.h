@@ -46,6 +46,13 @@ struct vcpu {
 	/* The guest's xAPIC LDR and DFR as last written (lapic-trap.c), for logical INIT/SIPI (ipi.c):
 	 * another CPU's APIC registers cannot be read. */
 	volatile u32 apic_ldr, apic_dfr;
+	u32 guest_started;         /* this AP took its first SIPI (lapic-trap.c counts them) */
+	u64 sipi_exit_at;          /* `exits` at the last SIPI exit and its vector (sipi.c) */
+	u32 sipi_exit_vector;
+	u32 init_at_sipi;          /* INIT exits in a row at a SIPI's start address (sipi.c) */
+	/* L1 got an INIT exit for L2 (nested/exit.c): a SIPI that follows is kept for L2's wait (ipi.c). */
+	volatile u32 l2_init_taken;
+	u32 parked;                /* its guest is in wait-for-SIPI: counts as quiesced (quiesce.c) */
 	u64 exits;
 	/* Nested VMX (runtime/nested/), when the cmdline says nested=1. */
 	u32 l1_vmx_on;          /* L1 executed VMXON (it is in VMX root operation) */
@@ -179,6 +186,8 @@ void nmi_host(void);
 void quiesce_begin(void);
 void quiesce_end(void);
 bool quiesce_nmi(void);
+void quiesce_park(struct vcpu *v);   /* this CPU's guest waits for a SIPI, NMIs blocked (sipi.c) */
+void quiesce_unpark(struct vcpu *v);
 
 /* Port I/O exits (runtime/guest/io.c): hypapp intercepts and the guest's power-off. */
 void io_intercept_init(void);
@@ -247,6 +256,11 @@ bool guest_load_cr3(u64 cr3);
 void ipi_emulate(struct vcpu *src, u32 dest, u32 icr_low, bool x2apic);
 void ipi_check_init(struct vcpu *v);
 void ap_wait_for_sipi(struct vcpu *v);
+void guest_enter_wait_for_sipi(struct vcpu *v); /* after a real INIT (sipi.c) */
+u32 ipi_wait_sipi_nested(struct vcpu *v);
+void ipi_l2_active(struct vcpu *v);        /* L2 entered active: drop a SIPI kept for its wait */ /* L2 in wait-for-SIPI, SIPIs emulated: the vector */
+bool lapic_trap_delinked(void);             /* apic=init-exit and the guest's APs are up */
+void lapic_trap_ap_started(struct vcpu *v);
 void ipi_kick(struct vcpu *target);  /* an NMI to make it leave the guest, known as such */
 bool nmi_is_kick(struct vcpu *v);     /* for each NMI taken: was it ipi_kick's? */
 void lapic_trap_init(void);

@@ -46,7 +46,7 @@ static void deliver(struct vcpu *src, struct cpu *target, u32 icr_low)
 	} else {
 		/* A SIPI counts only for a CPU in wait-for-SIPI (or about to be, its INIT on the way). */
 		spin_lock(&t->ipi_lock);
-		if (t->wait_sipi || t->init_pending) {
+		if (t->wait_sipi || t->init_pending || t->l2_init_taken) {
 			t->sipi_vector = icr_low & 0xff;
 			t->sipi_pending = 1;
 		}
@@ -99,36 +99,43 @@ bool nmi_is_kick(struct vcpu *v)
 	return __atomic_exchange_n(&v->kick_nmi, 0, __ATOMIC_ACQ_REL) != 0;
 }
 
+/* Waits (wait_sipi set) until a SIPI for this CPU arrives and takes it: its vector. An INIT voids an
+ * earlier SIPI (deliver), so any INIT seen then came before this SIPI, while the CPU was already
+ * waiting, and has no effect. From here an INIT kicks this CPU again. */
+static u32 take_sipi(struct vcpu *v)
+{
+	u32 vector;
+
+	for (;;) {
+		while (!__atomic_load_n(&v->sipi_pending, __ATOMIC_ACQUIRE))
+			cpu_relax();
+		spin_lock(&v->ipi_lock);
+		if (v->sipi_pending) {
+			vector = v->sipi_vector;
+			v->sipi_pending = 0;
+			v->init_pending = 0;
+			v->wait_sipi = 0;
+			v->l2_init_taken = 0;
+			spin_unlock(&v->ipi_lock);
+			return vector;
+		}
+		spin_unlock(&v->ipi_lock);
+	}
+}
+
 /* In the hypervisor, until a SIPI for this CPU arrives; then the guest resumes in real mode at the
  * SIPI vector. An INIT while waiting leaves the CPU waiting (it is already in wait-for-SIPI), so
  * INIT-SIPI, INIT-SIPI-SIPI and INIT-INIT-SIPI all start it with the first SIPI (SDM Vol. 3, 9.4:
  * the second SIPI may be omitted). Only an INIT that comes after the SIPI was taken restarts it. */
 void ap_wait_for_sipi(struct vcpu *v)
 {
-	u32 vector;
-
 	for (;;) {
 		spin_lock(&v->ipi_lock);
 		v->wait_sipi = 1;
 		v->init_pending = 0; /* the INIT that sent the CPU here */
 		spin_unlock(&v->ipi_lock);
-		for (;;) {
-			while (!__atomic_load_n(&v->sipi_pending, __ATOMIC_ACQUIRE))
-				cpu_relax();
-			spin_lock(&v->ipi_lock);
-			if (v->sipi_pending) {
-				/* An INIT voids an earlier SIPI (deliver), so any INIT seen here came
-				 * before this SIPI, while the CPU was already waiting. */
-				vector = v->sipi_vector;
-				v->sipi_pending = 0;
-				v->init_pending = 0;
-				v->wait_sipi = 0; /* from here an INIT kicks this CPU again */
-				spin_unlock(&v->ipi_lock);
-				break;
-			}
-			spin_unlock(&v->ipi_lock);
-		}
-		guest_state_sipi(v, vector);
+		guest_state_sipi(v, take_sipi(v));
+		lapic_trap_ap_started(v);
 		/* Events pending for the old guest context are gone with the INIT. */
 		vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
 		v->nmi_pending = 0;
@@ -139,6 +146,29 @@ void ap_wait_for_sipi(struct vcpu *v)
 	}
 }
 
+/* L1 entered L2 in the wait-for-SIPI activity state (after an INIT exit) while L0 still emulates the
+ * guest's SIPIs, which therefore never reach the CPU: L0 waits for one here, as the CPU would in that
+ * state, and returns its vector for the SIPI exit to L1. An INIT meanwhile is blocked (SDM 26.2) and
+ * has no effect, as KVM treats it: INIT-INIT-SIPI starts L2's AP as it would start a CPU. */
+u32 ipi_wait_sipi_nested(struct vcpu *v)
+{
+	spin_lock(&v->ipi_lock);
+	v->wait_sipi = 1;
+	spin_unlock(&v->ipi_lock);
+	return take_sipi(v);
+}
+
+/* L1 entered L2 active after all: a SIPI kept since its INIT exit is not L2's any more. */
+void ipi_l2_active(struct vcpu *v)
+{
+	if (!__atomic_load_n(&v->l2_init_taken, __ATOMIC_ACQUIRE))
+		return;
+	spin_lock(&v->ipi_lock);
+	v->l2_init_taken = 0;
+	v->sipi_pending = 0;
+	spin_unlock(&v->ipi_lock);
+}
+
 /* At the end of every exit: an INIT sent to this CPU takes it out of the guest. */
 void ipi_check_init(struct vcpu *v)
 {
@@ -146,6 +176,14 @@ void ipi_check_init(struct vcpu *v)
 	 * VMXOFF (then this check takes it) or its next entry to L2 (an INIT exit: nested/exit.c). */
 	if (v->l1_vmx_on)
 		return;
-	if (__atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))
-		ap_wait_for_sipi(v);
+	if (!__atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))
+		return;
+	/* Once INIT/SIPI are no longer trapped, the SIPI that follows reaches the CPU: wait for it in
+	 * the wait-for-SIPI activity state, where it becomes a SIPI exit (sipi.c). */
+	if (lapic_trap_delinked()) {
+		__atomic_store_n(&v->init_pending, 0, __ATOMIC_RELEASE);
+		guest_enter_wait_for_sipi(v);
+		return;
+	}
+	ap_wait_for_sipi(v);
 }

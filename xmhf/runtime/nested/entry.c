@@ -373,6 +373,18 @@ void nested_pending_events(struct vcpu *v)
 {
 	if (!v->in_l2)
 		return;
+	/* L2 in wait-for-SIPI (L1's answer to an INIT exit). While L0 emulates the guest's SIPIs
+	 * (lapic-trap.c), none reaches the CPU: L0 waits for one itself and gives L1 the SIPI exit.
+	 * Otherwise the CPU waits, NMIs blocked (so it counts as quiesced), and its SIPI exit is L1's. */
+	if (vmcs_read(VMCS_GUEST_ACTIVITY_STATE) == ACTIVITY_WAIT_SIPI) {
+		if (!lapic_trap_delinked()) {
+			nested_reflect_sipi(v, ipi_wait_sipi_nested(v));
+			return;
+		}
+		quiesce_park(v);
+	} else {
+		ipi_l2_active(v);
+	}
 	if (__atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))
 		ipi_kick(v);
 	if (!v->nmi_pending)

@@ -226,6 +226,17 @@ static void reflect_event(struct vcpu *v, u32 reason, u32 intr_info)
 	return_to_l1(v);
 }
 
+/* A SIPI for L2 in wait-for-SIPI that L0 emulated (entry.c): the SIPI exit, the vector in the
+ * qualification (SDM 28.2.1), L2's state as it was. Called with VMCS02 current before the CPU ran
+ * it (perhaps fresh from a build): the next entry to L2 builds it again. */
+void nested_reflect_sipi(struct vcpu *v, u32 vector)
+{
+	save_event_exit(v, EXIT_REASON_SIPI, vector, 0);
+	return_to_l1(v);
+	v->vmcs02_of = ~0ULL;
+	v->launch_next = 0;
+}
+
 /* An exception of L2's that L1's exception bitmap intercepts, raised by L0 (an instruction it
  * emulated for L2, nested_l2_exception; a #VE, ve.c): exit reason 0 with the exception's interruption information and error code;
  * `qual` is the #PF linear address, else 0 (SDM 28.2.1, 28.2.2). */
@@ -380,6 +391,9 @@ static bool l0_handles(struct vcpu *v)
 			return false;
 		handle_io(v);
 		return v->in_l2;
+	case EXIT_REASON_SIPI:
+		quiesce_unpark(v); /* L2 left wait-for-SIPI (entry.c); the exit is L1's */
+		return false;
 	default:
 		return false;
 	}
@@ -430,7 +444,11 @@ bool nested_l2_exit(struct vcpu *v)
 		if (vmcs_read(VMCS_IDT_VECTORING_INFO) & INTR_INFO_VALID)
 			return true;
 		if (__atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE)) {
-			__atomic_store_n(&v->init_pending, 0, __ATOMIC_RELEASE);
+			/* A SIPI sent before L1 puts L2 in wait-for-SIPI must not be lost (ipi.c). */
+			spin_lock(&v->ipi_lock);
+			v->init_pending = 0;
+			v->l2_init_taken = 1;
+			spin_unlock(&v->ipi_lock);
 			reflect_event(v, EXIT_REASON_INIT, 0);
 			return false;
 		}

@@ -123,6 +123,7 @@ u32 nested_proc2_12(struct vcpu *v);        /* VMCS12's secondary controls in fo
 bool nested_l2_uses_ept(struct vcpu *v);
 /* Reflects the current L2 exit to L1 as `reason` with qualification `qual` (exit.c). */
 void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual);
+void nested_reflect_sipi(struct vcpu *v, u32 vector);
 void nested_entry_fail_msr_load(struct vcpu *v, u32 index);
 void nested_entry_fail(struct vcpu *v, u32 reason, u64 qual);
 void nested_reflect_exception(struct vcpu *v, u32 intr_info, u32 error_code, u64 qual);

@@ -1,7 +1,9 @@
 /* Quiesce: stop every other CPU in the hypervisor while one CPU changes something they all use
  * (EPT01 protections). The initiator sends an NMI to all other CPUs; each counts in from its NMI exit
  * or NMI handler and spins until released. The lock serialises initiators; a CPU spinning for the lock
- * still answers another initiator's NMI, so two initiators cannot deadlock. */
+ * still answers another initiator's NMI, so two initiators cannot deadlock. A CPU whose guest waits in
+ * the wait-for-SIPI activity state (sipi.c) blocks NMIs but runs nothing: it counts as stopped, and
+ * joins a quiesce in progress when its SIPI exit wakes it. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <xmhf/spinlock.h>
@@ -12,6 +14,7 @@ static spinlock_t quiesce_lock;
 static volatile u32 quiesce_active;
 static volatile u32 quiesce_count;
 static volatile u32 quiesce_release;
+static volatile u32 quiesce_parked;
 
 void quiesce_begin(void)
 {
@@ -21,7 +24,8 @@ void quiesce_begin(void)
 	__atomic_store_n(&quiesce_active, 1, __ATOMIC_SEQ_CST);
 	if (ncpus > 1)
 		lapic_send_ipi(0, ICR_DELIVERY_NMI | ICR_SHORTHAND_OTHERS);
-	while (__atomic_load_n(&quiesce_count, __ATOMIC_ACQUIRE) != ncpus - 1)
+	while (__atomic_load_n(&quiesce_count, __ATOMIC_ACQUIRE) + __atomic_load_n(&quiesce_parked, __ATOMIC_ACQUIRE) <
+	       ncpus - 1)
 		cpu_relax();
 }
 
@@ -45,4 +49,23 @@ bool quiesce_nmi(void)
 		cpu_relax();
 	__atomic_sub_fetch(&quiesce_count, 1, __ATOMIC_SEQ_CST);
 	return true;
+}
+
+/* This CPU's guest goes into wait-for-SIPI (NMIs blocked until its SIPI exit). */
+void quiesce_park(struct vcpu *v)
+{
+	if (v->parked)
+		return;
+	v->parked = 1;
+	__atomic_add_fetch(&quiesce_parked, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Its SIPI exit: no longer counted as stopped, so it joins a quiesce in progress before going on. */
+void quiesce_unpark(struct vcpu *v)
+{
+	if (!v->parked)
+		return;
+	v->parked = 0;
+	__atomic_sub_fetch(&quiesce_parked, 1, __ATOMIC_SEQ_CST);
+	quiesce_nmi();
 }
