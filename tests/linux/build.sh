@@ -14,6 +14,7 @@
 #   OUTDIR/initrd-qemu.img     initrd.img plus the modules, QEMU with its libraries and firmware,
 #                              /init = tests/linux/init-qemu (no disk: tests/runner/linux_kvm_l2.py
 #                              makes its own, with a second initramfs holding the job)
+#   OUTDIR/initrd-l2.img       busybox with /init = tests/linux/init-l2, the Linux L2's initramfs
 # The same inputs give byte-identical files (benchmarks need a fixed disk). Quick when up to date.
 # Environment: LINUX_ABI=56 (say) picks the package; default: what linux-image-amd64 depends on.
 set -euo pipefail
@@ -207,6 +208,11 @@ if newer_than "$out/initrd-qemu.img" "$here/init" "$here/init-qemu" "$busybox" "
         "$out/kvm-modules/kvm.ko:/lib/modules/kvm/kvm.ko:0644" \
         "$out/kvm-modules/kvm-intel.ko:/lib/modules/kvm/kvm-intel.ko:0644" "${extra[@]}"
     rm -rf "$st"
+fi
+
+# --- the Linux L2's initramfs: busybox and tests/linux/init-l2 (its kernel: build-l2-kernel.sh) -----
+if newer_than "$out/initrd-l2.img" "$here/init-l2" "$busybox" "$0"; then
+    mkinitramfs "$out/initrd-l2.img" "$here/init-l2"
 fi
 
 # --- the GRUB disks -------------------------------------------------------------------

@@ -99,6 +99,88 @@ class QemuJobTest(LinuxTest):
         return ""
 
 
+L2_MEM = 96  # MiB, QEMU -m
+L2_APPEND = "console=ttyS0,115200 panic=-1 quiet"
+# What the L2 workload prints when it works (init-l2): seq 1..1000 summed; the first 16 hex digits of
+# the SHA-256 of `seq 1 500 | sort -r` (busybox, as on the host); 200 lines through the pipe.
+L2_EXPECT = [r"^LINUX-L2: init started$", r"^LINUX-L2: sum 500500$", r"^LINUX-L2: sha256 85eaffb8717272e2$",
+             r"^LINUX-L2: pipe lines 200$", r"^LINUX-L2: vda sectors 2048$", r"^LINUX-L2: vda write ok$",
+             r"^LINUX-L2: done$", r"^LINUX: qemu exit 0$", r"^LINUX: l2 disk marker written by L2$"]
+
+
+def l2_job(smp):
+    """/job/run: a 1 MiB disk (`seq` output) for virtio-blk, QEMU booting the L2 kernel with smp CPUs
+    (-no-reboot: the L2's reset ends QEMU), then the sector L2 wrote."""
+    return ('d=/tmp/l2disk.img\n'
+            'seq 1 200000 | head -c 1048576 >$d\n'
+            'echo "LINUX: l2 disk md5 $(md5sum <$d | cut -d" " -f1)"\n'
+            '%s -m %d -smp %d -no-reboot -kernel /job/bzImage -initrd /job/initrd-l2.img -append "%s" '
+            '-drive file=$d,if=virtio,format=raw\n'
+            'rc=$?\necho "LINUX: qemu exit $rc"\n'
+            'echo "LINUX: l2 disk marker $(dd if=$d bs=512 skip=1024 count=1 2>/dev/null | head -n1)"\n'
+            '[ $rc = 0 ]\n' % (QEMU, L2_MEM, smp, L2_APPEND))
+
+
+def build_l2_kernel(log):
+    sh(["tests/linux/build-l2-kernel.sh", LINUX_OUT], log)
+    return os.path.join(LINUX_OUT, "l2", "bzImage")
+
+
+def irq_counts(text, name):
+    """(before, after) per-CPU counts of an interrupt line of init-l2 (`LINUX-L2: loc before N.. after N..`)."""
+    m = re.search(r"^LINUX-L2: %s before((?: \d+)+) after((?: \d+)+)$" % name, text, re.M)
+    if not m:
+        return None
+    return [int(x) for x in m.group(1).split()], [int(x) for x in m.group(2).split()]
+
+
+class LinuxL2Test(QemuJobTest):
+    """Linux/KVM (L1) boots the small Linux as L2 with QEMU -enable-kvm; L1 and L2 have smp CPUs."""
+
+    long = True
+
+    def disk(self, log):
+        self.job_files = {"bzImage": build_l2_kernel(log),
+                          "initrd-l2.img": os.path.join(LINUX_OUT, "initrd-l2.img")}
+        self.job_script = l2_job(self.smp)
+        return super().disk(log)
+
+    def job_check(self, text):
+        err = check_patterns(text, L2_EXPECT, [r"^LINUX-L2: (no /dev/vda|reboot failed)"])
+        if err:
+            return err
+        cpus = int(re.search(r"^LINUX-L2: cpus (\d+)$", text, re.M).group(1))
+        if cpus != self.smp:
+            return "the L2 Linux sees %d CPUs, want %d" % (cpus, self.smp)
+        kb = int(re.search(r"^LINUX-L2: memtotal (\d+)$", text, re.M).group(1))
+        if not L2_MEM * 1024 // 2 < kb < L2_MEM * 1024:
+            return "the L2's MemTotal %d kB is implausible for %d MiB" % (kb, L2_MEM)
+        if not re.search(r"^LINUX-L2: hypervisor yes$", text, re.M):
+            return "the L2 Linux does not see the hypervisor CPUID bit"
+        md5 = re.search(r"^LINUX: l2 disk md5 ([0-9a-f]{32})$", text, re.M)
+        got = re.search(r"^LINUX-L2: vda md5 ([0-9a-f]{32})$", text, re.M)
+        if not md5 or not got or md5.group(1) != got.group(1):
+            return "the L2 read %s through virtio-blk, L1 wrote %s" % (got and got.group(1), md5 and md5.group(1))
+        # Timers on every CPU (the local APIC timer's LOC count grows); with 2 CPUs, the cross-CPU
+        # wake-ups of the pipe are reschedule IPIs (RES).
+        loc = irq_counts(text, "loc")
+        if not loc or len(loc[0]) != self.smp or any(a <= b for b, a in zip(*loc)):
+            return "the L2's local timer interrupts did not grow on every CPU: %s" % (loc,)
+        if self.smp > 1:
+            res = irq_counts(text, "res")
+            if not res or sum(res[1]) <= sum(res[0]):
+                return "no reschedule IPIs in the L2 with %d CPUs: %s" % (self.smp, res)
+        return ""
+
+
+def tests():
+    # Linux/KVM on Bochs (the reference) and as XMHF's L1 (nested=1), each with 1 and 2 CPUs for L1
+    # and the L2 alike.
+    return [LinuxL2Test("linux-kvm-l2-%s-smp%d" % ("xmhf" if hv else "bare", smp), smp, hv, timeout=3000,
+                        hv_extra=" nested=1" if hv else "")
+            for hv in (False, True) for smp in (1, 2)]
+
+
 def bench_job(n):
     """/job/run for lhv2 under QEMU-KVM, twice: bench=1, then bench=n. KVM's statistics (debugfs, summed
     over the live VMs) are read while QEMU still runs, after lhv2 is done (its power-off port is not
