@@ -103,7 +103,8 @@ L2_MEM = 96  # MiB, QEMU -m
 L2_APPEND = "console=ttyS0,115200 panic=-1 quiet"
 # What the L2 workload prints when it works (init-l2): seq 1..1000 summed; the first 16 hex digits of
 # the SHA-256 of `seq 1 500 | sort -r` (busybox, as on the host); 200 lines through the pipe.
-L2_EXPECT = [r"^LINUX-L2: init started$", r"^LINUX-L2: sum 500500$", r"^LINUX-L2: sha256 85eaffb8717272e2$",
+L2_EXPECT = [r"^LINUX-L2: init started$", r"^LINUX-L2: cpus \d+$", r"^LINUX-L2: memtotal \d+$",
+             r"^LINUX-L2: sum 500500$", r"^LINUX-L2: sha256 85eaffb8717272e2$",
              r"^LINUX-L2: pipe lines 200$", r"^LINUX-L2: vda sectors 2048$", r"^LINUX-L2: vda write ok$",
              r"^LINUX-L2: done$", r"^LINUX: qemu exit 0$", r"^LINUX: l2 disk marker written by L2$"]
 
