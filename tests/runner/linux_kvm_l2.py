@@ -175,11 +175,13 @@ class LinuxL2Test(QemuJobTest):
 
 
 def tests():
-    # Linux/KVM on Bochs (the reference) and as XMHF's L1 (nested=1), each with 1 and 2 CPUs for L1
-    # and the L2 alike.
+    # Linux/KVM on Bochs (the reference) and as XMHF's L1 (nested=1), with 1 CPU for L1 and the L2.
+    # Not yet with 2: with -smp 2 the L2 (no ACPI, CPUs from SeaBIOS's MP table) still comes up with 1
+    # CPU on bare Bochs already (linux-kvm-l2-bare-smp2 fails its CPU-count check): add (1, 2) back
+    # once l2.config finds the second CPU.
     return [LinuxL2Test("linux-kvm-l2-%s-smp%d" % ("xmhf" if hv else "bare", smp), smp, hv, timeout=3000,
                         hv_extra=" nested=1" if hv else "")
-            for hv in (False, True) for smp in (1, 2)]
+            for hv in (False, True) for smp in (1,)]
 
 
 def bench_job(n):
