@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages the build, the tests and `make run` need (as root, or through sudo).
+# Installs the Debian 12 packages the build, the tests and `make run` need (as root, or through sudo);
+# linux-source-6.1 and the kernel build tools are for the Linux L2 of make test-long (build-l2-kernel.sh).
 # Skips apt entirely when everything is already there.
 set -euo pipefail
 
 pkgs=(build-essential binutils make gzip python3 bochs bochs-term bochsbios vgabios qemu-system-x86
 	grub-pc-bin grub-common xorriso mtools e2fsprogs busybox-static cpio
-	grub-efi-amd64-bin ovmf swtpm swtpm-tools tpm2-tools tboot)
+	grub-efi-amd64-bin ovmf swtpm swtpm-tools tpm2-tools tboot
+	linux-source-6.1 flex bison bc lz4 libelf-dev libssl-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -11,6 +11,10 @@
 #   OUTDIR/kvmtest             tests/linux/kvmtest.c, static
 #   OUTDIR/initrd-kvm.img      initrd.img plus the modules and kvmtest, /init = tests/linux/init-kvm
 #   OUTDIR/grub-kvm.cfg, OUTDIR/linux-kvm-disk.img   the same for the KVM variant (tests linux-kvm-*)
+#   OUTDIR/initrd-qemu.img     initrd.img plus the modules, QEMU with its libraries and firmware,
+#                              /init = tests/linux/init-qemu (no disk: tests/runner/linux_kvm_l2.py
+#                              makes its own, with a second initramfs holding the job)
+#   OUTDIR/initrd-l2.img       busybox with /init = tests/linux/init-l2, the Linux L2's initramfs
 # The same inputs give byte-identical files (benchmarks need a fixed disk). Quick when up to date.
 # Environment: LINUX_ABI=56 (say) picks the package; default: what linux-image-amd64 depends on.
 set -euo pipefail
@@ -157,6 +161,58 @@ if newer_than "$out/initrd-kvm.img" "$here/init" "$here/init-kvm" "$busybox" "$0
         "$out/kvmtest:/bin/kvmtest:0755" "$out/kvm-modules/irqbypass.ko:/lib/modules/kvm/irqbypass.ko:0644" \
         "$out/kvm-modules/kvm.ko:/lib/modules/kvm/kvm.ko:0644" \
         "$out/kvm-modules/kvm-intel.ko:/lib/modules/kvm/kvm-intel.ko:0644"
+fi
+
+# --- the QEMU variant: the KVM one plus QEMU, its libraries and the firmware for -kernel ------------
+# (tests/runner/linux_kvm_l2.py: Linux/KVM on Bochs or XMHF runs QEMU -enable-kvm; init-qemu loads KVM
+# with nested=1 and runs /job/run, a script the runner adds as a second initramfs on the GRUB line,
+# before the ordinary init. Only what `-kernel` boots with -nodefaults needs: SeaBIOS, the Linux and
+# multiboot loader option ROMs, kvmvapic.bin (KVM's TPR patching ROM); the binaries are stripped.)
+qemu=${QEMU:-/usr/bin/qemu-system-x86_64}
+[ -x "$qemu" ] || die "$qemu not found (apt-get install qemu-system-x86)"
+# qemu_files: SRC:DEST:MODE for QEMU, the dynamic loader and each library ldd names, and the firmware
+# (found in QEMU's firmware path: /usr/share/qemu, /usr/share/seabios).
+qemu_files() {
+    local l f d
+    echo "$qemu:/usr/bin/qemu-system-x86_64:0755"
+    ldd "$qemu" | sed -n 's/^[[:space:]]*\(\/[^ ]*\) (0x.*$/\1/p; s/^.* => \(\/[^ ]*\) (0x.*$/\1/p' |
+        LC_ALL=C sort -u | while read -r l; do
+            case $l in
+                */ld-linux-x86-64.so.2) echo "$l:/lib64/ld-linux-x86-64.so.2:0755" ;;
+                *) echo "$l:/lib/x86_64-linux-gnu/${l##*/}:0644" ;;
+            esac
+        done
+    for f in bios-256k.bin linuxboot_dma.bin multiboot_dma.bin kvmvapic.bin; do
+        for d in /usr/share/qemu /usr/share/seabios; do
+            [ -e "$d/$f" ] && { echo "$d/$f:/usr/share/qemu/$f:0644"; continue 2; }
+        done
+        die "QEMU firmware $f not found"
+    done
+}
+qfiles=$(qemu_files)
+qsrcs=$(echo "$qfiles" | cut -d: -f1)
+# shellcheck disable=SC2086  # one path per line
+if newer_than "$out/initrd-qemu.img" "$here/init" "$here/init-qemu" "$busybox" "$0" "$out"/kvm-modules/*.ko \
+        $qsrcs; then
+    st=$(mktemp -d "$out/qemu-files.XXXXXX")
+    extra=()
+    while IFS=: read -r src dest mode; do
+        f=$st$dest
+        mkdir -p "$(dirname "$f")"
+        cp -L "$src" "$f"
+        case $dest in *.bin) ;; *) strip --strip-unneeded "$f" 2>/dev/null || true ;; esac
+        extra+=("$f:$dest:$mode")
+    done <<<"$qfiles"
+    mkinitramfs "$out/initrd-qemu.img" "$here/init-qemu" "$here/init:/init.base:0755" \
+        "$out/kvm-modules/irqbypass.ko:/lib/modules/kvm/irqbypass.ko:0644" \
+        "$out/kvm-modules/kvm.ko:/lib/modules/kvm/kvm.ko:0644" \
+        "$out/kvm-modules/kvm-intel.ko:/lib/modules/kvm/kvm-intel.ko:0644" "${extra[@]}"
+    rm -rf "$st"
+fi
+
+# --- the Linux L2's initramfs: busybox and tests/linux/init-l2 (its kernel: build-l2-kernel.sh) -----
+if newer_than "$out/initrd-l2.img" "$here/init-l2" "$busybox" "$0"; then
+    mkinitramfs "$out/initrd-l2.img" "$here/init-l2"
 fi
 
 # --- the GRUB disks -------------------------------------------------------------------
