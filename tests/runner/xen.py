@@ -19,15 +19,16 @@ import threading
 from core import BUILD, ROOT, Result, Test, check_patterns, read, run_emulator, sh
 from boot import grub_disk
 from guest import HV_CMDLINE, build_variant
-from linux import HV_MODULES, parse_exits, parse_ticks
+from linux import HV_MODULES, exit_lines, parse_exits, parse_ticks
 from profile import print_profile, profile, write_svg
 
 XEN_OUT = os.path.join(ROOT, "build", "xen")
+XEN_DISK = os.path.join(XEN_OUT, "xen-disk.img")
 MSRS = os.path.join(ROOT, "tests", "xen", "msrs.def")
 IPS = 100000000
 MEM = 512
 # Failures that leave Bochs running: the emulator is stopped a few seconds after one of these.
-END = (r"^XEN-DOM0: poweroff failed|Kernel panic - not syncing|^XMHF: CPU halted|^\(XEN\) .*\*\*\*\* Panic|"
+END = (r"^XEN-DOM0: poweroff failed|Kernel panic - not syncing|^XMHF: CPU halted|^\(XEN\) .*Panic on CPU|"
        r"^\(XEN\) .*Hardware Dom0 (crashed|halted)")
 
 _build_lock = threading.Lock()
@@ -40,10 +41,6 @@ def build_xen(log):
         if not _built[0]:
             sh(["tests/xen/build.sh", XEN_OUT], log)
             _built[0] = True
-
-
-def disk_path(apicv):
-    return os.path.join(XEN_OUT, "xen-%s-disk.img" % ("apicv" if apicv else "apicv0"))
 
 
 # Xen's log lines: "(XEN) " and, with console_timestamps=raw, "[TSC in 16 hex digits] " before the text.
@@ -68,19 +65,30 @@ def vmx_features(text):
     return out
 
 
+def dom0_start(text):
+    """The TSC of Xen's last line before it runs dom0 ("Freed NNNkB init memory"): where the Xen phase
+    (firmware, GRUB, XMHF's boot if any, Xen's boot and dom0's construction) ends and the dom0 phase
+    (dom0's kernel and init, to the power-off) begins. Bochs's TSC counts instructions like the tick
+    stamps (Xen runs with the TSC of the CPU: XMHF gives L1 no TSC offset)."""
+    for tsc, l in xen_lines(text):
+        if tsc is not None and re.match(r"Freed \d+kB init memory$", l):
+            return tsc
+    return None
+
+
 class XenTest(Test):
     platform = "bochs"
     long = True
 
-    def __init__(self, name, smp, hv, apicv=False, timeout=900, variant=None, hv_extra=" nested=1"):
+    def __init__(self, name, smp, hv, timeout=1200, variant=None, hv_extra=" nested=1"):
         super().__init__(name)
-        self.smp, self.hv, self.apicv, self.timeout, self.variant = smp, hv, apicv, timeout, variant
+        self.smp, self.hv, self.timeout, self.variant = smp, hv, timeout, variant
         self.hv_extra = hv_extra
 
     def run(self, log_dir):
         log = os.path.join(log_dir, "build.log")
         build_xen(log)
-        disks = [disk_path(self.apicv)]
+        disks = [XEN_DISK]
         if self.hv:
             build_dir = build_variant(self.variant, log) if self.variant else "."
             disks = [grub_disk(log_dir, HV_CMDLINE + self.hv_extra, HV_MODULES, log, build_dir)] + disks
@@ -93,12 +101,15 @@ class XenTest(Test):
         ticks = parse_ticks(log_dir)
         if ticks:
             figures["ticks"] = ticks
+        start = dom0_start(text)
+        if ticks and start:
+            figures["ticks_xen"], figures["ticks_dom0"] = start, ticks - start
         exits = parse_exits(text)
         if exits:
             figures["exits"] = sum(sum(c.values()) for c in exits.values())
         err = self.check(text, ended)
         if err:
-            why = re.search(r"^(XMHF: (FATAL|SECURITY).*|.*Kernel panic - not syncing.*|\(XEN\) .*\*\*\*\* Panic.*)$",
+            why = re.search(r"^(XMHF: (FATAL|SECURITY).*|.*Kernel panic - not syncing.*|\(XEN\) .*(Panic on CPU|Xen BUG at).*)$",
                             text, re.M)
             if why and why.group(0) not in err:
                 err += " [%s]" % why.group(0).strip()
@@ -111,7 +122,7 @@ class XenTest(Test):
         expect = [XEN_LINE + r"Xen version 4\.17", XEN_LINE + r"HVM: VMX enabled", XEN_LINE + r"\*\*\* Building a PVH Dom0 \*\*\*",
                   r"^XEN-DOM0: init started$", r"^XEN-DOM0: done$"]
         forbid = [r"Kernel panic", r"^XEN-DOM0: poweroff failed", r"^XMHF: (FATAL|SECURITY)", r"triple-faulted",
-                  XEN_LINE + r"\*\*\*\* Panic"]
+                  XEN_LINE + r"Panic on CPU"]
         if self.hv:
             expect = [r"^XMHF: CPU 0: starting the guest at 0000:7c00 with DL=0x81"] + expect
         err = check_patterns(text, expect, forbid)
@@ -121,9 +132,13 @@ class XenTest(Test):
             m = re.search(r"^XEN-DOM0: %s (.*)$" % what, text, re.M)
             if not m or m.group(1) != want:
                 return "dom0's %s is %s, want %s" % (what, m.group(1) if m else "missing", want)
+        # Xen runs on every CPU; dom0 has one vCPU (dom0_max_vcpus=1, tests/xen/build.sh).
+        m = re.search(XEN_LINE + r"Brought up (\d+) CPUs$", text, re.M)
+        if not m or int(m.group(2)) != self.smp:
+            return "Xen brought up %s CPUs, want %d" % (m.group(2) if m else "no", self.smp)
         cpus = int(re.search(r"^XEN-DOM0: cpus (\d+)$", text, re.M).group(1))
-        if cpus != self.smp:
-            return "dom0 sees %d CPUs, want %d" % (cpus, self.smp)
+        if cpus != 1:
+            return "dom0 sees %d CPUs, want 1" % cpus
         kb = int(re.search(r"^XEN-DOM0: memtotal (\d+)$", text, re.M).group(1))
         # dom0_mem=256M: MemTotal is that less the kernel's own reservations.
         if not 128 * 1024 < kb <= 256 * 1024:
@@ -143,5 +158,50 @@ XEN_VMX_FEATURES = [
 
 
 def tests():
-    return [XenTest("xen-%s-smp%d" % ("xmhf" if hv else "bare", smp), smp, hv) for hv in (False, True) for smp in (1, 2)] + [
-        XenTest("xen-bare-apicv-smp1", 1, False, apicv=True, timeout=300)]
+    return [XenTest("xen-%s-smp%d" % ("xmhf" if hv else "bare", smp), smp, hv) for hv in (False, True) for smp in (1, 2)]
+
+
+def bench(log_root=None):
+    """Boots Xen and its dom0 with one CPU bare, then under XMHF (nested=1; the event-logger build when it
+    can be built, for exits by reason), one after the other (each is a heavy Bochs run), and prints the
+    ticks of the Xen phase and of the dom0 phase (dom0_start), their ratios, and L0's VM exits by reason
+    with the ticks spent on each. Returns the Results."""
+    log_root = log_root or os.path.join(BUILD, "xen-bench")
+    os.makedirs(log_root, exist_ok=True)
+    log = os.path.join(log_root, "build.log")
+    variant = "event-logger"
+    try:
+        build_variant(variant, log)
+    except RuntimeError as e:
+        print("xen bench: event-logger build failed (%s); using the default build, no exit counts" % e)
+        variant = None
+    results = []
+    for t in (XenTest("xen-bare-smp1", 1, False), XenTest("xen-xmhf-smp1", 1, True, variant=variant)):
+        d = os.path.join(log_root, t.name)
+        os.makedirs(d, exist_ok=True)
+        try:
+            results.append(t.run(d))
+        except Exception as e:  # a broken set-up is a failed run, not a crash of the runner
+            results.append(Result(t.name, False, "%s: %s" % (type(e).__name__, e)))
+    bare, hv = results
+    for r in results:
+        print("xen bench: %s %s (%.1f s wall)%s" % (r.name, "PASS" if r.ok else "FAIL", r.seconds,
+                                                   ": " + r.detail if r.detail else ""))
+    for key, what in (("ticks_xen", "Xen phase (to Xen's 'Freed init memory')"),
+                      ("ticks_dom0", "dom0 phase (dom0's kernel and init to power-off)"), ("ticks", "in all")):
+        b, h = bare.figures.get(key), hv.figures.get(key)
+        print("xen bench: %-50s bare %s, under XMHF %s%s" % (
+            what, b or "(unknown)", h or "(unknown)", ", ratio %.3f" % (h / b) if b and h else ""))
+    text = read(os.path.join(log_root, hv.name, "serial.log"))
+    for l in exit_lines(text):
+        print(l)
+    rows = profile(text)
+    if rows:
+        print_profile("xen bench:", rows)
+        svg = write_svg(os.path.join(BUILD, "bench", "xen-exits.svg"),
+                        "Xen 4.17 and its PVH dom0 under XMHF, 1 CPU: VM exits and L0 ticks per exit", rows)
+        if svg:
+            print("xen bench: exit profile drawn in %s" % os.path.relpath(svg, ROOT))
+    elif variant:
+        print("xen bench: no exit counts in %s" % os.path.join(log_root, hv.name, "serial.log"))
+    return results

@@ -7,9 +7,8 @@
 #   OUTDIR/xen.gz                Xen (GRUB's gzio unpacks it)
 #   OUTDIR/dom0.lz4              the dom0 kernel: the bzImage's ELF, LZ4-compressed (see below)
 #   OUTDIR/initrd.img            uncompressed newc cpio, fixed owners, modes and mtimes
-#   OUTDIR/grub-<v>.cfg, OUTDIR/xen-<v>-disk.img   per variant v: "apicv0" (Xen's apicv=0) and
-#                                "apicv" (Xen's default APIC virtualization); the rest of Xen's
-#                                command line is the same
+#   OUTDIR/grub.cfg              the disk's GRUB configuration (Xen's and dom0's command lines)
+#   OUTDIR/xen-disk.img          tools/mkgrubdisk.sh image with /boot/xen.gz, dom0.lz4, initrd.img
 # The same inputs give byte-identical files (benchmarks need a fixed disk). Quick when up to date.
 # Environment: LINUX_OUT (default build/linux) is where tests/linux/build.sh puts the kernel.
 set -euo pipefail
@@ -27,11 +26,17 @@ linux_out=${LINUX_OUT:-$root/build/linux}
 # a PVH dom0 without an IOMMU (Bochs has none) and 256 MiB, every log line (the VMX feature list is
 # among them), no reboot on a crash (a stopped Bochs tells more than a reboot loop), no scrubbing of
 # free memory at boot (seconds of emulated time for nothing), and console output written synchronously
-# (nothing is lost when Bochs stops at power-off). console_timestamps=raw starts each of Xen's lines with
+# (nothing is lost when Bochs stops at power-off), and apicv=0: with Xen's APIC virtualization dom0
+# hangs on bare Bochs 2.7 (../shared/reference/bochs.md; tried again here: after "xen_mcelog" dom0's
+# clock stops, bochs.log floods with "Clear Virtual Interrupt Vector 0x0" and the tick count stalls),
+# so only apicv=0 has a bare reference. console_timestamps=raw starts each of Xen's lines with
 # the TSC, which in Bochs counts instructions like bochs.log's tick stamps: the line Xen prints last
-# before it starts dom0 tells the benchmark where Xen's phase ends. dom0 gets one vCPU per CPU (Xen's
-# default).
-XEN_CMDLINE="console=com1 com1=115200,8n1 console_timestamps=raw no-real-mode dom0=pvh dom0-iommu=none dom0_mem=256M loglvl=all guest_loglvl=all noreboot bootscrub=0 sync_console"
+# before it starts dom0 tells the benchmark where Xen's phase ends. x2apic-mode=physical: in Xen's
+# default mixed mode, its first cluster-mode IPI with 2 CPUs on bare Bochs 2.7 hits "Xen BUG at
+# arch/x86/genapic/x2apic.c:163" (no logical ID for the other CPU). dom0_max_vcpus=1: with 2 vCPUs
+# dom0 hangs on bare Bochs 2.7 right after its second vCPU comes up ("d0v1: upcall vector f3", then
+# nothing), so Xen runs on every CPU and dom0 on one.
+XEN_CMDLINE="console=com1 com1=115200,8n1 console_timestamps=raw x2apic-mode=physical no-real-mode dom0=pvh dom0-iommu=none dom0_mem=256M dom0_max_vcpus=1 loglvl=all guest_loglvl=all noreboot bootscrub=0 sync_console apicv=0"
 # dom0's: the Linux tests' (quiet keeps the log short; nokaslr and clearcpuid make ticks repeat),
 # with Xen's console (hvc0) as the console.
 DOM0_CMDLINE="console=hvc0 earlyprintk=xen panic=-1 reboot=t nokaslr clearcpuid=rdrand,rdseed quiet"
@@ -117,27 +122,22 @@ if newer_than "$out/initrd.img" "$here/init" "$busybox" "$0"; then
     rm -rf "$s"
 fi
 
-# --- the GRUB disks --------------------------------------------------------------------------
-# mkdisk VARIANT XEN_EXTRA: xen-VARIANT-disk.img booting Xen with $XEN_CMDLINE plus XEN_EXTRA (its
-# grub-VARIANT.cfg is written only when its text changes, so an unchanged disk is not rebuilt).
-mkdisk() {
-    local v=$1 extra=$2 cfg=$out/grub-$1.cfg img=$out/xen-$1-disk.img size
-    cat >"$cfg.tmp" <<EOC
+# --- the GRUB disk ---------------------------------------------------------------------------
+# grub.cfg is written only when its text changes, so an unchanged disk is not rebuilt.
+cat >"$out/grub.cfg.tmp" <<EOC
 set timeout=0
 set default=0
-menuentry "Xen 4.17, PVH dom0 ($v)" {
-	multiboot2 /boot/xen.gz $XEN_CMDLINE$extra
+menuentry "Xen 4.17 with a PVH dom0" {
+	multiboot2 /boot/xen.gz $XEN_CMDLINE
 	module2 /boot/dom0.lz4 $DOM0_CMDLINE
 	module2 /boot/initrd.img
 }
 EOC
-    if cmp -s "$cfg.tmp" "$cfg"; then rm -f "$cfg.tmp"; else mv -f "$cfg.tmp" "$cfg"; fi
-    if newer_than "$img" "$out/xen.gz" "$out/dom0.lz4" "$out/initrd.img" "$cfg" "$root/tools/mkgrubdisk.sh"; then
-        size=$(( ($(stat -c %s "$out/xen.gz") + $(stat -c %s "$out/dom0.lz4") + $(stat -c %s "$out/initrd.img")) / 1048576 + 4 ))
-        "$root/tools/mkgrubdisk.sh" -o "$img" -c "$cfg" -s "$size" -f "$out/xen.gz:/boot/xen.gz" \
-            -f "$out/dom0.lz4:/boot/dom0.lz4" -f "$out/initrd.img:/boot/initrd.img" >&2
-    fi
-    echo "$img"
-}
-mkdisk apicv0 " apicv=0"
-mkdisk apicv ""
+if cmp -s "$out/grub.cfg.tmp" "$out/grub.cfg"; then rm -f "$out/grub.cfg.tmp"; else mv -f "$out/grub.cfg.tmp" "$out/grub.cfg"; fi
+img=$out/xen-disk.img
+if newer_than "$img" "$out/xen.gz" "$out/dom0.lz4" "$out/initrd.img" "$out/grub.cfg" "$root/tools/mkgrubdisk.sh"; then
+    size=$(( ($(stat -c %s "$out/xen.gz") + $(stat -c %s "$out/dom0.lz4") + $(stat -c %s "$out/initrd.img")) / 1048576 + 4 ))
+    "$root/tools/mkgrubdisk.sh" -o "$img" -c "$out/grub.cfg" -s "$size" -f "$out/xen.gz:/boot/xen.gz" \
+        -f "$out/dom0.lz4:/boot/dom0.lz4" -f "$out/initrd.img:/boot/initrd.img" >&2
+fi
+echo "$img"
