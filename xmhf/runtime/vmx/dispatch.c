@@ -113,6 +113,9 @@ void vmexit_dispatch(struct vcpu *v)
 
 	v->exit_reason = reason;
 	v->exits++;
+	/* L2's port I/O, by port: the exits a nested guest (a PVH dom0 under Xen) takes most. */
+	if (EVENT_LOGGER && l2 && (reason & 0xffff) == EXIT_REASON_IO)
+		event_log_key(v, EXIT_REASON_IO, (u32)(vmcs_read(VMCS_EXIT_QUALIFICATION) >> 16) & 0xffff);
 	dispatch(v, reason);
 	if (EVENT_LOGGER)
 		event_log_exit(v, reason & 0xffff, l2, rdtsc() - t0);

@@ -1,13 +1,15 @@
 /* The event logger (build.sh --event-logger): per-CPU counts of VM exits by reason, L1's and L2's
  * apart, with the TSC ticks the hypervisor spent handling them (from vmexit_dispatch's start to its
- * end: the exit profile `make bench` draws), and CPUID exits by leaf and RDMSR/WRMSR exits by MSR index
- * in small tables. Printed every 2^24 exits of a CPU and when the machine stops or powers off. */
+ * end: the exit profile `make bench` draws), and CPUID exits by leaf, RDMSR/WRMSR exits by MSR index and
+ * L2's I/O exits by port in small tables. Printed every 2^24 exits of a CPU and when the machine stops
+ * or powers off. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 
 #ifdef XMHF_EVENT_LOGGER
 
 #define KEYS 16
+#define IO_KEYS 32
 
 struct key_count {
 	u32 reason, key;
@@ -21,6 +23,9 @@ struct event_log {
 	u64 l2_ticks[EXIT_REASON_MAX];
 	struct key_count keys[KEYS];
 	u64 other_keys;
+	struct key_count io_keys[IO_KEYS]; /* L2's I/O exits by port: a table of their own, as L1's CPUID
+					    * leaves and MSRs fill the other before L2 runs */
+	u64 other_io_keys;
 };
 
 static struct event_log *log_of(struct vcpu *v)
@@ -58,21 +63,29 @@ static void print_row(u32 cpu, const char *what, const u64 *counts, const u64 *v
 	printf("\n");
 }
 
+static void count_key(struct key_count *keys, u32 n, u64 *other, u32 reason, u32 key)
+{
+	for (u32 i = 0; i < n; i++) {
+		if (keys[i].count && keys[i].reason == reason && keys[i].key == key) {
+			keys[i].count++;
+			return;
+		}
+		if (!keys[i].count) {
+			keys[i] = (struct key_count){ reason, key, 1 };
+			return;
+		}
+	}
+	(*other)++;
+}
+
 void event_log_key(struct vcpu *v, u32 reason, u32 key)
 {
 	struct event_log *l = log_of(v);
 
-	for (u32 i = 0; i < KEYS; i++) {
-		if (l->keys[i].count && l->keys[i].reason == reason && l->keys[i].key == key) {
-			l->keys[i].count++;
-			return;
-		}
-		if (!l->keys[i].count) {
-			l->keys[i] = (struct key_count){ reason, key, 1 };
-			return;
-		}
-	}
-	l->other_keys++;
+	if (reason == EXIT_REASON_IO)
+		count_key(l->io_keys, IO_KEYS, &l->other_io_keys, reason, key);
+	else
+		count_key(l->keys, KEYS, &l->other_keys, reason, key);
 }
 
 void event_log_print_all(void)
@@ -96,6 +109,11 @@ void event_log_print_all(void)
 			       l->keys[k].key, (unsigned long long)l->keys[k].count);
 		if (l->other_keys)
 			printf("XMHF: exits CPU %u: other keys = %llu\n", i, (unsigned long long)l->other_keys);
+		for (u32 k = 0; k < IO_KEYS && l->io_keys[k].count; k++)
+			printf("XMHF: exits CPU %u: L2 io port 0x%x = %llu\n", i, l->io_keys[k].key,
+			       (unsigned long long)l->io_keys[k].count);
+		if (l->other_io_keys)
+			printf("XMHF: exits CPU %u: L2 io other ports = %llu\n", i, (unsigned long long)l->other_io_keys);
 	}
 }
 

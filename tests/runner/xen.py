@@ -1,0 +1,210 @@
+"""Xen tests: Debian's Xen 4.17 with a PVH dom0 (Debian's 6.1 kernel and a busybox initramfs,
+tests/xen/build.sh) boots from its own GRUB disk (multiboot2) (a) bare on Bochs, Xen on Bochs's VMX,
+and (b) as the guest of XMHF with nested=1: Xen is a real L1 and dom0, running in VMX non-root for its
+whole life, an L2. tests/xen/init prints `XEN-DOM0: ...` lines and powers off through Xen.
+
+Checks: Xen brought up every CPU, dom0 reached userspace on Xen (PVH, /sys/hypervisor/type, the CPUID
+hypervisor bit) with its one vCPU and 256 MiB, and the VMX features Xen lists ("VMX: Supported advanced features") are
+bare Bochs's, under XMHF too (XEN_VMX_FEATURES).
+
+Bochs settings (../shared/reference/bochs.md): ips=100000000 (at 4 MHz Xen and dom0 calibrate a clock
+too slow for their watchdogs), `vga: extension=none` (GRUB's VBE mode for Xen panics Bochs) and
+tests/xen/msrs.def (MSRs Xen and Linux read that the CPU model lacks).
+"""
+
+import os
+import re
+import threading
+
+from core import BUILD, ROOT, Result, Test, check_patterns, read, run_emulator, sh
+from boot import grub_disk
+from guest import HV_CMDLINE, build_variant
+from linux import HV_MODULES, exit_lines, parse_exits, parse_ticks
+from profile import print_profile, profile, write_svg
+
+XEN_OUT = os.path.join(ROOT, "build", "xen")
+XEN_DISK = os.path.join(XEN_OUT, "xen-disk.img")
+MSRS = os.path.join(ROOT, "tests", "xen", "msrs.def")
+IPS = 100000000
+MEM = 512
+# Failures that leave Bochs running: the emulator is stopped a few seconds after one of these.
+END = (r"^XEN-DOM0: poweroff failed|Kernel panic - not syncing|^XMHF: CPU halted|^\(XEN\) .*Panic on CPU|"
+       r"^\(XEN\) .*Hardware Dom0 (crashed|halted)")
+
+_build_lock = threading.Lock()
+_built = [False]
+
+
+def build_xen(log):
+    """The Xen disk, built (or checked up to date) once per run."""
+    with _build_lock:
+        if not _built[0]:
+            sh(["tests/xen/build.sh", XEN_OUT], log)
+            _built[0] = True
+
+
+# Xen's log lines: "(XEN) " and, with console_timestamps=raw, "[TSC in 16 hex digits] " before the text.
+XEN_LINE = r"^\(XEN\) (?:\[([0-9a-f]{16})\] )?"
+
+
+def xen_lines(text):
+    """[(tsc or None, text)] of Xen's own log lines, in order."""
+    return [(int(t, 16) if t else None, l) for t, l in re.findall(XEN_LINE + r"(.*)$", text, re.M)]
+
+
+def vmx_features(text):
+    """The lines Xen lists under "VMX: Supported advanced features:" (without their "  - "), or None."""
+    lines = [l for _, l in xen_lines(text)]
+    if "VMX: Supported advanced features:" not in lines:
+        return None
+    out = []
+    for l in lines[lines.index("VMX: Supported advanced features:") + 1:]:
+        if not l.startswith(" - "):
+            break
+        out.append(l[3:])
+    return out
+
+
+def dom0_start(text):
+    """The TSC of Xen's last line before it runs dom0 ("Freed NNNkB init memory"): where the Xen phase
+    (firmware, GRUB, XMHF's boot if any, Xen's boot and dom0's construction) ends and the dom0 phase
+    (dom0's kernel and init, to the power-off) begins. Bochs's TSC counts instructions like the tick
+    stamps (Xen runs with the TSC of the CPU: XMHF gives L1 no TSC offset)."""
+    for tsc, l in xen_lines(text):
+        if tsc is not None and re.match(r"Freed \d+kB init memory$", l):
+            return tsc
+    return None
+
+
+class XenTest(Test):
+    platform = "bochs"
+    long = True
+
+    def __init__(self, name, smp, hv, timeout=1200, variant=None, hv_extra=" nested=1"):
+        super().__init__(name)
+        self.smp, self.hv, self.timeout, self.variant = smp, hv, timeout, variant
+        self.hv_extra = hv_extra
+
+    def run(self, log_dir):
+        log = os.path.join(log_dir, "build.log")
+        build_xen(log)
+        disks = [XEN_DISK]
+        if self.hv:
+            build_dir = build_variant(self.variant, log) if self.variant else "."
+            disks = [grub_disk(log_dir, HV_CMDLINE + self.hv_extra, HV_MODULES, log, build_dir)] + disks
+        serial = os.path.join(log_dir, "serial.log")
+        text, secs, ended = run_emulator("bochs", disks, serial, log_dir, smp=self.smp, mem=MEM,
+                                         timeout=self.timeout, end=END, grace=3.0,
+                                         extra=["--ips", str(IPS), "--bochsrc-extra", 'cpu: msrs="%s"' % MSRS,
+                                                "--bochsrc-extra", "vga: extension=none"])
+        figures = {}
+        ticks = parse_ticks(log_dir)
+        if ticks:
+            figures["ticks"] = ticks
+        start = dom0_start(text)
+        if ticks and start:
+            figures["ticks_xen"], figures["ticks_dom0"] = start, ticks - start
+        exits = parse_exits(text)
+        if exits:
+            figures["exits"] = sum(sum(c.values()) for c in exits.values())
+        err = self.check(text, ended)
+        if err:
+            why = re.search(r"^(XMHF: (FATAL|SECURITY).*|.*Kernel panic - not syncing.*|\(XEN\) .*(Panic on CPU|Xen BUG at).*)$",
+                            text, re.M)
+            if why and why.group(0) not in err:
+                err += " [%s]" % why.group(0).strip()
+            err += " (see %s)" % serial
+        return Result(self.name, not err, err, secs, figures)
+
+    def check(self, text, ended):
+        if not re.search(r"^XEN-DOM0: done$", text, re.M):
+            return "dom0 did not reach 'XEN-DOM0: done' (%s)" % ended
+        expect = [XEN_LINE + r"Xen version 4\.17", XEN_LINE + r"HVM: VMX enabled", XEN_LINE + r"\*\*\* Building a PVH Dom0 \*\*\*",
+                  r"^XEN-DOM0: init started$", r"^XEN-DOM0: done$"]
+        forbid = [r"Kernel panic", r"^XEN-DOM0: poweroff failed", r"^XMHF: (FATAL|SECURITY)", r"triple-faulted",
+                  XEN_LINE + r"Panic on CPU"]
+        if self.hv:
+            expect = [r"^XMHF: CPU 0: starting the guest at 0000:7c00 with DL=0x81"] + expect
+        err = check_patterns(text, expect, forbid)
+        if err:
+            return err
+        for what, want in (("hypervisor type", "xen"), ("cpu flag hypervisor", "yes"), ("pvh", "yes")):
+            m = re.search(r"^XEN-DOM0: %s (.*)$" % what, text, re.M)
+            if not m or m.group(1) != want:
+                return "dom0's %s is %s, want %s" % (what, m.group(1) if m else "missing", want)
+        # Xen runs on every CPU; dom0 has one vCPU (dom0_max_vcpus=1, tests/xen/build.sh).
+        m = re.search(XEN_LINE + r"Brought up (\d+) CPUs$", text, re.M)
+        if not m or int(m.group(2)) != self.smp:
+            return "Xen brought up %s CPUs, want %d" % (m.group(2) if m else "no", self.smp)
+        cpus = int(re.search(r"^XEN-DOM0: cpus (\d+)$", text, re.M).group(1))
+        if cpus != 1:
+            return "dom0 sees %d CPUs, want 1" % cpus
+        kb = int(re.search(r"^XEN-DOM0: memtotal (\d+)$", text, re.M).group(1))
+        # dom0_mem=256M: MemTotal is that less the kernel's own reservations.
+        if not 128 * 1024 < kb <= 256 * 1024:
+            return "dom0's MemTotal %d kB is implausible for dom0_mem=256M" % kb
+        got = vmx_features(text)
+        if got != XEN_VMX_FEATURES:
+            return "Xen's VMX features differ from bare Bochs's: got %s; bare %s" % (got, XEN_VMX_FEATURES)
+        return ""
+
+
+# What Xen 4.17 lists under "VMX: Supported advanced features" on bare Bochs 2.7 (corei7_skylake_x),
+# in its order: under XMHF with nested=1 it must list the same.
+XEN_VMX_FEATURES = [
+    "APIC MMIO access virtualisation", "APIC TPR shadow", "Extended Page Tables (EPT)",
+    "Virtual-Processor Identifiers (VPID)", "Virtual NMI", "MSR direct-access bitmap", "Unrestricted Guest",
+    "VMCS shadowing", "VM Functions", "Virtualisation Exceptions", "Page Modification Logging", "TSC Scaling"]
+
+
+def tests():
+    # Bochs ticks 3.34 G bare, 5.13 G under XMHF, with 1 or 2 CPUs (Xen's raw TSC is the system tick
+    # count). Wall time on 2 host cores shared with other Bochs runs: 120-220 s bare with 1 CPU, 330 s
+    # with 2; 240-390 s under XMHF with 1 CPU, 505 s with 2 (about 20 minutes for the four).
+    return [XenTest("xen-%s-smp%d" % ("xmhf" if hv else "bare", smp), smp, hv) for hv in (False, True) for smp in (1, 2)]
+
+
+def bench(log_root=None):
+    """Boots Xen and its dom0 with one CPU bare, then under XMHF (nested=1; the event-logger build when it
+    can be built, for exits by reason), one after the other (each is a heavy Bochs run), and prints the
+    ticks of the Xen phase and of the dom0 phase (dom0_start), their ratios, and L0's VM exits by reason
+    with the ticks spent on each. Returns the Results."""
+    log_root = log_root or os.path.join(BUILD, "xen-bench")
+    os.makedirs(log_root, exist_ok=True)
+    log = os.path.join(log_root, "build.log")
+    variant = "event-logger"
+    try:
+        build_variant(variant, log)
+    except RuntimeError as e:
+        print("xen bench: event-logger build failed (%s); using the default build, no exit counts" % e)
+        variant = None
+    results = []
+    for t in (XenTest("xen-bare-smp1", 1, False), XenTest("xen-xmhf-smp1", 1, True, variant=variant)):
+        d = os.path.join(log_root, t.name)
+        os.makedirs(d, exist_ok=True)
+        try:
+            results.append(t.run(d))
+        except Exception as e:  # a broken set-up is a failed run, not a crash of the runner
+            results.append(Result(t.name, False, "%s: %s" % (type(e).__name__, e)))
+    bare, hv = results
+    for r in results:
+        print("xen bench: %s %s (%.1f s wall)%s" % (r.name, "PASS" if r.ok else "FAIL", r.seconds,
+                                                   ": " + r.detail if r.detail else ""))
+    for key, what in (("ticks_xen", "Xen phase (to Xen's 'Freed init memory')"),
+                      ("ticks_dom0", "dom0 phase (dom0's kernel and init to power-off)"), ("ticks", "in all")):
+        b, h = bare.figures.get(key), hv.figures.get(key)
+        print("xen bench: %-50s bare %s, under XMHF %s%s" % (
+            what, b or "(unknown)", h or "(unknown)", ", ratio %.3f" % (h / b) if b and h else ""))
+    text = read(os.path.join(log_root, hv.name, "serial.log"))
+    for l in exit_lines(text):
+        print(l)
+    rows = profile(text)
+    if rows:
+        print_profile("xen bench:", rows)
+        svg = write_svg(os.path.join(BUILD, "bench", "xen-exits.svg"),
+                        "Xen 4.17 and its PVH dom0 under XMHF, 1 CPU: VM exits and L0 ticks per exit", rows)
+        if svg:
+            print("xen bench: exit profile drawn in %s" % os.path.relpath(svg, ROOT))
+    elif variant:
+        print("xen bench: no exit counts in %s" % os.path.join(log_root, hv.name, "serial.log"))
+    return results
