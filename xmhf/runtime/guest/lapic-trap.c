@@ -145,8 +145,13 @@ bool lapic_trap_handle_ept(struct vcpu *v, u64 gpa)
 
 	if ((gpa & ~0xfffULL) != apic_page)
 		return false;
-	if (lapic_trap_delinked())
-		return true; /* a read-only translation from before: flushed before the store is retried */
+	if (lapic_trap_delinked()) {
+		/* Never trapped (one CPU) and beyond EPT01's boot map: not present yet, mapped now.
+		 * Otherwise a read-only translation from before, flushed before the store is retried. */
+		if (!(vmcs_read(VMCS_EXIT_QUALIFICATION) & 0x38))
+			ept01_map_on_demand(gpa);
+		return true;
+	}
 	if (guest_store_decode(v, read_old, &offset, &cpu, &st, bytes, &n)) {
 		/* A store we cannot emulate (an SSE or x87 store, a string move, CMPXCHG, or code that
 		 * changed since it faulted): #GP(0), an architectural fault the guest can handle, never
