@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -51,6 +52,19 @@ def sh(cmd, log=None, cwd=ROOT, check=True):
     if check and rc != 0:
         raise RuntimeError("command failed (%d): %s" % (rc, " ".join(cmd)))
     return rc
+
+
+_built = set()
+_built_lock = threading.Lock()
+
+
+def build_once(script, out_dir, log):
+    """Runs a build script (`script OUTDIR`, quick when up to date) once per run of the runner; the
+    tests that need it call this, and a second caller waits for the first."""
+    with _built_lock:
+        if script not in _built:
+            sh([script, out_dir], log)
+            _built.add(script)
 
 
 def read(path):

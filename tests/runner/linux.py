@@ -21,7 +21,7 @@ import os
 import re
 import threading
 
-from core import BUILD, ROOT, Result, Test, check_patterns, read, run_emulator, sh
+from core import BUILD, ROOT, Result, Test, build_once, check_patterns, read, run_emulator, sh
 from boot import grub_disk
 from guest import HV_CMDLINE, build_variant
 from profile import EXIT_REASONS, print_profile, profile, write_svg
@@ -35,15 +35,9 @@ HV_MODULES = ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd1)+1"]
 # (A panic reboots through a triple fault, reboot=t, which ends bare Bochs and stops XMHF.)
 END = r"^LINUX: poweroff failed|Kernel panic - not syncing|^XMHF: CPU halted"
 
-_build_lock = threading.Lock()
-_built = [False]
-
 def build_linux(log):
     """The Linux guest disk, built (or checked up to date) once per run."""
-    with _build_lock:
-        if not _built[0]:
-            sh(["tests/linux/build.sh", LINUX_OUT], log)
-            _built[0] = True
+    build_once("tests/linux/build.sh", LINUX_OUT, log)
     return LINUX_DISK
 
 

@@ -14,9 +14,8 @@ tests/xen/msrs.def (MSRs Xen and Linux read that the CPU model lacks).
 
 import os
 import re
-import threading
 
-from core import BUILD, ROOT, Result, Test, check_patterns, read, run_emulator, sh
+from core import BUILD, ROOT, Result, Test, build_once, check_patterns, read, run_emulator
 from boot import grub_disk
 from guest import HV_CMDLINE, build_variant
 from linux import HV_MODULES, exit_lines, parse_exits, parse_ticks
@@ -31,16 +30,9 @@ MEM = 512
 END = (r"^XEN-DOM0: poweroff failed|Kernel panic - not syncing|^XMHF: CPU halted|^\(XEN\) .*Panic on CPU|"
        r"^\(XEN\) .*Hardware Dom0 (crashed|halted)")
 
-_build_lock = threading.Lock()
-_built = [False]
-
-
 def build_xen(log):
     """The Xen disk, built (or checked up to date) once per run."""
-    with _build_lock:
-        if not _built[0]:
-            sh(["tests/xen/build.sh", XEN_OUT], log)
-            _built[0] = True
+    build_once("tests/xen/build.sh", XEN_OUT, log)
 
 
 # Xen's log lines: "(XEN) " and, with console_timestamps=raw, "[TSC in 16 hex digits] " before the text.
