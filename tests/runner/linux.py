@@ -255,18 +255,24 @@ def tests():
     return out
 
 
+def exit_count_variant(what, log):
+    """The event-logger build for a bench's exit counts: its variant name, or None (with a line saying
+    so) when it cannot be built, and the bench runs the default build without exit counts."""
+    try:
+        build_variant("event-logger", log)
+        return "event-logger"
+    except RuntimeError as e:
+        print("%s: event-logger build failed (%s); using the default build, no exit counts" % (what, e))
+        return None
+
+
 def bench(log_root=None):
     """Boots Linux with one CPU bare and under XMHF (the event-logger build when it can be built, for exit
     counts), in parallel, and prints ticks, their ratio and the VM exits by reason. Returns the Results."""
     log_root = log_root or os.path.join(BUILD, "linux-bench")
     os.makedirs(log_root, exist_ok=True)
     log = os.path.join(log_root, "build.log")
-    variant = "event-logger"
-    try:
-        build_variant(variant, log)
-    except RuntimeError as e:
-        print("linux bench: event-logger build failed (%s); using the default build, no exit counts" % e)
-        variant = None
+    variant = exit_count_variant("linux bench", log)
     runs = [LinuxTest("linux-bare-smp1", 1, False), LinuxTest("linux-xmhf-smp1", 1, True, variant=variant)]
     results = [None, None]
 

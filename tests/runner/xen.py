@@ -18,7 +18,7 @@ import re
 from core import BUILD, ROOT, Result, Test, build_once, check_patterns, read, run_emulator
 from boot import grub_disk
 from guest import HV_CMDLINE, build_variant
-from linux import HV_MODULES, exit_lines, parse_exits, parse_ticks
+from linux import HV_MODULES, exit_count_variant, exit_lines, parse_exits, parse_ticks
 from profile import print_profile, profile, write_svg
 
 XEN_OUT = os.path.join(ROOT, "build", "xen")
@@ -164,12 +164,7 @@ def bench(log_root=None):
     log_root = log_root or os.path.join(BUILD, "xen-bench")
     os.makedirs(log_root, exist_ok=True)
     log = os.path.join(log_root, "build.log")
-    variant = "event-logger"
-    try:
-        build_variant(variant, log)
-    except RuntimeError as e:
-        print("xen bench: event-logger build failed (%s); using the default build, no exit counts" % e)
-        variant = None
+    variant = exit_count_variant("xen bench", log)
     results = []
     for t in (XenTest("xen-bare-smp1", 1, False), XenTest("xen-xmhf-smp1", 1, True, variant=variant)):
         d = os.path.join(log_root, t.name)
