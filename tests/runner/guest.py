@@ -79,13 +79,6 @@ def l0_apic(kernel):
     return " apic=trap" if kernel in BOCHS_APIC_TRAP else ""
 
 
-# Kernels whose inner XMHF (XMHF in XMHF) keeps trapping too. Open bug (docs/known-bugs.md): with the
-# inner XMHF at apic=init-exit, the stress kernel's INIT floods leave its CPU 1 offline (every scenario
-# after the first fails: "did not come online after INIT-SIPI-SIPI"). Found at the end of the session
-# that merged apic= and the stress kernel; not yet understood.
-INNER_APIC_TRAP = {"stress"}
-
-
 # Hypervisor variants some tests boot: name -> make variables. Built once per run, beside the default.
 VARIANTS = {
     "helloworld": ["APP=helloworld"],
@@ -235,8 +228,7 @@ class DiffTest(Test):
             outer, inner = os.path.join(d, "outer"), os.path.join(d, "inner")
             os.makedirs(outer, exist_ok=True)
             os.makedirs(inner, exist_ok=True)
-            inner_cmdline = (HV_CMDLINE.replace("boot_drive=0x81", "boot_drive=0x82") + HV_EXTRA.get(self.kernel, "") +
-                             (" apic=trap" if self.kernel in INNER_APIC_TRAP else ""))
+            inner_cmdline = HV_CMDLINE.replace("boot_drive=0x81", "boot_drive=0x82") + HV_EXTRA.get(self.kernel, "")
             disks = [grub_disk(outer, HV_CMDLINE + " nested=1" + l0_apic(self.kernel), ["/boot/hypervisor-x86-amd64.bin.gz",
                                                                   "--nounzip (hd1)+1"], log),
                      grub_disk(inner, inner_cmdline, ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd2)+1"],

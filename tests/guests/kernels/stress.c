@@ -346,7 +346,16 @@ static void tgt_finish(void)
     uint32_t boots = cpus[1].boot_count;
     T.release = 1;
     mdelay(5);
-    test_check(smp_start_ap(1, 0), "CPU 1 did not come online after INIT-SIPI-SIPI (stage %u)", T.stage);
+    bool up = smp_start_ap(1, 0);
+    if (!up && T.stage != ST_OFF) {
+        /* CPU 1 was still in VMX operation (VMCLEAR and VMXOFF take long when emulated twice, XMHF in
+         * XMHF): the INIT stayed blocked until its VMXOFF (SDM Vol. 3, 24.8) and the SIPIs, sent
+         * while it was not waiting for one, were ignored; the INIT has since put it in wait-for-SIPI,
+         * as it would a real CPU. A CPU that had parked (ST_OFF) gets no second try. */
+        info("CPU 1 took a second INIT-SIPI-SIPI: the first came before its VMXOFF");
+        up = smp_start_ap(1, 0);
+    }
+    test_check(up, "CPU 1 did not come online after INIT-SIPI-SIPI (stage %u)", T.stage);
     volatile int ran = 0;
     test_check(smp_call(1, noop, (void *)&ran, 1000) && ran, "the restarted CPU 1 did not run a call");
     test_check(cpus[1].boot_count == boots + 1, "CPU 1 started %u times, expected once",
