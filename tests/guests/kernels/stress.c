@@ -148,7 +148,7 @@ static void __attribute__((noreturn, used)) l2_sender(void)
  * The target CPU (1)
  */
 enum { TM_ROOT, TM_L2 };
-enum { ST_IDLE, ST_START, ST_VMXON, ST_ROOT, ST_L2, ST_ROOT_AFTER, ST_FAILED, ST_OFF };
+enum { ST_IDLE, ST_START, ST_VMXON, ST_ROOT, ST_L2, ST_ROOT_AFTER, ST_FAILED, ST_OFF, ST_LEAVING };
 
 struct tgt {
     uint8_t vmxon[PAGE], vmcs[PAGE], stack[PAGE];
@@ -293,12 +293,15 @@ static void tgt_worker(void *arg)
         root_wait_release();
     }
     vmclear(vmx_pa(T.vmcs));
+    T.stage = ST_LEAVING;
     vmxoff();           /* bare Bochs: an INIT it kept pending after the INIT exit resets CPU 1 here */
     T.stage = ST_OFF;
     park();
 }
 
 static bool stage_is(void *arg) { return T.stage == (uint32_t)(uintptr_t)arg; }
+/* CPU 1 past its VMCLEAR: about to VMXOFF, or already parked after it */
+static bool stage_is_leaving(void *arg) { (void)arg; return T.stage == ST_LEAVING || T.stage == ST_OFF; }
 static bool u64_above(void *arg)
 {
     volatile uint64_t **p = arg;
@@ -345,13 +348,17 @@ static void tgt_finish(void)
 {
     uint32_t boots = cpus[1].boot_count;
     T.release = 1;
+    /* Its VMCLEAR takes ~30 ms of Bochs time emulated at two levels (XMHF in XMHF): the INIT-SIPI-SIPI
+     * waits for it, then leaves time for the VMXOFF. */
+    test_check(wait_until(stage_is_leaving, NULL, 3000), "CPU 1 did not VMCLEAR after its release (stage %u)",
+               T.stage);
     mdelay(5);
     bool up = smp_start_ap(1, 0);
     if (!up && T.stage != ST_OFF) {
-        /* CPU 1 was still in VMX operation (VMCLEAR and VMXOFF take long when emulated twice, XMHF in
-         * XMHF): the INIT stayed blocked until its VMXOFF (SDM Vol. 3, 24.8) and the SIPIs, sent
-         * while it was not waiting for one, were ignored; the INIT has since put it in wait-for-SIPI,
-         * as it would a real CPU. A CPU that had parked (ST_OFF) gets no second try. */
+        /* CPU 1 was still in VMX operation: the INIT stayed blocked until its VMXOFF (SDM Vol. 3,
+         * 24.8) and the SIPIs, sent while it was not waiting for one, were ignored; the INIT has
+         * since put it in wait-for-SIPI, as it would a real CPU. A CPU that had parked (ST_OFF)
+         * gets no second try. */
         info("CPU 1 took a second INIT-SIPI-SIPI: the first came before its VMXOFF");
         up = smp_start_ap(1, 0);
     }

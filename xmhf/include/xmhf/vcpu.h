@@ -257,8 +257,9 @@ void ipi_emulate(struct vcpu *src, u32 dest, u32 icr_low, bool x2apic);
 void ipi_check_init(struct vcpu *v);
 void ap_wait_for_sipi(struct vcpu *v);
 void guest_enter_wait_for_sipi(struct vcpu *v); /* after a real INIT (sipi.c) */
-u32 ipi_wait_sipi_nested(struct vcpu *v);
-void ipi_l2_active(struct vcpu *v);        /* L2 entered active: drop a SIPI kept for its wait */ /* L2 in wait-for-SIPI, SIPIs emulated: the vector */
+u32 ipi_wait_sipi_nested(struct vcpu *v); /* L2 in wait-for-SIPI, SIPIs emulated: the vector */
+void ipi_l2_active(struct vcpu *v);        /* L2 entered active: drop a SIPI kept for its wait */
+void ipi_vmxoff(struct vcpu *v);           /* L1 left VMX operation: drop SIPIs it could not take */
 bool lapic_trap_delinked(void);             /* apic=init-exit and the guest's APs are up */
 void lapic_trap_ap_started(struct vcpu *v);
 void ipi_kick(struct vcpu *target);  /* an NMI to make it leave the guest, known as such */

@@ -169,6 +169,19 @@ void ipi_l2_active(struct vcpu *v)
 	spin_unlock(&v->ipi_lock);
 }
 
+/* L1 leaves VMX operation (its VMXOFF). An INIT blocked in its root operation is taken next
+ * (ipi_check_init), but the SIPIs sent since reached a CPU that was not waiting for one, which ignores
+ * them (a SIPI counts only in wait-for-SIPI: SDM Vol. 3, 9.4, 26.2); a SIPI kept for an L2 that L1 never
+ * resumed after its INIT exit is void too. Kept, one would start the CPU at once and the guest's own
+ * INIT-SIPI-SIPI would start it a second time (stress: "CPU 1 started 2 times"). */
+void ipi_vmxoff(struct vcpu *v)
+{
+	spin_lock(&v->ipi_lock);
+	v->sipi_pending = 0;
+	v->l2_init_taken = 0;
+	spin_unlock(&v->ipi_lock);
+}
+
 /* At the end of every exit: an INIT sent to this CPU takes it out of the guest. */
 void ipi_check_init(struct vcpu *v)
 {

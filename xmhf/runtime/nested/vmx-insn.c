@@ -226,6 +226,7 @@ static void emulate_vmxoff(struct vcpu *v)
 	vmcs12_release(v);
 	v->l1_vmx_on = 0;
 	v->vmcs02_of = ~0ULL;
+	ipi_vmxoff(v);
 	nested_vm_succeed();
 }
 
