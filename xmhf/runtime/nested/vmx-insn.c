@@ -327,6 +327,8 @@ static void emulate_vmread_vmwrite(struct vcpu *v, bool write, bool l2)
 		return;
 	if (opsize == 4)
 		enc = (u32)enc;
+	if (!l2) /* the fields L1 touches outside the shadow VMCS (the event logger's table) */
+		event_log_key(v, write ? EXIT_REASON_VMWRITE : EXIT_REASON_VMREAD, (u32)enc);
 	vmcs = l2 ? vmcs12_read(v, VMCS_VMCS_LINK_POINTER) : v->l1_current_vmcs;
 	if (vmcs == ~0ULL) {
 		nested_vm_fail_invalid();

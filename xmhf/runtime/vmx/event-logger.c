@@ -1,7 +1,8 @@
 /* The event logger (build.sh --event-logger): per-CPU counts of VM exits by reason, L1's and L2's
  * apart, with the TSC ticks the hypervisor spent handling them (from vmexit_dispatch's start to its
- * end: the exit profile `make bench` draws), and CPUID exits by leaf, RDMSR/WRMSR exits by MSR index and
- * L2's I/O exits by port in small tables. Printed every 2^24 exits of a CPU and when the machine stops
+ * end: the exit profile `make bench` draws), and CPUID exits by leaf, RDMSR/WRMSR exits by MSR index,
+ * L2's I/O exits by port and L1's VMREAD/VMWRITE exits by field (those the shadow VMCS does not hold)
+ * in small tables. Printed every 2^24 exits of a CPU and when the machine stops
  * or powers off. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
@@ -26,6 +27,8 @@ struct event_log {
 	struct key_count io_keys[IO_KEYS]; /* L2's I/O exits by port: a table of their own, as L1's CPUID
 					    * leaves and MSRs fill the other before L2 runs */
 	u64 other_io_keys;
+	struct key_count vmx_keys[IO_KEYS]; /* L1's VMREAD/VMWRITE exits by field encoding */
+	u64 other_vmx_keys;
 };
 
 static struct event_log *log_of(struct vcpu *v)
@@ -84,6 +87,8 @@ void event_log_key(struct vcpu *v, u32 reason, u32 key)
 
 	if (reason == EXIT_REASON_IO)
 		count_key(l->io_keys, IO_KEYS, &l->other_io_keys, reason, key);
+	else if (reason == EXIT_REASON_VMREAD || reason == EXIT_REASON_VMWRITE)
+		count_key(l->vmx_keys, IO_KEYS, &l->other_vmx_keys, reason, key);
 	else
 		count_key(l->keys, KEYS, &l->other_keys, reason, key);
 }
@@ -114,6 +119,13 @@ void event_log_print_all(void)
 			       (unsigned long long)l->io_keys[k].count);
 		if (l->other_io_keys)
 			printf("XMHF: exits CPU %u: L2 io other ports = %llu\n", i, (unsigned long long)l->other_io_keys);
+		for (u32 k = 0; k < IO_KEYS && l->vmx_keys[k].count; k++)
+			printf("XMHF: exits CPU %u: %s 0x%x = %llu\n", i,
+			       l->vmx_keys[k].reason == EXIT_REASON_VMREAD ? "vmread" : "vmwrite", l->vmx_keys[k].key,
+			       (unsigned long long)l->vmx_keys[k].count);
+		if (l->other_vmx_keys)
+			printf("XMHF: exits CPU %u: vmread/vmwrite other fields = %llu\n", i,
+			       (unsigned long long)l->other_vmx_keys);
 	}
 }
 
