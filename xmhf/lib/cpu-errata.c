@@ -1,4 +1,4 @@
-/* IA32_ARCH_CAPABILITIES as the guest reads it: see lib/cpu-errata.h. */
+/* CPU errata the guest is told about: see lib/cpu-errata.h. */
 #include <lib/cpu-errata.h>
 
 void cpu_ident_signature(struct cpu_ident *id, u32 eax)
@@ -12,9 +12,9 @@ void cpu_ident_signature(struct cpu_ident *id, u32 eax)
 	id->stepping = eax & 0xf;
 }
 
-/* Intel family 6 models whose TSC-deadline timer has an erratum below a microcode revision (Intel's
- * specification updates: HSD/BDX/BDD/SKX/SKL/KBL errata; the same list as Linux's deadline_match):
- * steppings first..last, or every stepping when last is 0xff. */
+/* Intel family 6 models whose TSC-deadline timer has an erratum below a microcode revision (from Intel's
+ * specification updates; the same list as Linux's deadline_match in arch/x86/kernel/apic/apic.c):
+ * steppings first..last (0..0xff: all), and the first revision with the fix. */
 static const struct {
 	u8 model, first, last;
 	u32 fixed_in;

@@ -17,7 +17,7 @@
 struct cpu_ident {
 	bool intel;
 	u32 family, model, stepping; /* display family/model (extended fields folded in) */
-	u32 microcode;               /* IA32_BIOS_SIGN_ID[63:32] after CPUID (SDM Vol. 3A, microcode updates) */
+	u32 microcode;               /* revision: IA32_BIOS_SIGN_ID[63:32] after CPUID */
 	bool hypervisor;             /* CPUID.1:ECX[31]: another hypervisor runs below this one */
 };
 
