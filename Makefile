@@ -51,7 +51,7 @@ CFLAGS_RT := $(CFLAGS_COMMON) -m64 -fPIE -mno-red-zone -fvisibility=hidden
 
 # Library files used by each side.
 LIB_INIT := printf string console uart16550 cmdline e820 acpi sha1 sha256 tpm2 tis tcg-log dmar vtd-unit region runtime-image
-LIB_RT := apic-dest printf string console uart16550 palloc e820 mtrr ept insn mmio-store acpi dmar vtd-pt vtd-unit vmcs-fields vmcs-translate nested-logic task-switch segdesc
+LIB_RT := apic-dest cpu-errata printf string console uart16550 palloc e820 mtrr ept insn mmio-store acpi dmar vtd-pt vtd-unit vmcs-fields vmcs-translate nested-logic task-switch segdesc
 
 INIT_SRC := xmhf/boot/header.S xmhf/boot/longmode.S xmhf/boot/init.c xmhf/boot/tpm-tis.c xmhf/boot/measure.c \
 	xmhf/boot/dmaprot.c \

@@ -6,7 +6,7 @@ Linux got from the firmware keeps the hypervisor region out of its RAM.
 
 Figures: `ticks` (Bochs instructions, deterministic for a fixed disk: the kernel runs with nokaslr
 and without RDRAND/RDSEED) and, with the event-logger build, VM exits by reason. bench() compares a
-bare and an XMHF boot with one CPU.
+bare and an XMHF boot with one CPU, bench(smp=2) with two.
 
 The linux-kvm-* tests boot the KVM variant of the disk (linux-kvm-disk.img: tests/linux/init-kvm loads
 Debian's kvm modules and runs tests/linux/kvmtest.c before the ordinary init): Linux/KVM as L1, bare and
@@ -266,14 +266,16 @@ def exit_count_variant(what, log):
         return None
 
 
-def bench(log_root=None):
-    """Boots Linux with one CPU bare and under XMHF (the event-logger build when it can be built, for exit
-    counts), in parallel, and prints ticks, their ratio and the VM exits by reason. Returns the Results."""
+def bench(log_root=None, smp=1):
+    """Boots Linux with smp CPUs bare and under XMHF (the event-logger build when it can be built, for exit
+    counts), in parallel, and prints ticks, their ratio and the VM exits by reason and CPU. Returns the
+    Results."""
     log_root = log_root or os.path.join(BUILD, "linux-bench")
     os.makedirs(log_root, exist_ok=True)
     log = os.path.join(log_root, "build.log")
     variant = exit_count_variant("linux bench", log)
-    runs = [LinuxTest("linux-bare-smp1", 1, False), LinuxTest("linux-xmhf-smp1", 1, True, variant=variant)]
+    runs = [LinuxTest("linux-bare-smp%d" % smp, smp, False),
+            LinuxTest("linux-xmhf-smp%d" % smp, smp, True, variant=variant)]
     results = [None, None]
 
     def go(i):
@@ -314,8 +316,9 @@ def bench(log_root=None):
                                                        if tb and th and n else ""))
         rows = profile(text)
         print_profile("linux bench:", rows)
-        svg = write_svg(os.path.join(BUILD, "bench", "linux-exits.svg"),
-                        "Linux boot to userspace under XMHF, 1 CPU: VM exits and L0 ticks per exit", rows)
+        svg = write_svg(os.path.join(BUILD, "bench", "linux-exits%s.svg" % ("" if smp == 1 else "-smp%d" % smp)),
+                        "Linux boot to userspace under XMHF, %d CPU%s: VM exits and L0 ticks per exit" % (
+                            smp, "" if smp == 1 else "s"), rows)
         if svg:
             print("linux bench: exit profile drawn in %s" % os.path.relpath(svg, ROOT))
     elif variant:

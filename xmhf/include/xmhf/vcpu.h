@@ -162,6 +162,9 @@ NORETURN void xmhf_stop(const char *why);
 /* Exit handlers, one per concern; each returns after arranging the guest's next entry. */
 typedef void (*exit_handler_t)(struct vcpu *v);
 void handle_cpuid(struct vcpu *v);
+/* CPU errata the guest is told about (guest/cpu-errata.c). */
+void guest_cpu_errata_init(void);
+bool guest_tsc_deadline_hidden(void);
 void handle_rdmsr(struct vcpu *v);
 void handle_wrmsr(struct vcpu *v);
 void handle_cr_access(struct vcpu *v);

@@ -81,6 +81,7 @@ static NORETURN void on_ready(void)
 		printf("XMHF: dryrun=1 is for UEFI boot only; ignored\n");
 	}
 	vmx_check_and_read_caps();
+	guest_cpu_errata_init();
 	ept01_init();
 	iommu_protect_registers();
 	lapic_trap_init();

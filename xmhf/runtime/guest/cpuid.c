@@ -4,6 +4,7 @@
 #include <xmhf/vcpu.h>
 #include <xmhf/app.h>
 #include <x86/cpu.h>
+#include <lib/cpu-errata.h>
 
 #define CPUID1_ECX_DTES64 (1U << 2)
 #define CPUID1_ECX_DS_CPL (1U << 4)
@@ -39,6 +40,10 @@ void handle_cpuid(struct vcpu *v)
 	case 1:
 		r.ecx &= ~(CPUID1_ECX_SMX | (nested_enabled() ? 0 : CPUID1_ECX_VMX));
 		r.ecx |= CPUID1_ECX_HYPERVISOR;
+		/* The guest sees the hypervisor bit and no longer checks the CPU's TSC-deadline erratum:
+		 * checked here (cpu-errata.c). */
+		if (guest_tsc_deadline_hidden())
+			r.ecx &= ~CPUID1_ECX_TSC_DEADLINE;
 		/* The debug store is not virtualized (its buffers are host-physical: msr-policy.c). */
 		r.ecx &= ~(CPUID1_ECX_DTES64 | CPUID1_ECX_DS_CPL);
 		r.edx &= ~CPUID1_EDX_DS;
