@@ -140,6 +140,21 @@ def irq_counts(text, name):
     return [int(x) for x in m.group(1).split()], [int(x) for x in m.group(2).split()]
 
 
+def l2_times(text):
+    """Figures (guest seconds, never asserted): l2_boot_s, the L2's uptime (kvm-clock) when its init
+    starts, i.e. its boot to userspace; l1_qemu_s, L1's uptime across the whole QEMU run (L2 boot,
+    workload, reset). In Bochs both follow emulated time, like the run's ticks."""
+    out = {}
+    m = re.search(r"^LINUX-L2: uptime ([\d.]+)$", text, re.M)
+    if m:
+        out["l2_boot_s"] = float(m.group(1))
+    a = re.search(r"^LINUX: uptime before qemu ([\d.]+)$", text, re.M)
+    b = re.search(r"^LINUX: uptime after qemu ([\d.]+)$", text, re.M)
+    if a and b:
+        out["l1_qemu_s"] = round(float(b.group(1)) - float(a.group(1)), 2)
+    return out
+
+
 class LinuxL2Test(QemuJobTest):
     """Linux/KVM (L1) boots the small Linux as L2 with QEMU -enable-kvm; L1 and L2 have smp CPUs."""
 
@@ -150,6 +165,11 @@ class LinuxL2Test(QemuJobTest):
                           "initrd-l2.img": os.path.join(LINUX_OUT, "initrd-l2.img")}
         self.job_script = l2_job(self.smp)
         return super().disk(log)
+
+    def run(self, log_dir):
+        r = super().run(log_dir)
+        r.figures.update(l2_times(read(os.path.join(log_dir, "serial.log"))))
+        return r
 
     def job_check(self, text):
         err = check_patterns(text, L2_EXPECT, [r"^LINUX-L2: (no /dev/vda|reboot failed)"])
