@@ -208,7 +208,8 @@ static bool guest_state_to_02(struct vcpu *v)
 
 /* VMCS02's MSR bitmap: an MSR exits if L0 or L1 wants it (SDM 25.6.9), so L2 accesses L1 allows
  * run without any exit. Without L1's bitmap VMCS02 has none either: every MSR access exits, and all
- * of them are L1's (exit.c). Merged again at each entry: L1 may rewrite its bitmap in memory. */
+ * of them are L1's (exit.c). Merged again at an entry after L1 wrote its bitmap in memory
+ * (bitmap-watch.c). */
 static void setup_msr_bitmap(struct vcpu *v, u32 proc12)
 {
 	const u64 *l1 = (proc12 & PROC_USE_MSR_BITMAPS) ? guestmem_ptr(r12(v, VMCS_MSR_BITMAP), PAGE_SIZE_4K) : NULL;
@@ -220,14 +221,15 @@ static void setup_msr_bitmap(struct vcpu *v, u32 proc12)
 	}
 	if (!v->msr_bitmap02)
 		v->msr_bitmap02 = page_alloc(1);
-	bitmap_merge((u64 *)v->msr_bitmap02, l1, vmcs01_msr_intercepts());
+	if (!nested_bitmap_current(v, BITMAP02_MSR, r12(v, VMCS_MSR_BITMAP), vmcs01_msr_intercepts()))
+		bitmap_merge((u64 *)v->msr_bitmap02, l1, vmcs01_msr_intercepts());
 	vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_USE_MSR_BITMAPS);
 	vmcs_write(VMCS_MSR_BITMAP, (u64)(uintptr_t)v->msr_bitmap02);
 }
 
 /* VMCS02's I/O exiting (SDM 25.6.4): the ports L0 and hypapps intercept exit whatever L1 chose, so L2
  * reaches none of them behind L0's back (nested/exit.c hands L0 the exits L1 did not ask for). With
- * L1's bitmaps, their merge with L0's (again at each entry: L1 may rewrite them in memory); with
+ * L1's bitmaps, their merge with L0's (again after L1 wrote them in memory, bitmap-watch.c); with
  * "unconditional I/O exiting" alone, every access exits anyway; with neither, L0's own bitmaps. */
 static void setup_io_bitmaps(struct vcpu *v, u32 proc12)
 {
@@ -240,11 +242,14 @@ static void setup_io_bitmaps(struct vcpu *v, u32 proc12)
 			v->io_bitmap02 = page_alloc(2);
 		for (u32 i = 0; i < 2; i++) {
 			u64 *out = (u64 *)(uintptr_t)(v->io_bitmap02 + i * PAGE_SIZE_4K);
+			u64 gpa = r12(v, i ? VMCS_IO_BITMAP_B : VMCS_IO_BITMAP_A);
 			/* Checked at entry and kept in L0's VMCS12 copy; gone only if L0's own map changed. */
-			if (l1[i])
-				bitmap_merge(out, l1[i], io_bitmap_l0(i));
-			else
+			if (!l1[i]) {
+				nested_bitmap_forget(v, BITMAP02_IO_A + i);
 				memset(out, 0xff, PAGE_SIZE_4K);
+			} else if (!nested_bitmap_current(v, BITMAP02_IO_A + i, gpa, io_bitmap_l0(i))) {
+				bitmap_merge(out, l1[i], io_bitmap_l0(i));
+			}
 		}
 		a = (u64)(uintptr_t)v->io_bitmap02;
 		b = a + PAGE_SIZE_4K;
@@ -309,7 +314,7 @@ static void l2_from_l1(u32 entry12, const struct l1_loadables *l1)
 
 /* VMRESUME of the VMCS12 VMCS02 is in sync with, changed only in fields that copy as they are or in
  * its host state: the changed guest fields are copied, nothing rebuilt. L1's MSR and I/O bitmaps are
- * merged again, since L1 may change them in memory at any time. */
+ * merged again if L1 changed them in memory (bitmap-watch.c). */
 static void resume_cached(struct vcpu *v)
 {
 	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);

@@ -245,6 +245,8 @@ bool ept02_violation(struct vcpu *v)
 	if (!leaf01 && ept01_map_on_demand(walk.gpa1)) /* L1's MMIO beyond EPT01's boot map */
 		leaf01 = ept01_leaf(walk.gpa1, &level01);
 	if (access & ~leaf01 & walk.rights) {
+		if (nested_bitmap_watch_fault(walk.gpa1, access)) /* an L1 bitmap page (bitmap-watch.c) */
+			return true;
 		if (nested_apicv_access_exit(v, walk.gpa1, qual))
 			return v->in_l2; /* L1's APIC-access page, not L0's APIC: L2 resumes or L1 has an exit */
 		if (lapic_trap_handle_ept(v, walk.gpa1))
