@@ -111,6 +111,15 @@ u64 ept02_eptp(struct vcpu *v, u64 eptp12)
 	struct ept02_slot *s;
 	bool hit;
 
+	/* The common case, a VMRESUME with the same EPTP12 and no EPT01 change: the current slot. Older
+	 * generations' slots are dropped the next time this takes the long way. */
+	if (v->ept02) {
+		s = &v->ept02[v->ept02_cur];
+		if (s->pml4 && s->generation == gen && s->eptp12 == (eptp12 & EPTP12_KEY)) {
+			s->last_use = ++v->ept02_clock;
+			return eptp02_of(s);
+		}
+	}
 	if (!v->ept02) {
 		if (!page_budget) {
 			u64 share = heap_free_bytes() / PAGE_SIZE_4K / (2 * (u64)ncpus);
