@@ -13,6 +13,7 @@ struct ept02_slot;
 /* One of VMCS02's merged bitmap pages as of its last merge (runtime/nested/bitmap-watch.c). */
 struct bitmap02_cache {
 	u64 gpa;             /* L1's page merged in (0: none, merge at the next entry) */
+	void *watch;         /* its watch (bitmap-watch.c) */
 	u32 version;         /* that page's watch version then */
 	u32 l0_generation;   /* L0's bitmap's generation then */
 };

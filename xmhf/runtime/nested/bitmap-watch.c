@@ -67,10 +67,9 @@ static struct page_watch *take_slot(u64 gpa)
 
 /* Before a merge of L1's bitmap page gpa: the page is watched (read-only in EPT01 on every CPU) if it
  * can be; the version to record is returned in *version (false: not watched, merge each time). */
-static bool watch(u64 gpa, u32 *version)
+static struct page_watch *watch(u64 gpa, u32 *version)
 {
 	struct page_watch *w;
-	bool ok = false;
 
 	spin_lock(&lock);
 	w = find(gpa);
@@ -82,28 +81,25 @@ static bool watch(u64 gpa, u32 *version)
 		ept01_change_page_rights(gpa, EPT_READ | EPT_EXEC);
 		w->protected = 1;
 	}
-	if (w->protected) {
-		*version = __atomic_load_n(&w->version, __ATOMIC_ACQUIRE);
-		ok = true;
-	}
+	*version = __atomic_load_n(&w->version, __ATOMIC_ACQUIRE);
+	if (!w->protected)
+		w = NULL;
 	spin_unlock(&lock);
-	return ok;
+	return w;
 }
 
 bool nested_bitmap_current(struct vcpu *v, u32 slot, u64 gpa, const struct sparse_bitmap *l0)
 {
 	struct bitmap02_cache *c = &v->bitmap02_cache[slot];
-	struct page_watch *w;
+	struct page_watch *w = c->watch;
 
-	if (c->gpa == gpa && c->l0_generation == __atomic_load_n(&l0->generation, __ATOMIC_ACQUIRE)) {
-		w = find(gpa);
-		if (w && __atomic_load_n(&w->protected, __ATOMIC_ACQUIRE) &&
-		    __atomic_load_n(&w->version, __ATOMIC_ACQUIRE) == c->version)
-			return true;
-	}
+	/* The slot may have been taken for another page since: its version moved on then. */
+	if (gpa && c->gpa == gpa && c->l0_generation == __atomic_load_n(&l0->generation, __ATOMIC_ACQUIRE) &&
+	    __atomic_load_n(&w->protected, __ATOMIC_ACQUIRE) && __atomic_load_n(&w->version, __ATOMIC_ACQUIRE) == c->version)
+		return true;
 	c->gpa = 0;
 	c->l0_generation = __atomic_load_n(&l0->generation, __ATOMIC_ACQUIRE);
-	if (gpa && watch(gpa, &c->version))
+	if (gpa && (c->watch = watch(gpa, &c->version)) != NULL)
 		c->gpa = gpa; /* valid once the caller merged */
 	return false;
 }

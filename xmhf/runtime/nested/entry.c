@@ -206,51 +206,53 @@ static bool guest_state_to_02(struct vcpu *v)
 	return false;
 }
 
+/* L1's bitmap page gpa merged with L0's into out, unless the merge there is still current
+ * (bitmap-watch.c). Checked at entry and kept in L0's VMCS12 copy, the page is L1 memory unless L0's
+ * own map changed: then every access exits. */
+static void merge_bitmap(struct vcpu *v, u32 slot, u64 gpa, u8 *out, const struct sparse_bitmap *l0)
+{
+	const u64 *l1;
+
+	if (nested_bitmap_current(v, slot, gpa, l0))
+		return;
+	l1 = guestmem_ptr(gpa, PAGE_SIZE_4K);
+	if (l1) {
+		bitmap_merge((u64 *)out, l1, l0);
+		return;
+	}
+	nested_bitmap_forget(v, slot);
+	memset(out, 0xff, PAGE_SIZE_4K);
+}
+
 /* VMCS02's MSR bitmap: an MSR exits if L0 or L1 wants it (SDM 25.6.9), so L2 accesses L1 allows
  * run without any exit. Without L1's bitmap VMCS02 has none either: every MSR access exits, and all
- * of them are L1's (exit.c). Merged again at an entry after L1 wrote its bitmap in memory
- * (bitmap-watch.c). */
+ * of them are L1's (exit.c). */
 static void setup_msr_bitmap(struct vcpu *v, u32 proc12)
 {
-	const u64 *l1 = (proc12 & PROC_USE_MSR_BITMAPS) ? guestmem_ptr(r12(v, VMCS_MSR_BITMAP), PAGE_SIZE_4K) : NULL;
-
-	if (!l1) {
-		/* Checked at entry and kept in L0's VMCS12 copy; gone only if L0's own map changed. */
+	if (!(proc12 & PROC_USE_MSR_BITMAPS)) {
 		vmcs_clear_bits(VMCS_PROC_BASED_CONTROLS, PROC_USE_MSR_BITMAPS);
 		return;
 	}
 	if (!v->msr_bitmap02)
 		v->msr_bitmap02 = page_alloc(1);
-	if (!nested_bitmap_current(v, BITMAP02_MSR, r12(v, VMCS_MSR_BITMAP), vmcs01_msr_intercepts()))
-		bitmap_merge((u64 *)v->msr_bitmap02, l1, vmcs01_msr_intercepts());
+	merge_bitmap(v, BITMAP02_MSR, r12(v, VMCS_MSR_BITMAP), v->msr_bitmap02, vmcs01_msr_intercepts());
 	vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_USE_MSR_BITMAPS);
 	vmcs_write(VMCS_MSR_BITMAP, (u64)(uintptr_t)v->msr_bitmap02);
 }
 
 /* VMCS02's I/O exiting (SDM 25.6.4): the ports L0 and hypapps intercept exit whatever L1 chose, so L2
  * reaches none of them behind L0's back (nested/exit.c hands L0 the exits L1 did not ask for). With
- * L1's bitmaps, their merge with L0's (again after L1 wrote them in memory, bitmap-watch.c); with
- * "unconditional I/O exiting" alone, every access exits anyway; with neither, L0's own bitmaps. */
+ * L1's bitmaps, their merge with L0's; with "unconditional I/O exiting" alone, every access exits
+ * anyway; with neither, L0's own bitmaps. */
 static void setup_io_bitmaps(struct vcpu *v, u32 proc12)
 {
 	u64 a = io_bitmap_a(), b = io_bitmap_b();
 
 	if (proc12 & PROC_USE_IO_BITMAPS) {
-		const u64 *l1[2] = { guestmem_ptr(r12(v, VMCS_IO_BITMAP_A), PAGE_SIZE_4K),
-				     guestmem_ptr(r12(v, VMCS_IO_BITMAP_B), PAGE_SIZE_4K) };
 		if (!v->io_bitmap02)
 			v->io_bitmap02 = page_alloc(2);
-		for (u32 i = 0; i < 2; i++) {
-			u64 *out = (u64 *)(uintptr_t)(v->io_bitmap02 + i * PAGE_SIZE_4K);
-			u64 gpa = r12(v, i ? VMCS_IO_BITMAP_B : VMCS_IO_BITMAP_A);
-			/* Checked at entry and kept in L0's VMCS12 copy; gone only if L0's own map changed. */
-			if (!l1[i]) {
-				nested_bitmap_forget(v, BITMAP02_IO_A + i);
-				memset(out, 0xff, PAGE_SIZE_4K);
-			} else if (!nested_bitmap_current(v, BITMAP02_IO_A + i, gpa, io_bitmap_l0(i))) {
-				bitmap_merge(out, l1[i], io_bitmap_l0(i));
-			}
-		}
+		merge_bitmap(v, BITMAP02_IO_A, r12(v, VMCS_IO_BITMAP_A), v->io_bitmap02, io_bitmap_l0(0));
+		merge_bitmap(v, BITMAP02_IO_B, r12(v, VMCS_IO_BITMAP_B), v->io_bitmap02 + PAGE_SIZE_4K, io_bitmap_l0(1));
 		a = (u64)(uintptr_t)v->io_bitmap02;
 		b = a + PAGE_SIZE_4K;
 	} else if (proc12 & PROC_UNCOND_IO_EXITING) {
@@ -259,6 +261,20 @@ static void setup_io_bitmaps(struct vcpu *v, u32 proc12)
 	vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_USE_IO_BITMAPS);
 	vmcs_write(VMCS_IO_BITMAP_A, a);
 	vmcs_write(VMCS_IO_BITMAP_B, b);
+}
+
+/* At a VMRESUME without a rebuild VMCS02's bitmap controls and addresses are as the last entry left
+ * them (L1 changing its controls or bitmap addresses is a rebuild): only the merged pages may be
+ * stale, L1 having written its bitmaps in memory since (SDM 25.6.4, 25.6.9: the CPU reads them at
+ * each access; bitmap-watch.c notices the writes). */
+static void refresh_bitmaps(struct vcpu *v, u32 proc12)
+{
+	if (proc12 & PROC_USE_MSR_BITMAPS)
+		merge_bitmap(v, BITMAP02_MSR, r12(v, VMCS_MSR_BITMAP), v->msr_bitmap02, vmcs01_msr_intercepts());
+	if (proc12 & PROC_USE_IO_BITMAPS) {
+		merge_bitmap(v, BITMAP02_IO_A, r12(v, VMCS_IO_BITMAP_A), v->io_bitmap02, io_bitmap_l0(0));
+		merge_bitmap(v, BITMAP02_IO_B, r12(v, VMCS_IO_BITMAP_B), v->io_bitmap02 + PAGE_SIZE_4K, io_bitmap_l0(1));
+	}
 }
 
 /* What L1 changed in VMCS12 since VMCS02 was last in sync with it (vmcs12_dirty: its VMWRITEs and
@@ -334,8 +350,7 @@ static void resume_cached(struct vcpu *v)
 	/* A GUEST_IA32_PAT/EFER/DR7/DEBUGCTL L1 wrote must not reach VMCS02 when VMCS12 does not load
 	 * it. */
 	l2_from_l1(entry12, &l1);
-	setup_msr_bitmap(v, (u32)r12(v, VMCS_PROC_BASED_CONTROLS));
-	setup_io_bitmaps(v, (u32)r12(v, VMCS_PROC_BASED_CONTROLS));
+	refresh_bitmaps(v, (u32)r12(v, VMCS_PROC_BASED_CONTROLS));
 	/* L1's entry starts L2's preemption timer from VMCS12's value (saved there at the last exit if
 	 * L1 asked, else the value L1 wrote), not from where VMCS02 stopped. */
 	if (r12(v, VMCS_PIN_BASED_CONTROLS) & PIN_PREEMPTION_TIMER)
@@ -345,9 +360,11 @@ static void resume_cached(struct vcpu *v)
 		vmcs_write(VMCS_EPT_POINTER, ept02_eptp(v, r12(v, VMCS_EPT_POINTER)));
 	v->in_l2 = 1;
 	v->launch_next = 0;
-	/* L1 may rewrite its MSR-load list in memory between entries: copy the lists again. */
-	nested_msr_lists_setup(v, r12(v, VMCS_ENTRY_MSR_LOAD_ADDR), (u32)r12(v, VMCS_ENTRY_MSR_LOAD_COUNT),
-			       r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
+	/* L1 may rewrite its MSR-load list in memory between entries: copy the lists again. Their
+	 * counts are as at the last entry (a change is a rebuild): with none, VMCS02 has none. */
+	if (r12(v, VMCS_ENTRY_MSR_LOAD_COUNT) || r12(v, VMCS_EXIT_MSR_STORE_COUNT))
+		nested_msr_lists_setup(v, r12(v, VMCS_ENTRY_MSR_LOAD_ADDR), (u32)r12(v, VMCS_ENTRY_MSR_LOAD_COUNT),
+				       r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
 	guest_state_to_02(v);
 }
 
