@@ -5,8 +5,9 @@
  * makes it read-only (quiescing the other CPUs, so no CPU keeps a writable translation), and the
  * first write L1 (or L2, through EPT02, whose rights come from EPT01) makes to it gives the write
  * back, bumps the page's version and is retried; an entry merges again only when the page's version
- * or L0's own bitmap changed. A page written too often is no longer watched (merged at every entry,
- * as before): each protection costs a quiesce and every CPU's EPT02s.
+ * or L0's own bitmap changed. A page written too often (twice within MIN_HITS entries of its
+ * protection, or MAX_UNPROTECTS times) is no longer watched (merged at every entry, as before): each
+ * protection costs a quiesce and every CPU's EPT02s.
  * Not seen: L0's own stores into L1 memory (they bypass EPT01) and device DMA, should L1 make a
  * bitmap page also its VMCS region, an MSR-store list, an EPT12 table with A/D flags, a PML log or a
  * #VE area: such an L1 sees that bitmap change late (docs/known-bugs.md). */
@@ -18,12 +19,15 @@
 
 #define WATCHES 16
 #define MAX_UNPROTECTS 32 /* writes to one page before it is merged at every entry instead */
+#define MIN_HITS 64       /* entries a protection must serve before a write, else the page is given up */
 
 struct page_watch {
 	u64 gpa;          /* the page (0: slot unused; page 0 is never watched) */
 	u32 version;      /* bumped at each write L1 made and at reuse of the slot */
 	u32 protected;    /* EPT01 maps it read-only (R|X) for the watch */
 	u32 unprotects;
+	u32 hits;         /* entries that found their merge current since the page was protected */
+	u32 quick_writes; /* writes that came within MIN_HITS entries of a protection */
 	u32 given_up;     /* written too often: not watched */
 	u64 last_use;
 };
@@ -61,6 +65,7 @@ static struct page_watch *take_slot(u64 gpa)
 	w->gpa = gpa;
 	w->protected = 0;
 	w->unprotects = 0;
+	w->quick_writes = 0;
 	w->given_up = 0;
 	return w;
 }
@@ -80,6 +85,7 @@ static struct page_watch *watch(u64 gpa, u32 *version)
 		/* Read-only everywhere before L1's page is read for the merge, so no write is missed. */
 		ept01_change_page_rights(gpa, EPT_READ | EPT_EXEC);
 		w->protected = 1;
+		w->hits = 0;
 	}
 	*version = __atomic_load_n(&w->version, __ATOMIC_ACQUIRE);
 	if (!w->protected)
@@ -95,8 +101,10 @@ bool nested_bitmap_current(struct vcpu *v, u32 slot, u64 gpa, const struct spars
 
 	/* The slot may have been taken for another page since: its version moved on then. */
 	if (gpa && c->gpa == gpa && c->l0_generation == __atomic_load_n(&l0->generation, __ATOMIC_ACQUIRE) &&
-	    __atomic_load_n(&w->protected, __ATOMIC_ACQUIRE) && __atomic_load_n(&w->version, __ATOMIC_ACQUIRE) == c->version)
+	    __atomic_load_n(&w->protected, __ATOMIC_ACQUIRE) && __atomic_load_n(&w->version, __ATOMIC_ACQUIRE) == c->version) {
+		w->hits++; /* a statistic for the give-up rule: a lost increment does not matter */
 		return true;
+	}
 	c->gpa = 0;
 	c->l0_generation = __atomic_load_n(&l0->generation, __ATOMIC_ACQUIRE);
 	if (gpa && (c->watch = watch(gpa, &c->version)) != NULL)
@@ -125,7 +133,12 @@ bool nested_bitmap_watch_fault(u64 gpa, u64 qual)
 		ept01_set_page_rights(gpa, EPT_RWX);
 		__atomic_store_n(&w->protected, 0, __ATOMIC_RELEASE);
 		__atomic_add_fetch(&w->version, 1, __ATOMIC_RELEASE);
-		if (++w->unprotects >= MAX_UNPROTECTS)
+		/* A page L1 rewrites at nearly every entry (XMHF as L1 merging its own VMCS02 bitmaps) is
+		 * cheaper merged each time than protected again: a protection costs a quiesce and every
+		 * EPT02. */
+		if (w->hits < MIN_HITS)
+			w->quick_writes++;
+		if (++w->unprotects >= MAX_UNPROTECTS || w->quick_writes >= 2)
 			w->given_up = 1;
 		handled = true;
 	} else if (w && (ept01_page_rights(gpa) & EPT_WRITE)) {
