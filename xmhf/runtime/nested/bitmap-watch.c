@@ -71,7 +71,8 @@ static struct page_watch *take_slot(u64 gpa)
 }
 
 /* Before a merge of L1's bitmap page gpa: the page is watched (read-only in EPT01 on every CPU) if it
- * can be; the version to record is returned in *version (false: not watched, merge each time). */
+ * can be, and its watch returned with the version to record in *version (NULL: not watched, merge at
+ * each entry). */
 static struct page_watch *watch(u64 gpa, u32 *version)
 {
 	struct page_watch *w;
