@@ -5,7 +5,7 @@
  * makes it read-only (quiescing the other CPUs, so no CPU keeps a writable translation), and the
  * first write L1 (or L2, through EPT02, whose rights come from EPT01) makes to it gives the write
  * back, bumps the page's version and is retried; an entry merges again only when the page's version
- * or L0's own bitmap changed. A page written too often (twice within MIN_HITS entries of its
+ * or L0's own bitmap changed. A page written too often (MAX_QUICK_WRITES times within MIN_HITS entries of its
  * protection, or MAX_UNPROTECTS times) is no longer watched (merged at every entry, as before): each
  * protection costs a quiesce and every CPU's EPT02s.
  * Not seen: L0's own stores into L1 memory (they bypass EPT01) and device DMA, should L1 make a
@@ -19,7 +19,8 @@
 
 #define WATCHES 16
 #define MAX_UNPROTECTS 32 /* writes to one page before it is merged at every entry instead */
-#define MIN_HITS 64       /* entries a protection must serve before a write, else the page is given up */
+#define MIN_HITS 64       /* entries a protection should serve before the next write... */
+#define MAX_QUICK_WRITES 3 /* ...writes that came sooner before the page is given up */
 
 struct page_watch {
 	u64 gpa;          /* the page (0: slot unused; page 0 is never watched) */
@@ -139,7 +140,7 @@ bool nested_bitmap_watch_fault(u64 gpa, u64 qual)
 		 * EPT02. */
 		if (w->hits < MIN_HITS)
 			w->quick_writes++;
-		if (++w->unprotects >= MAX_UNPROTECTS || w->quick_writes >= 2)
+		if (++w->unprotects >= MAX_UNPROTECTS || w->quick_writes >= MAX_QUICK_WRITES)
 			w->given_up = 1;
 		handled = true;
 	} else if (w && (ept01_page_rights(gpa) & EPT_WRITE)) {
