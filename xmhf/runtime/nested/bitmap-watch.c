@@ -5,9 +5,10 @@
  * makes it read-only (quiescing the other CPUs, so no CPU keeps a writable translation), and the
  * first write L1 (or L2, through EPT02, whose rights come from EPT01) makes to it gives the write
  * back, bumps the page's version and is retried; an entry merges again only when the page's version
- * or L0's own bitmap changed. A page written too often (MAX_QUICK_WRITES times within MIN_HITS entries of its
- * protection, or MAX_UNPROTECTS times) is no longer watched (merged at every entry, as before): each
- * protection costs a quiesce and every CPU's EPT02s.
+ * or L0's own bitmap changed. A page written again within MIN_HITS entries of its protection is
+ * merged at every entry for a while (64 entries, then twice as many after each such write) before it
+ * is protected again, and after MAX_UNPROTECTS writes for good: each protection costs a quiesce and
+ * every CPU's EPT02s.
  * Not seen: L0's own stores into L1 memory (they bypass EPT01) and device DMA, should L1 make a
  * bitmap page also its VMCS region, an MSR-store list, an EPT12 table with A/D flags, a PML log or a
  * #VE area: such an L1 sees that bitmap change late (docs/known-bugs.md). */
@@ -19,8 +20,8 @@
 
 #define WATCHES 16
 #define MAX_UNPROTECTS 32 /* writes to one page before it is merged at every entry instead */
-#define MIN_HITS 64       /* entries a protection should serve before the next write... */
-#define MAX_QUICK_WRITES 3 /* ...writes that came sooner before the page is given up */
+#define MIN_HITS 64       /* entries a protection should serve before the next write, else... */
+#define MAX_BACKOFF (1U << 20) /* ...the page is merged at the next 64, 128, ... entries, not protected */
 
 struct page_watch {
 	u64 gpa;          /* the page (0: slot unused; page 0 is never watched) */
@@ -28,7 +29,8 @@ struct page_watch {
 	u32 protected;    /* EPT01 maps it read-only (R|X) for the watch */
 	u32 unprotects;
 	u32 hits;         /* entries that found their merge current since the page was protected */
-	u32 quick_writes; /* writes that came within MIN_HITS entries of a protection */
+	u32 backoff;      /* entries to merge at without protecting after the last quick write */
+	u32 skip;         /* of which still to come */
 	u32 given_up;     /* written too often: not watched */
 	u64 last_use;
 };
@@ -66,7 +68,8 @@ static struct page_watch *take_slot(u64 gpa)
 	w->gpa = gpa;
 	w->protected = 0;
 	w->unprotects = 0;
-	w->quick_writes = 0;
+	w->backoff = 0;
+	w->skip = 0;
 	w->given_up = 0;
 	return w;
 }
@@ -83,7 +86,9 @@ static struct page_watch *watch(u64 gpa, u32 *version)
 	if (!w)
 		w = take_slot(gpa);
 	w->last_use = ++clock;
-	if (!w->protected && !w->given_up && ept01_page_rights(gpa) == EPT_RWX) {
+	if (w->skip)
+		w->skip--;
+	else if (!w->protected && !w->given_up && ept01_page_rights(gpa) == EPT_RWX) {
 		/* Read-only everywhere before L1's page is read for the merge, so no write is missed. */
 		ept01_change_page_rights(gpa, EPT_READ | EPT_EXEC);
 		w->protected = 1;
@@ -138,9 +143,13 @@ bool nested_bitmap_watch_fault(u64 gpa, u64 qual)
 		/* A page L1 rewrites at nearly every entry (XMHF as L1 merging its own VMCS02 bitmaps) is
 		 * cheaper merged each time than protected again: a protection costs a quiesce and every
 		 * EPT02. */
-		if (w->hits < MIN_HITS)
-			w->quick_writes++;
-		if (++w->unprotects >= MAX_UNPROTECTS || w->quick_writes >= MAX_QUICK_WRITES)
+		if (w->hits < MIN_HITS) {
+			w->backoff = w->backoff ? (w->backoff < MAX_BACKOFF ? 2 * w->backoff : MAX_BACKOFF) : MIN_HITS;
+			w->skip = w->backoff;
+		} else {
+			w->backoff = 0;
+		}
+		if (++w->unprotects >= MAX_UNPROTECTS)
 			w->given_up = 1;
 		handled = true;
 	} else if (w && (ept01_page_rights(gpa) & EPT_WRITE)) {
