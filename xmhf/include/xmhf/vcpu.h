@@ -76,6 +76,7 @@ struct vcpu {
 	u64 vmcs02_pa;          /* this CPU's VMCS02 */
 	u64 vmcs02_of;          /* the VMCS12 it was built from and is in sync with (~0: none) */
 	u64 vmcs12_dirty[4];    /* fields L1 VMWRITEs since VMCS02 was in sync (bit = table index) */
+	u32 rare12_stale;       /* L2's rare guest fields are in VMCS02 only (nested/entry.c) */
 	u8 *msr_bitmap02;       /* VMCS02's MSR bitmap: L0's intercepts | L1's */
 	u8 *io_bitmap02;        /* VMCS02's I/O bitmaps A and B (8 KiB): L0's intercepts | L1's */
 	struct bitmap02_cache bitmap02_cache[3]; /* what msr_bitmap02 and io_bitmap02 hold (BITMAP02_*) */

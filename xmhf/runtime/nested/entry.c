@@ -417,25 +417,64 @@ void nested_pending_events(struct vcpu *v)
 		vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING);
 }
 
-/* VMCS12 in L1 memory and VMCS02, the CPU's current VMCS; the field lists are computed once (they
- * depend only on what L1 is offered, the same on every CPU). */
+/* The field lists, computed once (they depend only on what L1 is offered, the same on every CPU):
+ * guest state, exit information, the guest fields every exit saves, and those split into the hot
+ * ones (in the shadow VMCS) and the rare ones (saved lazily, nested_rare12_sync). */
+static struct {
+	u16 guest[VMCS_FIELD_COUNT], exit_info[VMCS_FIELD_COUNT], saved[VMCS_FIELD_COUNT];
+	u16 hot[VMCS_FIELD_COUNT], rare[VMCS_FIELD_COUNT];
+	u32 nguest, nexit_info, nsaved, nhot, nrare;
+	volatile u32 ready;
+} lists;
+
+static void compute_lists(void)
+{
+	if (__atomic_load_n(&lists.ready, __ATOMIC_ACQUIRE))
+		return;
+	/* Every CPU computes the same lists: a race only writes equal values. */
+	lists.nexit_info = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_RO, lists.exit_info);
+	lists.nguest = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_GUEST, lists.guest);
+	lists.nsaved = vmcs_guest_saved_list(lists.guest, lists.nguest, lists.saved);
+	lists.nhot = vmcs_guest_split_list(lists.saved, lists.nsaved, lists.hot, lists.rare, &lists.nrare);
+	__atomic_store_n(&lists.ready, 1, __ATOMIC_RELEASE);
+}
+
+/* VMCS12 in L1 memory and VMCS02, the CPU's current VMCS. */
 void nested_vmcs_pair(struct vcpu *v, struct vmcs_pair *p)
 {
-	static u16 guest[VMCS_FIELD_COUNT], exit_info[VMCS_FIELD_COUNT], saved[VMCS_FIELD_COUNT];
-	static u32 nguest, nexit_info, nsaved;
-	static volatile u32 ready;
-
-	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
-		/* Every CPU computes the same lists: a race only writes equal values. */
-		nexit_info = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_RO, exit_info);
-		nguest = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_GUEST, guest);
-		nsaved = vmcs_guest_saved_list(guest, nguest, saved);
-		__atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
-	}
+	compute_lists();
 	*p = (struct vmcs_pair){ .slots12 = vmcs12_slots(v), .read02 = pair_read02,
-				 .write02 = pair_write02, .ctx = v, .guest = guest, .nguest = nguest,
-				 .exit_info = exit_info, .nexit_info = nexit_info, .read02_list = pair_read02_list,
-				 .guest_saved = saved, .nguest_saved = nsaved };
+				 .write02 = pair_write02, .ctx = v, .guest = lists.guest, .nguest = lists.nguest,
+				 .exit_info = lists.exit_info, .nexit_info = lists.nexit_info,
+				 .read02_list = pair_read02_list, .guest_saved = lists.saved,
+				 .nguest_saved = lists.nsaved };
+}
+
+/* The same, saving only the hot guest fields at an exit: the caller sets rare12_stale. */
+void nested_vmcs_pair_hot(struct vcpu *v, struct vmcs_pair *p)
+{
+	nested_vmcs_pair(v, p);
+	p->guest_saved = lists.hot;
+	p->nguest_saved = lists.nhot;
+}
+
+/* L2's rare guest fields from VMCS02 into VMCS12 if a reflected exit left them there
+ * (rare12_stale: VMCS02 is then in sync with the current VMCS12, and L1 could not have read them
+ * without an exit, as no shadow VMCS holds them). Called before anything reads VMCS12's guest state
+ * whole or by a variable encoding, or VMCS02 is rebuilt or given up; any current VMCS. */
+void nested_rare12_sync(struct vcpu *v)
+{
+	bool in02 = v->in_l2; /* VMCS02 is current, else VMCS01 */
+
+	if (!v->rare12_stale)
+		return;
+	v->rare12_stale = 0;
+	BUG_ON(v->vmcs02_of != v->l1_current_vmcs);
+	if (!in02 && vmptrld(v->vmcs02_pa))
+		panic("VMPTRLD of VMCS02 failed");
+	pair_read02_list(v, lists.rare, lists.nrare, vmcs12_slots(v));
+	if (!in02 && vmptrld(v->vmcs_pa))
+		panic("VMPTRLD of VMCS01 failed");
 }
 
 /* CR0/CR4 for L2: L1's masks and shadows, plus the bits L0 owns (VMX-fixed bits), whose shadow shows
@@ -569,9 +608,11 @@ void nested_vmentry(struct vcpu *v, bool launch)
 	/* L1's RIP moves past VMLAUNCH/VMRESUME: where L1 continues after L2 exits is its host RIP, and
 	 * a failed entry (VMfailValid from the CPU) resumes L1 after the instruction. */
 	guest_skip_instruction();
-	/* VMCS01 keeps L1's state untouched while L2 runs. */
-	if (changes & CHANGED_OTHER)
+	/* VMCS01 keeps L1's state untouched while L2 runs. A rebuild starts from VMCS12 whole. */
+	if (changes & CHANGED_OTHER) {
+		nested_rare12_sync(v);
 		build_vmcs02(v);
+	}
 	else
 		resume_cached(v);
 	/* Events pending for L1 (an INIT, a guest NMI) are dealt with before the entry by

@@ -196,6 +196,8 @@ const struct vmcs_feature_caps *nested_offered_caps(void);
 /* VMCS12 (current) and VMCS02 (the current VMCS) for lib/vmcs-translate.c. */
 struct vmcs_pair;
 void nested_vmcs_pair(struct vcpu *v, struct vmcs_pair *p);
+void nested_vmcs_pair_hot(struct vcpu *v, struct vmcs_pair *p);
+void nested_rare12_sync(struct vcpu *v);
 bool nested_offers_ept(void);
 bool nested_offers_vpid(void);
 
