@@ -187,6 +187,41 @@ TEST(vmcs_translate_exit_saved_list_same_as_filter)
 	}
 }
 
+/* The lazy form (nested/exit.c): the shadowed fields at the exit, the rest read later from the same
+ * VMCS02, saves what the full list saves; every shadowed guest field is in the hot part. */
+TEST(vmcs_translate_exit_hot_then_rare_same_as_saved)
+{
+	static u16 saved[VMCS_FIELD_COUNT], hot[VMCS_FIELD_COUNT], rare[VMCS_FIELD_COUNT];
+	static u64 want[VMCS_FIELD_COUNT];
+	u32 nrare;
+
+	fill();
+	u32 nsaved = vmcs_guest_saved_list(guest, pair.nguest, saved);
+	u32 nhot = vmcs_guest_split_list(saved, nsaved, hot, rare, &nrare);
+	CHECK_EQ(nhot + nrare, nsaved);
+	CHECK(nrare > 20); /* segments, descriptor tables, SYSENTER MSRs...: most of them */
+	for (u32 k = 0; k < nhot; k++)
+		CHECK(vmcs_field_shadowed(hot[k], false));
+	for (u32 k = 0; k < nrare; k++)
+		CHECK(!vmcs_field_shadowed(rare[k], false));
+	v12[I(EXIT_CONTROLS)] = EXIT_SAVE_EFER;
+	struct vmcs_pair full = pair;
+	full.read02_list = read02_list;
+	full.guest_saved = saved;
+	full.nguest_saved = nsaved;
+	vmcs_guest_02_to_12(&full);
+	memcpy(want, v12, sizeof(want));
+	fill();
+	v12[I(EXIT_CONTROLS)] = EXIT_SAVE_EFER;
+	struct vmcs_pair lazy = full;
+	lazy.guest_saved = hot;
+	lazy.nguest_saved = nhot;
+	vmcs_guest_02_to_12(&lazy);
+	CHECK(memcmp(want, v12, sizeof(want)) != 0); /* the rare fields are not there yet */
+	read02_list(NULL, rare, nrare, v12);
+	CHECK(!memcmp(want, v12, sizeof(want)));
+}
+
 TEST(vmcs_translate_exit_cr0_cr4_bits_l0_owns_come_from_the_shadow)
 {
 	fill();

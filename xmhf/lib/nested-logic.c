@@ -131,6 +131,7 @@ void sparse_bitmap_index(struct sparse_bitmap *s)
 		if (s->bits[i])
 			s->idx[n++] = (u16)i;
 	s->n = n;
+	__atomic_add_fetch(&s->generation, 1, __ATOMIC_RELEASE);
 }
 
 /* The copy is a string move: on hardware the fastest way, and in Bochs one tick per word instead of

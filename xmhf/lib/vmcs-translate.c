@@ -70,6 +70,20 @@ u32 vmcs_guest_saved_list(const u16 *guest, u32 n, u16 *out)
 	return m;
 }
 
+u32 vmcs_guest_split_list(const u16 *saved, u32 n, u16 *hot, u16 *rare, u32 *nrare)
+{
+	u32 nhot = 0;
+
+	*nrare = 0;
+	for (u32 k = 0; k < n; k++) {
+		if (vmcs_field_shadowed(saved[k], false))
+			hot[nhot++] = saved[k];
+		else
+			rare[(*nrare)++] = saved[k];
+	}
+	return nhot;
+}
+
 static void read_list(const struct vmcs_pair *p, const u16 *idx, u32 n)
 {
 	if (p->read02_list) {

@@ -138,6 +138,7 @@ struct sparse_bitmap {
 	const u64 *bits;     /* the whole bitmap */
 	u32 nwords;          /* its size in 64-bit words */
 	u32 n;               /* entries of idx in use */
+	u32 generation;      /* bumped at each change: VMCS02's merges made before it are stale */
 	u16 idx[1024];       /* indices of its nonzero words, ascending */
 };
 

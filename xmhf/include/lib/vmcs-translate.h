@@ -50,6 +50,12 @@ void vmcs_guest_12_to_02(const struct vmcs_pair *p);
  * (VMCS02's masks are L0's | L1's); "IA-32e mode guest" in VMCS12's entry controls follows EFER.LMA. */
 void vmcs_guest_02_to_12(const struct vmcs_pair *p);
 
+/* The saved guest fields (vmcs_guest_saved_list) split into those a shadow VMCS holds
+ * (vmcs_field_shadowed: L1 reads them without an exit, so every reflected exit saves them) and the
+ * rest, which L0 saves only when something reads them (runtime/nested/exit.c); returns the number of
+ * hot ones, *nrare the others'. */
+u32 vmcs_guest_split_list(const u16 *saved, u32 n, u16 *hot, u16 *rare, u32 *nrare);
+
 /* The exit information of the exit being reflected (SDM 28.2), with `reason` as its exit reason;
  * every exit clears the valid bit of VMCS12's VM-entry interruption information. */
 void vmcs_exit_info_02_to_12(const struct vmcs_pair *p, u32 reason);

@@ -10,6 +10,17 @@
 struct msr_entry;
 struct ept02_slot;
 
+/* One of VMCS02's merged bitmap pages as of its last merge (runtime/nested/bitmap-watch.c). */
+struct bitmap02_cache {
+	u64 gpa;             /* L1's page merged in (0: none, merge at the next entry) */
+	void *watch;         /* its watch (bitmap-watch.c) */
+	u32 version;         /* that page's watch version then */
+	u32 l0_generation;   /* L0's bitmap's generation then */
+};
+#define BITMAP02_MSR 0
+#define BITMAP02_IO_A 1
+#define BITMAP02_IO_B 2
+
 /* Guest general-purpose registers in the SDM's register-number order (Table 28-3), so a register
  * number from an exit qualification indexes gpr[]. RSP lives in the VMCS; gpr[4] is unused. */
 struct guest_regs {
@@ -65,8 +76,10 @@ struct vcpu {
 	u64 vmcs02_pa;          /* this CPU's VMCS02 */
 	u64 vmcs02_of;          /* the VMCS12 it was built from and is in sync with (~0: none) */
 	u64 vmcs12_dirty[4];    /* fields L1 VMWRITEs since VMCS02 was in sync (bit = table index) */
+	u32 rare12_stale;       /* L2's rare guest fields are in VMCS02 only (nested/entry.c) */
 	u8 *msr_bitmap02;       /* VMCS02's MSR bitmap: L0's intercepts | L1's */
 	u8 *io_bitmap02;        /* VMCS02's I/O bitmaps A and B (8 KiB): L0's intercepts | L1's */
+	struct bitmap02_cache bitmap02_cache[3]; /* what msr_bitmap02 and io_bitmap02 hold (BITMAP02_*) */
 	struct ept02_slot *ept02; /* this CPU's EPT02s, one per EPTP12 (runtime/nested/ept02.c) */
 	u32 ept02_cur;          /* the slot of the EPTP12 L2 runs with */
 	u32 ept02_pages;        /* tables held by all slots */
@@ -233,6 +246,8 @@ bool nested_l2_exception(struct vcpu *v, u32 vector, bool has_error, u32 error_c
 bool nested_l0_nmi(struct vcpu *v);        /* an NMI exit from L2: true if L0 keeps it */
 bool vmcs12_read_pin_nmi_exiting(struct vcpu *v);
 void nested_ept01_changed(struct vcpu *v);
+/* A write to an L1 page watched as a bitmap VMCS02 merged: true if given back (retry the access). */
+bool nested_bitmap_watch_fault(u64 gpa, u64 qual);
 void nested_pending_events(struct vcpu *v); /* before entering L2: INIT and guest NMIs for L1 or L2 */
 void nested_hold_aborted(struct vcpu *v);  /* before entering an L1 vCPU a VMX abort shut down */
 void reinject_interrupted_event(void);

@@ -1,6 +1,7 @@
 /* EPT violations. EPT01 maps everything but the hypervisor's region and write-protects the local
- * APIC page (writes are emulated, lapic-trap.c); any other violation is the guest reaching for the
- * hypervisor's memory: a security event, reported and the machine stopped. */
+ * APIC page (writes are emulated, lapic-trap.c) and the L1 bitmap pages VMCS02 merged (a write gives
+ * them back, nested/bitmap-watch.c); any other violation is the guest reaching for the hypervisor's
+ * memory: a security event, reported and the machine stopped. */
 #include <xmhf/runtime.h>
 #include <xmhf/vcpu.h>
 #include <xmhf/app.h>
@@ -11,6 +12,9 @@ void handle_ept_violation(struct vcpu *v)
 	u64 gpa = vmcs_read(VMCS_GUEST_PHYSICAL_ADDRESS);
 
 	if (lapic_trap_handle_ept(v, gpa))
+		return;
+	/* A write to an L1 bitmap page VMCS02 merged (nested/bitmap-watch.c): retried with its rights. */
+	if (nested_bitmap_watch_fault(gpa, q))
 		return;
 	/* Not present in EPT01 (bits 5:3 of the qualification: no rights) beyond the boot map: MMIO,
 	 * mapped now; the access is retried. */

@@ -206,46 +206,53 @@ static bool guest_state_to_02(struct vcpu *v)
 	return false;
 }
 
+/* L1's bitmap page gpa merged with L0's into out, unless the merge there is still current
+ * (bitmap-watch.c). Checked at entry and kept in L0's VMCS12 copy, the page is L1 memory unless L0's
+ * own map changed: then every access exits. */
+static void merge_bitmap(struct vcpu *v, u32 slot, u64 gpa, u8 *out, const struct sparse_bitmap *l0)
+{
+	const u64 *l1;
+
+	if (nested_bitmap_current(v, slot, gpa, l0))
+		return;
+	l1 = guestmem_ptr(gpa, PAGE_SIZE_4K);
+	if (l1) {
+		bitmap_merge((u64 *)out, l1, l0);
+		return;
+	}
+	nested_bitmap_forget(v, slot);
+	memset(out, 0xff, PAGE_SIZE_4K);
+}
+
 /* VMCS02's MSR bitmap: an MSR exits if L0 or L1 wants it (SDM 25.6.9), so L2 accesses L1 allows
  * run without any exit. Without L1's bitmap VMCS02 has none either: every MSR access exits, and all
- * of them are L1's (exit.c). Merged again at each entry: L1 may rewrite its bitmap in memory. */
+ * of them are L1's (exit.c). */
 static void setup_msr_bitmap(struct vcpu *v, u32 proc12)
 {
-	const u64 *l1 = (proc12 & PROC_USE_MSR_BITMAPS) ? guestmem_ptr(r12(v, VMCS_MSR_BITMAP), PAGE_SIZE_4K) : NULL;
-
-	if (!l1) {
-		/* Checked at entry and kept in L0's VMCS12 copy; gone only if L0's own map changed. */
+	if (!(proc12 & PROC_USE_MSR_BITMAPS)) {
 		vmcs_clear_bits(VMCS_PROC_BASED_CONTROLS, PROC_USE_MSR_BITMAPS);
 		return;
 	}
 	if (!v->msr_bitmap02)
 		v->msr_bitmap02 = page_alloc(1);
-	bitmap_merge((u64 *)v->msr_bitmap02, l1, vmcs01_msr_intercepts());
+	merge_bitmap(v, BITMAP02_MSR, r12(v, VMCS_MSR_BITMAP), v->msr_bitmap02, vmcs01_msr_intercepts());
 	vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_USE_MSR_BITMAPS);
 	vmcs_write(VMCS_MSR_BITMAP, (u64)(uintptr_t)v->msr_bitmap02);
 }
 
 /* VMCS02's I/O exiting (SDM 25.6.4): the ports L0 and hypapps intercept exit whatever L1 chose, so L2
  * reaches none of them behind L0's back (nested/exit.c hands L0 the exits L1 did not ask for). With
- * L1's bitmaps, their merge with L0's (again at each entry: L1 may rewrite them in memory); with
- * "unconditional I/O exiting" alone, every access exits anyway; with neither, L0's own bitmaps. */
+ * L1's bitmaps, their merge with L0's; with "unconditional I/O exiting" alone, every access exits
+ * anyway; with neither, L0's own bitmaps. */
 static void setup_io_bitmaps(struct vcpu *v, u32 proc12)
 {
 	u64 a = io_bitmap_a(), b = io_bitmap_b();
 
 	if (proc12 & PROC_USE_IO_BITMAPS) {
-		const u64 *l1[2] = { guestmem_ptr(r12(v, VMCS_IO_BITMAP_A), PAGE_SIZE_4K),
-				     guestmem_ptr(r12(v, VMCS_IO_BITMAP_B), PAGE_SIZE_4K) };
 		if (!v->io_bitmap02)
 			v->io_bitmap02 = page_alloc(2);
-		for (u32 i = 0; i < 2; i++) {
-			u64 *out = (u64 *)(uintptr_t)(v->io_bitmap02 + i * PAGE_SIZE_4K);
-			/* Checked at entry and kept in L0's VMCS12 copy; gone only if L0's own map changed. */
-			if (l1[i])
-				bitmap_merge(out, l1[i], io_bitmap_l0(i));
-			else
-				memset(out, 0xff, PAGE_SIZE_4K);
-		}
+		merge_bitmap(v, BITMAP02_IO_A, r12(v, VMCS_IO_BITMAP_A), v->io_bitmap02, io_bitmap_l0(0));
+		merge_bitmap(v, BITMAP02_IO_B, r12(v, VMCS_IO_BITMAP_B), v->io_bitmap02 + PAGE_SIZE_4K, io_bitmap_l0(1));
 		a = (u64)(uintptr_t)v->io_bitmap02;
 		b = a + PAGE_SIZE_4K;
 	} else if (proc12 & PROC_UNCOND_IO_EXITING) {
@@ -254,6 +261,20 @@ static void setup_io_bitmaps(struct vcpu *v, u32 proc12)
 	vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_USE_IO_BITMAPS);
 	vmcs_write(VMCS_IO_BITMAP_A, a);
 	vmcs_write(VMCS_IO_BITMAP_B, b);
+}
+
+/* At a VMRESUME without a rebuild VMCS02's bitmap controls and addresses are as the last entry left
+ * them (L1 changing its controls or bitmap addresses is a rebuild): only the merged pages may be
+ * stale, L1 having written its bitmaps in memory since (SDM 25.6.4, 25.6.9: the CPU reads them at
+ * each access; bitmap-watch.c notices the writes). */
+static void refresh_bitmaps(struct vcpu *v, u32 proc12)
+{
+	if (proc12 & PROC_USE_MSR_BITMAPS)
+		merge_bitmap(v, BITMAP02_MSR, r12(v, VMCS_MSR_BITMAP), v->msr_bitmap02, vmcs01_msr_intercepts());
+	if (proc12 & PROC_USE_IO_BITMAPS) {
+		merge_bitmap(v, BITMAP02_IO_A, r12(v, VMCS_IO_BITMAP_A), v->io_bitmap02, io_bitmap_l0(0));
+		merge_bitmap(v, BITMAP02_IO_B, r12(v, VMCS_IO_BITMAP_B), v->io_bitmap02 + PAGE_SIZE_4K, io_bitmap_l0(1));
+	}
 }
 
 /* What L1 changed in VMCS12 since VMCS02 was last in sync with it (vmcs12_dirty: its VMWRITEs and
@@ -309,7 +330,7 @@ static void l2_from_l1(u32 entry12, const struct l1_loadables *l1)
 
 /* VMRESUME of the VMCS12 VMCS02 is in sync with, changed only in fields that copy as they are or in
  * its host state: the changed guest fields are copied, nothing rebuilt. L1's MSR and I/O bitmaps are
- * merged again, since L1 may change them in memory at any time. */
+ * merged again if L1 changed them in memory (bitmap-watch.c). */
 static void resume_cached(struct vcpu *v)
 {
 	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
@@ -329,8 +350,7 @@ static void resume_cached(struct vcpu *v)
 	/* A GUEST_IA32_PAT/EFER/DR7/DEBUGCTL L1 wrote must not reach VMCS02 when VMCS12 does not load
 	 * it. */
 	l2_from_l1(entry12, &l1);
-	setup_msr_bitmap(v, (u32)r12(v, VMCS_PROC_BASED_CONTROLS));
-	setup_io_bitmaps(v, (u32)r12(v, VMCS_PROC_BASED_CONTROLS));
+	refresh_bitmaps(v, (u32)r12(v, VMCS_PROC_BASED_CONTROLS));
 	/* L1's entry starts L2's preemption timer from VMCS12's value (saved there at the last exit if
 	 * L1 asked, else the value L1 wrote), not from where VMCS02 stopped. */
 	if (r12(v, VMCS_PIN_BASED_CONTROLS) & PIN_PREEMPTION_TIMER)
@@ -340,9 +360,11 @@ static void resume_cached(struct vcpu *v)
 		vmcs_write(VMCS_EPT_POINTER, ept02_eptp(v, r12(v, VMCS_EPT_POINTER)));
 	v->in_l2 = 1;
 	v->launch_next = 0;
-	/* L1 may rewrite its MSR-load list in memory between entries: copy the lists again. */
-	nested_msr_lists_setup(v, r12(v, VMCS_ENTRY_MSR_LOAD_ADDR), (u32)r12(v, VMCS_ENTRY_MSR_LOAD_COUNT),
-			       r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
+	/* L1 may rewrite its MSR-load list in memory between entries: copy the lists again. Their
+	 * counts are as at the last entry (a change is a rebuild): with none, VMCS02 has none. */
+	if (r12(v, VMCS_ENTRY_MSR_LOAD_COUNT) || r12(v, VMCS_EXIT_MSR_STORE_COUNT))
+		nested_msr_lists_setup(v, r12(v, VMCS_ENTRY_MSR_LOAD_ADDR), (u32)r12(v, VMCS_ENTRY_MSR_LOAD_COUNT),
+				       r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT));
 	guest_state_to_02(v);
 }
 
@@ -395,25 +417,64 @@ void nested_pending_events(struct vcpu *v)
 		vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING);
 }
 
-/* VMCS12 in L1 memory and VMCS02, the CPU's current VMCS; the field lists are computed once (they
- * depend only on what L1 is offered, the same on every CPU). */
+/* The field lists, computed once (they depend only on what L1 is offered, the same on every CPU):
+ * guest state, exit information, the guest fields every exit saves, and those split into the hot
+ * ones (in the shadow VMCS) and the rare ones (saved lazily, nested_rare12_sync). */
+static struct {
+	u16 guest[VMCS_FIELD_COUNT], exit_info[VMCS_FIELD_COUNT], saved[VMCS_FIELD_COUNT];
+	u16 hot[VMCS_FIELD_COUNT], rare[VMCS_FIELD_COUNT];
+	u32 nguest, nexit_info, nsaved, nhot, nrare;
+	volatile u32 ready;
+} lists;
+
+static void compute_lists(void)
+{
+	if (__atomic_load_n(&lists.ready, __ATOMIC_ACQUIRE))
+		return;
+	/* Every CPU computes the same lists: a race only writes equal values. */
+	lists.nexit_info = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_RO, lists.exit_info);
+	lists.nguest = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_GUEST, lists.guest);
+	lists.nsaved = vmcs_guest_saved_list(lists.guest, lists.nguest, lists.saved);
+	lists.nhot = vmcs_guest_split_list(lists.saved, lists.nsaved, lists.hot, lists.rare, &lists.nrare);
+	__atomic_store_n(&lists.ready, 1, __ATOMIC_RELEASE);
+}
+
+/* VMCS12 in L1 memory and VMCS02, the CPU's current VMCS. */
 void nested_vmcs_pair(struct vcpu *v, struct vmcs_pair *p)
 {
-	static u16 guest[VMCS_FIELD_COUNT], exit_info[VMCS_FIELD_COUNT], saved[VMCS_FIELD_COUNT];
-	static u32 nguest, nexit_info, nsaved;
-	static volatile u32 ready;
-
-	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
-		/* Every CPU computes the same lists: a race only writes equal values. */
-		nexit_info = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_RO, exit_info);
-		nguest = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_GUEST, guest);
-		nsaved = vmcs_guest_saved_list(guest, nguest, saved);
-		__atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
-	}
+	compute_lists();
 	*p = (struct vmcs_pair){ .slots12 = vmcs12_slots(v), .read02 = pair_read02,
-				 .write02 = pair_write02, .ctx = v, .guest = guest, .nguest = nguest,
-				 .exit_info = exit_info, .nexit_info = nexit_info, .read02_list = pair_read02_list,
-				 .guest_saved = saved, .nguest_saved = nsaved };
+				 .write02 = pair_write02, .ctx = v, .guest = lists.guest, .nguest = lists.nguest,
+				 .exit_info = lists.exit_info, .nexit_info = lists.nexit_info,
+				 .read02_list = pair_read02_list, .guest_saved = lists.saved,
+				 .nguest_saved = lists.nsaved };
+}
+
+/* The same, saving only the hot guest fields at an exit: the caller sets rare12_stale. */
+void nested_vmcs_pair_hot(struct vcpu *v, struct vmcs_pair *p)
+{
+	nested_vmcs_pair(v, p);
+	p->guest_saved = lists.hot;
+	p->nguest_saved = lists.nhot;
+}
+
+/* L2's rare guest fields from VMCS02 into VMCS12 if a reflected exit left them there
+ * (rare12_stale: VMCS02 is then in sync with the current VMCS12, and L1 could not have read them
+ * without an exit, as no shadow VMCS holds them). Called before anything reads VMCS12's guest state
+ * whole or by a variable encoding, or VMCS02 is rebuilt or given up; any current VMCS. */
+void nested_rare12_sync(struct vcpu *v)
+{
+	bool in02 = v->in_l2; /* VMCS02 is current, else VMCS01 */
+
+	if (!v->rare12_stale)
+		return;
+	v->rare12_stale = 0;
+	BUG_ON(v->vmcs02_of != v->l1_current_vmcs);
+	if (!in02 && vmptrld(v->vmcs02_pa))
+		panic("VMPTRLD of VMCS02 failed");
+	pair_read02_list(v, lists.rare, lists.nrare, vmcs12_slots(v));
+	if (!in02 && vmptrld(v->vmcs_pa))
+		panic("VMPTRLD of VMCS01 failed");
 }
 
 /* CR0/CR4 for L2: L1's masks and shadows, plus the bits L0 owns (VMX-fixed bits), whose shadow shows
@@ -547,9 +608,11 @@ void nested_vmentry(struct vcpu *v, bool launch)
 	/* L1's RIP moves past VMLAUNCH/VMRESUME: where L1 continues after L2 exits is its host RIP, and
 	 * a failed entry (VMfailValid from the CPU) resumes L1 after the instruction. */
 	guest_skip_instruction();
-	/* VMCS01 keeps L1's state untouched while L2 runs. */
-	if (changes & CHANGED_OTHER)
+	/* VMCS01 keeps L1's state untouched while L2 runs. A rebuild starts from VMCS12 whole. */
+	if (changes & CHANGED_OTHER) {
+		nested_rare12_sync(v);
 		build_vmcs02(v);
+	}
 	else
 		resume_cached(v);
 	/* Events pending for L1 (an INIT, a guest NMI) are dealt with before the entry by

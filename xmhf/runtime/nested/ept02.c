@@ -111,6 +111,15 @@ u64 ept02_eptp(struct vcpu *v, u64 eptp12)
 	struct ept02_slot *s;
 	bool hit;
 
+	/* The common case, a VMRESUME with the same EPTP12 and no EPT01 change: the current slot. Older
+	 * generations' slots are dropped the next time this takes the long way. */
+	if (v->ept02) {
+		s = &v->ept02[v->ept02_cur];
+		if (s->pml4 && s->generation == gen && s->eptp12 == (eptp12 & EPTP12_KEY)) {
+			s->last_use = ++v->ept02_clock;
+			return eptp02_of(s);
+		}
+	}
 	if (!v->ept02) {
 		if (!page_budget) {
 			u64 share = heap_free_bytes() / PAGE_SIZE_4K / (2 * (u64)ncpus);
@@ -245,6 +254,8 @@ bool ept02_violation(struct vcpu *v)
 	if (!leaf01 && ept01_map_on_demand(walk.gpa1)) /* L1's MMIO beyond EPT01's boot map */
 		leaf01 = ept01_leaf(walk.gpa1, &level01);
 	if (access & ~leaf01 & walk.rights) {
+		if (nested_bitmap_watch_fault(walk.gpa1, access)) /* an L1 bitmap page (bitmap-watch.c) */
+			return true;
 		if (nested_apicv_access_exit(v, walk.gpa1, qual))
 			return v->in_l2; /* L1's APIC-access page, not L0's APIC: L2 resumes or L1 has an exit */
 		if (lapic_trap_handle_ept(v, walk.gpa1))

@@ -12,12 +12,25 @@
 #include "nested.h"
 
 /* The exit information into VMCS12, as exit `reason` (lib/vmcs-translate.c); with `l2_state`, L2's
- * guest state too (a VM-entry failure leaves VMCS12's guest state as it was). */
-static void save_exit(struct vcpu *v, u32 reason, bool l2_state)
+ * guest state too (a VM-entry failure leaves VMCS12's guest state as it was), with `lazy` only its
+ * hot fields: the rest stay in VMCS02 until something reads them (the caller sets rare12_stale once
+ * VMCS02 is in sync with VMCS12; nested_rare12_sync, entry.c; KVM splits its vmcs02-to-vmcs12 copy
+ * the same way): a segment register, a descriptor table or a SYSENTER MSR costs a VMREAD at few
+ * exits. */
+static void save_exit_as(struct vcpu *v, u32 reason, bool l2_state, bool lazy)
 {
 	struct vmcs_pair pair;
 
-	nested_vmcs_pair(v, &pair);
+	if (lazy)
+		nested_vmcs_pair_hot(v, &pair);
+	else
+		nested_vmcs_pair(v, &pair);
+	/* Lazily, VMCS02 keeps holding the rare fields (L2 ran on them since); a VM-entry failure
+	 * leaves VMCS12's guest state as the last exit saved it, rare fields included. */
+	if (!l2_state)
+		nested_rare12_sync(v);
+	else if (!lazy)
+		v->rare12_stale = 0; /* all of L2's state now */
 	if (l2_state) {
 		/* VMCS12 still holds what L1 entered with (read before L2's state replaces it). */
 		bool nmi_held = nested_l2_nmi_blocked_until_exit((u32)r12(v, VMCS_PIN_BASED_CONTROLS),
@@ -31,6 +44,11 @@ static void save_exit(struct vcpu *v, u32 reason, bool l2_state)
 			nested_apicv_save12(v);
 	}
 	vmcs_exit_info_02_to_12(&pair, reason);
+}
+
+static void save_exit(struct vcpu *v, u32 reason, bool l2_state)
+{
+	save_exit_as(v, reason, l2_state, false);
 }
 
 /* load_l1_host_state's l2_cr0 for a VM-entry failure in the guest-state checks: L2's state was never
@@ -203,10 +221,12 @@ void nested_hold_aborted(struct vcpu *v)
 	vmcs_clear_bits(VMCS_PROC_BASED_CONTROLS, PROC_NMI_WINDOW_EXITING | PROC_INTR_WINDOW_EXITING);
 }
 
+/* The common reflected exit: L2's rare guest fields stay in VMCS02 (save_exit_as). */
 static void reflect(struct vcpu *v)
 {
-	save_exit(v, v->exit_reason, true);
+	save_exit_as(v, v->exit_reason, true, true);
 	return_to_l1(v);
+	v->rare12_stale = 1; /* VMCS02 is in sync with the current VMCS12 (return_to_l1) */
 }
 
 /* An exit of L0's making for an event that arrived for L1 while L2 ran: an INIT (reason 3) or an NMI

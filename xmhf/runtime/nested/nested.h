@@ -145,6 +145,12 @@ void nested_pml_log(struct vcpu *v, u64 gpa2);
 bool nested_ve_controls_ok(struct vcpu *v);
 bool nested_ve_convert(struct vcpu *v, const struct ept12_walk *walk, u64 qual12, u64 gpa2);
 
+/* VMCS02's merged bitmaps kept while L1's pages are unchanged (bitmap-watch.c): true if slot
+ * (BITMAP02_*) holds L1's page gpa merged with l0 as of now; false: merge it (gpa 0: no page). */
+struct sparse_bitmap;
+bool nested_bitmap_current(struct vcpu *v, u32 slot, u64 gpa, const struct sparse_bitmap *l0);
+void nested_bitmap_forget(struct vcpu *v, u32 slot);
+
 /* VPID02 (vpid02.c). */
 u32 vpid02_setup(struct vcpu *v, u32 proc2_12, u16 vpid12);
 void vpid02_invvpid(struct vcpu *v, u32 type, u16 vpid12, u64 linear);
@@ -190,6 +196,8 @@ const struct vmcs_feature_caps *nested_offered_caps(void);
 /* VMCS12 (current) and VMCS02 (the current VMCS) for lib/vmcs-translate.c. */
 struct vmcs_pair;
 void nested_vmcs_pair(struct vcpu *v, struct vmcs_pair *p);
+void nested_vmcs_pair_hot(struct vcpu *v, struct vmcs_pair *p);
+void nested_rare12_sync(struct vcpu *v);
 bool nested_offers_ept(void);
 bool nested_offers_vpid(void);
 

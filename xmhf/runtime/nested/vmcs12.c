@@ -43,6 +43,7 @@ void vmcs12_release(struct vcpu *v)
 {
 	if (v->l1_current_vmcs == ~0ULL)
 		return;
+	nested_rare12_sync(v);
 	memcpy((u8 *)region_in_l1(v->l1_current_vmcs) + LAUNCH_STATE_OFFSET, (u8 *)v->vmcs12 + LAUNCH_STATE_OFFSET,
 	       PAGE_SIZE_4K - LAUNCH_STATE_OFFSET);
 	v->l1_current_vmcs = ~0ULL;
@@ -62,13 +63,16 @@ u64 *vmcs12_slots(struct vcpu *v)
 	return &v->vmcs12[FIELDS_OFFSET / 8];
 }
 
+/* By a variable encoding (L1's VMREAD/VMWRITE): any field, a rare guest field too. */
 u64 vmcs12_read_any(struct vcpu *v, u32 encoding)
 {
+	nested_rare12_sync(v);
 	return vmcs12_slot_get(slot(v, encoding), encoding);
 }
 
 void vmcs12_write_any(struct vcpu *v, u32 encoding, u64 value)
 {
+	nested_rare12_sync(v);
 	vmcs12_slot_set(slot(v, encoding), encoding, value);
 }
 
