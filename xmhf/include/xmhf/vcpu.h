@@ -248,6 +248,7 @@ bool vmcs12_read_pin_nmi_exiting(struct vcpu *v);
 void nested_ept01_changed(struct vcpu *v);
 /* A write to an L1 page watched as a bitmap VMCS02 merged: true if given back (retry the access). */
 bool nested_bitmap_watch_fault(u64 gpa, u64 qual);
+void nested_bitmap_unwatch(u64 gpa); /* a hypapp took the page: its rights, not the watch's */
 void nested_pending_events(struct vcpu *v); /* before entering L2: INIT and guest NMIs for L1 or L2 */
 void nested_hold_aborted(struct vcpu *v);  /* before entering an L1 vCPU a VMX abort shut down */
 void reinject_interrupted_event(void);

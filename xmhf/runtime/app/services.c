@@ -21,6 +21,7 @@ int xmhf_memprot_setprot(VCPU *vcpu, u64 gpa, u32 prot)
 	} else if (!(prot & MEMP_PROT_NOTPRESENT)) {
 		return -1;
 	}
+	nested_bitmap_unwatch(gpa); /* an L1 bitmap page VMCS02 merged is the hypapp's now */
 	ept01_change_page_rights(gpa, rights);
 	return 0;
 }

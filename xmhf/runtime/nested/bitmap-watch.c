@@ -124,6 +124,26 @@ void nested_bitmap_forget(struct vcpu *v, u32 slot)
 	v->bitmap02_cache[slot].gpa = 0;
 }
 
+/* A hypapp sets the rights of L1 page gpa (app/services.c): the page is the hypapp's from now on. A
+ * watch on it gives up, so that the hypapp's rights stand (the watch would otherwise hand a write
+ * back on the page's next write fault, or miss L1's writes after the hypapp made it writable) and
+ * every entry merges the page again. */
+void nested_bitmap_unwatch(u64 gpa)
+{
+	struct page_watch *w;
+
+	if (!__atomic_load_n(&nwatches, __ATOMIC_ACQUIRE))
+		return;
+	spin_lock(&lock);
+	w = find(gpa & ~0xfffULL);
+	if (w) {
+		__atomic_store_n(&w->protected, 0, __ATOMIC_RELEASE);
+		__atomic_add_fetch(&w->version, 1, __ATOMIC_RELEASE);
+		w->given_up = 1;
+	}
+	spin_unlock(&lock);
+}
+
 /* An EPT violation at L1 page gpa (from L1, or from L2 through EPT02): a write to a watched page gets
  * its rights back and is retried (true). */
 bool nested_bitmap_watch_fault(u64 gpa, u64 qual)
