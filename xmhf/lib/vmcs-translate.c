@@ -172,6 +172,10 @@ bool vmcs_field_shadowed(u32 index, bool write)
 	case VMCS_ENTRY_INSTRUCTION_LENGTH:
 	case VMCS_CR0_READ_SHADOW:
 	case VMCS_CR4_READ_SHADOW:
+	/* XMHF as L1 reads its CR0/CR4 masks at each CPUID exit (guest_cr4(): the OSXSAVE bit), one
+	 * L0 exit per L2 CPUID round trip before (the event logger's vmread 0x6002). */
+	case VMCS_CR0_GUEST_HOST_MASK:
+	case VMCS_CR4_GUEST_HOST_MASK:
 	case VMCS_PROC_BASED_CONTROLS:
 	case VMCS_TPR_THRESHOLD:
 	/* Host state KVM rewrites when its stack or per-CPU bases move. */
