@@ -66,26 +66,12 @@ static void print_row(u32 cpu, const char *what, const u64 *counts, const u64 *v
 	printf("\n");
 }
 
-static void count_key(struct key_count *keys, u32 n, u64 *other, u32 reason, u32 key)
-{
-	for (u32 i = 0; i < n; i++) {
-		if (keys[i].count && keys[i].reason == reason && keys[i].key == key) {
-			keys[i].count++;
-			return;
-		}
-		if (!keys[i].count) {
-			keys[i] = (struct key_count){ reason, key, 1 };
-			return;
-		}
-	}
-	(*other)++;
-}
-
-/* L1's VMREAD/VMWRITE fields: a VMCS set-up writes dozens of fields once, which would fill a table that
- * keeps the first keys it sees before the hot ones come. Space-Saving (Metwally et al., 2005): a new
- * key in a full table replaces the least counted one and inherits its count plus one, so every field
- * seen more often than the smallest count stays, its count at most that much too high. */
-static void count_hot_key(struct key_count *keys, u32 n, u64 *replaced, u32 reason, u32 key)
+/* Counts key in a small table. A full table counts a new key in *other, unless hot: L1's VMREAD/VMWRITE
+ * fields, where a VMCS set-up writes dozens of fields once and would fill the table before the hot ones
+ * come. Then Space-Saving (Metwally et al., 2005): the new key replaces the least counted one and
+ * inherits its count plus one (*other counts the replacements), so every field seen more often than
+ * the smallest count stays, its count at most that much too high. */
+static void count_key(struct key_count *keys, u32 n, u64 *other, u32 reason, u32 key, bool hot)
 {
 	u32 min = 0;
 
@@ -101,8 +87,9 @@ static void count_hot_key(struct key_count *keys, u32 n, u64 *replaced, u32 reas
 		if (keys[i].count < keys[min].count)
 			min = i;
 	}
-	keys[min] = (struct key_count){ reason, key, keys[min].count + 1 };
-	(*replaced)++;
+	if (hot)
+		keys[min] = (struct key_count){ reason, key, keys[min].count + 1 };
+	(*other)++;
 }
 
 void event_log_key(struct vcpu *v, u32 reason, u32 key)
@@ -110,11 +97,11 @@ void event_log_key(struct vcpu *v, u32 reason, u32 key)
 	struct event_log *l = log_of(v);
 
 	if (reason == EXIT_REASON_IO)
-		count_key(l->io_keys, IO_KEYS, &l->other_io_keys, reason, key);
+		count_key(l->io_keys, IO_KEYS, &l->other_io_keys, reason, key, false);
 	else if (reason == EXIT_REASON_VMREAD || reason == EXIT_REASON_VMWRITE)
-		count_hot_key(l->vmx_keys, IO_KEYS, &l->other_vmx_keys, reason, key);
+		count_key(l->vmx_keys, IO_KEYS, &l->other_vmx_keys, reason, key, true);
 	else
-		count_key(l->keys, KEYS, &l->other_keys, reason, key);
+		count_key(l->keys, KEYS, &l->other_keys, reason, key, false);
 }
 
 void event_log_print_all(void)
