@@ -224,6 +224,18 @@ static void merge_bitmap(struct vcpu *v, u32 slot, u64 gpa, u8 *out, const struc
 	memset(out, 0xff, PAGE_SIZE_4K);
 }
 
+/* L1's MSR bitmap page, and its two I/O bitmap pages, merged into VMCS02's (where still stale). */
+static void merge_msr_page(struct vcpu *v)
+{
+	merge_bitmap(v, BITMAP02_MSR, r12(v, VMCS_MSR_BITMAP), v->msr_bitmap02, vmcs01_msr_intercepts());
+}
+
+static void merge_io_pages(struct vcpu *v)
+{
+	merge_bitmap(v, BITMAP02_IO_A, r12(v, VMCS_IO_BITMAP_A), v->io_bitmap02, io_bitmap_l0(0));
+	merge_bitmap(v, BITMAP02_IO_B, r12(v, VMCS_IO_BITMAP_B), v->io_bitmap02 + PAGE_SIZE_4K, io_bitmap_l0(1));
+}
+
 /* VMCS02's MSR bitmap: an MSR exits if L0 or L1 wants it (SDM 25.6.9), so L2 accesses L1 allows
  * run without any exit. Without L1's bitmap VMCS02 has none either: every MSR access exits, and all
  * of them are L1's (exit.c). */
@@ -235,7 +247,7 @@ static void setup_msr_bitmap(struct vcpu *v, u32 proc12)
 	}
 	if (!v->msr_bitmap02)
 		v->msr_bitmap02 = page_alloc(1);
-	merge_bitmap(v, BITMAP02_MSR, r12(v, VMCS_MSR_BITMAP), v->msr_bitmap02, vmcs01_msr_intercepts());
+	merge_msr_page(v);
 	vmcs_set_bits(VMCS_PROC_BASED_CONTROLS, PROC_USE_MSR_BITMAPS);
 	vmcs_write(VMCS_MSR_BITMAP, (u64)(uintptr_t)v->msr_bitmap02);
 }
@@ -251,8 +263,7 @@ static void setup_io_bitmaps(struct vcpu *v, u32 proc12)
 	if (proc12 & PROC_USE_IO_BITMAPS) {
 		if (!v->io_bitmap02)
 			v->io_bitmap02 = page_alloc(2);
-		merge_bitmap(v, BITMAP02_IO_A, r12(v, VMCS_IO_BITMAP_A), v->io_bitmap02, io_bitmap_l0(0));
-		merge_bitmap(v, BITMAP02_IO_B, r12(v, VMCS_IO_BITMAP_B), v->io_bitmap02 + PAGE_SIZE_4K, io_bitmap_l0(1));
+		merge_io_pages(v);
 		a = (u64)(uintptr_t)v->io_bitmap02;
 		b = a + PAGE_SIZE_4K;
 	} else if (proc12 & PROC_UNCOND_IO_EXITING) {
@@ -270,11 +281,9 @@ static void setup_io_bitmaps(struct vcpu *v, u32 proc12)
 static void refresh_bitmaps(struct vcpu *v, u32 proc12)
 {
 	if (proc12 & PROC_USE_MSR_BITMAPS)
-		merge_bitmap(v, BITMAP02_MSR, r12(v, VMCS_MSR_BITMAP), v->msr_bitmap02, vmcs01_msr_intercepts());
-	if (proc12 & PROC_USE_IO_BITMAPS) {
-		merge_bitmap(v, BITMAP02_IO_A, r12(v, VMCS_IO_BITMAP_A), v->io_bitmap02, io_bitmap_l0(0));
-		merge_bitmap(v, BITMAP02_IO_B, r12(v, VMCS_IO_BITMAP_B), v->io_bitmap02 + PAGE_SIZE_4K, io_bitmap_l0(1));
-	}
+		merge_msr_page(v);
+	if (proc12 & PROC_USE_IO_BITMAPS)
+		merge_io_pages(v);
 }
 
 /* What L1 changed in VMCS12 since VMCS02 was last in sync with it (vmcs12_dirty: its VMWRITEs and
@@ -612,9 +621,9 @@ void nested_vmentry(struct vcpu *v, bool launch)
 	if (changes & CHANGED_OTHER) {
 		nested_rare12_sync(v);
 		build_vmcs02(v);
-	}
-	else
+	} else {
 		resume_cached(v);
+	}
 	/* Events pending for L1 (an INIT, a guest NMI) are dealt with before the entry by
 	 * nested_pending_events, which the exit dispatch calls once VMCS02 is current. */
 }
