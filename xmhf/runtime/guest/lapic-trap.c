@@ -145,13 +145,11 @@ bool lapic_trap_handle_ept(struct vcpu *v, u64 gpa)
 
 	if ((gpa & ~0xfffULL) != apic_page)
 		return false;
-	if (lapic_trap_delinked()) {
-		/* Never trapped (one CPU) and beyond EPT01's boot map: not present yet, mapped now.
-		 * Otherwise a read-only translation from before, flushed before the store is retried. */
-		if (!(vmcs_read(VMCS_EXIT_QUALIFICATION) & 0x38))
-			ept01_map_on_demand(gpa);
-		return true;
-	}
+	/* Delinked: a read-only translation from before, flushed before the store is retried. A page
+	 * never trapped (one CPU) beyond EPT01's boot map is not present yet: not the trap's, EPT01's
+	 * on-demand mapping takes it (ept-violation.c). */
+	if (lapic_trap_delinked())
+		return ept01_page_rights(apic_page) != 0;
 	if (guest_store_decode(v, read_old, &offset, &cpu, &st, bytes, &n)) {
 		/* A store we cannot emulate (an SSE or x87 store, a string move, CMPXCHG, or code that
 		 * changed since it faulted): #GP(0), an architectural fault the guest can handle, never
