@@ -150,6 +150,17 @@ static void read02_list(void *ctx, const u16 *list, u32 n, u64 *slots12)
 		slots12[list[k]] = v02[list[k]];
 }
 
+/* The test pair saving the guest fields in list with one read02_list call (the run-time form). */
+static struct vmcs_pair pair_saving(const u16 *list, u32 n)
+{
+	struct vmcs_pair p = pair;
+
+	p.read02_list = read02_list;
+	p.guest_saved = list;
+	p.nguest_saved = n;
+	return p;
+}
+
 /* The run-time form (one list of the fields every exit saves, read in one call) saves what the
  * field-by-field filter saves, for every combination of the four save controls. */
 TEST(vmcs_translate_exit_saved_list_same_as_filter)
@@ -175,10 +186,7 @@ TEST(vmcs_translate_exit_saved_list_same_as_filter)
 		memcpy(want, v12, sizeof(want));
 		fill();
 		v12[I(EXIT_CONTROLS)] = exit12;
-		struct vmcs_pair fast = pair;
-		fast.read02_list = read02_list;
-		fast.guest_saved = saved;
-		fast.nguest_saved = nsaved;
+		struct vmcs_pair fast = pair_saving(saved, nsaved);
 		list_reads = 0;
 		vmcs_guest_02_to_12(&fast);
 		CHECK_EQ(list_reads, 1);
@@ -205,17 +213,12 @@ TEST(vmcs_translate_exit_hot_then_rare_same_as_saved)
 	for (u32 k = 0; k < nrare; k++)
 		CHECK(!vmcs_field_shadowed(rare[k], false));
 	v12[I(EXIT_CONTROLS)] = EXIT_SAVE_EFER;
-	struct vmcs_pair full = pair;
-	full.read02_list = read02_list;
-	full.guest_saved = saved;
-	full.nguest_saved = nsaved;
+	struct vmcs_pair full = pair_saving(saved, nsaved);
 	vmcs_guest_02_to_12(&full);
 	memcpy(want, v12, sizeof(want));
 	fill();
 	v12[I(EXIT_CONTROLS)] = EXIT_SAVE_EFER;
-	struct vmcs_pair lazy = full;
-	lazy.guest_saved = hot;
-	lazy.nguest_saved = nhot;
+	struct vmcs_pair lazy = pair_saving(hot, nhot);
 	vmcs_guest_02_to_12(&lazy);
 	CHECK(memcmp(want, v12, sizeof(want)) != 0); /* the rare fields are not there yet */
 	read02_list(NULL, rare, nrare, v12);
