@@ -55,13 +55,16 @@ def sh(cmd, log=None, cwd=ROOT, check=True):
 
 
 _built = set()
-_built_lock = threading.Lock()
+_build_locks = {}                 # script -> its lock: builds of different scripts run side by side
+_build_locks_lock = threading.Lock()
 
 
 def build_once(script, out_dir, log):
     """Runs a build script (`script OUTDIR`, quick when up to date) once per run of the runner; the
     tests that need it call this, and a second caller waits for the first."""
-    with _built_lock:
+    with _build_locks_lock:
+        lock = _build_locks.setdefault(script, threading.Lock())
+    with lock:
         if script not in _built:
             sh([script, out_dir], log)
             _built.add(script)
