@@ -30,6 +30,26 @@ LINUX_OUT = os.path.join(ROOT, "build", "linux")
 LINUX_DISK = os.path.join(LINUX_OUT, "linux-disk.img")
 LINUX_KVM_DISK = os.path.join(LINUX_OUT, "linux-kvm-disk.img")  # the same plus KVM and kvmtest (LinuxKvmTest)
 MSRS = os.path.join(ROOT, "tests", "linux", "msrs.def")
+# Bochs's corei7_skylake_x is Skylake-SP stepping 4 with microcode revision 0, which has Intel's
+# TSC-deadline erratum: Linux (and XMHF for its guest, lib/cpu-errata.c) then keep the local APIC
+# timer in one-shot mode. The *-tscdeadline-* tests give the CPU the first fixed revision, 0x2000014
+# (IA32_BIOS_SIGN_ID, MSR 8BH, its high half read-only), so the timer runs in TSC-deadline mode, as
+# on most CPUs users have.
+UCODE_FIXED = "  0x8b      0    02000014   00000000    00000000   00000000   ffffffff   00000000\n"
+
+
+def msrs_file(fixed_ucode):
+    """The Bochs msrs= file: tests/linux/msrs.def, plus the fixed microcode revision when asked."""
+    if not fixed_ucode:
+        return MSRS
+    path = os.path.join(BUILD, "linux-msrs-fixed-ucode.def")
+    with open(MSRS) as f:
+        text = f.read() + "# IA32_BIOS_SIGN_ID: microcode revision 0x2000014 (no TSC-deadline erratum)\n" + UCODE_FIXED
+    tmp = "%s.%d.tmp" % (path, threading.get_ident())
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)  # tests running side by side write the same bytes
+    return path
 HV_MODULES = ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd1)+1"]
 # Failures that leave Bochs running: the emulator is stopped a few seconds after one of these.
 # (A panic reboots through a triple fault, reboot=t, which ends bare Bochs and stops XMHF.)
@@ -90,10 +110,11 @@ def check_region_hidden(text):
 class LinuxTest(Test):
     platform = "bochs"
 
-    def __init__(self, name, smp, hv, mem=256, timeout=400, variant=None, hv_extra=""):
+    def __init__(self, name, smp, hv, mem=256, timeout=400, variant=None, hv_extra="", fixed_ucode=False):
         super().__init__(name)
         self.smp, self.hv, self.mem, self.timeout, self.variant = smp, hv, mem, timeout, variant
         self.hv_extra = hv_extra  # more words for XMHF's command line (nested=1)
+        self.fixed_ucode = fixed_ucode  # no TSC-deadline erratum (UCODE_FIXED)
 
     def disk(self, log):
         build_linux(log)
@@ -113,7 +134,7 @@ class LinuxTest(Test):
         serial = os.path.join(log_dir, "serial.log")
         text, secs, ended = run_emulator("bochs", disks, serial, log_dir, smp=self.smp, mem=self.mem,
                                          timeout=self.timeout, end=END, grace=3.0,
-                                         extra=["--bochsrc-extra", 'cpu: msrs="%s"' % MSRS])
+                                         extra=["--bochsrc-extra", 'cpu: msrs="%s"' % msrs_file(self.fixed_ucode)])
         figures = {}
         ticks = parse_ticks(log_dir)
         if ticks:
@@ -154,6 +175,10 @@ class LinuxTest(Test):
         want_vmx = "nested=0" not in self.hv_extra
         if not re.search(r"^LINUX: cpu flag %s$" % ("vmx" if want_vmx else "no-vmx"), text, re.M):
             return "Linux should%s see the vmx CPU flag" % ("" if want_vmx else " not")
+        # TSC-deadline mode exactly where the microcode has no erratum, bare and under XMHF.
+        flag = "tsc_deadline_timer" if self.fixed_ucode else "no-tsc_deadline_timer"
+        if not re.search(r"^LINUX: cpu flag %s$" % flag, text, re.M):
+            return "Linux should%s see the tsc_deadline_timer CPU flag" % ("" if self.fixed_ucode else " not")
         if self.hv:
             return check_region_hidden(text)
         return ""
@@ -247,6 +272,9 @@ def tests():
     # and 280 s under XMHF with 2 (an idle Bochs CPU costs host time while the other decompresses).
     out = [LinuxTest("linux-%s-smp%d" % ("xmhf" if hv else "bare", smp), smp, hv, timeout=400 if smp == 1 else 600)
            for hv in (False, True) for smp in (1, 2)]
+    # The local APIC timer in TSC-deadline mode, as on CPUs without the erratum (UCODE_FIXED).
+    out += [LinuxTest("linux-%s-tscdeadline-smp2" % ("xmhf" if hv else "bare"), 2, hv, timeout=600,
+                      fixed_ucode=True) for hv in (False, True)]
     # Linux runs KVM and a KVM guest: bare (the reference) and as XMHF's L1 (nested=1).
     out.append(LinuxKvmTest("linux-kvm-bare-smp1", 1, False, timeout=600))
     # The event-logger build: its exit counts show L1's VMLAUNCH/VMRESUMEs (and are the run's figures).
