@@ -332,16 +332,25 @@ static u32 vmcs12_changes(struct vcpu *v)
 	return c;
 }
 
-/* L1's EFER, PAT, DR7 and IA32_DEBUGCTL of the moment (VMCS01 saves them at every exit of L1's). */
+/* L1's EFER, PAT, DR7 and IA32_DEBUGCTL of the moment (VMCS01 saves them at every exit of L1's), those
+ * l2_from_l1 uses: the ones VMCS12's entry controls do not load. */
 struct l1_loadables {
 	u64 efer, pat, dr7, debugctl;
 };
 
-static struct l1_loadables l1_loadables(void)
+static struct l1_loadables l1_loadables(u32 entry12)
 {
-	return (struct l1_loadables){ .efer = vmcs_read(VMCS_GUEST_IA32_EFER), .pat = vmcs_read(VMCS_GUEST_IA32_PAT),
-				      .dr7 = vmcs_read(VMCS_GUEST_DR7),
-				      .debugctl = vmcs_read(VMCS_GUEST_IA32_DEBUGCTL) };
+	struct l1_loadables l1 = { 0 };
+
+	if (!(entry12 & ENTRY_LOAD_DEBUG_CONTROLS)) {
+		l1.dr7 = vmcs_read(VMCS_GUEST_DR7);
+		l1.debugctl = vmcs_read(VMCS_GUEST_IA32_DEBUGCTL);
+	}
+	if (!(entry12 & ENTRY_LOAD_EFER))
+		l1.efer = vmcs_read(VMCS_GUEST_IA32_EFER);
+	if (!(entry12 & ENTRY_LOAD_PAT))
+		l1.pat = vmcs_read(VMCS_GUEST_IA32_PAT);
+	return l1;
 }
 
 /* Without "load IA32_EFER/PAT" or "load debug controls" L2 starts with L1's values (EFER.LMA/LME
@@ -367,7 +376,7 @@ static void l2_from_l1(u32 entry12, const struct l1_loadables *l1)
 static void resume_cached(struct vcpu *v)
 {
 	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
-	struct l1_loadables l1 = l1_loadables();
+	struct l1_loadables l1 = l1_loadables(entry12);
 
 	if (vmptrld(v->vmcs02_pa))
 		panic("VMPTRLD of VMCS02 failed");
@@ -578,7 +587,7 @@ static void build_vmcs02(struct vcpu *v)
 	u32 proc2_12 = nested_proc2_12(v);
 	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
 	u64 cr0_mask01 = vmcs_read(VMCS_CR0_GUEST_HOST_MASK), cr4_mask01 = vmcs_read(VMCS_CR4_GUEST_HOST_MASK);
-	struct l1_loadables l1 = l1_loadables();
+	struct l1_loadables l1 = l1_loadables(entry12);
 
 	if (!v->vmcs02_pa) {
 		u32 *p = page_alloc(1);
