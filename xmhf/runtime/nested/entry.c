@@ -297,10 +297,8 @@ static struct {
 	volatile u32 ready;
 } kinds;
 
-static void compute_kinds(void)
+static void compute_kinds_once(void)
 {
-	if (__atomic_load_n(&kinds.ready, __ATOMIC_ACQUIRE))
-		return;
 	/* Every CPU computes the same masks: a race only writes equal values. */
 	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
 		u64 *set = vmcs_field_resume_copy(i)			   ? kinds.copy :
@@ -313,6 +311,12 @@ static void compute_kinds(void)
 	__atomic_store_n(&kinds.ready, 1, __ATOMIC_RELEASE);
 }
 
+static inline void compute_kinds(void)
+{
+	if (!__atomic_load_n(&kinds.ready, __ATOMIC_ACQUIRE))
+		compute_kinds_once();
+}
+
 static u32 vmcs12_changes(struct vcpu *v)
 {
 	u32 c = CHANGED_NOTHING;
@@ -322,6 +326,8 @@ static u32 vmcs12_changes(struct vcpu *v)
 	compute_kinds();
 	for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++) {
 		u64 d = v->vmcs12_dirty[w];
+		if (!d)
+			continue;
 		if (d & kinds.copy[w])
 			c |= CHANGED_COPY;
 		if (d & kinds.host[w])
