@@ -388,7 +388,7 @@ static void resume_cached(struct vcpu *v)
 		panic("VMPTRLD of VMCS02 failed");
 	/* A dirty slot holds a clean value at its width (VMWRITE emulation, shadow_flush). */
 	const u64 *slot = vmcs12_slots(v);
-	compute_kinds(); /* done by vmcs12_changes already */
+	compute_kinds(); /* vmcs12_changes computed them: a load and a branch */
 	for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++) {
 		for (u64 bits = v->vmcs12_dirty[w] & kinds.copy[w]; bits; bits &= bits - 1) {
 			u32 i = w * 64 + (u32)__builtin_ctzll(bits);
@@ -428,7 +428,6 @@ static void pair_write02(void *ctx, u32 enc, u64 value)
 	(void)ctx;
 	vmcs_write(enc, value);
 }
-
 
 /* Before each entry to L2, events pending for L1's world. An INIT (blocked in L1's VMX root
  * operation, SDM 26.2) exits from L2 at once: an NMI to this CPU makes L2 exit right after the entry,
