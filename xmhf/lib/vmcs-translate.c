@@ -42,22 +42,26 @@ void vmcs_guest_12_to_02(const struct vmcs_pair *p)
 	p->write02(p->ctx, VMCS_VMCS_LINK_POINTER, ~0ULL);
 }
 
-/* Saved only when L1's exit controls ask (SDM 28.3.1): the exit control that saves field i, or 0. */
+/* The guest fields saved only when L1's exit controls ask (SDM 28.3.1): each with the exit control
+ * that saves it and its encoding (no lookup at each exit). */
+static const struct {
+	u16 idx;
+	u32 ctl, enc;
+} saved_only_with[] = {
+	{ VMCS_IDX_GUEST_IA32_DEBUGCTL, EXIT_SAVE_DEBUG_CONTROLS, VMCS_GUEST_IA32_DEBUGCTL },
+	{ VMCS_IDX_GUEST_DR7, EXIT_SAVE_DEBUG_CONTROLS, VMCS_GUEST_DR7 },
+	{ VMCS_IDX_GUEST_IA32_EFER, EXIT_SAVE_EFER, VMCS_GUEST_IA32_EFER },
+	{ VMCS_IDX_GUEST_IA32_PAT, EXIT_SAVE_PAT, VMCS_GUEST_IA32_PAT },
+	{ VMCS_IDX_GUEST_PREEMPTION_TIMER, EXIT_SAVE_PREEMPTION_TIMER, VMCS_GUEST_PREEMPTION_TIMER },
+};
+
+/* The exit control that saves field i, or 0: saved at every exit. */
 static u32 saved_by(u32 i)
 {
-	switch (i) {
-	case VMCS_IDX_GUEST_IA32_DEBUGCTL:
-	case VMCS_IDX_GUEST_DR7:
-		return EXIT_SAVE_DEBUG_CONTROLS;
-	case VMCS_IDX_GUEST_IA32_EFER:
-		return EXIT_SAVE_EFER;
-	case VMCS_IDX_GUEST_IA32_PAT:
-		return EXIT_SAVE_PAT;
-	case VMCS_IDX_GUEST_PREEMPTION_TIMER:
-		return EXIT_SAVE_PREEMPTION_TIMER;
-	default:
-		return 0;
-	}
+	for (u32 k = 0; k < sizeof(saved_only_with) / sizeof(saved_only_with[0]); k++)
+		if (saved_only_with[k].idx == i)
+			return saved_only_with[k].ctl;
+	return 0;
 }
 
 u32 vmcs_guest_saved_list(const u16 *guest, u32 n, u16 *out)
@@ -99,14 +103,11 @@ void vmcs_guest_02_to_12(const struct vmcs_pair *p)
 	u32 exit12 = (u32)S12(p, EXIT_CONTROLS);
 
 	if (p->guest_saved) {
-		static const u16 conditional[] = { VMCS_IDX_GUEST_IA32_DEBUGCTL, VMCS_IDX_GUEST_DR7,
-						   VMCS_IDX_GUEST_IA32_EFER, VMCS_IDX_GUEST_IA32_PAT,
-						   VMCS_IDX_GUEST_PREEMPTION_TIMER };
 		read_list(p, p->guest_saved, p->nguest_saved);
 		/* A control L1 was offered and set: its field exists (the entry checked the controls). */
-		for (u32 k = 0; k < sizeof(conditional) / sizeof(conditional[0]); k++)
-			if (exit12 & saved_by(conditional[k]))
-				p->slots12[conditional[k]] = p->read02(p->ctx, vmcs_fields[conditional[k]].encoding);
+		for (u32 k = 0; k < sizeof(saved_only_with) / sizeof(saved_only_with[0]); k++)
+			if (exit12 & saved_only_with[k].ctl)
+				p->slots12[saved_only_with[k].idx] = p->read02(p->ctx, saved_only_with[k].enc);
 	} else {
 		for (u32 k = 0; k < p->nguest; k++) {
 			u32 i = p->guest[k], ctl = saved_by(i);
@@ -150,42 +151,16 @@ bool vmcs_field_shadowed(u32 index, bool write)
 		return false;
 	if (f->cls == VMCS_CLASS_RO)
 		return !write;
+#define SHADOWED_CASE(name) case VMCS_##name:
 	switch (f->encoding) {
-	/* Guest state a hypervisor reads or advances at most exits (KVM's and Hyper-V's hot set). */
-	case VMCS_GUEST_RIP:
-	case VMCS_GUEST_RSP:
-	case VMCS_GUEST_RFLAGS:
-	case VMCS_GUEST_CR0:
-	case VMCS_GUEST_CR3:
-	case VMCS_GUEST_CR4:
-	case VMCS_GUEST_INTERRUPTIBILITY:
-	case VMCS_GUEST_ACTIVITY_STATE:
-	case VMCS_GUEST_CS_ACCESS_RIGHTS:
-	case VMCS_GUEST_SS_ACCESS_RIGHTS:
-	case VMCS_GUEST_CS_BASE:
-	case VMCS_GUEST_FS_BASE:
-	case VMCS_GUEST_GS_BASE:
-	case VMCS_GUEST_IA32_EFER:
-	/* Event injection, CR shadows, the window-exiting controls. */
-	case VMCS_ENTRY_INTR_INFO:
-	case VMCS_ENTRY_EXCEPTION_ERROR_CODE:
-	case VMCS_ENTRY_INSTRUCTION_LENGTH:
-	case VMCS_CR0_READ_SHADOW:
-	case VMCS_CR4_READ_SHADOW:
-	/* XMHF as L1 reads its CR0/CR4 masks at each CPUID exit (guest_cr4(): the OSXSAVE bit), one
-	 * L0 exit per L2 CPUID round trip before (the event logger's vmread 0x6002). */
-	case VMCS_CR0_GUEST_HOST_MASK:
-	case VMCS_CR4_GUEST_HOST_MASK:
-	case VMCS_PROC_BASED_CONTROLS:
-	case VMCS_TPR_THRESHOLD:
-	/* Host state KVM rewrites when its stack or per-CPU bases move. */
-	case VMCS_HOST_RSP:
-	case VMCS_HOST_FS_BASE:
-	case VMCS_HOST_GS_BASE:
+	VMCS_HOT_GUEST_FIELDS(SHADOWED_CASE)
+	VMCS_SHADOW_EXIT_WRITABLE(SHADOWED_CASE)
+	VMCS_SHADOW_L1_WRITABLE(SHADOWED_CASE)
 		return true;
 	default:
 		return false;
 	}
+#undef SHADOWED_CASE
 }
 
 void vmcs_shadow_bitmap_allow(u8 *bitmap, u32 encoding)

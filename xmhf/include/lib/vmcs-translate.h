@@ -74,6 +74,33 @@ bool vmcs_field_resume_copy(u32 index);
  * has the field at all (vmcs_field_exists) is the caller's to add. */
 bool vmcs_field_shadowed(u32 index, bool write);
 
+/* The shadowed fields by name, X(name) each, for copies unrolled with constant encodings (runtime/
+ * nested/shadow.c, entry.c: a loop over a table costs two to three times the VMREAD or VMWRITE per
+ * field). Users check once that the lists are what vmcs_field_shadowed and vmcs_field_list give for
+ * L1 and fall back to the tables otherwise. The guest fields every reflected exit saves (KVM's and
+ * Hyper-V's hot set: guest state a hypervisor reads or advances at most exits): */
+#define VMCS_HOT_GUEST_FIELDS(X)                                                                        \
+	X(GUEST_RIP) X(GUEST_RSP) X(GUEST_RFLAGS) X(GUEST_CR0) X(GUEST_CR3) X(GUEST_CR4)                \
+	X(GUEST_INTERRUPTIBILITY) X(GUEST_ACTIVITY_STATE) X(GUEST_CS_ACCESS_RIGHTS)                     \
+	X(GUEST_SS_ACCESS_RIGHTS) X(GUEST_CS_BASE) X(GUEST_FS_BASE) X(GUEST_GS_BASE)
+/* The other writable shadowed fields an exit to L1 may change (EFER with "save IA32_EFER", the valid
+ * bit of the entry's event): */
+#define VMCS_SHADOW_EXIT_WRITABLE(X) X(GUEST_IA32_EFER) X(ENTRY_INTR_INFO)
+/* The writable shadowed fields only L1 changes: the event's error code and length, CR shadows and
+ * masks (XMHF as L1 reads its masks at each CPUID exit: guest_cr4()'s OSXSAVE bit), the
+ * window-exiting controls, the TPR threshold, and the host state KVM rewrites when its stack or
+ * per-CPU bases move. */
+#define VMCS_SHADOW_L1_WRITABLE(X)                                                                      \
+	X(ENTRY_EXCEPTION_ERROR_CODE) X(ENTRY_INSTRUCTION_LENGTH) X(CR0_READ_SHADOW) X(CR4_READ_SHADOW) \
+	X(CR0_GUEST_HOST_MASK) X(CR4_GUEST_HOST_MASK) X(PROC_BASED_CONTROLS) X(TPR_THRESHOLD)           \
+	X(HOST_RSP) X(HOST_FS_BASE) X(HOST_GS_BASE)
+/* The exit information every reflected exit copies (vmcs_field_list's VMCS_CLASS_RO list with EPT
+ * offered): read-only for L1, like the exit reason and the VM-instruction error. */
+#define VMCS_EXIT_INFO_FIELDS(X)                                                                        \
+	X(GUEST_PHYSICAL_ADDRESS) X(EXIT_INTR_INFO) X(EXIT_INTR_ERROR_CODE) X(IDT_VECTORING_INFO)       \
+	X(IDT_VECTORING_ERROR_CODE) X(EXIT_INSTRUCTION_LENGTH) X(EXIT_INSTRUCTION_INFO)                 \
+	X(EXIT_QUALIFICATION) X(IO_RCX) X(IO_RSI) X(IO_RDI) X(IO_RIP) X(GUEST_LINEAR_ADDRESS)
+
 /* Clears the bits of a VMREAD/VMWRITE bitmap (SDM 25.6.15: bit n for encoding n, bits 14:0) for the
  * field and, for a 64-bit field, its high half. */
 void vmcs_shadow_bitmap_allow(u8 *bitmap, u32 encoding);

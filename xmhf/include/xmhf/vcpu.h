@@ -88,7 +88,10 @@ struct vcpu {
 	u32 shadow_live;        /* the shadow VMCS holds the truth for VMCS12's shadowed fields (shadow.c) */
 	u64 shadow_vmcs_pa;     /* this CPU's shadow VMCS for L1's VMREAD/VMWRITE, 0 until first used */
 	volatile u32 shadow_current; /* the shadow VMCS is the current VMCS: NMI handlers keep off it */
-	u32 pad6;
+	/* The shadow VMCS holds VMCS12's value of every shadowed field an exit to L1 leaves alone, and
+	 * VMCS01 links it (shadow.c). */
+	u8 shadow_synced, shadow_linked;
+	u16 pad6;
 	void *msr_load02;       /* VMCS02's copies of L1's entry MSR-load and exit MSR-store lists */
 	struct msr_entry *msr_store02;
 	struct msr_store_src *msr_store_src; /* where each exit-store entry's value comes from (msr-lists.c) */
@@ -166,8 +169,17 @@ void guest_cr0_sync_cache_bits(u64 cr0);
 void guest_state_real_mode(u16 cs_sel, u64 cs_base, u64 rip);
 void guest_state_after_init(struct vcpu *v, bool bsp);
 void guest_state_sipi(struct vcpu *v, u32 vector);
-/* One guest segment register: selector field, then base, limit and access rights (same index). */
-void guest_set_segment(u32 sel_field, u64 sel, u64 base, u32 limit, u32 ar);
+/* One guest segment register: selector field, then base, limit and access rights (same index:
+ * offsets from the selector's). Inline: an exit to L1 loads eight (nested/exit.c). */
+static inline void guest_set_segment(u32 sel_field, u64 sel, u64 base, u32 limit, u32 ar)
+{
+	u32 idx = sel_field - VMCS_GUEST_ES_SELECTOR;
+
+	vmcs_write(sel_field, sel);
+	vmcs_write(VMCS_GUEST_ES_BASE + idx, base);
+	vmcs_write(VMCS_GUEST_ES_LIMIT + idx, limit);
+	vmcs_write(VMCS_GUEST_ES_ACCESS_RIGHTS + idx, ar);
+}
 
 /* Stops the whole machine after a report: as the cmdline's on_stop says. */
 NORETURN void xmhf_stop(const char *why);

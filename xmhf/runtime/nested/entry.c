@@ -291,33 +291,72 @@ static void refresh_bitmaps(struct vcpu *v, u32 proc12)
  * but checked at entry), or anything else (controls, CR0/CR4, EPTP, ...: a full rebuild). */
 enum vmcs12_changes { CHANGED_NOTHING = 0, CHANGED_COPY = 1, CHANGED_HOST = 2, CHANGED_OTHER = 4 };
 
+/* The fields of each kind by table index, a bit each (vmcs12_changes). */
+static struct {
+	u64 copy[4], host[4], nothing[4];
+	volatile u32 ready;
+} kinds;
+
+static void compute_kinds_once(void)
+{
+	/* Every CPU computes the same masks: a race only writes equal values. */
+	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
+		u64 *set = vmcs_field_resume_copy(i)			   ? kinds.copy :
+			   vmcs_fields[i].cls == VMCS_CLASS_HOST     ? kinds.host :
+			   vmcs_fields[i].nested == VMCS_NESTED_L0 ? kinds.nothing : /* PML/EPTP index */
+								     NULL;
+		if (set)
+			set[i / 64] |= 1ULL << (i % 64);
+	}
+	__atomic_store_n(&kinds.ready, 1, __ATOMIC_RELEASE);
+}
+
+static inline void compute_kinds(void)
+{
+	if (!__atomic_load_n(&kinds.ready, __ATOMIC_ACQUIRE))
+		compute_kinds_once();
+}
+
 static u32 vmcs12_changes(struct vcpu *v)
 {
 	u32 c = CHANGED_NOTHING;
 
 	if (v->vmcs02_of != v->l1_current_vmcs)
 		return CHANGED_OTHER;
-	for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++)
-		for (u64 bits = v->vmcs12_dirty[w]; bits; bits &= bits - 1) {
-			u32 i = w * 64 + (u32)__builtin_ctzll(bits);
-			c |= vmcs_field_resume_copy(i)			 ? CHANGED_COPY :
-			     vmcs_fields[i].cls == VMCS_CLASS_HOST ? CHANGED_HOST :
-			     vmcs_fields[i].nested == VMCS_NESTED_L0 ? CHANGED_NOTHING : /* PML/EPTP index */
-								   CHANGED_OTHER;
-		}
+	compute_kinds();
+	for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++) {
+		u64 d = v->vmcs12_dirty[w];
+		if (!d)
+			continue;
+		if (d & kinds.copy[w])
+			c |= CHANGED_COPY;
+		if (d & kinds.host[w])
+			c |= CHANGED_HOST;
+		if (d & ~(kinds.copy[w] | kinds.host[w] | kinds.nothing[w]))
+			c |= CHANGED_OTHER;
+	}
 	return c;
 }
 
-/* L1's EFER, PAT, DR7 and IA32_DEBUGCTL of the moment (VMCS01 saves them at every exit of L1's). */
+/* L1's EFER, PAT, DR7 and IA32_DEBUGCTL of the moment (VMCS01 saves them at every exit of L1's), those
+ * l2_from_l1 uses: the ones VMCS12's entry controls do not load. */
 struct l1_loadables {
 	u64 efer, pat, dr7, debugctl;
 };
 
-static struct l1_loadables l1_loadables(void)
+static struct l1_loadables l1_loadables(u32 entry12)
 {
-	return (struct l1_loadables){ .efer = vmcs_read(VMCS_GUEST_IA32_EFER), .pat = vmcs_read(VMCS_GUEST_IA32_PAT),
-				      .dr7 = vmcs_read(VMCS_GUEST_DR7),
-				      .debugctl = vmcs_read(VMCS_GUEST_IA32_DEBUGCTL) };
+	struct l1_loadables l1 = { 0 };
+
+	if (!(entry12 & ENTRY_LOAD_DEBUG_CONTROLS)) {
+		l1.dr7 = vmcs_read(VMCS_GUEST_DR7);
+		l1.debugctl = vmcs_read(VMCS_GUEST_IA32_DEBUGCTL);
+	}
+	if (!(entry12 & ENTRY_LOAD_EFER))
+		l1.efer = vmcs_read(VMCS_GUEST_IA32_EFER);
+	if (!(entry12 & ENTRY_LOAD_PAT))
+		l1.pat = vmcs_read(VMCS_GUEST_IA32_PAT);
+	return l1;
 }
 
 /* Without "load IA32_EFER/PAT" or "load debug controls" L2 starts with L1's values (EFER.LMA/LME
@@ -343,19 +382,20 @@ static void l2_from_l1(u32 entry12, const struct l1_loadables *l1)
 static void resume_cached(struct vcpu *v)
 {
 	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
-	struct l1_loadables l1 = l1_loadables();
+	struct l1_loadables l1 = l1_loadables(entry12);
 
 	if (vmptrld(v->vmcs02_pa))
 		panic("VMPTRLD of VMCS02 failed");
 	/* A dirty slot holds a clean value at its width (VMWRITE emulation, shadow_flush). */
-	for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++)
-		for (u64 bits = v->vmcs12_dirty[w]; bits; bits &= bits - 1) {
+	const u64 *slot = vmcs12_slots(v);
+	compute_kinds(); /* vmcs12_changes computed them: a load and a branch */
+	for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++) {
+		for (u64 bits = v->vmcs12_dirty[w] & kinds.copy[w]; bits; bits &= bits - 1) {
 			u32 i = w * 64 + (u32)__builtin_ctzll(bits);
-			if (vmcs_field_resume_copy(i))
-				vmcs_write(vmcs_fields[i].encoding, vmcs12_slots(v)[i]);
+			vmcs_write(vmcs_fields[i].encoding, slot[i]);
 		}
-	for (u32 i = 0; i < ARRAY_SIZE(v->vmcs12_dirty); i++)
-		v->vmcs12_dirty[i] = 0;
+		v->vmcs12_dirty[w] = 0;
+	}
 	/* A GUEST_IA32_PAT/EFER/DR7/DEBUGCTL L1 wrote must not reach VMCS02 when VMCS12 does not load
 	 * it. */
 	l2_from_l1(entry12, &l1);
@@ -387,13 +427,6 @@ static void pair_write02(void *ctx, u32 enc, u64 value)
 {
 	(void)ctx;
 	vmcs_write(enc, value);
-}
-
-static void pair_read02_list(void *ctx, const u16 *idx, u32 n, u64 *slots12)
-{
-	(void)ctx;
-	for (u32 k = 0; k < n; k++)
-		slots12[idx[k]] = vmcs_read(vmcs_fields[idx[k]].encoding);
 }
 
 /* Before each entry to L2, events pending for L1's world. An INIT (blocked in L1's VMX root
@@ -433,8 +466,53 @@ static struct {
 	u16 guest[VMCS_FIELD_COUNT], exit_info[VMCS_FIELD_COUNT], saved[VMCS_FIELD_COUNT];
 	u16 hot[VMCS_FIELD_COUNT], rare[VMCS_FIELD_COUNT];
 	u32 nguest, nexit_info, nsaved, nhot, nrare;
+	u32 fixed_hot, fixed_exit_info; /* hot and exit_info are vmcs-translate.h's lists */
 	volatile u32 ready;
 } lists;
+
+/* Does list[0..n) hold the fields of the set `want` (a bit per field-table index), each once? */
+static bool list_is(const u16 *list, u32 n, const u64 *want)
+{
+	u64 got[4] = { 0 };
+
+	for (u32 k = 0; k < n; k++) {
+		if (got[list[k] / 64] & (1ULL << (list[k] % 64)))
+			return false;
+		got[list[k] / 64] |= 1ULL << (list[k] % 64);
+	}
+	return !memcmp(got, want, sizeof(got));
+}
+
+#define MARK(name) set[VMCS_IDX_##name / 64] |= 1ULL << (VMCS_IDX_##name % 64);
+static void hot_set(u64 *set)
+{
+	VMCS_HOT_GUEST_FIELDS(MARK)
+}
+
+static void exit_info_set(u64 *set)
+{
+	VMCS_EXIT_INFO_FIELDS(MARK)
+}
+#undef MARK
+
+/* VMCS02's fields idx[0..n) into VMCS12's slots: the hot guest fields and the exit information, at
+ * every reflected exit, unrolled with constant encodings (vmcs-translate.h's lists). */
+static void pair_read02_list(void *ctx, const u16 *idx, u32 n, u64 *slots12)
+{
+	(void)ctx;
+#define FROM_02(name) slots12[VMCS_IDX_##name] = vmcs_read(VMCS_##name);
+	if (idx == lists.hot && lists.fixed_hot) {
+		VMCS_HOT_GUEST_FIELDS(FROM_02)
+		return;
+	}
+	if (idx == lists.exit_info && lists.fixed_exit_info) {
+		VMCS_EXIT_INFO_FIELDS(FROM_02)
+		return;
+	}
+#undef FROM_02
+	for (u32 k = 0; k < n; k++)
+		slots12[idx[k]] = vmcs_read(vmcs_fields[idx[k]].encoding);
+}
 
 static void compute_lists(void)
 {
@@ -445,6 +523,12 @@ static void compute_lists(void)
 	lists.nguest = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_GUEST, lists.guest);
 	lists.nsaved = vmcs_guest_saved_list(lists.guest, lists.nguest, lists.saved);
 	lists.nhot = vmcs_guest_split_list(lists.saved, lists.nsaved, lists.hot, lists.rare, &lists.nrare);
+	u64 set[4] = { 0 };
+	hot_set(set);
+	lists.fixed_hot = list_is(lists.hot, lists.nhot, set);
+	memset(set, 0, sizeof(set));
+	exit_info_set(set);
+	lists.fixed_exit_info = list_is(lists.exit_info, lists.nexit_info, set);
 	__atomic_store_n(&lists.ready, 1, __ATOMIC_RELEASE);
 }
 
@@ -508,7 +592,7 @@ static void build_vmcs02(struct vcpu *v)
 	u32 proc2_12 = nested_proc2_12(v);
 	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
 	u64 cr0_mask01 = vmcs_read(VMCS_CR0_GUEST_HOST_MASK), cr4_mask01 = vmcs_read(VMCS_CR4_GUEST_HOST_MASK);
-	struct l1_loadables l1 = l1_loadables();
+	struct l1_loadables l1 = l1_loadables(entry12);
 
 	if (!v->vmcs02_pa) {
 		u32 *p = page_alloc(1);

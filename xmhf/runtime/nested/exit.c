@@ -130,7 +130,7 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 	vmcs_write(VMCS_GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
 	vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
 	guest_cr0_sync_cache_bits(cr0);
-	shadow_load(v); /* L1's VMREADs of the exit information run on the shadow VMCS */
+	shadow_load_after_exit(v); /* L1's VMREADs of the exit information run on the shadow VMCS */
 }
 
 static void exit_msr_lists(struct vcpu *v);

@@ -157,6 +157,7 @@ void vpid02_invvpid(struct vcpu *v, u32 type, u16 vpid12, u64 linear);
 
 /* Hardware VMCS shadowing of VMCS12 for L1 (shadow.c). VMCS01 must be current. */
 void shadow_load(struct vcpu *v);
+void shadow_load_after_exit(struct vcpu *v);
 void shadow_flush(struct vcpu *v, bool unlink);
 void shadow_write_field(struct vcpu *v, u32 enc, u64 value);
 

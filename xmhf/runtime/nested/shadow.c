@@ -4,7 +4,11 @@
  * it without a VM exit. The shadow is the truth for those fields while it is live; VMCS12 in L1's
  * memory is brought up to date (shadow_flush) before anything reads it: L1's VMLAUNCH/VMRESUME,
  * VMCLEAR or VMPTRLD of another VMCS, VMXOFF. Fields that changed are marked dirty for the VMCS02
- * cache (entry.c). After an exit to L1, shadow_load copies VMCS12 into the shadow again.
+ * cache (entry.c). After an exit to L1, shadow_load copies VMCS12 into the shadow again: only the
+ * fields the exit wrote (guest state, exit information) when the shadow in memory still holds the
+ * others (shadow_synced; KVM's copy_vmcs12_to_shadow copies all, its dirty_vmcs12 only skips the
+ * whole copy), with constant encodings when the shadowed fields are the ones vmcs-translate.h
+ * names (fixed_lists).
  * Used only when the CPU has VMCS shadowing and can VMWRITE the exit-information fields (IA32_VMX_MISC
  * bit 29); otherwise every VMREAD/VMWRITE exits and is emulated (vmx-insn.c). */
 #include <xmhf/runtime.h>
@@ -22,8 +26,66 @@ static u8 *read_bitmap, *write_bitmap;     /* shared by all CPUs; 1 = exit */
 static u16 fields[VMCS_FIELD_COUNT];        /* indices of the shadowed fields, writable ones first */
 static u32 encodings[VMCS_FIELD_COUNT];     /* their encodings, for the copy loops */
 static u32 nfields, nwritable;
+static u32 fixed_lists;                     /* fields[] are vmcs-translate.h's lists: the unrolled copies */
 static volatile u32 ready;                  /* 0 unknown, 1 shadowing used, 2 not available */
 static spinlock_t setup_lock;
+
+/* Are fields[0..nwritable) and fields[nwritable..nfields) the writable and read-only fields the
+ * unrolled copies below name, exactly? (Not when L1 lacks one of them, e.g. without EPT offered.) */
+static bool lists_are_fixed(void)
+{
+	u64 want_w[4] = { 0 }, want_ro[4] = { 0 }, got_w[4] = { 0 }, got_ro[4] = { 0 };
+
+#define MARK(set, name) set[VMCS_IDX_##name / 64] |= 1ULL << (VMCS_IDX_##name % 64);
+#define MARK_W(name) MARK(want_w, name)
+#define MARK_RO(name) MARK(want_ro, name)
+	VMCS_HOT_GUEST_FIELDS(MARK_W)
+	VMCS_SHADOW_EXIT_WRITABLE(MARK_W)
+	VMCS_SHADOW_L1_WRITABLE(MARK_W)
+	VMCS_EXIT_INFO_FIELDS(MARK_RO)
+	MARK_RO(EXIT_REASON)
+	MARK_RO(VM_INSTRUCTION_ERROR)
+#undef MARK_RO
+#undef MARK_W
+#undef MARK
+	for (u32 k = 0; k < nfields; k++)
+		(k < nwritable ? got_w : got_ro)[fields[k] / 64] |= 1ULL << (fields[k] % 64);
+	return !memcmp(want_w, got_w, sizeof(want_w)) && !memcmp(want_ro, got_ro, sizeof(want_ro));
+}
+
+/* The unrolled copies: VMCS12's slots into the current (shadow) VMCS, the fields an exit to L1 writes
+ * and the others; and back, the writable ones, marking the changed ones dirty. */
+#define TO_SHADOW(name) vmcs_write(VMCS_##name, slot[VMCS_IDX_##name]);
+static void write_exit_fields(const u64 *slot)
+{
+	VMCS_HOT_GUEST_FIELDS(TO_SHADOW)
+	VMCS_SHADOW_EXIT_WRITABLE(TO_SHADOW)
+	VMCS_EXIT_INFO_FIELDS(TO_SHADOW)
+	TO_SHADOW(EXIT_REASON)
+}
+
+static void write_other_fields(const u64 *slot)
+{
+	VMCS_SHADOW_L1_WRITABLE(TO_SHADOW)
+	TO_SHADOW(VM_INSTRUCTION_ERROR)
+}
+#undef TO_SHADOW
+
+static void read_back_fixed(struct vcpu *v, u64 *slot)
+{
+#define FROM_SHADOW(name)                                                                          \
+	{                                                                                          \
+		u64 val = vmread(VMCS_##name);                                                     \
+		if (val != slot[VMCS_IDX_##name]) {                                                \
+			slot[VMCS_IDX_##name] = val;                                               \
+			v->vmcs12_dirty[VMCS_IDX_##name / 64] |= 1ULL << (VMCS_IDX_##name % 64);   \
+		}                                                                                  \
+	}
+	VMCS_HOT_GUEST_FIELDS(FROM_SHADOW)
+	VMCS_SHADOW_EXIT_WRITABLE(FROM_SHADOW)
+	VMCS_SHADOW_L1_WRITABLE(FROM_SHADOW)
+#undef FROM_SHADOW
+}
 
 static bool available(void)
 {
@@ -50,6 +112,7 @@ static bool available(void)
 				}
 			for (nwritable = 0; nwritable < nfields && vmcs_field_shadowed(fields[nwritable], true);)
 				nwritable++;
+			fixed_lists = lists_are_fixed();
 			r = 1;
 		}
 		__atomic_store_n(&ready, r, __ATOMIC_RELEASE);
@@ -82,22 +145,47 @@ static void leave_shadow(struct vcpu *v)
 	v->shadow_current = 0;
 }
 
-/* L1 runs with VMCS12 current from now on: the shadow gets VMCS12's values and VMCS01 links it.
- * VMCS01 must be current. */
-void shadow_load(struct vcpu *v)
+/* L1 runs with VMCS12 current from now on: the shadow gets VMCS12's values (after an exit of L2's,
+ * the fields exits write alone, if the shadow holds the rest) and VMCS01 links it. VMCS01 must be
+ * current. */
+static void load(struct vcpu *v, bool after_exit)
 {
 	if (v->shadow_live || v->l1_current_vmcs == ~0ULL || !available())
 		return;
 	const u64 *slot = vmcs12_slots(v);
 	enter_shadow(v);
-	for (u32 k = 0; k < nfields; k++)
-		vmcs_write(encodings[k], slot[fields[k]]);
+	if (fixed_lists) {
+		write_exit_fields(slot);
+		if (!after_exit || !v->shadow_synced)
+			write_other_fields(slot);
+	} else {
+		for (u32 k = 0; k < nfields; k++)
+			vmcs_write(encodings[k], slot[fields[k]]);
+	}
 	leave_shadow(v);
-	vmcs_write(VMCS_VMREAD_BITMAP, (u64)(uintptr_t)read_bitmap);
-	vmcs_write(VMCS_VMWRITE_BITMAP, (u64)(uintptr_t)write_bitmap);
-	vmcs_write(VMCS_VMCS_LINK_POINTER, v->shadow_vmcs_pa);
-	vmcs_set_bits(VMCS_PROC_BASED_CONTROLS2, PROC2_VMCS_SHADOWING);
+	v->shadow_synced = 1;
+	if (!v->shadow_linked) {
+		vmcs_write(VMCS_VMREAD_BITMAP, (u64)(uintptr_t)read_bitmap);
+		vmcs_write(VMCS_VMWRITE_BITMAP, (u64)(uintptr_t)write_bitmap);
+		vmcs_write(VMCS_VMCS_LINK_POINTER, v->shadow_vmcs_pa);
+		vmcs_set_bits(VMCS_PROC_BASED_CONTROLS2, PROC2_VMCS_SHADOWING);
+		v->shadow_linked = 1;
+	}
 	v->shadow_live = 1;
+}
+
+void shadow_load(struct vcpu *v)
+{
+	load(v, false);
+}
+
+/* Since the shadow was last in sync (shadow_flush at L1's VMLAUNCH/VMRESUME), L0 wrote only what an
+ * exit writes: L2's guest fields, the exit information, the valid bit of the entry's event (exit.c;
+ * VMCS12's other shadowed fields change only with the shadow live, or they unsync it:
+ * shadow_write_field, vmcs12.c). */
+void shadow_load_after_exit(struct vcpu *v)
+{
+	load(v, true);
 }
 
 /* VMCS12 in L1's memory brought up to date from the shadow, the changed fields marked dirty; if
@@ -110,12 +198,16 @@ void shadow_flush(struct vcpu *v, bool unlink)
 	u64 *slot = vmcs12_slots(v);
 	enter_shadow(v);
 	/* Only the fields L1 can write through the shadow can have changed. */
-	for (u32 k = 0; k < nwritable; k++) {
-		u32 i = fields[k];
-		u64 val = vmcs_read(encodings[k]);
-		if (val != slot[i]) {
-			slot[i] = val;
-			v->vmcs12_dirty[i / 64] |= 1ULL << (i % 64);
+	if (fixed_lists) {
+		read_back_fixed(v, slot);
+	} else {
+		for (u32 k = 0; k < nwritable; k++) {
+			u32 i = fields[k];
+			u64 val = vmcs_read(encodings[k]);
+			if (val != slot[i]) {
+				slot[i] = val;
+				v->vmcs12_dirty[i / 64] |= 1ULL << (i % 64);
+			}
 		}
 	}
 	leave_shadow(v);
@@ -123,6 +215,7 @@ void shadow_flush(struct vcpu *v, bool unlink)
 	if (unlink) {
 		vmcs_clear_bits(VMCS_PROC_BASED_CONTROLS2, PROC2_VMCS_SHADOWING);
 		vmcs_write(VMCS_VMCS_LINK_POINTER, ~0ULL);
+		v->shadow_linked = 0;
 	}
 }
 
@@ -131,8 +224,12 @@ void shadow_write_field(struct vcpu *v, u32 enc, u64 value)
 {
 	int i = vmcs_field_index(enc);
 
-	if (!v->shadow_live || i < 0 || !vmcs_field_shadowed((u32)i, false))
+	if (i < 0 || !vmcs_field_shadowed((u32)i, false))
 		return;
+	if (!v->shadow_live) {
+		v->shadow_synced = 0; /* the next load writes it */
+		return;
+	}
 	enter_shadow(v);
 	vmcs_write(enc, value);
 	leave_shadow(v);

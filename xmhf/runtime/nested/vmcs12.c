@@ -35,6 +35,7 @@ void vmcs12_load(struct vcpu *v, u64 vmcs12_pa)
 		v->vmcs12 = page_alloc(1);
 	memcpy(v->vmcs12, region_in_l1(vmcs12_pa), PAGE_SIZE_4K);
 	v->l1_current_vmcs = vmcs12_pa;
+	v->shadow_synced = 0; /* shadow.c: another VMCS12, or this one anew from memory */
 }
 
 /* Writes the copy back from the launch state on (the revision identifier and the abort indicator
@@ -73,6 +74,8 @@ u64 vmcs12_read_any(struct vcpu *v, u32 encoding)
 void vmcs12_write_any(struct vcpu *v, u32 encoding, u64 value)
 {
 	nested_rare12_sync(v);
+	if (!v->shadow_live)
+		v->shadow_synced = 0; /* a shadowed field written outside an exit's copies (shadow.c) */
 	vmcs12_slot_set(slot(v, encoding), encoding, value);
 }
 

@@ -125,17 +125,6 @@ void vmcs01_host_state(struct vcpu *v)
 	vmcs_write(VMCS_HOST_RIP, (u64)(uintptr_t)vmx_exit_stub);
 }
 
-void guest_set_segment(u32 sel_field, u64 sel, u64 base, u32 limit, u32 ar)
-{
-	/* Selector, base, limit and access-rights fields share their index: offsets from the selector. */
-	u32 idx = sel_field - VMCS_GUEST_ES_SELECTOR;
-
-	vmcs_write(sel_field, sel);
-	vmcs_write(VMCS_GUEST_ES_BASE + idx, base);
-	vmcs_write(VMCS_GUEST_ES_LIMIT + idx, limit);
-	vmcs_write(VMCS_GUEST_ES_ACCESS_RIGHTS + idx, ar);
-}
-
 /* Real-address mode at cs:rip with the other registers as after INIT (SDM Vol. 3, Table 10-1). */
 void guest_state_real_mode(u16 cs_sel, u64 cs_base, u64 rip)
 {
