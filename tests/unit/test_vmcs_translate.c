@@ -352,49 +352,36 @@ TEST(vmcs_shadow_bitmap_bits)
  * the writable shadowed fields, and the read-only ones (every exit-information field, the exit
  * reason, the VM-instruction error). A field added to the table or to the shadowed set fails here
  * first (at run time the copies would fall back to the table loops). */
-static void mark_list(u64 *set, const u16 *list, u32 n)
-{
-	for (u32 k = 0; k < n; k++)
-		set[list[k] / 64] |= 1ULL << (list[k] % 64);
-}
-
 TEST(vmcs_translate_named_lists_are_the_tables)
 {
 	static u16 saved[VMCS_FIELD_COUNT], hot[VMCS_FIELD_COUNT], rare[VMCS_FIELD_COUNT];
-	u64 want[4], got[4];
-	u32 nrare;
+	static u16 writable[VMCS_FIELD_COUNT], readonly[VMCS_FIELD_COUNT];
+	u64 want[VMCS_FIELD_SET_WORDS];
+	u32 nrare, nwritable = 0, nreadonly = 0;
 
-#define MARK(name) want[I(name) / 64] |= 1ULL << (I(name) % 64);
 	fill();
 	u32 nsaved = vmcs_guest_saved_list(guest, pair.nguest, saved);
 	u32 nhot = vmcs_guest_split_list(saved, nsaved, hot, rare, &nrare);
-	memset(want, 0, sizeof(want));
-	memset(got, 0, sizeof(got));
-	VMCS_HOT_GUEST_FIELDS(MARK)
-	mark_list(got, hot, nhot);
-	CHECK(!memcmp(want, got, sizeof(want)));
+	vmcs_hot_guest_set(want);
+	CHECK(vmcs_list_is_set(hot, nhot, want));
 	CHECK_EQ(nhot, 13U);
-	memset(want, 0, sizeof(want));
-	memset(got, 0, sizeof(got));
-	VMCS_EXIT_INFO_FIELDS(MARK)
-	mark_list(got, exit_info, pair.nexit_info);
-	CHECK(!memcmp(want, got, sizeof(want)));
+	vmcs_exit_info_set(want);
+	CHECK(vmcs_list_is_set(exit_info, pair.nexit_info, want));
 	CHECK_EQ(pair.nexit_info, 13U);
-	u64 want_ro[4] = { 0 }, got_w[4] = { 0 }, got_ro[4] = { 0 };
-	memcpy(want_ro, want, sizeof(want));
-	memset(want, 0, sizeof(want));
-	VMCS_HOT_GUEST_FIELDS(MARK)
-	VMCS_SHADOW_EXIT_WRITABLE(MARK)
-	VMCS_SHADOW_L1_WRITABLE(MARK)
 	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
-		u64 *set = vmcs_field_shadowed(i, true) ? got_w : vmcs_field_shadowed(i, false) ? got_ro : NULL;
-		if (set)
-			set[i / 64] |= 1ULL << (i % 64);
+		if (vmcs_field_shadowed(i, true))
+			writable[nwritable++] = (u16)i;
+		else if (vmcs_field_shadowed(i, false))
+			readonly[nreadonly++] = (u16)i;
 	}
-	CHECK(!memcmp(want, got_w, sizeof(want)));
-	memcpy(want, want_ro, sizeof(want));
-	MARK(EXIT_REASON)
-	MARK(VM_INSTRUCTION_ERROR)
-	CHECK(!memcmp(want, got_ro, sizeof(want)));
-#undef MARK
+	vmcs_shadow_writable_set(want);
+	CHECK(vmcs_list_is_set(writable, nwritable, want));
+	vmcs_shadow_readonly_set(want);
+	CHECK(vmcs_list_is_set(readonly, nreadonly, want));
+	/* The set test itself: a missing field, an extra one and a duplicate all fail. */
+	CHECK(!vmcs_list_is_set(readonly, nreadonly - 1, want));
+	readonly[nreadonly] = writable[0];
+	CHECK(!vmcs_list_is_set(readonly, nreadonly + 1, want));
+	readonly[nreadonly] = readonly[0];
+	CHECK(!vmcs_list_is_set(readonly, nreadonly + 1, want));
 }

@@ -1,5 +1,6 @@
 /* VMCS12 <-> VMCS02 copies for nested VMX (SDM Vol. 3, 27.3 and 28.3). */
 #include <lib/vmcs-translate.h>
+#include <lib/string.h>
 #include <lib/nested-logic.h>
 #include <x86/vmx.h>
 
@@ -161,6 +162,49 @@ bool vmcs_field_shadowed(u32 index, bool write)
 		return false;
 	}
 #undef SHADOWED_CASE
+}
+
+_Static_assert(VMCS_FIELD_COUNT <= VMCS_FIELD_SET_WORDS * 64, "a field set has a bit per field");
+
+#define SET_ADD(name) set[VMCS_IDX_##name / 64] |= 1ULL << (VMCS_IDX_##name % 64);
+void vmcs_hot_guest_set(u64 *set)
+{
+	memset(set, 0, VMCS_FIELD_SET_WORDS * sizeof(u64));
+	VMCS_HOT_GUEST_FIELDS(SET_ADD)
+}
+
+void vmcs_exit_info_set(u64 *set)
+{
+	memset(set, 0, VMCS_FIELD_SET_WORDS * sizeof(u64));
+	VMCS_EXIT_INFO_FIELDS(SET_ADD)
+}
+
+void vmcs_shadow_writable_set(u64 *set)
+{
+	memset(set, 0, VMCS_FIELD_SET_WORDS * sizeof(u64));
+	VMCS_HOT_GUEST_FIELDS(SET_ADD)
+	VMCS_SHADOW_EXIT_WRITABLE(SET_ADD)
+	VMCS_SHADOW_L1_WRITABLE(SET_ADD)
+}
+
+void vmcs_shadow_readonly_set(u64 *set)
+{
+	vmcs_exit_info_set(set);
+	SET_ADD(EXIT_REASON)
+	SET_ADD(VM_INSTRUCTION_ERROR)
+}
+#undef SET_ADD
+
+bool vmcs_list_is_set(const u16 *list, u32 n, const u64 *set)
+{
+	u64 got[VMCS_FIELD_SET_WORDS] = { 0 };
+
+	for (u32 k = 0; k < n; k++) {
+		if (got[list[k] / 64] & (1ULL << (list[k] % 64)))
+			return false;
+		got[list[k] / 64] |= 1ULL << (list[k] % 64);
+	}
+	return !memcmp(got, set, sizeof(got));
 }
 
 void vmcs_shadow_bitmap_allow(u8 *bitmap, u32 encoding)

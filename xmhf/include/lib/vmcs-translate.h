@@ -101,6 +101,18 @@ bool vmcs_field_shadowed(u32 index, bool write);
 	X(IDT_VECTORING_ERROR_CODE) X(EXIT_INSTRUCTION_LENGTH) X(EXIT_INSTRUCTION_INFO)                 \
 	X(EXIT_QUALIFICATION) X(IO_RCX) X(IO_RSI) X(IO_RDI) X(IO_RIP) X(GUEST_LINEAR_ADDRESS)
 
+/* The named lists as sets of field-table indices (a bit each, VMCS_FIELD_SET_WORDS words): the hot
+ * guest fields, the exit information, the writable shadowed fields (the three writable lists) and the
+ * read-only ones (the exit information, the exit reason, the VM-instruction error). The set is
+ * cleared first. */
+#define VMCS_FIELD_SET_WORDS 4
+void vmcs_hot_guest_set(u64 *set);
+void vmcs_exit_info_set(u64 *set);
+void vmcs_shadow_writable_set(u64 *set);
+void vmcs_shadow_readonly_set(u64 *set);
+/* Does list[0..n) hold exactly the fields of `set`, each once? */
+bool vmcs_list_is_set(const u16 *list, u32 n, const u64 *set);
+
 /* Clears the bits of a VMREAD/VMWRITE bitmap (SDM 25.6.15: bit n for encoding n, bits 14:0) for the
  * field and, for a 64-bit field, its high half. */
 void vmcs_shadow_bitmap_allow(u8 *bitmap, u32 encoding);

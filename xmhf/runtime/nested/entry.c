@@ -470,31 +470,6 @@ static struct {
 	volatile u32 ready;
 } lists;
 
-/* Does list[0..n) hold the fields of the set `want` (a bit per field-table index), each once? */
-static bool list_is(const u16 *list, u32 n, const u64 *want)
-{
-	u64 got[4] = { 0 };
-
-	for (u32 k = 0; k < n; k++) {
-		if (got[list[k] / 64] & (1ULL << (list[k] % 64)))
-			return false;
-		got[list[k] / 64] |= 1ULL << (list[k] % 64);
-	}
-	return !memcmp(got, want, sizeof(got));
-}
-
-#define MARK(name) set[VMCS_IDX_##name / 64] |= 1ULL << (VMCS_IDX_##name % 64);
-static void hot_set(u64 *set)
-{
-	VMCS_HOT_GUEST_FIELDS(MARK)
-}
-
-static void exit_info_set(u64 *set)
-{
-	VMCS_EXIT_INFO_FIELDS(MARK)
-}
-#undef MARK
-
 /* VMCS02's fields idx[0..n) into VMCS12's slots: the hot guest fields and the exit information, at
  * every reflected exit, unrolled with constant encodings (vmcs-translate.h's lists). */
 static void pair_read02_list(void *ctx, const u16 *idx, u32 n, u64 *slots12)
@@ -523,12 +498,11 @@ static void compute_lists(void)
 	lists.nguest = vmcs_field_list(nested_offered_caps(), VMCS_CLASS_GUEST, lists.guest);
 	lists.nsaved = vmcs_guest_saved_list(lists.guest, lists.nguest, lists.saved);
 	lists.nhot = vmcs_guest_split_list(lists.saved, lists.nsaved, lists.hot, lists.rare, &lists.nrare);
-	u64 set[4] = { 0 };
-	hot_set(set);
-	lists.fixed_hot = list_is(lists.hot, lists.nhot, set);
-	memset(set, 0, sizeof(set));
-	exit_info_set(set);
-	lists.fixed_exit_info = list_is(lists.exit_info, lists.nexit_info, set);
+	u64 set[VMCS_FIELD_SET_WORDS];
+	vmcs_hot_guest_set(set);
+	lists.fixed_hot = vmcs_list_is_set(lists.hot, lists.nhot, set);
+	vmcs_exit_info_set(set);
+	lists.fixed_exit_info = vmcs_list_is_set(lists.exit_info, lists.nexit_info, set);
 	__atomic_store_n(&lists.ready, 1, __ATOMIC_RELEASE);
 }
 

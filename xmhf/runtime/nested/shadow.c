@@ -34,23 +34,12 @@ static spinlock_t setup_lock;
  * unrolled copies below name, exactly? (Not when L1 lacks one of them, e.g. without EPT offered.) */
 static bool lists_are_fixed(void)
 {
-	u64 want_w[4] = { 0 }, want_ro[4] = { 0 }, got_w[4] = { 0 }, got_ro[4] = { 0 };
+	u64 writable[VMCS_FIELD_SET_WORDS], readonly[VMCS_FIELD_SET_WORDS];
 
-#define MARK(set, name) set[VMCS_IDX_##name / 64] |= 1ULL << (VMCS_IDX_##name % 64);
-#define MARK_W(name) MARK(want_w, name)
-#define MARK_RO(name) MARK(want_ro, name)
-	VMCS_HOT_GUEST_FIELDS(MARK_W)
-	VMCS_SHADOW_EXIT_WRITABLE(MARK_W)
-	VMCS_SHADOW_L1_WRITABLE(MARK_W)
-	VMCS_EXIT_INFO_FIELDS(MARK_RO)
-	MARK_RO(EXIT_REASON)
-	MARK_RO(VM_INSTRUCTION_ERROR)
-#undef MARK_RO
-#undef MARK_W
-#undef MARK
-	for (u32 k = 0; k < nfields; k++)
-		(k < nwritable ? got_w : got_ro)[fields[k] / 64] |= 1ULL << (fields[k] % 64);
-	return !memcmp(want_w, got_w, sizeof(want_w)) && !memcmp(want_ro, got_ro, sizeof(want_ro));
+	vmcs_shadow_writable_set(writable);
+	vmcs_shadow_readonly_set(readonly);
+	return vmcs_list_is_set(fields, nwritable, writable) &&
+	       vmcs_list_is_set(fields + nwritable, nfields - nwritable, readonly);
 }
 
 /* The unrolled copies: VMCS12's slots into the current (shadow) VMCS, the fields an exit to L1 writes
