@@ -30,6 +30,8 @@
 #                          directory): the originals stay untouched and several
 #                          runs may share one image
 #   --keep                 keep the temporary directory (bochsrc, cmds, logs)
+#   --debugger-cmds FILE   Bochs debugger commands to run instead of `c` (e.g. a
+#                          time breakpoint and a trace: tools/nested-profile.py)
 #   -h, --help             this help
 #
 # Exit status: 0 when Bochs ends by itself (guest power-off through port 0x8900,
@@ -69,7 +71,7 @@ BOCHS=${BOCHS:-bochs}
 BXSHARE=${BXSHARE:-/usr/share/bochs}
 
 smp=1 mem=256 cpu=corei7_skylake_x timeout_s=120 ips=4000000
-serial='' serial2='' e9='' log='' stop_tf=0 keep=0 snapshot=0
+serial='' serial2='' e9='' log='' stop_tf=0 keep=0 snapshot=0 dbg_cmds=''
 disks=() extra=() locks=()
 
 need_arg() { [ $# -ge 2 ] || usage_error "option $1 needs an argument"; }
@@ -88,6 +90,7 @@ while [ $# -gt 0 ]; do
         --stop-on-triple-fault) stop_tf=1; shift ;;
         --bochsrc-extra) need_arg "$@"; extra+=("$2"); shift 2 ;;
         --keep) keep=1; shift ;;
+        --debugger-cmds) need_arg "$@"; dbg_cmds=$2; shift 2 ;;
         --snapshot) snapshot=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage_error "unknown argument '$1'" ;;
@@ -218,7 +221,7 @@ if [ "$stop_tf" = 1 ]; then rtf=0; else rtf=1; fi
     echo "private_colormap: enabled=0"
     for l in ${extra[@]+"${extra[@]}"}; do echo "$l"; done
 } >"$rc"
-echo c >"$tmp/cmds"
+if [ -n "$dbg_cmds" ]; then cp "$dbg_cmds" "$tmp/cmds" || die "cannot read $dbg_cmds"; else echo c >"$tmp/cmds"; fi
 
 # --- run -----------------------------------------------------------------------
 : >"$stdout_file"

@@ -225,6 +225,56 @@ TEST(vmcs_translate_exit_hot_then_rare_same_as_saved)
 	CHECK(!memcmp(want, v12, sizeof(want)));
 }
 
+static u64 read02_enc(u32 enc)
+{
+	return v02[idx(enc)];
+}
+
+/* The unrolled save of a reflected exit (vmcs_exit_02_to_12_hot, runtime/nested/entry.c) writes what
+ * the list form with the hot guest fields and the exit information writes, for every combination of
+ * the four save controls, with EFER.LMA set and clear and L0-owned CR bits. */
+TEST(vmcs_translate_exit_unrolled_same_as_lists)
+{
+	static u16 saved[VMCS_FIELD_COUNT], hot[VMCS_FIELD_COUNT], rare[VMCS_FIELD_COUNT];
+	static u64 want[VMCS_FIELD_COUNT];
+	static const u32 ctl[] = { EXIT_SAVE_DEBUG_CONTROLS, EXIT_SAVE_EFER, EXIT_SAVE_PAT, EXIT_SAVE_PREEMPTION_TIMER };
+	u64 set[VMCS_FIELD_SET_WORDS];
+	u32 nrare;
+
+	fill();
+	u32 nsaved = vmcs_guest_saved_list(guest, pair.nguest, saved);
+	u32 nhot = vmcs_guest_split_list(saved, nsaved, hot, rare, &nrare);
+	vmcs_hot_guest_set(set);
+	CHECK(vmcs_list_is_set(hot, nhot, set)); /* the case the unrolled form is for */
+	vmcs_exit_info_set(set);
+	CHECK(vmcs_list_is_set(exit_info, pair.nexit_info, set));
+	for (u32 m = 0; m < 32; m++) {
+		u32 exit12 = 0;
+		for (u32 b = 0; b < 4; b++)
+			if (m & (1U << b))
+				exit12 |= ctl[b];
+		for (int run = 0; run < 2; run++) {
+			fill();
+			v12[I(EXIT_CONTROLS)] = exit12;
+			v12[I(ENTRY_INTR_INFO)] = INTR_INFO_VALID | 0x30e;
+			v12[I(CR0_GUEST_HOST_MASK)] = 0x8;
+			v02[I(CR0_GUEST_HOST_MASK)] = 0x28;
+			v02[I(CR4_GUEST_HOST_MASK)] = 0x2000;
+			v02[I(GUEST_IA32_EFER)] = (m & 16) ? 0x500 : 0x100;
+			if (run == 0) {
+				struct vmcs_pair p = pair_saving(hot, nhot);
+				vmcs_guest_02_to_12(&p);
+				vmcs_exit_info_02_to_12(&p, 30);
+				memcpy(want, v12, sizeof(want));
+			} else {
+				vmcs_exit_02_to_12_hot(v12, 30, read02_enc);
+				CHECK_EQ(bad_access, 0);
+				CHECK(!memcmp(want, v12, sizeof(want)));
+			}
+		}
+	}
+}
+
 TEST(vmcs_translate_exit_cr0_cr4_bits_l0_owns_come_from_the_shadow)
 {
 	fill();

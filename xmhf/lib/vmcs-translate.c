@@ -43,17 +43,15 @@ void vmcs_guest_12_to_02(const struct vmcs_pair *p)
 	p->write02(p->ctx, VMCS_VMCS_LINK_POINTER, ~0ULL);
 }
 
-/* The guest fields saved only when L1's exit controls ask (SDM 28.3.1): each with the exit control
- * that saves it and its encoding (no lookup at each exit). */
+/* The guest fields saved only when L1's exit controls ask, with their encodings (no lookup at each
+ * exit). */
 static const struct {
 	u16 idx;
 	u32 ctl, enc;
 } saved_only_with[] = {
-	{ VMCS_IDX_GUEST_IA32_DEBUGCTL, EXIT_SAVE_DEBUG_CONTROLS, VMCS_GUEST_IA32_DEBUGCTL },
-	{ VMCS_IDX_GUEST_DR7, EXIT_SAVE_DEBUG_CONTROLS, VMCS_GUEST_DR7 },
-	{ VMCS_IDX_GUEST_IA32_EFER, EXIT_SAVE_EFER, VMCS_GUEST_IA32_EFER },
-	{ VMCS_IDX_GUEST_IA32_PAT, EXIT_SAVE_PAT, VMCS_GUEST_IA32_PAT },
-	{ VMCS_IDX_GUEST_PREEMPTION_TIMER, EXIT_SAVE_PREEMPTION_TIMER, VMCS_GUEST_PREEMPTION_TIMER },
+#define SAVED_WITH(name, control) { VMCS_IDX_##name, control, VMCS_##name },
+	VMCS_SAVED_WITH_EXIT_CONTROL(SAVED_WITH)
+#undef SAVED_WITH
 };
 
 /* The exit control that saves field i, or 0: saved at every exit. */

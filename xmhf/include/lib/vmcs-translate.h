@@ -6,6 +6,8 @@
 #define LIB_VMCS_TRANSLATE_H
 #include <xmhf/types.h>
 #include <lib/vmcs-fields.h>
+#include <lib/nested-logic.h>
+#include <x86/vmx.h>
 
 struct vmcs_pair {
 	/* VMCS12's values by field-table index, each at its width (runtime/nested/vmcs12.c). */
@@ -100,6 +102,45 @@ bool vmcs_field_shadowed(u32 index, bool write);
 	X(GUEST_PHYSICAL_ADDRESS) X(EXIT_INTR_INFO) X(EXIT_INTR_ERROR_CODE) X(IDT_VECTORING_INFO)       \
 	X(IDT_VECTORING_ERROR_CODE) X(EXIT_INSTRUCTION_LENGTH) X(EXIT_INSTRUCTION_INFO)                 \
 	X(EXIT_QUALIFICATION) X(IO_RCX) X(IO_RSI) X(IO_RDI) X(IO_RIP) X(GUEST_LINEAR_ADDRESS)
+
+/* The guest fields an exit saves only when L1's exit controls ask (SDM 28.3.1), X(field, control)
+ * each; every other guest field is saved at every exit. */
+#define VMCS_SAVED_WITH_EXIT_CONTROL(X)                                                                 \
+	X(GUEST_IA32_DEBUGCTL, EXIT_SAVE_DEBUG_CONTROLS) X(GUEST_DR7, EXIT_SAVE_DEBUG_CONTROLS)         \
+	X(GUEST_IA32_EFER, EXIT_SAVE_EFER) X(GUEST_IA32_PAT, EXIT_SAVE_PAT)                              \
+	X(GUEST_PREEMPTION_TIMER, EXIT_SAVE_PREEMPTION_TIMER)
+
+/* A reflected exit's save for callers whose hot guest list and exit-information list are exactly
+ * VMCS_HOT_GUEST_FIELDS and VMCS_EXIT_INFO_FIELDS (runtime/nested/entry.c checks it once): what
+ * vmcs_guest_02_to_12 with the hot list, then vmcs_exit_info_02_to_12, do, unrolled, with `read02`
+ * (VMREAD at run time) inlined at each field with its constant encoding: a round trip's save costs
+ * its 30-odd VMREADs and little else. s is VMCS12's slots. */
+static inline __attribute__((always_inline)) void vmcs_exit_02_to_12_hot(u64 *s, u32 reason, u64 (*read02)(u32 enc))
+{
+	u32 exit12 = (u32)s[VMCS_IDX_EXIT_CONTROLS];
+	u64 efer02 = read02(VMCS_GUEST_IA32_EFER);
+
+#define VMCS_HOT_FROM_02(name) s[VMCS_IDX_##name] = read02(VMCS_##name);
+	VMCS_HOT_GUEST_FIELDS(VMCS_HOT_FROM_02)
+	VMCS_EXIT_INFO_FIELDS(VMCS_HOT_FROM_02)
+#undef VMCS_HOT_FROM_02
+	if (exit12 & (EXIT_SAVE_DEBUG_CONTROLS | EXIT_SAVE_EFER | EXIT_SAVE_PAT | EXIT_SAVE_PREEMPTION_TIMER)) {
+#define VMCS_SAVE_WITH(name, ctl)                                                                      \
+	if (exit12 & (ctl))                                                                            \
+		s[VMCS_IDX_##name] = VMCS_##name == VMCS_GUEST_IA32_EFER ? efer02 : read02(VMCS_##name);
+		VMCS_SAVED_WITH_EXIT_CONTROL(VMCS_SAVE_WITH)
+#undef VMCS_SAVE_WITH
+	}
+	s[VMCS_IDX_GUEST_CR0] = nested_cr_guest12(read02(VMCS_CR0_GUEST_HOST_MASK), s[VMCS_IDX_CR0_GUEST_HOST_MASK],
+						  s[VMCS_IDX_GUEST_CR0], read02(VMCS_CR0_READ_SHADOW));
+	s[VMCS_IDX_GUEST_CR4] = nested_cr_guest12(read02(VMCS_CR4_GUEST_HOST_MASK), s[VMCS_IDX_CR4_GUEST_HOST_MASK],
+						  s[VMCS_IDX_GUEST_CR4], read02(VMCS_CR4_READ_SHADOW));
+	/* "IA-32e mode guest" is saved from EFER.LMA (SDM 28.2). */
+	s[VMCS_IDX_ENTRY_CONTROLS] = (s[VMCS_IDX_ENTRY_CONTROLS] & ~(u64)ENTRY_IA32E_MODE_GUEST) |
+				     ((efer02 & (1ULL << 10)) ? ENTRY_IA32E_MODE_GUEST : 0);
+	s[VMCS_IDX_EXIT_REASON] = reason;
+	s[VMCS_IDX_ENTRY_INTR_INFO] &= ~(u64)INTR_INFO_VALID;
+}
 
 /* The named lists as sets of field-table indices (a bit each, VMCS_FIELD_SET_WORDS words): the hot
  * guest fields, the exit information, the writable shadowed fields (the three writable lists) and the

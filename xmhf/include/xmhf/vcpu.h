@@ -80,6 +80,7 @@ struct vcpu {
 	u8 *msr_bitmap02;       /* VMCS02's MSR bitmap: L0's intercepts | L1's */
 	u8 *io_bitmap02;        /* VMCS02's I/O bitmaps A and B (8 KiB): L0's intercepts | L1's */
 	struct bitmap02_cache bitmap02_cache[3]; /* what msr_bitmap02 and io_bitmap02 hold (BITMAP02_*) */
+	u32 bitmaps02_stamp, bitmaps02_slots, bitmaps02_stamped; /* the fast check (bitmap-watch.c) */
 	struct ept02_slot *ept02; /* this CPU's EPT02s, one per EPTP12 (runtime/nested/ept02.c) */
 	u32 ept02_cur;          /* the slot of the EPTP12 L2 runs with */
 	u32 ept02_pages;        /* tables held by all slots */

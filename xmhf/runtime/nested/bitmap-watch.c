@@ -40,6 +40,16 @@ static u32 nwatches; /* slots ever used: the write-fault check is free until a b
 static u64 clock;
 static spinlock_t lock;
 
+/* Bumped with every watch's version, after it: a stamp taken before is stale (nested_bitmaps_unchanged). */
+static u32 epoch;
+
+/* The page changed (or its slot went to another page): merges of it made before are stale. */
+static void bump(struct page_watch *w)
+{
+	__atomic_add_fetch(&w->version, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&epoch, 1, __ATOMIC_RELEASE);
+}
+
 static struct page_watch *find(u64 gpa)
 {
 	for (u32 i = 0; i < nwatches; i++)
@@ -64,7 +74,7 @@ static struct page_watch *take_slot(u64 gpa)
 		if (w->protected)
 			ept01_set_page_rights(w->gpa, EPT_RWX); /* wider rights: no quiesce needed */
 	}
-	__atomic_add_fetch(&w->version, 1, __ATOMIC_RELEASE);
+	bump(w);
 	w->gpa = gpa;
 	w->protected = 0;
 	w->unprotects = 0;
@@ -122,6 +132,53 @@ bool nested_bitmap_current(struct vcpu *v, u32 slot, u64 gpa, const struct spars
 void nested_bitmap_forget(struct vcpu *v, u32 slot)
 {
 	v->bitmap02_cache[slot].gpa = 0;
+	v->bitmaps02_stamped = 0;
+}
+
+/* All that the currency of VMCS02's merged pages depends on: the watches' versions (epoch) and L0's
+ * bitmaps. Each only grows, so the sum changes whenever one of them does. */
+static u32 bitmaps_stamp(void)
+{
+	static const struct sparse_bitmap *l0[3]; /* L0's bitmaps never move: looked up once */
+
+	if (!l0[2]) {
+		l0[0] = vmcs01_msr_intercepts();
+		l0[1] = io_bitmap_l0(0);
+		__atomic_store_n(&l0[2], io_bitmap_l0(1), __ATOMIC_RELEASE);
+	}
+	return __atomic_load_n(&epoch, __ATOMIC_ACQUIRE) + __atomic_load_n(&l0[0]->generation, __ATOMIC_ACQUIRE) +
+	       __atomic_load_n(&l0[1]->generation, __ATOMIC_ACQUIRE) +
+	       __atomic_load_n(&l0[2]->generation, __ATOMIC_ACQUIRE);
+}
+
+/* A VMRESUME's check of its merged pages in one compare: the pages `slots` (a bit per BITMAP02_*)
+ * were all found current and watched after the stamp was taken (nested_bitmaps_stamped), and nothing
+ * they depend on changed since. Costs a few loads instead of nested_bitmap_current per page. */
+bool nested_bitmaps_unchanged(struct vcpu *v, u32 slots)
+{
+	if (!v->bitmaps02_stamped || v->bitmaps02_slots != slots || v->bitmaps02_stamp != bitmaps_stamp())
+		return false;
+	for (; slots; slots &= slots - 1) /* a hit each, as nested_bitmap_current counts */
+		((struct page_watch *)v->bitmap02_cache[__builtin_ctz(slots)].watch)->hits++;
+	return true;
+}
+
+u32 nested_bitmaps_stamp(void)
+{
+	return bitmaps_stamp();
+}
+
+/* After nested_bitmap_current (and merges) for every page of `slots`, with `stamp` taken before:
+ * the fast check holds from now on if every page is watched. */
+void nested_bitmaps_stamped(struct vcpu *v, u32 stamp, u32 slots)
+{
+	v->bitmaps02_stamped = 0;
+	for (u32 i = 0; i < ARRAY_SIZE(v->bitmap02_cache); i++)
+		if ((slots & (1U << i)) && !v->bitmap02_cache[i].gpa)
+			return; /* merged at every entry for now (not watched) */
+	v->bitmaps02_stamp = stamp;
+	v->bitmaps02_slots = slots;
+	v->bitmaps02_stamped = 1;
 }
 
 /* A hypapp sets the rights of L1 page gpa (app/services.c): the page is the hypapp's from now on. A
@@ -138,7 +195,7 @@ void nested_bitmap_unwatch(u64 gpa)
 	w = find(gpa & ~0xfffULL);
 	if (w) {
 		__atomic_store_n(&w->protected, 0, __ATOMIC_RELEASE);
-		__atomic_add_fetch(&w->version, 1, __ATOMIC_RELEASE);
+		bump(w);
 		w->given_up = 1;
 	}
 	spin_unlock(&lock);
@@ -159,7 +216,7 @@ bool nested_bitmap_watch_fault(u64 gpa, u64 qual)
 	if (w && w->protected) {
 		ept01_set_page_rights(gpa, EPT_RWX);
 		__atomic_store_n(&w->protected, 0, __ATOMIC_RELEASE);
-		__atomic_add_fetch(&w->version, 1, __ATOMIC_RELEASE);
+		bump(w);
 		/* A page L1 rewrites at nearly every entry (XMHF as L1 merging its own VMCS02 bitmaps) is
 		 * cheaper merged each time than protected again: a protection costs a quiesce and every
 		 * EPT02. */

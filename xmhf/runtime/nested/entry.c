@@ -280,10 +280,17 @@ static void setup_io_bitmaps(struct vcpu *v, u32 proc12)
  * each access; bitmap-watch.c notices the writes). */
 static void refresh_bitmaps(struct vcpu *v, u32 proc12)
 {
+	u32 slots = ((proc12 & PROC_USE_MSR_BITMAPS) ? 1U << BITMAP02_MSR : 0) |
+		    ((proc12 & PROC_USE_IO_BITMAPS) ? (1U << BITMAP02_IO_A) | (1U << BITMAP02_IO_B) : 0);
+
+	if (!slots || nested_bitmaps_unchanged(v, slots))
+		return;
+	u32 stamp = nested_bitmaps_stamp();
 	if (proc12 & PROC_USE_MSR_BITMAPS)
 		merge_msr_page(v);
 	if (proc12 & PROC_USE_IO_BITMAPS)
 		merge_io_pages(v);
+	nested_bitmaps_stamped(v, stamp, slots);
 }
 
 /* What L1 changed in VMCS12 since VMCS02 was last in sync with it (vmcs12_dirty: its VMWRITEs and
@@ -517,12 +524,28 @@ void nested_vmcs_pair(struct vcpu *v, struct vmcs_pair *p)
 				 .nguest_saved = lists.nsaved };
 }
 
-/* The same, saving only the hot guest fields at an exit: the caller sets rare12_stale. */
-void nested_vmcs_pair_hot(struct vcpu *v, struct vmcs_pair *p)
+static inline u64 read02_now(u32 enc)
 {
-	nested_vmcs_pair(v, p);
-	p->guest_saved = lists.hot;
-	p->nguest_saved = lists.nhot;
+	return vmcs_read(enc);
+}
+
+/* A reflected exit's save of L2's hot guest fields and the exit information (the caller sets
+ * rare12_stale): unrolled when the lists are vmcs-translate.h's, as they are whenever L1 is offered
+ * EPT. */
+void nested_save_exit_hot(struct vcpu *v, u32 reason)
+{
+	struct vmcs_pair pair;
+
+	compute_lists();
+	if (lists.fixed_hot && lists.fixed_exit_info) {
+		vmcs_exit_02_to_12_hot(vmcs12_slots(v), reason, read02_now);
+		return;
+	}
+	nested_vmcs_pair(v, &pair);
+	pair.guest_saved = lists.hot;
+	pair.nguest_saved = lists.nhot;
+	vmcs_guest_02_to_12(&pair);
+	vmcs_exit_info_02_to_12(&pair, reason);
 }
 
 /* L2's rare guest fields from VMCS02 into VMCS12 if a reflected exit left them there
@@ -579,6 +602,7 @@ static void build_vmcs02(struct vcpu *v)
 	v->in_l2 = 1;
 	v->launch_next = 1;
 	v->vmcs02_of = ~0ULL; /* in sync only once the CPU has entered it (exit.c) */
+	v->bitmaps02_stamped = 0; /* the merges below are checked page by page */
 	for (u32 i = 0; i < ARRAY_SIZE(v->vmcs12_dirty); i++)
 		v->vmcs12_dirty[i] = 0;
 

@@ -19,31 +19,32 @@
  * exits. */
 static void save_exit_as(struct vcpu *v, u32 reason, bool l2_state, bool lazy)
 {
-	struct vmcs_pair pair;
-
-	if (lazy)
-		nested_vmcs_pair_hot(v, &pair);
-	else
-		nested_vmcs_pair(v, &pair);
 	/* Lazily, VMCS02 keeps holding the rare fields (L2 ran on them since); a VM-entry failure
 	 * leaves VMCS12's guest state as the last exit saved it, rare fields included. */
 	if (!l2_state)
 		nested_rare12_sync(v);
 	else if (!lazy)
 		v->rare12_stale = 0; /* all of L2's state now */
-	if (l2_state) {
-		/* VMCS12 still holds what L1 entered with (read before L2's state replaces it). */
-		bool nmi_held = nested_l2_nmi_blocked_until_exit((u32)r12(v, VMCS_PIN_BASED_CONTROLS),
-								 (u32)r12(v, VMCS_GUEST_INTERRUPTIBILITY),
-								 (u32)r12(v, VMCS_ENTRY_INTR_INFO));
-		vmcs_guest_02_to_12(&pair);
-		/* An IRET of L2's lifted VMCS02's virtual-NMI blocking, not L2's blocking by NMI. */
-		if (nmi_held)
-			w12(v, VMCS_GUEST_INTERRUPTIBILITY, r12(v, VMCS_GUEST_INTERRUPTIBILITY) | INTERRUPTIBILITY_NMI);
-		if (v->l2_vid)
-			nested_apicv_save12(v);
+	/* VMCS12 still holds what L1 entered with (read before L2's state replaces it). */
+	bool nmi_held = l2_state && nested_l2_nmi_blocked_until_exit((u32)r12(v, VMCS_PIN_BASED_CONTROLS),
+								     (u32)r12(v, VMCS_GUEST_INTERRUPTIBILITY),
+								     (u32)r12(v, VMCS_ENTRY_INTR_INFO));
+	if (l2_state && lazy) {
+		nested_save_exit_hot(v, reason);
+	} else {
+		struct vmcs_pair pair;
+		nested_vmcs_pair(v, &pair);
+		if (l2_state)
+			vmcs_guest_02_to_12(&pair);
+		vmcs_exit_info_02_to_12(&pair, reason);
 	}
-	vmcs_exit_info_02_to_12(&pair, reason);
+	if (!l2_state)
+		return;
+	/* An IRET of L2's lifted VMCS02's virtual-NMI blocking, not L2's blocking by NMI. */
+	if (nmi_held)
+		w12(v, VMCS_GUEST_INTERRUPTIBILITY, r12(v, VMCS_GUEST_INTERRUPTIBILITY) | INTERRUPTIBILITY_NMI);
+	if (v->l2_vid)
+		nested_apicv_save12(v);
 }
 
 static void save_exit(struct vcpu *v, u32 reason, bool l2_state)

@@ -150,6 +150,11 @@ bool nested_ve_convert(struct vcpu *v, const struct ept12_walk *walk, u64 qual12
 struct sparse_bitmap;
 bool nested_bitmap_current(struct vcpu *v, u32 slot, u64 gpa, const struct sparse_bitmap *l0);
 void nested_bitmap_forget(struct vcpu *v, u32 slot);
+/* All of VMCS02's merged pages `slots` (a bit per BITMAP02_*) still current, in one check; else
+ * take a stamp, check each page, and record the outcome (nested_bitmaps_stamped). */
+bool nested_bitmaps_unchanged(struct vcpu *v, u32 slots);
+u32 nested_bitmaps_stamp(void);
+void nested_bitmaps_stamped(struct vcpu *v, u32 stamp, u32 slots);
 
 /* VPID02 (vpid02.c). */
 u32 vpid02_setup(struct vcpu *v, u32 proc2_12, u16 vpid12);
@@ -197,7 +202,7 @@ const struct vmcs_feature_caps *nested_offered_caps(void);
 /* VMCS12 (current) and VMCS02 (the current VMCS) for lib/vmcs-translate.c. */
 struct vmcs_pair;
 void nested_vmcs_pair(struct vcpu *v, struct vmcs_pair *p);
-void nested_vmcs_pair_hot(struct vcpu *v, struct vmcs_pair *p);
+void nested_save_exit_hot(struct vcpu *v, u32 reason);
 void nested_rare12_sync(struct vcpu *v);
 bool nested_offers_ept(void);
 bool nested_offers_vpid(void);
