@@ -125,7 +125,8 @@ void nested_apicv_vectoring(struct vcpu *v, bool ept_violation)
 	fixed = apicv_vectoring_info(idt, v->l2_entry_intr, gis, (qual >> 7) & 1,
 				     (qual >> 7) & 1 ? vmcs_read(VMCS_GUEST_LINEAR_ADDRESS) : 0,
 				     vmcs_read(VMCS_GUEST_IDTR_BASE) + (u64)size * (gis >> 8), size);
-	if (fixed != idt)
+	/* As reinject_interrupted_event: an event the exit's handler injected itself stands. */
+	if (fixed != idt && !(vmcs_read(VMCS_ENTRY_INTR_INFO) & INTR_INFO_VALID))
 		vmcs_write(VMCS_ENTRY_INTR_INFO, fixed);
 }
 
