@@ -200,13 +200,15 @@ def check_guest_map_hides_region(text):
 class DiffTest(Test):
     platform = "bochs"
 
-    def __init__(self, kernel, smp, args="", mem=256, timeout=180, levels=1):
-        words = [w for w in args.split() if not w.startswith("skip=")]
-        suffix = "".join("-" + w.replace("=1", "").replace("=", "-") for w in words)
+    def __init__(self, kernel, smp, args="", mem=256, timeout=180, levels=1, l0_extra=""):
+        words = [w for w in args.split() if not w.startswith("skip=")] + l0_extra.split()
+        suffix = "".join("-" + w.replace("=1", "").replace("=", "-").replace("_", "-") for w in words)
         # levels=2: XMHF (nested=1) runs XMHF as its L1, which runs the kernel ("another copy of
-        # itself", the users' case), compared with the same bare run.
+        # itself", the users' case), compared with the same bare run. l0_extra: command-line words
+        # for the XMHF on the hardware only (the outer one), named in the test's name.
         super().__init__("%s-%s%s-smp%d" % ("diff" if levels == 1 else "diff-xmhf-in-xmhf", kernel, suffix, smp))
         self.levels = levels
+        self.l0_extra = l0_extra
         self.kernel = kernel
         self.args = args
         self.smp = smp
@@ -219,7 +221,8 @@ class DiffTest(Test):
         disk = kernel_disk(d, self.kernel, self.args, log)
         disks = [disk]
         if hv and self.levels == 1:
-            disks = [grub_disk(d, HV_CMDLINE + HV_EXTRA.get(self.kernel, "") + l0_apic(self.kernel),
+            disks = [grub_disk(d, HV_CMDLINE + HV_EXTRA.get(self.kernel, "") + l0_apic(self.kernel) +
+                               (" " + self.l0_extra if self.l0_extra else ""),
                                ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd1)+1"], log),
                      disk]
         elif hv:
@@ -229,8 +232,8 @@ class DiffTest(Test):
             os.makedirs(outer, exist_ok=True)
             os.makedirs(inner, exist_ok=True)
             inner_cmdline = HV_CMDLINE.replace("boot_drive=0x81", "boot_drive=0x82") + HV_EXTRA.get(self.kernel, "")
-            disks = [grub_disk(outer, HV_CMDLINE + " nested=1" + l0_apic(self.kernel), ["/boot/hypervisor-x86-amd64.bin.gz",
-                                                                  "--nounzip (hd1)+1"], log),
+            outer_cmdline = HV_CMDLINE + " nested=1" + l0_apic(self.kernel) + (" " + self.l0_extra if self.l0_extra else "")
+            disks = [grub_disk(outer, outer_cmdline, ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd1)+1"], log),
                      grub_disk(inner, inner_cmdline, ["/boot/hypervisor-x86-amd64.bin.gz", "--nounzip (hd2)+1"],
                                log),
                      disk]
@@ -421,6 +424,12 @@ XMHF_IN_XMHF = [("cpuid", 2), ("msr", 1), ("cr", 1), ("e820", 1), ("smp", 2), ("
                 ("lhv", 1), ("lhv2", 1), ("lhv3", 2), ("lhv4", 2), ("lhv5", 2), ("lhv6", 1), ("lhv7", 1), ("lhv8", 2),
                 ("lhv9", 1), ("lhv10", 1), ("taskswitch", 1), ("vmx32", 1)]
 
+# With words for the XMHF on the hardware only (the outer one at two levels): kernel, CPU count, kernel
+# arguments, levels, words. ept02_drop=1: every L1 entry drops the EPT02s, so L2's event deliveries
+# (virtual interrupts included) meet EPT02 misses, which Bochs 2.7 reports with a stale event
+# (docs/known-bugs.md). lhv10 ept=1 gives its L2s an EPT, which one level needs for EPT02s.
+L0_VARIANTS = [("lhv10", 1, "ept=1", 1, "ept02_drop=1"), ("lhv10", 1, "", 2, "ept02_drop=1")]
+
 
 # Long runs (make test-long): kernel, CPU count, arguments, levels (2: XMHF as its own L1).
 LONG_KERNELS = [
@@ -440,8 +449,9 @@ def long_diff(kernel, smp, args, levels):
 def tests():
     return ([DiffTest(k, n, args) for k, smps, args in KERNELS for n in smps] +
             [long_diff(k, n, args, lv) for k, n, args, lv in LONG_KERNELS] +
-            [DiffTest(k, n, levels=2) for k, n in XMHF_IN_XMHF] + security_tests() + hypapp_tests() +
-            nested_switch_tests())
+            [DiffTest(k, n, levels=2) for k, n in XMHF_IN_XMHF] +
+            [DiffTest(k, n, args, levels=lv, l0_extra=w) for k, n, args, lv, w in L0_VARIANTS] +
+            security_tests() + hypapp_tests() + nested_switch_tests())
 
 
 def nested_switch_tests():

@@ -156,6 +156,18 @@ TEST(cmdline_ept01_top)
 	CHECK_EQ(cmdline_parse("ept01_top=65536", &c, err, sizeof(err)), -1);
 }
 
+TEST(cmdline_ept02_drop)
+{
+	struct boot_cmdline c;
+	char err[64];
+
+	CHECK_EQ(cmdline_parse("", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.ept02_drop, 0);
+	CHECK_EQ(cmdline_parse("ept02_drop=1", &c, err, sizeof(err)), 0);
+	CHECK_EQ(c.ept02_drop, 1);
+	CHECK_EQ(cmdline_parse("ept02_drop=yes", &c, err, sizeof(err)), -1);
+}
+
 TEST(cmdline_on_stop)
 {
 	struct boot_cmdline c;

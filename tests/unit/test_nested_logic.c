@@ -356,6 +356,40 @@ TEST(nested_io_exits)
 	CHECK(nested_io_exits_to_l1(PROC_USE_IO_BITMAPS, bm, bm + 4096, 0xfffe, 4));
 }
 
+TEST(apicv_vectoring_info_bochs_stale)
+{
+	const u32 ext = INTR_INFO_VALID | INTR_TYPE_EXTERNAL, idt = 0x264050;
+
+	/* What Bochs 2.7 reported delivering virtual interrupt 0x40: INT 15H (a BIOS call recorded long
+	 * before), at the paging-structure read for IDT entry 0x40. */
+	CHECK_EQ(apicv_vectoring_info(INTR_INFO_VALID | INTR_TYPE_SW_INTERRUPT | 0x15, 0, 0x4000, true, idt + 0x400,
+				      idt + 16 * 0x40, 16), ext | 0x40);
+	CHECK_EQ(apicv_vectoring_info(INTR_INFO_VALID | INTR_TYPE_SW_INTERRUPT | 0x15, 0, 0x4000, true, idt + 0x40f,
+				      idt + 16 * 0x40, 16), ext | 0x40);
+	/* The same INT 15H faulting on its own IDT entry, or on the stack: kept. */
+	CHECK_EQ(apicv_vectoring_info(INTR_INFO_VALID | INTR_TYPE_SW_INTERRUPT | 0x15, 0, 0x4000, true, idt + 0x150,
+				      idt + 16 * 0x40, 16), INTR_INFO_VALID | INTR_TYPE_SW_INTERRUPT | 0x15);
+	CHECK_EQ(apicv_vectoring_info(INTR_INFO_VALID | INTR_TYPE_SW_INTERRUPT | 0x15, 0, 0x4000, true, idt + 0x410,
+				      idt + 16 * 0x40, 16), INTR_INFO_VALID | INTR_TYPE_SW_INTERRUPT | 0x15);
+	CHECK_EQ(apicv_vectoring_info(INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | 14, 0, 0x4000, false, idt + 0x400,
+				      idt + 16 * 0x40, 16), INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | 14);
+	/* An external interrupt nobody injected (a stale one of L1's): the virtual interrupt. */
+	CHECK_EQ(apicv_vectoring_info(ext | 0xef, 0, 0x4100, false, 0, idt + 16 * 0x41, 16), ext | 0x41);
+	CHECK_EQ(apicv_vectoring_info(ext | 0xef, INTR_INFO_VALID | INTR_TYPE_NMI | 2, 0x4100, false, 0,
+				      idt + 16 * 0x41, 16), ext | 0x41);
+	/* The external interrupt injected at the entry: kept, unless the fault was on IDT entry SVI. */
+	CHECK_EQ(apicv_vectoring_info(ext | 0x30, ext | 0x30, 0x4100, false, 0, idt + 16 * 0x41, 16), ext | 0x30);
+	CHECK_EQ(apicv_vectoring_info(ext | 0x30, ext | 0x30, 0x4100, true, idt + 0x410, idt + 16 * 0x41, 16),
+		 ext | 0x41);
+	/* No vector in service: nothing virtual was delivered. */
+	CHECK_EQ(apicv_vectoring_info(ext | 0xef, 0, 0x0040, true, idt, idt, 16), ext | 0xef);
+	/* Protected mode (8-byte gates) and real mode (4-byte vectors). */
+	CHECK_EQ(apicv_vectoring_info(INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | 13, 0, 0x5000, true, 0x1000 + 8 * 0x50 + 4,
+				      0x1000 + 8 * 0x50, 8), ext | 0x50);
+	CHECK_EQ(apicv_vectoring_info(INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | 13, 0, 0x5000, true, 4 * 0x50 + 4,
+				      4 * 0x50, 4), INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | 13);
+}
+
 TEST(apicv_write_virtualized_offsets)
 {
 	/* TPR shadow alone: offset 080H itself, up to a dword. */

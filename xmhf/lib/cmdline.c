@@ -212,6 +212,12 @@ static int apply_word(struct tok w, struct boot_cmdline *out, char *err, size_t 
 		out->ept01_top_gib = (u16)n;
 		return 0;
 	}
+	if (tok_eq(key, "ept02_drop")) {
+		if (!tok_eq(val, "0") && !tok_eq(val, "1"))
+			return fail(err, errlen, "ept02_drop: want 0 or 1, not", val);
+		out->ept02_drop = tok_eq(val, "1");
+		return 0;
+	}
 	if (tok_eq(key, "on_stop")) {
 		if (tok_eq(val, "halt"))
 			out->on_stop = ON_STOP_HALT;
@@ -243,6 +249,7 @@ int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t err
 	out->selftest = 0;
 	out->dryrun = 0;
 	out->ept01_top_gib = 0;
+	out->ept02_drop = 0;
 	out->tpm = TRUST_AUTO;
 	out->vtd = TRUST_AUTO;
 	out->apic = APIC_AUTO;

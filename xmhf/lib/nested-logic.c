@@ -188,6 +188,22 @@ bool apicv_write_virtualized(u32 proc2, u32 off, u32 size)
 	return off == 0x80; /* the TPR shadow alone: offset 080H itself */
 }
 
+u32 apicv_vectoring_info(u32 idt_info, u32 injected, u16 gis, bool gla_valid, u64 gla, u64 idt_entry,
+			 u32 entry_size)
+{
+	u32 svi = gis >> 8, event = idt_info & (INTR_TYPE_MASK | 0xff);
+	u32 virt = INTR_INFO_VALID | INTR_TYPE_EXTERNAL | svi;
+
+	if (svi < 16) /* no virtual interrupt in service: none was being delivered (vectors 0-15 never are) */
+		return idt_info;
+	if ((idt_info & INTR_TYPE_MASK) == INTR_TYPE_EXTERNAL &&
+	    (!(injected & INTR_INFO_VALID) || event != (injected & (INTR_TYPE_MASK | 0xff))))
+		return virt;
+	if (gla_valid && gla - idt_entry < entry_size)
+		return virt;
+	return idt_info;
+}
+
 u8 apicv_self_ipi_vector(u32 icr_lo)
 {
 	/* Reserved bits 31:20, 17:16 and 13, delivery status (12), trigger mode (15) and delivery mode

@@ -38,7 +38,8 @@ struct boot_cmdline {
 	u16 serial_port;     /* I/O port              default 0x3f8 */
 	u8 boot_drive;       /* boot_drive=0xNN       default 0x80 */
 	u8 on_ready;         /* on_ready=guest|halt|poweroff, default guest */
-	u32 unknown_keys;    /* count of words with an unknown key (ignored, XMHF compatibility) */
+	u16 unknown_keys;    /* count of words with an unknown key (ignored, XMHF compatibility) */
+	u8 ept02_drop;       /* ept02_drop=0|1: each L1 VMLAUNCH/VMRESUME drops the CPU's EPT02s (tests) */
 	u8 nested;           /* nested=0|1: offer VMX to the guest (default 1) */
 	u8 selftest;         /* selftest=...: fault in the runtime once ready (tests the dump, page rights) */
 	u8 dryrun;           /* dryrun=0|1: UEFI boot only; everything but VMX, then back to the firmware */
@@ -55,7 +56,8 @@ struct boot_cmdline {
  *       boot_drive=0xNN (hex or decimal, 0..255); on_ready=guest|halt|poweroff;
  *       on_stop=halt|reset|poweroff; nested=0|1;
  *       selftest=none|exception|null|write-text|exec-heap|dma|dma-early|tpm-log; tpm=auto|off|required;
- *       vtd=auto|off|required; dryrun=0|1; ept01_top=GIB (1..65535); apic=auto|trap|init-exit.
+ *       vtd=auto|off|required; dryrun=0|1; ept01_top=GIB (1..65535); apic=auto|trap|init-exit;
+ *       ept02_drop=0|1.
  * Unknown keys and words without '=' are counted in unknown_keys and otherwise ignored. */
 int cmdline_parse(const char *s, struct boot_cmdline *out, char *err, size_t errlen);
 

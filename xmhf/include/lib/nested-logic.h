@@ -178,6 +178,20 @@ u8 apicv_self_ipi_vector(u32 icr_lo);
 /* The highest vector set in the 256-bit register array at page offset `base` (VISR 100H, VIRR 200H:
  * eight dwords 16 bytes apart), 0 if none. */
 u8 apicv_highest_vector(const u8 *vapic, u32 base);
+/* The event an exit of an L2 with virtual-interrupt delivery interrupted, for L0 to deliver again
+ * (SDM 30.2.2: a virtual interrupt V is delivered through the IDT as an external interrupt after
+ * VISR, SVI, VPPR, VIRR and RVI were updated, so an exit during its delivery reports external
+ * interrupt V, SDM 28.2.4). Bochs 2.7 records no IDT-vectoring information for it and reports the
+ * event it recorded last instead (docs/known-bugs.md). idt_info: the IDT-vectoring information of the
+ * exit (valid); injected: VMCS02's entry-interruption information at the entry; gis: the guest
+ * interrupt status at the exit (SVI in bits 15:8); gla_valid, gla: the guest-linear address of an EPT
+ * violation; idt_entry: the linear address of IDT entry SVI (IDTR base + SVI x entry size) and
+ * entry_size. Returns external interrupt SVI where idt_info cannot be right: an external interrupt
+ * other than the one injected (external interrupts exit under virtual-interrupt delivery, so only an
+ * injected or a virtual one is delivered), or another event while the access that faulted was to IDT
+ * entry SVI (delivery of another vector reads only its own entry); else idt_info. */
+u32 apicv_vectoring_info(u32 idt_info, u32 injected, u16 gis, bool gla_valid, u64 gla, u64 idt_entry,
+			 u32 entry_size);
 /* PPR virtualization (SDM 29.1.3): VPPR from VTPR and SVI. */
 static inline u8 apicv_vppr(u8 vtpr, u8 svi)
 {

@@ -73,6 +73,7 @@ struct vcpu {
 	u64 *vmcs12;            /* L0's copy of the current VMCS12's region (runtime/nested/vmcs12.c) */
 	u32 in_l2;              /* VMCS02 is current: the guest is L2 */
 	u32 l2_vid;             /* VMCS02 has virtual-interrupt delivery: exits save RVI/SVI (apicv.c) */
+	u32 l2_entry_intr;      /* with l2_vid: VMCS02's entry-interruption information at the last entry */
 	u64 vmcs02_pa;          /* this CPU's VMCS02 */
 	u64 vmcs02_of;          /* the VMCS12 it was built from and is in sync with (~0: none) */
 	u64 vmcs12_dirty[4];    /* fields L1 VMWRITEs since VMCS02 was in sync (bit = table index) */
@@ -263,6 +264,7 @@ void nested_ept01_changed(struct vcpu *v);
 bool nested_bitmap_watch_fault(u64 gpa, u64 qual);
 void nested_bitmap_unwatch(u64 gpa); /* a hypapp took the page: its rights, not the watch's */
 void nested_pending_events(struct vcpu *v); /* before entering L2: INIT and guest NMIs for L1 or L2 */
+void nested_apicv_entering(struct vcpu *v);  /* before entering L2: the event injected (apicv.c) */
 void nested_hold_aborted(struct vcpu *v);  /* before entering an L1 vCPU a VMX abort shut down */
 void reinject_interrupted_event(void);
 bool nested_entry_failed(struct vcpu *v, u32 error); /* VMLAUNCH/VMRESUME of VMCS02 failed */

@@ -12,6 +12,7 @@
 #include <xmhf/vcpu.h>
 #include <lib/vmcs-fields.h>
 #include <x86/cpu.h>
+#include <lib/nested-logic.h>
 #include "nested.h"
 
 #define APIC_OFFSET_TPR 0x80
@@ -97,6 +98,36 @@ void nested_apicv_setup02(struct vcpu *v)
 void nested_apicv_save12(struct vcpu *v)
 {
 	vmcs12_slots(v)[VMCS_IDX_GUEST_INTR_STATUS] = vmcs_read(VMCS_GUEST_INTR_STATUS);
+}
+
+/* Before an entry into L2 with virtual-interrupt delivery: the event injected, for
+ * nested_apicv_vectoring. */
+void nested_apicv_entering(struct vcpu *v)
+{
+	if (v->in_l2 && v->l2_vid)
+		v->l2_entry_intr = (u32)vmcs_read(VMCS_ENTRY_INTR_INFO);
+}
+
+/* An exit of L2 with virtual-interrupt delivery that L0 handles itself (an EPT02 miss) interrupted an
+ * event's delivery: L0 delivers it again (reinject_interrupted_event). Where the exit interrupted the
+ * delivery of a virtual interrupt, Bochs 2.7 reports a stale event (docs/known-bugs.md), and injecting
+ * that would lose the virtual interrupt (VISR left set) and deliver something L2 never raised: then
+ * external interrupt SVI is injected instead, as the SDM has it (apicv_vectoring_info says when). */
+void nested_apicv_vectoring(struct vcpu *v, bool ept_violation)
+{
+	u32 idt = (u32)vmcs_read(VMCS_IDT_VECTORING_INFO), fixed;
+	u64 qual = ept_violation ? vmcs_read(VMCS_EXIT_QUALIFICATION) : 0;
+	u32 size = (vmcs_read(VMCS_ENTRY_CONTROLS) & ENTRY_IA32E_MODE_GUEST) ? 16 :
+		   (vmcs_read(VMCS_GUEST_CR0) & CR0_PE)			? 8 :
+										  4;
+	u16 gis = (u16)vmcs_read(VMCS_GUEST_INTR_STATUS);
+
+	fixed = apicv_vectoring_info(idt, v->l2_entry_intr, gis, (qual >> 7) & 1,
+				     (qual >> 7) & 1 ? vmcs_read(VMCS_GUEST_LINEAR_ADDRESS) : 0,
+				     vmcs_read(VMCS_GUEST_IDTR_BASE) + (u64)size * (gis >> 8), size);
+	/* As reinject_interrupted_event: an event the exit's handler injected itself stands. */
+	if (fixed != idt && !(vmcs_read(VMCS_ENTRY_INTR_INFO) & INTR_INFO_VALID))
+		vmcs_write(VMCS_ENTRY_INTR_INFO, fixed);
 }
 
 /* An EPT violation of L2 at L1 guest-physical address gpa1, which EPT01 forbids (L0's read-only

@@ -413,7 +413,7 @@ static void resume_cached(struct vcpu *v)
 		vmcs_write(VMCS_GUEST_PREEMPTION_TIMER, r12(v, VMCS_GUEST_PREEMPTION_TIMER));
 	/* EPT02 may have been dropped meanwhile (L1's INVEPT, an EPT01 change). */
 	if (nested_l2_uses_ept(v))
-		vmcs_write(VMCS_EPT_POINTER, ept02_eptp(v, r12(v, VMCS_EPT_POINTER)));
+		vmcs_write(VMCS_EPT_POINTER, ept02_eptp_at_entry(v, r12(v, VMCS_EPT_POINTER)));
 	v->in_l2 = 1;
 	v->launch_next = 0;
 	/* L1 may rewrite its MSR-load list in memory between entries: copy the lists again. Their
@@ -619,7 +619,7 @@ static void build_vmcs02(struct vcpu *v)
 	if (proc2_12 & PROC2_XSAVES)
 		vmcs_write(VMCS_XSS_EXIT_BITMAP, r12(v, VMCS_XSS_EXIT_BITMAP));
 	/* L2's guest-physical addresses: L1's own (EPT01) without EPT12, else through EPT02. */
-	vmcs_write(VMCS_EPT_POINTER, (proc2_12 & PROC2_EPT) ? ept02_eptp(v, r12(v, VMCS_EPT_POINTER)) : ept01_eptp());
+	vmcs_write(VMCS_EPT_POINTER, (proc2_12 & PROC2_EPT) ? ept02_eptp_at_entry(v, r12(v, VMCS_EPT_POINTER)) : ept01_eptp());
 	setup_msr_bitmap(v, proc12);
 	setup_io_bitmaps(v, proc12);
 	nested_apicv_setup02(v);

@@ -148,6 +148,16 @@ u64 ept02_eptp(struct vcpu *v, u64 eptp12)
 	return eptp02_of(s);
 }
 
+/* The EPT pointer for L1's VMLAUNCH/VMRESUME. With ept02_drop=1 (a test knob) the entry first drops
+ * this CPU's EPT02s, as a page-rights change of EPT01 does at every entry (an L1 rewriting a watched
+ * bitmap page each time): L2's accesses then miss EPT02 again, event deliveries included. */
+u64 ept02_eptp_at_entry(struct vcpu *v, u64 eptp12)
+{
+	if (boot_info->cmdline.ept02_drop)
+		ept02_invept(v, true, 0);
+	return ept02_eptp(v, eptp12);
+}
+
 static const u64 *l1_table(void *ctx, u64 pa)
 {
 	(void)ctx;

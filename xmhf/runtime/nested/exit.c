@@ -462,8 +462,13 @@ bool nested_l2_exit(struct vcpu *v)
 			return true;
 		if (ept_exit)
 			ept_exit_no_pending_debug(rip);
-		if (vmcs_read(VMCS_IDT_VECTORING_INFO) & INTR_INFO_VALID)
+		if (vmcs_read(VMCS_IDT_VECTORING_INFO) & INTR_INFO_VALID) {
+			/* The interrupted event is re-injected (reinject_interrupted_event); an interrupted
+			 * virtual interrupt as the SDM says, not as Bochs 2.7 reports it (apicv.c). */
+			if (v->l2_vid)
+				nested_apicv_vectoring(v, (v->exit_reason & 0xffff) == EXIT_REASON_EPT_VIOLATION);
 			return true;
+		}
 		if (__atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE)) {
 			/* A SIPI sent before L1 puts L2 in wait-for-SIPI must not be lost (ipi.c). */
 			spin_lock(&v->ipi_lock);

@@ -117,6 +117,8 @@ bool nested_msr_exit_load(u64 gpa, u32 n);
 /* EPT02 (ept02.c). */
 void ept02_invept(struct vcpu *v, bool all, u64 eptp12);
 u64 ept02_eptp(struct vcpu *v, u64 eptp12);
+u64 ept02_eptp_at_entry(struct vcpu *v, u64 eptp12);
+void nested_apicv_vectoring(struct vcpu *v, bool ept_violation);
 bool ept02_violation(struct vcpu *v);
 u64 nested_eptp12(struct vcpu *v);
 u32 nested_proc2_12(struct vcpu *v);        /* VMCS12's secondary controls in force (0 if not activated) */

@@ -94,12 +94,14 @@ void reinject_interrupted_event(void)
 }
 
 /* Before entering L2 (VMCS02 current): EPT02 rights derive from EPT01's, so an EPT01 change takes
- * a fresh EPT02; an INIT or guest NMIs pending go to L1 or L2 (nested_pending_events). */
+ * a fresh EPT02; an INIT or guest NMIs pending go to L1 or L2 (nested_pending_events); the event
+ * injected is noted for the next exit (nested_apicv_entering). */
 static void l2_entry_checks(struct vcpu *v)
 {
 	if (ept01_check_generation())
 		nested_ept01_changed(v);
 	nested_pending_events(v);
+	nested_apicv_entering(v);
 }
 
 static void dispatch(struct vcpu *v, u32 reason);
