@@ -12,7 +12,8 @@ figures, with no probe changing them.
 --before-end N (default 1,500,000) stops N ticks before the run's end: inside a benchmark that
 ends the run (lhv2 bench=1000: `INFO bench` is among its last lines). --per K divides the counts by
 K (the round trips the window holds: count / ticks per round trip). --runs N prints the first N
-runs of consecutive instructions in one function, the call sequence of a round trip."""
+runs of consecutive instructions in one function, the call sequence of a round trip. --function F
+prints F's disassembly with the times each instruction ran."""
 
 import argparse
 import bisect
@@ -46,11 +47,20 @@ def main():
     ap.add_argument("--count", type=int, default=10000, help="instructions to trace")
     ap.add_argument("--per", type=float, default=1.0)
     ap.add_argument("--runs", type=int, default=0)
+    ap.add_argument("--function")
     ap.add_argument("--elf", default=os.path.join(ROOT, "hypervisor-x86-amd64.elf"))
     a = ap.parse_args()
 
     emu = open(os.path.join(a.run_dir, "emulator.out")).read()
     cmd = shlex.split(re.search(r"^\$ (.*)$", emu, re.M).group(1))
+    # Older runs wrote the command unquoted: a --bochsrc-extra line then spans several words.
+    joined = []
+    for w in cmd:
+        if joined and len(joined) > 1 and joined[-2] == "--bochsrc-extra" and not w.startswith("-"):
+            joined[-1] += " " + w
+        else:
+            joined.append(w)
+    cmd = joined
     at = a.at if a.at is not None else int(re.search(r"^bochs: (\d+) ticks", emu, re.M).group(1)) - a.before_end
     serial = open(os.path.join(a.run_dir, "serial.log"), errors="replace").read()
     loaded = int(re.search(r"entering the runtime at 0x([0-9a-f]+)", serial).group(1), 16)
@@ -77,12 +87,13 @@ def main():
         subprocess.run([cmd[0]] + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         log = args[args.index("--log") + 1]
         trace = os.path.join(os.path.dirname(log), "bochs.stdout")
-        seq = []
+        seq, at_off = [], collections.Counter()
         for line in open(trace, errors="replace"):
             m = TRACE_LINE.match(line)
             if not m:
                 continue
             off = int(m.group(2), 16) - base
+            at_off[off] += 1
             if 0 <= off < end:
                 seq.append(syms[bisect.bisect_right(addrs, off) - 1][1])
             else:
@@ -103,6 +114,13 @@ def main():
             runs.append([s, 1])
     for s, n in runs[:a.runs]:
         print("  %-44s %d" % (s, n))
+    if a.function:
+        dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "--disassemble=" + a.function, a.elf],
+                             capture_output=True, text=True).stdout
+        for line in dis.splitlines():
+            m = re.match(r"^\s+([0-9a-f]+):\s+(.*)", line)
+            if m:
+                print("%9.1f  %s" % (at_off[int(m.group(1), 16)] / a.per, line.strip()))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ then run on the whole serial log.
 import os
 import re
 import signal
+import shlex
 import subprocess
 import threading
 import time
@@ -98,7 +99,7 @@ def run_emulator(platform, disks, serial, log_dir, smp=1, mem=256, timeout=120, 
     if os.path.exists(serial):
         os.unlink(serial)
     out = open(os.path.join(log_dir, "emulator.out"), "w")
-    out.write("$ " + " ".join(cmd) + "\n")
+    out.write("$ " + shlex.join(cmd) + "\n")
     out.flush()
     start = time.time()
     p = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -82,6 +82,12 @@ struct vcpu {
 	u8 *io_bitmap02;        /* VMCS02's I/O bitmaps A and B (8 KiB): L0's intercepts | L1's */
 	struct bitmap02_cache bitmap02_cache[3]; /* what msr_bitmap02 and io_bitmap02 hold (BITMAP02_*) */
 	u32 bitmaps02_stamp, bitmaps02_slots, bitmaps02_stamped; /* the fast check (bitmap-watch.c) */
+	u64 nested_entries;     /* L1's VMLAUNCHes and VMRESUMEs that entered L2 (the bitmap watch's back-off) */
+	u64 io_bitmap12_gpa[2]; /* L1's I/O bitmap pages as last mapped, for L2's I/O exits (nested/exit.c) */
+	const u8 *io_bitmap12[2];
+	u64 link02;             /* VMCS02's VMCS link pointer as last written (nested/entry.c; 0: not yet) */
+	u64 eptp02_key;         /* the EPTP12 whose EPT02 VMCS02's EPT pointer holds, ~0 if unsure (ept02.c) */
+	u32 eptp02_gen;         /* the EPT01 generation it was built for */
 	struct ept02_slot *ept02; /* this CPU's EPT02s, one per EPTP12 (runtime/nested/ept02.c) */
 	u32 ept02_cur;          /* the slot of the EPTP12 L2 runs with */
 	u32 ept02_pages;        /* tables held by all slots */
@@ -263,6 +269,7 @@ void nested_ept01_changed(struct vcpu *v);
 /* A write to an L1 page watched as a bitmap VMCS02 merged: true if given back (retry the access). */
 bool nested_bitmap_watch_fault(u64 gpa, u64 qual);
 void nested_bitmap_unwatch(u64 gpa); /* a hypapp took the page: its rights, not the watch's */
+void nested_l0_bitmaps_changed(void); /* L0's I/O or MSR intercepts changed: VMCS02 merges again */
 void nested_pending_events(struct vcpu *v); /* before entering L2: INIT and guest NMIs for L1 or L2 */
 void nested_apicv_entering(struct vcpu *v);  /* before entering L2: the event injected (apicv.c) */
 void nested_hold_aborted(struct vcpu *v);  /* before entering an L1 vCPU a VMX abort shut down */

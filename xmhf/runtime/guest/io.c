@@ -52,6 +52,7 @@ void io_bitmap_set(u32 port, u32 count, bool intercept)
 		set_bit(bitmap, p, intercept || test_bit(watched, p));
 	}
 	index_l0_ports(); /* VMCS02s take the change at their next entry */
+	nested_l0_bitmaps_changed();
 }
 
 const struct sparse_bitmap *io_bitmap_l0(u32 page)

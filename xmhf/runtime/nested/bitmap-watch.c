@@ -28,7 +28,8 @@ struct page_watch {
 	u32 version;      /* bumped at each write L1 made and at reuse of the slot */
 	u32 protected;    /* EPT01 maps it read-only (R|X) for the watch */
 	u32 unprotects;
-	u32 hits;         /* entries that found their merge current since the page was protected */
+	struct vcpu *owner; /* the vCPU whose entry protected it, and its entry count then: the */
+	u64 owner_entries;  /* entries since, for the back-off rule (an L1's bitmap is its vCPU's) */
 	u32 backoff;      /* entries to merge at without protecting after the last quick write */
 	u32 skip;         /* of which still to come */
 	u32 given_up;     /* written too often: not watched */
@@ -40,14 +41,21 @@ static u32 nwatches; /* slots ever used: the write-fault check is free until a b
 static u64 clock;
 static spinlock_t lock;
 
-/* Bumped with every watch's version, after it: a stamp taken before is stale (nested_bitmaps_unchanged). */
-static u32 epoch;
+/* Bumped with every watch's version, after it, and at each change of L0's bitmaps: a stamp taken
+ * before is stale (nested_bitmaps_unchanged, nested.h). */
+u32 nested_bitmaps_epoch;
 
 /* The page changed (or its slot went to another page): merges of it made before are stale. */
 static void bump(struct page_watch *w)
 {
 	__atomic_add_fetch(&w->version, 1, __ATOMIC_RELEASE);
-	__atomic_add_fetch(&epoch, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&nested_bitmaps_epoch, 1, __ATOMIC_RELEASE);
+}
+
+/* L0's MSR or I/O bitmap changed (its generation too, for nested_bitmap_current). */
+void nested_l0_bitmaps_changed(void)
+{
+	__atomic_add_fetch(&nested_bitmaps_epoch, 1, __ATOMIC_RELEASE);
 }
 
 static struct page_watch *find(u64 gpa)
@@ -87,7 +95,7 @@ static struct page_watch *take_slot(u64 gpa)
 /* Before a merge of L1's bitmap page gpa: the page is watched (read-only in EPT01 on every CPU) if it
  * can be, and its watch returned with the version to record in *version (NULL: not watched, merge at
  * each entry). */
-static struct page_watch *watch(u64 gpa, u32 *version)
+static struct page_watch *watch(struct vcpu *v, u64 gpa, u32 *version)
 {
 	struct page_watch *w;
 
@@ -102,7 +110,8 @@ static struct page_watch *watch(u64 gpa, u32 *version)
 		/* Read-only everywhere before L1's page is read for the merge, so no write is missed. */
 		ept01_change_page_rights(gpa, EPT_READ | EPT_EXEC);
 		w->protected = 1;
-		w->hits = 0;
+		w->owner = v;
+		w->owner_entries = v->nested_entries;
 	}
 	*version = __atomic_load_n(&w->version, __ATOMIC_ACQUIRE);
 	if (!w->protected)
@@ -118,13 +127,11 @@ bool nested_bitmap_current(struct vcpu *v, u32 slot, u64 gpa, const struct spars
 
 	/* The slot may have been taken for another page since: its version moved on then. */
 	if (gpa && c->gpa == gpa && c->l0_generation == __atomic_load_n(&l0->generation, __ATOMIC_ACQUIRE) &&
-	    __atomic_load_n(&w->protected, __ATOMIC_ACQUIRE) && __atomic_load_n(&w->version, __ATOMIC_ACQUIRE) == c->version) {
-		w->hits++; /* a statistic for the give-up rule: a lost increment does not matter */
+	    __atomic_load_n(&w->protected, __ATOMIC_ACQUIRE) && __atomic_load_n(&w->version, __ATOMIC_ACQUIRE) == c->version)
 		return true;
-	}
 	c->gpa = 0;
 	c->l0_generation = __atomic_load_n(&l0->generation, __ATOMIC_ACQUIRE);
-	if (gpa && (c->watch = watch(gpa, &c->version)) != NULL)
+	if (gpa && (c->watch = watch(v, gpa, &c->version)) != NULL)
 		c->gpa = gpa; /* valid once the caller merged */
 	return false;
 }
@@ -133,39 +140,6 @@ void nested_bitmap_forget(struct vcpu *v, u32 slot)
 {
 	v->bitmap02_cache[slot].gpa = 0;
 	v->bitmaps02_stamped = 0;
-}
-
-/* All that the currency of VMCS02's merged pages depends on: the watches' versions (epoch) and L0's
- * bitmaps. Each only grows, so the sum changes whenever one of them does. */
-static u32 bitmaps_stamp(void)
-{
-	static const struct sparse_bitmap *l0[3]; /* L0's bitmaps never move: looked up once */
-
-	if (!l0[2]) {
-		l0[0] = vmcs01_msr_intercepts();
-		l0[1] = io_bitmap_l0(0);
-		__atomic_store_n(&l0[2], io_bitmap_l0(1), __ATOMIC_RELEASE);
-	}
-	return __atomic_load_n(&epoch, __ATOMIC_ACQUIRE) + __atomic_load_n(&l0[0]->generation, __ATOMIC_ACQUIRE) +
-	       __atomic_load_n(&l0[1]->generation, __ATOMIC_ACQUIRE) +
-	       __atomic_load_n(&l0[2]->generation, __ATOMIC_ACQUIRE);
-}
-
-/* A VMRESUME's check of its merged pages in one compare: the pages `slots` (a bit per BITMAP02_*)
- * were all found current and watched after the stamp was taken (nested_bitmaps_stamped), and nothing
- * they depend on changed since. Costs a few loads instead of nested_bitmap_current per page. */
-bool nested_bitmaps_unchanged(struct vcpu *v, u32 slots)
-{
-	if (!v->bitmaps02_stamped || v->bitmaps02_slots != slots || v->bitmaps02_stamp != bitmaps_stamp())
-		return false;
-	for (; slots; slots &= slots - 1) /* a hit each, as nested_bitmap_current counts */
-		((struct page_watch *)v->bitmap02_cache[__builtin_ctz(slots)].watch)->hits++;
-	return true;
-}
-
-u32 nested_bitmaps_stamp(void)
-{
-	return bitmaps_stamp();
 }
 
 /* After nested_bitmap_current (and merges) for every page of `slots`, with `stamp` taken before:
@@ -220,7 +194,7 @@ bool nested_bitmap_watch_fault(u64 gpa, u64 qual)
 		/* A page L1 rewrites at nearly every entry (XMHF as L1 merging its own VMCS02 bitmaps) is
 		 * cheaper merged each time than protected again: a protection costs a quiesce and every
 		 * EPT02. */
-		if (w->hits < MIN_HITS) {
+		if (!w->owner || w->owner->nested_entries - w->owner_entries < MIN_HITS) {
 			w->backoff = w->backoff ? (w->backoff < MAX_BACKOFF ? 2 * w->backoff : MAX_BACKOFF) : MIN_HITS;
 			w->skip = w->backoff;
 		} else {

@@ -193,7 +193,12 @@ static bool guest_state_to_02(struct vcpu *v)
 	u64 cr0 = r12(v, VMCS_GUEST_CR0), cr4 = r12(v, VMCS_GUEST_CR4);
 	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
 
-	vmcs_write(VMCS_VMCS_LINK_POINTER, nested_shadow12_link_ok(v) ? ~0ULL : 1);
+	/* Usually no link pointer (~0): then VMCS02's is ~0 already since the last entry. */
+	u64 link02 = vmcs12_slots(v)[VMCS_IDX_VMCS_LINK_POINTER] == ~0ULL || nested_shadow12_link_ok(v) ? ~0ULL : 1;
+	if (link02 != v->link02) {
+		vmcs_write(VMCS_VMCS_LINK_POINTER, link02);
+		v->link02 = link02;
+	}
 	if (!nested_l2_uses_ept(v) && (cr0 & CR0_PG) && (cr4 & CR4_PAE) && !(entry12 & ENTRY_IA32E_MODE_GUEST)) {
 		const u64 *pdpte = guestmem_ptr(r12(v, VMCS_GUEST_CR3) & 0xffffffe0ULL, 32);
 		for (u32 i = 0; i < 4; i++)
@@ -412,7 +417,7 @@ static void resume_cached(struct vcpu *v)
 	if (r12(v, VMCS_PIN_BASED_CONTROLS) & PIN_PREEMPTION_TIMER)
 		vmcs_write(VMCS_GUEST_PREEMPTION_TIMER, r12(v, VMCS_GUEST_PREEMPTION_TIMER));
 	/* EPT02 may have been dropped meanwhile (L1's INVEPT, an EPT01 change). */
-	if (nested_l2_uses_ept(v))
+	if (nested_l2_uses_ept(v) && !nested_ept02_current(v, r12(v, VMCS_EPT_POINTER)))
 		vmcs_write(VMCS_EPT_POINTER, ept02_eptp_at_entry(v, r12(v, VMCS_EPT_POINTER)));
 	v->in_l2 = 1;
 	v->launch_next = 0;
@@ -603,6 +608,8 @@ static void build_vmcs02(struct vcpu *v)
 	v->launch_next = 1;
 	v->vmcs02_of = ~0ULL; /* in sync only once the CPU has entered it (exit.c) */
 	v->bitmaps02_stamped = 0; /* the merges below are checked page by page */
+	v->link02 = 0; /* VMCS02's link pointer is written below (guest_state_to_02) */
+	v->eptp02_key = ~0ULL; /* an EPT pointer of ept02_eptp's is written below, or EPT01's */
 	for (u32 i = 0; i < ARRAY_SIZE(v->vmcs12_dirty); i++)
 		v->vmcs12_dirty[i] = 0;
 
@@ -699,6 +706,7 @@ void nested_vmentry(struct vcpu *v, bool launch)
 	/* L1's RIP moves past VMLAUNCH/VMRESUME: where L1 continues after L2 exits is its host RIP, and
 	 * a failed entry (VMfailValid from the CPU) resumes L1 after the instruction. */
 	guest_skip_instruction();
+	v->nested_entries++;
 	/* VMCS01 keeps L1's state untouched while L2 runs. A rebuild starts from VMCS12 whole. */
 	if (changes & CHANGED_OTHER) {
 		nested_rare12_sync(v);

@@ -67,6 +67,7 @@ static void drop_slot(struct vcpu *v, struct ept02_slot *s)
 	v->ept02_pages -= s->pages;
 	s->pml4 = 0;
 	s->pages = 0;
+	v->eptp02_key = ~0ULL; /* VMCS02's EPT pointer may be this one: the next entry asks again */
 }
 
 /* L1's INVEPT (SDM 31.3): single-context for the EPT02 of eptp12, or all-context. */
@@ -117,6 +118,8 @@ u64 ept02_eptp(struct vcpu *v, u64 eptp12)
 		s = &v->ept02[v->ept02_cur];
 		if (s->pml4 && s->generation == gen && s->eptp12 == (eptp12 & EPTP12_KEY)) {
 			s->last_use = ++v->ept02_clock;
+			v->eptp02_key = eptp12;
+			v->eptp02_gen = gen;
 			return eptp02_of(s);
 		}
 	}
@@ -145,6 +148,8 @@ u64 ept02_eptp(struct vcpu *v, u64 eptp12)
 		s->pml4 = (u64)(uintptr_t)pml4;
 	}
 	s->last_use = ++v->ept02_clock;
+	v->eptp02_key = eptp12;
+	v->eptp02_gen = gen;
 	return eptp02_of(s);
 }
 
@@ -153,9 +158,14 @@ u64 ept02_eptp(struct vcpu *v, u64 eptp12)
  * bitmap page each time): L2's accesses then miss EPT02 again, event deliveries included. */
 u64 ept02_eptp_at_entry(struct vcpu *v, u64 eptp12)
 {
+	u64 eptp02;
+
 	if (boot_info->cmdline.ept02_drop)
 		ept02_invept(v, true, 0);
-	return ept02_eptp(v, eptp12);
+	eptp02 = ept02_eptp(v, eptp12);
+	if (boot_info->cmdline.ept02_drop)
+		v->eptp02_key = ~0ULL; /* no shortcut at the next entry (nested_ept02_current) */
+	return eptp02;
 }
 
 static const u64 *l1_table(void *ctx, u64 pa)

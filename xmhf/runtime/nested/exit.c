@@ -179,7 +179,9 @@ bool nested_l2_exception(struct vcpu *v, u32 vector, bool has_error, u32 error_c
  * whose host state is loaded as for an exit. It may only fail into a VMX abort of L1 (SDM 28.7). */
 static void exit_msr_load(struct vcpu *v)
 {
-	if (!nested_msr_exit_load(r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
+	/* Most L1s have no list: no call then. */
+	if (r12(v, VMCS_EXIT_MSR_LOAD_COUNT) &&
+	    !nested_msr_exit_load(r12(v, VMCS_EXIT_MSR_LOAD_ADDR), (u32)r12(v, VMCS_EXIT_MSR_LOAD_COUNT)))
 		vmx_abort_l1(v, 4); /* indicator 4: failure loading MSRs at VM exit */
 	if (v->l1_vmx_aborted)
 		nested_hold_aborted(v);
@@ -188,7 +190,8 @@ static void exit_msr_load(struct vcpu *v)
 /* SDM 28.4 and 28.6: L2's MSRs into L1's store list, then L1's exit-load list. */
 static void exit_msr_lists(struct vcpu *v)
 {
-	if (!nested_msr_store_copy_back(v, r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT))) {
+	if (r12(v, VMCS_EXIT_MSR_STORE_COUNT) &&
+	    !nested_msr_store_copy_back(v, r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT))) {
 		vmx_abort_l1(v, 1); /* indicator 1: failure saving guest MSRs */
 		nested_hold_aborted(v);
 		return;
@@ -322,6 +325,17 @@ static bool l1_wants_msr(struct vcpu *v, u32 msr, bool write)
 	return (bm[base + (msr & 0x1fff) / 8] >> (msr & 7)) & 1;
 }
 
+/* L1's I/O bitmap page i (A or B) at gpa, mapped: guestmem_ptr's answer for an address never changes,
+ * so it is looked up again only when L1 moves the bitmap (most L2 exits in a Xen dom0 are port I/O). */
+static const u8 *io_bitmap12(struct vcpu *v, u32 i, u64 gpa)
+{
+	if (v->io_bitmap12_gpa[i] != gpa || !v->io_bitmap12[i]) {
+		v->io_bitmap12[i] = guestmem_ptr(gpa, PAGE_SIZE_4K);
+		v->io_bitmap12_gpa[i] = gpa;
+	}
+	return v->io_bitmap12[i];
+}
+
 /* Do L1's I/O controls make this access exit to L1? (SDM 26.1.3) */
 static bool l1_wants_io(struct vcpu *v)
 {
@@ -330,8 +344,8 @@ static bool l1_wants_io(struct vcpu *v)
 	const u8 *a = NULL, *b = NULL;
 
 	if (proc12 & PROC_USE_IO_BITMAPS) {
-		a = guestmem_ptr(r12(v, VMCS_IO_BITMAP_A), PAGE_SIZE_4K);
-		b = guestmem_ptr(r12(v, VMCS_IO_BITMAP_B), PAGE_SIZE_4K);
+		a = io_bitmap12(v, 0, r12(v, VMCS_IO_BITMAP_A));
+		b = io_bitmap12(v, 1, r12(v, VMCS_IO_BITMAP_B));
 		if (!a || !b)
 			return true;
 	}

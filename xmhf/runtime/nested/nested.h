@@ -78,10 +78,20 @@ static inline __attribute__((always_inline)) void vmcs12_write_field(struct vcpu
 	}
 	vmcs12_slot_set(vmcs12_slot_of(v, encoding), encoding, value);
 }
-void vmcs12_set_launched(struct vcpu *v, bool launched);
 /* The value slots of the current VMCS12, by field-table index: each holds the field's value at its
- * width (a 64-bit field whole), as VMREAD of the full encoding returns it. */
-u64 *vmcs12_slots(struct vcpu *v);
+ * width (a 64-bit field whole), as VMREAD of the full encoding returns it. Inline, as the region's
+ * header fields below: each round trip asks a dozen times. */
+static inline u64 *vmcs12_slots(struct vcpu *v)
+{
+	BUG_ON(v->l1_current_vmcs == ~0ULL);
+	return &v->vmcs12[VMCS12_FIELDS_OFFSET / 8];
+}
+#define VMCS12_LAUNCH_STATE_OFFSET 8 /* after the revision identifier and the abort indicator */
+static inline void vmcs12_set_launched(struct vcpu *v, bool launched)
+{
+	BUG_ON(v->l1_current_vmcs == ~0ULL);
+	((u32 *)v->vmcs12)[VMCS12_LAUNCH_STATE_OFFSET / 4] = launched;
+}
 /* Short names for the files of runtime/nested/. */
 static inline __attribute__((always_inline)) u64 r12(struct vcpu *v, u32 enc)
 {
@@ -93,8 +103,17 @@ static inline __attribute__((always_inline)) void w12(struct vcpu *v, u32 enc, u
 	vmcs12_write_field(v, enc, value);
 }
 
-bool vmcs12_launched(struct vcpu *v);
-bool vmcs12_is_shadow(struct vcpu *v);
+static inline bool vmcs12_launched(struct vcpu *v)
+{
+	BUG_ON(v->l1_current_vmcs == ~0ULL);
+	return ((const u32 *)v->vmcs12)[VMCS12_LAUNCH_STATE_OFFSET / 4] != 0;
+}
+/* The shadow-VMCS indicator, bit 31 of the revision identifier (SDM 25.2). */
+static inline bool vmcs12_is_shadow(struct vcpu *v)
+{
+	BUG_ON(v->l1_current_vmcs == ~0ULL);
+	return ((const u32 *)v->vmcs12)[0] >> 31;
+}
 /* A field of a VMCS that is not current, in its region in L1's memory. */
 u64 vmcs12_region_read(u64 vmcs12_pa, u32 encoding);
 void vmcs12_region_write(u64 vmcs12_pa, u32 encoding, u64 value);
@@ -118,6 +137,14 @@ bool nested_msr_exit_load(u64 gpa, u32 n);
 void ept02_invept(struct vcpu *v, bool all, u64 eptp12);
 u64 ept02_eptp(struct vcpu *v, u64 eptp12);
 u64 ept02_eptp_at_entry(struct vcpu *v, u64 eptp12);
+/* Does VMCS02's EPT pointer still stand for eptp12? It does from an ept02_eptp for that EPTP12 (whose
+ * result the caller wrote into VMCS02) until ept02.c drops an EPT02 or EPT01 changes (a new
+ * generation): a VMRESUME then needs neither the lookup nor the VMWRITE. The slot's last use, for the
+ * choice of a victim among 32 slots, is not bumped on that path. */
+static inline bool nested_ept02_current(struct vcpu *v, u64 eptp12)
+{
+	return v->eptp02_key == eptp12 && v->eptp02_gen == v->cpu->ept_generation;
+}
 void nested_apicv_vectoring(struct vcpu *v, bool ept_violation);
 bool ept02_violation(struct vcpu *v);
 u64 nested_eptp12(struct vcpu *v);
@@ -152,10 +179,19 @@ bool nested_ve_convert(struct vcpu *v, const struct ept12_walk *walk, u64 qual12
 struct sparse_bitmap;
 bool nested_bitmap_current(struct vcpu *v, u32 slot, u64 gpa, const struct sparse_bitmap *l0);
 void nested_bitmap_forget(struct vcpu *v, u32 slot);
-/* All of VMCS02's merged pages `slots` (a bit per BITMAP02_*) still current, in one check; else
- * take a stamp, check each page, and record the outcome (nested_bitmaps_stamped). */
-bool nested_bitmaps_unchanged(struct vcpu *v, u32 slots);
-u32 nested_bitmaps_stamp(void);
+/* A VMRESUME's check of VMCS02's merged pages `slots` (a bit per BITMAP02_*) in one compare: they were
+ * all found current and watched after the stamp (nested_bitmaps_epoch) was taken, and no watched page
+ * was written and L0's bitmaps did not change since (each bumps the epoch). Else: take the stamp,
+ * check each page (nested_bitmap_current), and record the outcome (nested_bitmaps_stamped). */
+extern u32 nested_bitmaps_epoch;
+static inline u32 nested_bitmaps_stamp(void)
+{
+	return __atomic_load_n(&nested_bitmaps_epoch, __ATOMIC_ACQUIRE);
+}
+static inline bool nested_bitmaps_unchanged(struct vcpu *v, u32 slots)
+{
+	return v->bitmaps02_stamped && v->bitmaps02_slots == slots && v->bitmaps02_stamp == nested_bitmaps_stamp();
+}
 void nested_bitmaps_stamped(struct vcpu *v, u32 stamp, u32 slots);
 
 /* VPID02 (vpid02.c). */

@@ -76,10 +76,17 @@ static void read_back_fixed(struct vcpu *v, u64 *slot)
 #undef FROM_SHADOW
 }
 
-static bool available(void)
+static bool set_up(void);
+
+static inline bool available(void)
 {
-	if (__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
-		return ready == 1;
+	u32 r = __atomic_load_n(&ready, __ATOMIC_ACQUIRE);
+
+	return r ? r == 1 : set_up();
+}
+
+static bool set_up(void)
+{
 	spin_lock(&setup_lock);
 	if (!ready) {
 		u32 r = 2;
@@ -110,16 +117,22 @@ static bool available(void)
 	return ready == 1;
 }
 
-/* Makes the shadow VMCS current (VMCS01 is current before and after). */
-static void enter_shadow(struct vcpu *v)
+static void alloc_shadow(struct vcpu *v)
 {
-	if (!v->shadow_vmcs_pa) {
-		u32 *p = page_alloc(1);
-		p[0] = ((u32)vmx_caps.basic & 0x7fffffff) | (1U << 31); /* shadow-VMCS indicator (SDM 25.2) */
-		v->shadow_vmcs_pa = (u64)(uintptr_t)p;
-		if (vmclear(v->shadow_vmcs_pa))
-			panic("VMCLEAR of the shadow VMCS failed");
-	}
+	u32 *p = page_alloc(1);
+
+	p[0] = ((u32)vmx_caps.basic & 0x7fffffff) | (1U << 31); /* shadow-VMCS indicator (SDM 25.2) */
+	v->shadow_vmcs_pa = (u64)(uintptr_t)p;
+	if (vmclear(v->shadow_vmcs_pa))
+		panic("VMCLEAR of the shadow VMCS failed");
+}
+
+/* Makes the shadow VMCS current (VMCS01 is current before and after). Inline with leave_shadow:
+ * each round trip enters the shadow twice. */
+static inline void enter_shadow(struct vcpu *v)
+{
+	if (!v->shadow_vmcs_pa)
+		alloc_shadow(v);
 	v->shadow_current = 1;
 	if (vmptrld(v->shadow_vmcs_pa))
 		panic("VMPTRLD of the shadow VMCS failed");
@@ -127,7 +140,7 @@ static void enter_shadow(struct vcpu *v)
 
 /* Back to VMCS01. The shadow is VMCLEARed after each use (as KVM does), so its data is in memory and
  * it is not the current VMCS of this CPU while VMCS01 links it. */
-static void leave_shadow(struct vcpu *v)
+static inline void leave_shadow(struct vcpu *v)
 {
 	if (vmclear(v->shadow_vmcs_pa) || vmptrld(v->vmcs_pa))
 		panic("VMCLEAR of the shadow VMCS / VMPTRLD of VMCS01 failed");

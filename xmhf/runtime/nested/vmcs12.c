@@ -16,7 +16,7 @@
 #include "nested.h"
 
 #define ABORT_OFFSET 4
-#define LAUNCH_STATE_OFFSET 8
+#define LAUNCH_STATE_OFFSET VMCS12_LAUNCH_STATE_OFFSET
 #define FIELDS_OFFSET VMCS12_FIELDS_OFFSET
 
 _Static_assert(FIELDS_OFFSET + VMCS_FIELD_COUNT * 8 <= 4096, "VMCS12 fields fit in one page");
@@ -58,12 +58,6 @@ static u64 *slot(struct vcpu *v, u32 encoding)
 	return &v->vmcs12[FIELDS_OFFSET / 8 + idx];
 }
 
-u64 *vmcs12_slots(struct vcpu *v)
-{
-	BUG_ON(v->l1_current_vmcs == ~0ULL);
-	return &v->vmcs12[FIELDS_OFFSET / 8];
-}
-
 /* By a variable encoding (L1's VMREAD/VMWRITE): any field, a rare guest field too. */
 u64 vmcs12_read_any(struct vcpu *v, u32 encoding)
 {
@@ -100,24 +94,6 @@ void vmcs12_region_write(u64 vmcs12_pa, u32 encoding, u64 value)
 }
 
 /* The current VMCS12 is a shadow VMCS: its revision identifier has bit 31 set (SDM 25.2). */
-bool vmcs12_is_shadow(struct vcpu *v)
-{
-	BUG_ON(v->l1_current_vmcs == ~0ULL);
-	return ((const u32 *)v->vmcs12)[0] >> 31;
-}
-
-bool vmcs12_launched(struct vcpu *v)
-{
-	BUG_ON(v->l1_current_vmcs == ~0ULL);
-	return ((const u32 *)v->vmcs12)[LAUNCH_STATE_OFFSET / 4] != 0;
-}
-
-void vmcs12_set_launched(struct vcpu *v, bool launched)
-{
-	BUG_ON(v->l1_current_vmcs == ~0ULL);
-	((u32 *)v->vmcs12)[LAUNCH_STATE_OFFSET / 4] = launched;
-}
-
 /* VMCLEAR of a VMCS that is not current here: its region in L1's memory is the truth. */
 void vmcs12_clear_in_l1(u64 vmcs12_pa)
 {

@@ -68,18 +68,19 @@ static bool in_64bit_mode(void)
 }
 
 /* #UD and #GP conditions shared by the VMX instructions (the first lines of each one's operation
- * section). Returns false if an exception was injected. */
+ * section) that are L0's to check. CR0.PE = 0, RFLAGS.VM = 1 and IA32_EFER.LMA = 1 with CS.L = 0 raise
+ * #UD before the VM exit ("IF ... THEN #UD; ELSIF in VMX non-root operation THEN VM exit", SDM Vol. 3
+ * chapter 31; Bochs 2.7's cpu/vmx.cc checks them first too), so no exit comes with them; L1's
+ * CR4.VMXE (its read shadow: L0 keeps the bit set), its VMX operation and its CPL (#GP, after the
+ * VM exit) are left. Returns false if an exception was injected. */
 static bool checks(struct vcpu *v, bool need_vmx_operation)
 {
-	u64 cr0 = guest_cr0(), cr4 = guest_cr4();
-
-	if (!(cr0 & CR0_PE) || !(cr4 & CR4_VMXE) || (vmcs_read(VMCS_GUEST_RFLAGS) & RFLAGS_VM) ||
-	    ((vmcs_read(VMCS_GUEST_IA32_EFER) & EFER_LMA) && !(vmcs_read(VMCS_GUEST_CS_ACCESS_RIGHTS) & (1 << 13))) ||
-	    (need_vmx_operation && !v->l1_vmx_on)) {
+	if (!(guest_cr4() & CR4_VMXE) || (need_vmx_operation && !v->l1_vmx_on)) {
 		guest_inject_ud();
 		return false;
 	}
-	if (guest_cpl() != 0) {
+	/* In protected mode outside virtual-8086 mode (above), the CPL is SS.DPL (SDM 5.5). */
+	if ((vmcs_read(VMCS_GUEST_SS_ACCESS_RIGHTS) >> 5) & 3) {
 		guest_inject_gp();
 		return false;
 	}

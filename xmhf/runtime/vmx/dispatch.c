@@ -101,7 +101,8 @@ static void l2_entry_checks(struct vcpu *v)
 	if (ept01_check_generation())
 		nested_ept01_changed(v);
 	nested_pending_events(v);
-	nested_apicv_entering(v);
+	if (v->l2_vid)
+		nested_apicv_entering(v);
 }
 
 static void dispatch(struct vcpu *v, u32 reason);
