@@ -153,27 +153,6 @@ void bitmap_merge(u64 *out, const u64 *l1, const struct sparse_bitmap *s)
 		out[s->idx[i]] |= s->bits[s->idx[i]];
 }
 
-bool nested_l2_nmi_blocked_until_exit(u32 pin12, u32 interruptibility12, u32 entry_intr12)
-{
-	if ((pin12 & (PIN_NMI_EXITING | PIN_VIRTUAL_NMIS)) != PIN_NMI_EXITING)
-		return false;
-	return (interruptibility12 & INTERRUPTIBILITY_NMI) ||
-	       (entry_intr12 & (INTR_INFO_VALID | INTR_TYPE_MASK)) == (INTR_INFO_VALID | INTR_TYPE_NMI);
-}
-
-bool nested_io_exits_to_l1(u32 proc12, const u8 *a, const u8 *b, u32 port, u32 size)
-{
-	if (proc12 & PROC_USE_IO_BITMAPS) {
-		if (port + size - 1 > 0xffff)
-			return true; /* wraps around to port 0 */
-		for (u32 p = port; p < port + size; p++)
-			if (((p < 0x8000 ? a[p / 8] : b[(p - 0x8000) / 8]) >> (p % 8)) & 1)
-				return true;
-		return false;
-	}
-	return (proc12 & PROC_UNCOND_IO_EXITING) != 0;
-}
-
 bool apicv_write_virtualized(u32 proc2, u32 off, u32 size)
 {
 	u32 reg = off & ~3U;

@@ -3,6 +3,7 @@
 #ifndef LIB_NESTED_LOGIC_H
 #define LIB_NESTED_LOGIC_H
 #include <xmhf/types.h>
+#include <x86/vmx.h>
 
 /* EPT12 walk (SDM Vol. 3, 29.3). */
 struct ept12_env {
@@ -151,7 +152,18 @@ void bitmap_merge(u64 *out, const u64 *l1, const struct sparse_bitmap *s);
 /* Does an I/O access of size bytes at port exit to L1 under its controls (SDM 26.1.3)? With "use I/O
  * bitmaps" (a: ports 0-7fff, b: 8000-ffff), if a bit of any port accessed is set, or the access wraps
  * past port 0xffff; else with "unconditional I/O exiting"; else never. */
-bool nested_io_exits_to_l1(u32 proc12, const u8 *a, const u8 *b, u32 port, u32 size);
+static inline bool nested_io_exits_to_l1(u32 proc12, const u8 *a, const u8 *b, u32 port, u32 size)
+{
+	if (proc12 & PROC_USE_IO_BITMAPS) {
+		if (port + size - 1 > 0xffff)
+			return true; /* wraps around to port 0 */
+		for (u32 p = port; p < port + size; p++)
+			if (((p < 0x8000 ? a[p / 8] : b[(p - 0x8000) / 8]) >> (p % 8)) & 1)
+				return true;
+		return false;
+	}
+	return (proc12 & PROC_UNCOND_IO_EXITING) != 0;
+}
 
 /* Does an exception of this vector (and #PF error code) cause a VM exit under this exception bitmap
  * and #PF error-code mask/match (SDM 25.6.3)? */
@@ -166,7 +178,13 @@ static inline bool nested_exception_exits(u32 bitmap, u32 pfec_mask, u32 pfec_ma
  * exiting" and without "virtual NMIs", blocking by NMI (bit 3, or from an injected NMI) lasts as long
  * as the CPU stays in VMX non-root operation: IRET, faulting or not, does not lift it (SDM 27.7.1,
  * 26.6.1 in older editions; 28.1). VMCS02 always uses virtual NMIs, whose blocking IRET does lift. */
-bool nested_l2_nmi_blocked_until_exit(u32 pin12, u32 interruptibility12, u32 entry_intr12);
+static inline bool nested_l2_nmi_blocked_until_exit(u32 pin12, u32 interruptibility12, u32 entry_intr12)
+{
+	if ((pin12 & (PIN_NMI_EXITING | PIN_VIRTUAL_NMIS)) != PIN_NMI_EXITING)
+		return false;
+	return (interruptibility12 & INTERRUPTIBILITY_NMI) ||
+	       (entry_intr12 & (INTR_INFO_VALID | INTR_TYPE_MASK)) == (INTR_INFO_VALID | INTR_TYPE_NMI);
+}
 
 /* APIC virtualization (SDM 29.1, 29.4.3), for writes L0 virtualizes in the CPU's stead. */
 /* Is a write of `size` bytes at APIC-access page offset `off` virtualized, the TPR shadow on and these

@@ -36,17 +36,6 @@ u64 nested_eptp12(struct vcpu *v)
 	return r12(v, VMCS_EPT_POINTER);
 }
 
-/* VMCS12's secondary controls as in force: 0 unless "activate secondary controls" (SDM 25.6.2). */
-u32 nested_proc2_12(struct vcpu *v)
-{
-	return (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_SECONDARY_CONTROLS) ? (u32)r12(v, VMCS_PROC_BASED_CONTROLS2) : 0;
-}
-
-bool nested_l2_uses_ept(struct vcpu *v)
-{
-	return nested_proc2_12(v) & PROC2_EPT;
-}
-
 /* EPTP12 (SDM 27.2.1.1): a memory type and walk length offered, no reserved bits, A/D enable only
  * where offered. */
 static bool eptp_ok(u64 eptp)
@@ -298,56 +287,36 @@ static void refresh_bitmaps(struct vcpu *v, u32 proc12)
 	nested_bitmaps_stamped(v, stamp, slots);
 }
 
-/* What L1 changed in VMCS12 since VMCS02 was last in sync with it (vmcs12_dirty: its VMWRITEs and
- * the shadow VMCS's changes): nothing, only fields that copy as they are, host state (not in VMCS02,
- * but checked at entry), or anything else (controls, CR0/CR4, EPTP, ...: a full rebuild). */
-enum vmcs12_changes { CHANGED_NOTHING = 0, CHANGED_COPY = 1, CHANGED_HOST = 2, CHANGED_OTHER = 4 };
+/* The fields whose change a VMRESUME copies into VMCS02 as they are, by table index, a bit each
+ * (vmcs12_changes in nested.h says what the other kinds are). */
+static u64 copy_fields[4];
+u8 nested_field_change[VMCS_FIELD_COUNT];
+static volatile u32 kinds_ready;
 
-/* The fields of each kind by table index, a bit each (vmcs12_changes). */
-static struct {
-	u64 copy[4], host[4], nothing[4];
-	volatile u32 ready;
-} kinds;
-
-static void compute_kinds_once(void)
+void nested_field_kinds_init(void)
 {
-	/* Every CPU computes the same masks: a race only writes equal values. */
+	if (__atomic_load_n(&kinds_ready, __ATOMIC_ACQUIRE))
+		return;
+	/* Every CPU computes the same tables: a race only writes equal values. */
 	for (u32 i = 0; i < VMCS_FIELD_COUNT; i++) {
-		u64 *set = vmcs_field_resume_copy(i)			   ? kinds.copy :
-			   vmcs_fields[i].cls == VMCS_CLASS_HOST     ? kinds.host :
-			   vmcs_fields[i].nested == VMCS_NESTED_L0 ? kinds.nothing : /* PML/EPTP index */
-								     NULL;
-		if (set)
-			set[i / 64] |= 1ULL << (i % 64);
+		u8 kind = vmcs_field_resume_copy(i)			? CHANGED_COPY :
+			  vmcs_fields[i].cls == VMCS_CLASS_HOST	? CHANGED_HOST :
+			  vmcs_fields[i].nested == VMCS_NESTED_L0 ? CHANGED_NOTHING : /* PML/EPTP index */
+								    CHANGED_OTHER;
+		nested_field_change[i] = kind;
+		if (kind == CHANGED_COPY)
+			copy_fields[i / 64] |= 1ULL << (i % 64);
 	}
-	__atomic_store_n(&kinds.ready, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&kinds_ready, 1, __ATOMIC_RELEASE);
 }
 
-static inline void compute_kinds(void)
-{
-	if (!__atomic_load_n(&kinds.ready, __ATOMIC_ACQUIRE))
-		compute_kinds_once();
-}
-
+/* What L1 changed in VMCS12 since VMCS02 was last in sync with it: the kinds its changed fields have
+ * (nested_vmcs12_dirty gathers them as they change). */
 static u32 vmcs12_changes(struct vcpu *v)
 {
-	u32 c = CHANGED_NOTHING;
-
 	if (v->vmcs02_of != v->l1_current_vmcs)
 		return CHANGED_OTHER;
-	compute_kinds();
-	for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++) {
-		u64 d = v->vmcs12_dirty[w];
-		if (!d)
-			continue;
-		if (d & kinds.copy[w])
-			c |= CHANGED_COPY;
-		if (d & kinds.host[w])
-			c |= CHANGED_HOST;
-		if (d & ~(kinds.copy[w] | kinds.host[w] | kinds.nothing[w]))
-			c |= CHANGED_OTHER;
-	}
-	return c;
+	return v->vmcs12_changes;
 }
 
 /* L1's EFER, PAT, DR7 and IA32_DEBUGCTL of the moment (VMCS01 saves them at every exit of L1's), those
@@ -400,14 +369,18 @@ static void resume_cached(struct vcpu *v)
 		panic("VMPTRLD of VMCS02 failed");
 	/* A dirty slot holds a clean value at its width (VMWRITE emulation, shadow_flush). */
 	const u64 *slot = vmcs12_slots(v);
-	compute_kinds(); /* vmcs12_changes computed them: a load and a branch */
-	for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++) {
-		for (u64 bits = v->vmcs12_dirty[w] & kinds.copy[w]; bits; bits &= bits - 1) {
-			u32 i = w * 64 + (u32)__builtin_ctzll(bits);
-			vmcs_write(vmcs_fields[i].encoding, slot[i]);
+	if (v->vmcs12_changes & CHANGED_COPY)
+		for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++) {
+			for (u64 bits = v->vmcs12_dirty[w] & copy_fields[w]; bits; bits &= bits - 1) {
+				u32 i = w * 64 + (u32)__builtin_ctzll(bits);
+				vmcs_write(vmcs_fields[i].encoding, slot[i]);
+			}
+			v->vmcs12_dirty[w] = 0;
 		}
-		v->vmcs12_dirty[w] = 0;
-	}
+	else
+		for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++)
+			v->vmcs12_dirty[w] = 0;
+	v->vmcs12_changes = 0;
 	/* A GUEST_IA32_PAT/EFER/DR7/DEBUGCTL L1 wrote must not reach VMCS02 when VMCS12 does not load
 	 * it. */
 	l2_from_l1(entry12, &l1);
@@ -612,6 +585,7 @@ static void build_vmcs02(struct vcpu *v)
 	v->eptp02_key = ~0ULL; /* an EPT pointer of ept02_eptp's is written below, or EPT01's */
 	for (u32 i = 0; i < ARRAY_SIZE(v->vmcs12_dirty); i++)
 		v->vmcs12_dirty[i] = 0;
+	v->vmcs12_changes = 0;
 
 	/* Controls: L1's, plus what L0 needs to keep L2 under its EPT and to see its own NMIs. */
 	vmcs_write(VMCS_PIN_BASED_CONTROLS,

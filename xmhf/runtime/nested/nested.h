@@ -103,6 +103,31 @@ static inline __attribute__((always_inline)) void w12(struct vcpu *v, u32 enc, u
 	vmcs12_write_field(v, enc, value);
 }
 
+/* What a change of a VMCS12 field means for the VMCS02 in sync with it (entry.c): nothing, a copy of
+ * the field as it is, host state (not in VMCS02, but checked at entry), or anything else (controls,
+ * CR0/CR4, EPTP, ...: a full rebuild). */
+enum vmcs12_changes { CHANGED_NOTHING = 0, CHANGED_COPY = 1, CHANGED_HOST = 2, CHANGED_OTHER = 4 };
+extern u8 nested_field_change[VMCS_FIELD_COUNT]; /* by table index; from nested_field_kinds_init */
+void nested_field_kinds_init(void);              /* before the first VMCS12 is loaded */
+
+/* Field i of VMCS12 changed since VMCS02 was in sync with it (L1's VMWRITE, the shadow VMCS). */
+static inline void nested_vmcs12_dirty(struct vcpu *v, u32 i)
+{
+	v->vmcs12_dirty[i / 64] |= 1ULL << (i % 64);
+	v->vmcs12_changes |= nested_field_change[i];
+}
+
+/* VMCS12's secondary controls as in force: 0 unless "activate secondary controls" (SDM 25.6.2). */
+static inline u32 nested_proc2_12(struct vcpu *v)
+{
+	return (r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_SECONDARY_CONTROLS) ? (u32)r12(v, VMCS_PROC_BASED_CONTROLS2) : 0;
+}
+
+static inline bool nested_l2_uses_ept(struct vcpu *v)
+{
+	return nested_proc2_12(v) & PROC2_EPT;
+}
+
 static inline bool vmcs12_launched(struct vcpu *v)
 {
 	BUG_ON(v->l1_current_vmcs == ~0ULL);
@@ -148,8 +173,6 @@ static inline bool nested_ept02_current(struct vcpu *v, u64 eptp12)
 void nested_apicv_vectoring(struct vcpu *v, bool ept_violation);
 bool ept02_violation(struct vcpu *v);
 u64 nested_eptp12(struct vcpu *v);
-u32 nested_proc2_12(struct vcpu *v);        /* VMCS12's secondary controls in force (0 if not activated) */
-bool nested_l2_uses_ept(struct vcpu *v);
 /* Reflects the current L2 exit to L1 as `reason` with qualification `qual` (exit.c). */
 void nested_reflect_with(struct vcpu *v, u32 reason, u64 qual);
 void nested_reflect_sipi(struct vcpu *v, u32 vector);

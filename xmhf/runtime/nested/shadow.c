@@ -67,7 +67,7 @@ static void read_back_fixed(struct vcpu *v, u64 *slot)
 		u64 val = vmread(VMCS_##name);                                                     \
 		if (val != slot[VMCS_IDX_##name]) {                                                \
 			slot[VMCS_IDX_##name] = val;                                               \
-			v->vmcs12_dirty[VMCS_IDX_##name / 64] |= 1ULL << (VMCS_IDX_##name % 64);   \
+			nested_vmcs12_dirty(v, VMCS_IDX_##name);                                   \
 		}                                                                                  \
 	}
 	VMCS_HOT_GUEST_FIELDS(FROM_SHADOW)
@@ -208,7 +208,7 @@ void shadow_flush(struct vcpu *v, bool unlink)
 			u64 val = vmcs_read(encodings[k]);
 			if (val != slot[i]) {
 				slot[i] = val;
-				v->vmcs12_dirty[i / 64] |= 1ULL << (i % 64);
+				nested_vmcs12_dirty(v, i);
 			}
 		}
 	}

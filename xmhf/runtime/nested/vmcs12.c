@@ -31,8 +31,10 @@ static u64 *region_in_l1(u64 vmcs12_pa)
 
 void vmcs12_load(struct vcpu *v, u64 vmcs12_pa)
 {
-	if (!v->vmcs12)
+	if (!v->vmcs12) {
 		v->vmcs12 = page_alloc(1);
+		nested_field_kinds_init();
+	}
 	memcpy(v->vmcs12, region_in_l1(vmcs12_pa), PAGE_SIZE_4K);
 	v->l1_current_vmcs = vmcs12_pa;
 	v->shadow_synced = 0; /* shadow.c: another VMCS12, or this one anew from memory */

@@ -359,7 +359,7 @@ static void emulate_vmread_vmwrite(struct vcpu *v, bool write, bool l2)
 		} else {
 			vmcs12_write_field(v, (u32)enc, value);
 			shadow_write_field(v, (u32)enc, value); /* a read-only field the shadow VMCS holds */
-			v->vmcs12_dirty[idx / 64] |= 1ULL << (idx % 64);
+			nested_vmcs12_dirty(v, (u32)idx);
 		}
 	} else {
 		value = l2 ? vmcs12_region_read(vmcs, (u32)enc) : vmcs12_read(v, (u32)enc);
