@@ -25,6 +25,11 @@ u32 vmcs_field_list(const struct vmcs_feature_caps *offered, enum vmcs_class cls
 		if (i == VMCS_IDX_VMCS_LINK_POINTER || i == VMCS_IDX_VM_INSTRUCTION_ERROR || i == VMCS_IDX_EXIT_REASON ||
 		    i == VMCS_IDX_GUEST_INTR_STATUS)
 			continue;
+		/* Nor the exit information only SMI exits write (vmcs-translate.h). */
+#define SMI_ONLY(name) i == VMCS_IDX_##name ||
+		if (VMCS_SMI_EXIT_INFO_FIELDS(SMI_ONLY) false)
+			continue;
+#undef SMI_ONLY
 		out[n++] = (u16)i;
 	}
 	return n;
@@ -188,6 +193,7 @@ void vmcs_shadow_writable_set(u64 *set)
 void vmcs_shadow_readonly_set(u64 *set)
 {
 	vmcs_exit_info_set(set);
+	VMCS_SMI_EXIT_INFO_FIELDS(SET_ADD)
 	SET_ADD(EXIT_REASON)
 	SET_ADD(VM_INSTRUCTION_ERROR)
 }

@@ -101,7 +101,11 @@ bool vmcs_field_shadowed(u32 index, bool write);
 #define VMCS_EXIT_INFO_FIELDS(X)                                                                        \
 	X(GUEST_PHYSICAL_ADDRESS) X(EXIT_INTR_INFO) X(EXIT_INTR_ERROR_CODE) X(IDT_VECTORING_INFO)       \
 	X(IDT_VECTORING_ERROR_CODE) X(EXIT_INSTRUCTION_LENGTH) X(EXIT_INSTRUCTION_INFO)                 \
-	X(EXIT_QUALIFICATION) X(IO_RCX) X(IO_RSI) X(IO_RDI) X(IO_RIP) X(GUEST_LINEAR_ADDRESS)
+	X(EXIT_QUALIFICATION) X(GUEST_LINEAR_ADDRESS)
+/* The exit information only SMI exits write (I/O RCX, RSI, RDI, RIP: SDM 28.2.5, 32.15.2), which L0
+ * never reflects (L1 is offered no dual-monitor treatment): no exit copies it, VMCS12 keeps what L1
+ * wrote there (VMWRITE to any field), as on a CPU; the shadow VMCS holds it for L1's reads. */
+#define VMCS_SMI_EXIT_INFO_FIELDS(X) X(IO_RCX) X(IO_RSI) X(IO_RDI) X(IO_RIP)
 
 /* The guest fields an exit saves only when L1's exit controls ask (SDM 28.3.1), X(field, control)
  * each; every other guest field is saved at every exit. */

@@ -134,8 +134,8 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 	shadow_load_after_exit(v); /* L1's VMREADs of the exit information run on the shadow VMCS */
 }
 
-static void exit_msr_lists(struct vcpu *v);
-static void exit_msr_load(struct vcpu *v);
+static inline void exit_msr_lists(struct vcpu *v);
+static inline void exit_msr_load(struct vcpu *v);
 static void vmx_abort_l1(struct vcpu *v, u32 indicator);
 
 /* After an exit L2 took (VMCS12 holds its state and exit information, VMCS02 still current): the
@@ -177,7 +177,7 @@ bool nested_l2_exception(struct vcpu *v, u32 vector, bool has_error, u32 error_c
 
 /* SDM 28.6: L1's exit-load list, after its host state; also after a VM-entry failure (SDM 27.8),
  * whose host state is loaded as for an exit. It may only fail into a VMX abort of L1 (SDM 28.7). */
-static void exit_msr_load(struct vcpu *v)
+static inline void exit_msr_load(struct vcpu *v)
 {
 	/* Most L1s have no list: no call then. */
 	if (r12(v, VMCS_EXIT_MSR_LOAD_COUNT) &&
@@ -188,7 +188,7 @@ static void exit_msr_load(struct vcpu *v)
 }
 
 /* SDM 28.4 and 28.6: L2's MSRs into L1's store list, then L1's exit-load list. */
-static void exit_msr_lists(struct vcpu *v)
+static inline void exit_msr_lists(struct vcpu *v)
 {
 	if (r12(v, VMCS_EXIT_MSR_STORE_COUNT) &&
 	    !nested_msr_store_copy_back(v, r12(v, VMCS_EXIT_MSR_STORE_ADDR), (u32)r12(v, VMCS_EXIT_MSR_STORE_COUNT))) {

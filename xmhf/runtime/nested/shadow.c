@@ -56,6 +56,7 @@ static void write_exit_fields(const u64 *slot)
 static void write_other_fields(const u64 *slot)
 {
 	VMCS_SHADOW_L1_WRITABLE(TO_SHADOW)
+	VMCS_SMI_EXIT_INFO_FIELDS(TO_SHADOW)
 	TO_SHADOW(VM_INSTRUCTION_ERROR)
 }
 #undef TO_SHADOW

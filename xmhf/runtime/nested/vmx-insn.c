@@ -72,10 +72,11 @@ static bool in_64bit_mode(void)
  * #UD before the VM exit ("IF ... THEN #UD; ELSIF in VMX non-root operation THEN VM exit", SDM Vol. 3
  * chapter 31; Bochs 2.7's cpu/vmx.cc checks them first too), so no exit comes with them; L1's
  * CR4.VMXE (its read shadow: L0 keeps the bit set), its VMX operation and its CPL (#GP, after the
- * VM exit) are left. Returns false if an exception was injected. */
+ * VM exit) are left. In VMX operation CR4.VMXE is set (MOV to CR4 cannot clear it then: cr.c), so
+ * only VMXON looks at it. Returns false if an exception was injected. */
 static bool checks(struct vcpu *v, bool need_vmx_operation)
 {
-	if (!(guest_cr4() & CR4_VMXE) || (need_vmx_operation && !v->l1_vmx_on)) {
+	if (need_vmx_operation ? !v->l1_vmx_on : !(guest_cr4() & CR4_VMXE)) {
 		guest_inject_ud();
 		return false;
 	}
