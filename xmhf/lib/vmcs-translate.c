@@ -157,6 +157,8 @@ bool vmcs_field_shadowed(u32 index, bool write)
 		return !write;
 #define SHADOWED_CASE(name) case VMCS_##name:
 	switch (f->encoding) {
+	VMCS_SHADOW_READ_HOST(SHADOWED_CASE)
+		return !write;
 	VMCS_HOT_GUEST_FIELDS(SHADOWED_CASE)
 	VMCS_SHADOW_EXIT_WRITABLE(SHADOWED_CASE)
 	VMCS_SHADOW_L1_WRITABLE(SHADOWED_CASE)
@@ -194,6 +196,7 @@ void vmcs_shadow_readonly_set(u64 *set)
 {
 	vmcs_exit_info_set(set);
 	VMCS_SMI_EXIT_INFO_FIELDS(SET_ADD)
+	VMCS_SHADOW_READ_HOST(SET_ADD)
 	SET_ADD(EXIT_REASON)
 	SET_ADD(VM_INSTRUCTION_ERROR)
 }

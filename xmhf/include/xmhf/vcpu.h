@@ -78,6 +78,7 @@ struct vcpu {
 	u64 vmcs02_of;          /* the VMCS12 it was built from and is in sync with (~0: none) */
 	u64 vmcs12_dirty[4];    /* fields L1 VMWRITEs since VMCS02 was in sync (bit = table index) */
 	u32 vmcs12_changes;     /* the kinds of those changes (nested/nested.h, enum vmcs12_changes) */
+	u32 vmcs12_dirty_words; /* the words of vmcs12_dirty with a bit set, a bit each */
 	u32 rare12_stale;       /* L2's rare guest fields are in VMCS02 only (nested/entry.c) */
 	u8 *msr_bitmap02;       /* VMCS02's MSR bitmap: L0's intercepts | L1's */
 	u8 *io_bitmap02;        /* VMCS02's I/O bitmaps A and B (8 KiB): L0's intercepts | L1's */

@@ -80,7 +80,10 @@ bool guest_load_cr3(u64 cr3)
  * the guest is given makes both behave the same. */
 void guest_cr0_sync_cache_bits(u64 cr0)
 {
-	write_cr0((read_cr0() & ~(CR0_CD | CR0_NW)) | (cr0 & (CR0_CD | CR0_NW)));
+	u64 now = read_cr0(), want = (now & ~(CR0_CD | CR0_NW)) | (cr0 & (CR0_CD | CR0_NW));
+
+	if (want != now) /* a MOV to CR0 serializes: not at every exit to L1 */
+		write_cr0(want);
 }
 
 static void mov_to_cr0(struct vcpu *v, u64 val)

@@ -47,26 +47,11 @@ bool nested_apicv_controls_ok(struct vcpu *v)
 	return true;
 }
 
-/* The TPR threshold (SDM 27.2.1.1), at every entry: it is a field a VMRESUME copies without the
- * other checks, and L1 may write its virtual-APIC page between entries. Without virtual-interrupt
- * delivery, bits 31:4 must be 0 and, without APIC-access virtualization either, bits 3:0 must not
- * exceed VTPR[7:4]; with it, the threshold is not used at all. */
-bool nested_apicv_tpr_ok(struct vcpu *v)
+/* nested_apicv_tpr_ok's last rule: the threshold against VTPR in L1's virtual-APIC page. */
+bool nested_apicv_tpr_vapic_ok(struct vcpu *v)
 {
-	const u8 *vapic;
-	u32 proc2;
+	const u8 *vapic = guestmem_ptr(r12(v, VMCS_VIRTUAL_APIC_ADDR), PAGE_SIZE_4K);
 
-	/* On every entry: the slot directly, not a lookup by encoding (the nested round trip's cost). */
-	if (!(vmcs12_slots(v)[VMCS_IDX_PROC_BASED_CONTROLS] & PROC_TPR_SHADOW))
-		return true;
-	proc2 = nested_proc2_12(v);
-	if (proc2 & PROC2_VIRTUAL_INTR_DELIVERY)
-		return true;
-	if (r12(v, VMCS_TPR_THRESHOLD) & ~0xfULL)
-		return false;
-	if (proc2 & PROC2_VIRTUALIZE_APIC)
-		return true;
-	vapic = guestmem_ptr(r12(v, VMCS_VIRTUAL_APIC_ADDR), PAGE_SIZE_4K);
 	return vapic && (r12(v, VMCS_TPR_THRESHOLD) & 0xf) <= (u64)(vapic[APIC_OFFSET_TPR] >> 4);
 }
 

@@ -177,7 +177,7 @@ static bool check_host_state(struct vcpu *v)
  * fields instead (all-ones, refused with qualification 2, when CR3 is not L1 memory). CR0.PG with
  * "IA-32e mode guest" (27.3.1.1) is checked here: Bochs 2.7 does not, and panics the emulator on such
  * an entry with unrestricted guest (docs/known-bugs.md). True after reflecting that failure. */
-static bool guest_state_to_02(struct vcpu *v)
+static inline __attribute__((always_inline)) bool guest_state_to_02(struct vcpu *v)
 {
 	u64 cr0 = r12(v, VMCS_GUEST_CR0), cr4 = r12(v, VMCS_GUEST_CR4);
 	u32 entry12 = (u32)r12(v, VMCS_ENTRY_CONTROLS);
@@ -344,7 +344,7 @@ static struct l1_loadables l1_loadables(u32 entry12)
  * from "IA-32e mode guest"), and VMCS12's fields are neither checked nor used (SDM 27.3.1.1,
  * 27.3.2.1). VMCS02 loads all of them always (L0's own DR7 is not L1's), so it gets L1's values
  * here, at every entry: L1 may have changed them since the last. */
-static void l2_from_l1(u32 entry12, const struct l1_loadables *l1)
+static inline void l2_from_l1(u32 entry12, const struct l1_loadables *l1)
 {
 	if (!(entry12 & ENTRY_LOAD_DEBUG_CONTROLS)) {
 		vmcs_write(VMCS_GUEST_DR7, l1->dr7);
@@ -369,17 +369,16 @@ static void resume_cached(struct vcpu *v)
 		panic("VMPTRLD of VMCS02 failed");
 	/* A dirty slot holds a clean value at its width (VMWRITE emulation, shadow_flush). */
 	const u64 *slot = vmcs12_slots(v);
-	if (v->vmcs12_changes & CHANGED_COPY)
-		for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++) {
-			for (u64 bits = v->vmcs12_dirty[w] & copy_fields[w]; bits; bits &= bits - 1) {
-				u32 i = w * 64 + (u32)__builtin_ctzll(bits);
-				vmcs_write(vmcs_fields[i].encoding, slot[i]);
-			}
-			v->vmcs12_dirty[w] = 0;
+	/* The dirty words only (nested_vmcs12_dirty marks them): often a word holding RIP alone. */
+	for (u32 words = v->vmcs12_dirty_words; words; words &= words - 1) {
+		u32 w = (u32)__builtin_ctz(words);
+		for (u64 bits = v->vmcs12_dirty[w] & copy_fields[w]; bits; bits &= bits - 1) {
+			u32 i = w * 64 + (u32)__builtin_ctzll(bits);
+			vmcs_write(vmcs_fields[i].encoding, slot[i]);
 		}
-	else
-		for (u32 w = 0; w < ARRAY_SIZE(v->vmcs12_dirty); w++)
-			v->vmcs12_dirty[w] = 0;
+		v->vmcs12_dirty[w] = 0;
+	}
+	v->vmcs12_dirty_words = 0;
 	v->vmcs12_changes = 0;
 	/* A GUEST_IA32_PAT/EFER/DR7/DEBUGCTL L1 wrote must not reach VMCS02 when VMCS12 does not load
 	 * it. */
@@ -431,7 +430,7 @@ void nested_pending_events(struct vcpu *v)
 			return;
 		}
 		quiesce_park(v);
-	} else {
+	} else if (__atomic_load_n(&v->l2_init_taken, __ATOMIC_ACQUIRE)) {
 		ipi_l2_active(v);
 	}
 	if (__atomic_load_n(&v->init_pending, __ATOMIC_ACQUIRE))
@@ -585,6 +584,7 @@ static void build_vmcs02(struct vcpu *v)
 	v->eptp02_key = ~0ULL; /* an EPT pointer of ept02_eptp's is written below, or EPT01's */
 	for (u32 i = 0; i < ARRAY_SIZE(v->vmcs12_dirty); i++)
 		v->vmcs12_dirty[i] = 0;
+	v->vmcs12_dirty_words = 0;
 	v->vmcs12_changes = 0;
 
 	/* Controls: L1's, plus what L0 needs to keep L2 under its EPT and to see its own NMIs. */
@@ -677,9 +677,9 @@ void nested_vmentry(struct vcpu *v, bool launch)
 		nested_vm_fail(v, VMXERR_INVALID_HOST_STATE);
 		return;
 	}
-	/* L1's RIP moves past VMLAUNCH/VMRESUME: where L1 continues after L2 exits is its host RIP, and
-	 * a failed entry (VMfailValid from the CPU) resumes L1 after the instruction. */
-	guest_skip_instruction();
+	/* L1's RIP stays at VMLAUNCH/VMRESUME in VMCS01: where L1 continues after L2 exits is its host
+	 * RIP, and only an entry the CPU then refuses (nested_entry_failed: VMCS01 has not run since, so
+	 * its exit information is still this instruction's) moves it past, as a VMfail completes it. */
 	v->nested_entries++;
 	/* VMCS01 keeps L1's state untouched while L2 runs. A rebuild starts from VMCS12 whole. */
 	if (changes & CHANGED_OTHER) {

@@ -511,10 +511,12 @@ bool nested_l2_exit(struct vcpu *v)
 bool nested_entry_failed(struct vcpu *v, u32 error)
 {
 	/* VMLAUNCH of VMCS02 failed before entering L2 (a check L0 did not do itself): L1 gets the
-	 * same VMfail for its VMLAUNCH/VMRESUME, whose RIP already moved past the instruction. */
+	 * same VMfail for its VMLAUNCH/VMRESUME, which completes it (nested_vmentry left L1's RIP at the
+	 * instruction, and VMCS01 still has its exit information). */
 	if (vmptrld(v->vmcs_pa))
 		panic("VMPTRLD of VMCS01 failed");
 	v->in_l2 = 0;
+	guest_skip_instruction();
 	nested_vm_fail_noskip(v, error);
 	shadow_load(v);
 	return true;

@@ -114,6 +114,7 @@ void nested_field_kinds_init(void);              /* before the first VMCS12 is l
 static inline void nested_vmcs12_dirty(struct vcpu *v, u32 i)
 {
 	v->vmcs12_dirty[i / 64] |= 1ULL << (i % 64);
+	v->vmcs12_dirty_words |= 1U << (i / 64);
 	v->vmcs12_changes |= nested_field_change[i];
 }
 
@@ -126,6 +127,23 @@ static inline u32 nested_proc2_12(struct vcpu *v)
 static inline bool nested_l2_uses_ept(struct vcpu *v)
 {
 	return nested_proc2_12(v) & PROC2_EPT;
+}
+
+bool nested_apicv_tpr_vapic_ok(struct vcpu *v);
+/* The TPR threshold (SDM 27.2.1.1), at every entry: it is a field a VMRESUME copies without the
+ * other checks, and L1 may write its virtual-APIC page between entries. Without virtual-interrupt
+ * delivery, bits 31:4 must be 0 and, without APIC-access virtualization either, bits 3:0 must not
+ * exceed VTPR[7:4] (apicv.c); with it, the threshold is not used at all. */
+static inline bool nested_apicv_tpr_ok(struct vcpu *v)
+{
+	if (!(r12(v, VMCS_PROC_BASED_CONTROLS) & PROC_TPR_SHADOW))
+		return true;
+	u32 proc2 = nested_proc2_12(v);
+	if (proc2 & PROC2_VIRTUAL_INTR_DELIVERY)
+		return true;
+	if (r12(v, VMCS_TPR_THRESHOLD) & ~0xfULL)
+		return false;
+	return (proc2 & PROC2_VIRTUALIZE_APIC) || nested_apicv_tpr_vapic_ok(v);
 }
 
 static inline bool vmcs12_launched(struct vcpu *v)
@@ -230,7 +248,6 @@ void shadow_write_field(struct vcpu *v, u32 enc, u64 value);
 /* APIC virtualization: TPR shadow, APIC-access, x2APIC mode, APIC registers, virtual-interrupt
  * delivery (apicv.c). */
 bool nested_apicv_controls_ok(struct vcpu *v);
-bool nested_apicv_tpr_ok(struct vcpu *v);
 void nested_apicv_setup02(struct vcpu *v);
 void nested_apicv_save12(struct vcpu *v);
 bool nested_apicv_access_exit(struct vcpu *v, u64 gpa1, u64 qual);

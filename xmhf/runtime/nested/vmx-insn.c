@@ -38,7 +38,7 @@ void nested_vm_fail_invalid(void)
 	set_result_flags(RFLAGS_CF);
 }
 
-/* VMfail for an entry the CPU refused after L1's RIP already moved past VMLAUNCH/VMRESUME. */
+/* VMfail for an entry the CPU refused, L1's RIP moved past VMLAUNCH/VMRESUME by the caller. */
 void nested_vm_fail_noskip(struct vcpu *v, u32 error)
 {
 	u64 set = RFLAGS_CF;
