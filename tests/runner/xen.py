@@ -23,6 +23,7 @@ from profile import print_profile, profile, write_svg
 
 XEN_OUT = os.path.join(ROOT, "build", "xen")
 XEN_DISK = os.path.join(XEN_OUT, "xen-disk.img")
+XEN_DOMU_DISK = os.path.join(XEN_OUT, "xen-domu-disk.img")
 MSRS = os.path.join(ROOT, "tests", "xen", "msrs.def")
 IPS = 100000000
 MEM = 512
@@ -71,6 +72,7 @@ def dom0_start(text):
 class XenTest(Test):
     platform = "bochs"
     long = True
+    disk = XEN_DISK
 
     def __init__(self, name, smp, hv, timeout=1200, variant=None, hv_extra=" nested=1"):
         super().__init__(name)
@@ -80,7 +82,7 @@ class XenTest(Test):
     def run(self, log_dir):
         log = os.path.join(log_dir, "build.log")
         build_xen(log)
-        disks = [XEN_DISK]
+        disks = [self.disk]
         if self.hv:
             build_dir = build_variant(self.variant, log) if self.variant else "."
             disks = [grub_disk(log_dir, HV_CMDLINE + self.hv_extra, HV_MODULES, log, build_dir)] + disks
@@ -141,6 +143,37 @@ class XenTest(Test):
         return ""
 
 
+class XenDomuTest(XenTest):
+    """dom0 (initrd-xl.img: tests/xen/init-xl) starts a PVH domU with `xl create -F tests/xen/domu.cfg`,
+    waits for its end and prints its console log; the domU (tests/xen/init-domu) prints its figures and
+    powers off; then dom0 runs the ordinary checks. Under XMHF the domU is a second L2 (Xen's VMCS for
+    it is another VMCS12 L0 runs as a VMCS02), besides dom0's."""
+    disk = XEN_DOMU_DISK
+
+    def check(self, text, ended):
+        err = super().check(text, ended)
+        if err:
+            return err
+        expect = [r"^XEN-XL: init started$", r"^XEN-XL: capabilities control_d$", r"^XEN-XL: xl create$",
+                  # xl's account of the end: the domU powered off by itself (shutdown reason code 0),
+                  # not destroyed by dom0's watchdog.
+                  r"^Domain \d+ has shut down, reason code 0 ", r"^XEN-XL: xl create exit 0$",
+                  r"^XEN-DOMU: init started$", r"^XEN-DOMU: done$", r"^XEN-XL: done$"]
+        forbid = [r"^XEN-XL: .*(failed|destroying it|no domU console log)", r"^XEN-DOMU: poweroff failed"]
+        err = check_patterns(text, expect, forbid)
+        if err:
+            return err
+        for what, want in (("hypervisor type", "xen"), ("pvh", "yes"), ("cpus", "1")):
+            m = re.search(r"^XEN-DOMU: %s (.*)$" % what, text, re.M)
+            if not m or m.group(1) != want:
+                return "the domU's %s is %s, want %s" % (what, m.group(1) if m else "missing", want)
+        m = re.search(r"^XEN-DOMU: memtotal (\d+)$", text, re.M)
+        # memory = 128 (domu.cfg): MemTotal is that less the kernel's own reservations.
+        if not m or not 64 * 1024 < int(m.group(1)) <= 128 * 1024:
+            return "the domU's MemTotal %s kB is implausible for memory = 128" % (m.group(1) if m else "missing")
+        return ""
+
+
 # What Xen 4.17 lists under "VMX: Supported advanced features" on bare Bochs 2.7 (corei7_skylake_x),
 # in its order: under XMHF with nested=1 it must list the same.
 XEN_VMX_FEATURES = [
@@ -153,7 +186,8 @@ def tests():
     # Bochs ticks 3.34 G bare, 5.13 G under XMHF, with 1 or 2 CPUs (Xen's raw TSC is the system tick
     # count). Wall time on 2 host cores shared with other Bochs runs: 120-220 s bare with 1 CPU, 330 s
     # with 2; 240-390 s under XMHF with 1 CPU, 505 s with 2 (about 20 minutes for the four).
-    return [XenTest("xen-%s-smp%d" % ("xmhf" if hv else "bare", smp), smp, hv) for hv in (False, True) for smp in (1, 2)]
+    return ([XenTest("xen-%s-smp%d" % ("xmhf" if hv else "bare", smp), smp, hv) for hv in (False, True) for smp in (1, 2)] +
+            [XenDomuTest("xen-domu-%s-smp1" % ("xmhf" if hv else "bare"), 1, hv) for hv in (False, True)])
 
 
 def bench(log_root=None):
