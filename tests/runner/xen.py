@@ -168,9 +168,9 @@ class XenDomuTest(XenTest):
             if not m or m.group(1) != want:
                 return "the domU's %s is %s, want %s" % (what, m.group(1) if m else "missing", want)
         m = re.search(r"^XEN-DOMU: memtotal (\d+)$", text, re.M)
-        # memory = 128 (domu.cfg): MemTotal is that less the kernel's own reservations.
-        if not m or not 64 * 1024 < int(m.group(1)) <= 128 * 1024:
-            return "the domU's MemTotal %s kB is implausible for memory = 128" % (m.group(1) if m else "missing")
+        # memory = 64 (domu.cfg): MemTotal is that less the kernel's own reservations.
+        if not m or not 32 * 1024 < int(m.group(1)) <= 64 * 1024:
+            return "the domU's MemTotal %s kB is implausible for memory = 64" % (m.group(1) if m else "missing")
         return ""
 
 

@@ -12,7 +12,7 @@
 # and the domU variant (tests xen-domu-*: dom0 starts a PVH domU with `xl create`):
 #   OUTDIR/tools/*.deb           the cached tool stack packages (TOOL_PKGS), unpacked in OUTDIR/tools/root
 #   OUTDIR/xen-modules/          dom0's Xen device modules from the kernel package (XEN_MODS)
-#   OUTDIR/domu.bzimage          the domU kernel: the same ELF in a bzImage whose payload is dom0.lz4
+#   OUTDIR/domu-kernel/bzImage   the domU kernel (tests/xen/domu.config; its source tree beside it)
 #   OUTDIR/initrd-domu.img       the domU's initramfs, busybox with /init = tests/xen/init-domu
 #   OUTDIR/initrd-xl.img         dom0's: busybox, /init = tests/xen/init-xl, /init.base = tests/xen/init,
 #                                the modules, xl, xenstored, xenconsoled, their libraries, the domU's
@@ -199,22 +199,11 @@ if newer_than "$out/xen-modules/xenfs.ko" "$kdeb"; then
     touch "$out"/xen-modules/*.ko
     rm -rf "$x"
 fi
-# The domU kernel: xl's domain builder (libxenguest) takes a bzImage and unpacks its payload in dom0's
-# user space; Debian's XZ payload would cost billions of emulated instructions there, so the domU gets
-# the bzImage's setup sectors with dom0.lz4 (the same ELF, legacy LZ4 with its length appended: what
-# the builder's LZ4 path wants) as the payload, right after them. Only Xen's builder boots this file.
-if newer_than "$out/domu.bzimage" "$out/dom0.lz4" "$linux_out/vmlinuz" "$0"; then
-    python3 - "$linux_out/vmlinuz" "$out/dom0.lz4" "$out/domu.bzimage.tmp" <<'EOPY'
-import struct, sys
-k = bytearray(open(sys.argv[1], "rb").read())
-p = open(sys.argv[2], "rb").read()
-setup = (k[0x1f1] + 1) * 512
-h = k[:setup]
-struct.pack_into("<II", h, 0x248, 0, len(p))   # payload_offset (from the setup's end), payload_length
-open(sys.argv[3], "wb").write(bytes(h) + p)
-EOPY
-    mv -f "$out/domu.bzimage.tmp" "$out/domu.bzimage"
-fi
+# The domU kernel: a small PVH kernel of its own (tests/xen/domu.config, built by
+# tests/linux/build-l2-kernel.sh from linux-source-6.1, an LZ4 bzImage: xl's domain builder unpacks
+# it in dom0's user space, and the Debian kernel's 60 MB ELF took billions of emulated instructions
+# to unpack, load and boot there).
+"$root/tests/linux/build-l2-kernel.sh" "$out" domu-kernel "$here/domu.config" >&2
 if newer_than "$out/initrd-domu.img" "$here/init-domu" "$busybox" "$0"; then
     mkinitramfs "$out/initrd-domu.img" "$here/init-domu"
 fi
@@ -240,7 +229,7 @@ xl_files() {
     for m in $XEN_MODS; do echo "$out/xen-modules/$m.ko:/lib/modules/xen/$m.ko:0644"; done
     echo "$here/init:/init.base:0755"
     echo "$here/domu.cfg:/etc/xen/domu.cfg:0644"
-    echo "$out/domu.bzimage:/boot/domu.bzimage:0644"
+    echo "$out/domu-kernel/bzImage:/boot/domu.bzimage:0644"
     echo "$out/initrd-domu.img:/boot/initrd-domu.img:0644"
     for m in /var/run/xen /var/run/xenstored /var/lib/xen /var/lib/xenstored /var/log/xen/console /var/lock; do
         echo "/:$m:0755"
