@@ -5,7 +5,9 @@ whole life, an L2. tests/xen/init prints `XEN-DOM0: ...` lines and powers off th
 
 Checks: Xen brought up every CPU, dom0 reached userspace on Xen (PVH, /sys/hypervisor/type, the CPUID
 hypervisor bit) with its one vCPU and 256 MiB, and the VMX features Xen lists ("VMX: Supported advanced features") are
-bare Bochs's, under XMHF too (XEN_VMX_FEATURES).
+bare Bochs's, under XMHF too (XEN_VMX_FEATURES). The xen-domu-* tests (XenDomuTest) boot the disk's
+domU variant, where dom0 first starts a PVH domU with `xl create` (a second L2 under XMHF), and also
+check the domU's end and figures.
 
 Bochs settings (../shared/reference/bochs.md): ips=100000000 (at 4 MHz Xen and dom0 calibrate a clock
 too slow for their watchdogs), `vga: extension=none` (GRUB's VBE mode for Xen panics Bochs) and
@@ -69,6 +71,16 @@ def dom0_start(text):
     return None
 
 
+def figures_differ(text, tag, who, wants):
+    """The first of wants, (figure, value) pairs, whose "TAG: figure value" line is missing or says
+    another value, as a failure ("who's figure is ..."), or ''."""
+    for what, want in wants:
+        m = re.search(r"^%s: %s (.*)$" % (tag, what), text, re.M)
+        if not m or m.group(1) != want:
+            return "%s's %s is %s, want %s" % (who, what, m.group(1) if m else "missing", want)
+    return ""
+
+
 class XenTest(Test):
     platform = "bochs"
     long = True
@@ -122,10 +134,10 @@ class XenTest(Test):
         err = check_patterns(text, expect, forbid)
         if err:
             return err
-        for what, want in (("hypervisor type", "xen"), ("cpu flag hypervisor", "yes"), ("pvh", "yes")):
-            m = re.search(r"^XEN-DOM0: %s (.*)$" % what, text, re.M)
-            if not m or m.group(1) != want:
-                return "dom0's %s is %s, want %s" % (what, m.group(1) if m else "missing", want)
+        err = figures_differ(text, "XEN-DOM0", "dom0", (("hypervisor type", "xen"), ("cpu flag hypervisor", "yes"),
+                                                          ("pvh", "yes")))
+        if err:
+            return err
         # Xen runs on every CPU; dom0 has one vCPU (dom0_max_vcpus=1, tests/xen/build.sh).
         m = re.search(XEN_LINE + r"Brought up (\d+) CPUs$", text, re.M)
         if not m or int(m.group(2)) != self.smp:
@@ -146,8 +158,9 @@ class XenTest(Test):
 class XenDomuTest(XenTest):
     """dom0 (initrd-xl.img: tests/xen/init-xl) starts a PVH domU with `xl create -F tests/xen/domu.cfg`,
     waits for its end and prints its console log; the domU (tests/xen/init-domu) prints its figures and
-    powers off; then dom0 runs the ordinary checks. Under XMHF the domU is a second L2 (Xen's VMCS for
-    it is another VMCS12 L0 runs as a VMCS02), besides dom0's."""
+    powers off; then dom0 runs the ordinary checks. Under XMHF the domU is a second L2 beside dom0: Xen's
+    VMCS for it is a second VMCS12 (L0 rebuilds its one VMCS02 per CPU from whichever Xen runs), its
+    p2m a second EPT12."""
     disk = XEN_DOMU_DISK
 
     def check(self, text, ended):
@@ -163,10 +176,9 @@ class XenDomuTest(XenTest):
         err = check_patterns(text, expect, forbid)
         if err:
             return err
-        for what, want in (("hypervisor type", "xen"), ("pvh", "yes"), ("cpus", "1")):
-            m = re.search(r"^XEN-DOMU: %s (.*)$" % what, text, re.M)
-            if not m or m.group(1) != want:
-                return "the domU's %s is %s, want %s" % (what, m.group(1) if m else "missing", want)
+        err = figures_differ(text, "XEN-DOMU", "the domU", (("hypervisor type", "xen"), ("pvh", "yes"), ("cpus", "1")))
+        if err:
+            return err
         m = re.search(r"^XEN-DOMU: memtotal (\d+)$", text, re.M)
         # memory = 64 (domu.cfg): MemTotal is that less the kernel's own reservations.
         if not m or not 32 * 1024 < int(m.group(1)) <= 64 * 1024:
