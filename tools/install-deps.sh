@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages the build, the tests and `make run` need (as root, or through sudo);
-# linux-source-6.1 and the kernel build tools are for the Linux L2 of make test-long (build-l2-kernel.sh).
+# linux-source-6.1 and the kernel build tools are for the small kernels of make test-long: the Linux L2
+# and the Xen PVH domU (tests/linux/build-l2-kernel.sh).
 # Skips apt entirely when everything is already there.
 set -euo pipefail
 
