@@ -36,6 +36,8 @@ class Test:
     # A long test (a whole OS as L2, Xen) runs only in `tests/run --long` (make test-long), not in
     # `make test`, which must stay under 30 minutes.
     long = False
+    # A test run only when a filter names it (tests/run xen-domu): not in make test or make test-long.
+    manual = False
 
     def __init__(self, name):
         self.name = name
@@ -60,15 +62,16 @@ _build_locks = {}                 # script -> its lock: builds of different scri
 _build_locks_lock = threading.Lock()
 
 
-def build_once(script, out_dir, log):
-    """Runs a build script (`script OUTDIR`, quick when up to date) once per run of the runner; the
-    tests that need it call this, and a second caller waits for the first."""
+def build_once(script, out_dir, log, *args):
+    """Runs a build script (`script OUTDIR ARGS...`, quick when up to date) once per run of the runner
+    for each ARGS; the tests that need it call this, and a second caller waits for the first (one lock
+    per script: its builds with other ARGS share OUTDIR)."""
     with _build_locks_lock:
         lock = _build_locks.setdefault(script, threading.Lock())
     with lock:
-        if script not in _built:
-            sh([script, out_dir], log)
-            _built.add(script)
+        if (script,) + args not in _built:
+            sh([script, out_dir] + list(args), log)
+            _built.add((script,) + args)
 
 
 def read(path):

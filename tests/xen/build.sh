@@ -1,5 +1,5 @@
 #!/bin/bash
-# build.sh OUTDIR - the Xen guest disk for tests/runner/xen.py: Debian's Xen 4.17 hypervisor (from the
+# build.sh OUTDIR [--domu] - the Xen guest disk for tests/runner/xen.py: Debian's Xen 4.17 hypervisor (from the
 # xen-hypervisor-4.17-amd64 package, downloaded with apt-get and cached in OUTDIR, never installed),
 # Debian's 6.1 kernel as a PVH dom0 (taken from tests/linux/build.sh's output), a busybox-static
 # initramfs whose /init is tests/xen/init, and GRUB disks booting them with multiboot2:
@@ -9,7 +9,8 @@
 #   OUTDIR/initrd.img            uncompressed newc cpio, fixed owners, modes and mtimes
 #   OUTDIR/grub.cfg              the disk's GRUB configuration (Xen's and dom0's command lines)
 #   OUTDIR/xen-disk.img          tools/mkgrubdisk.sh image with /boot/xen.gz, dom0.lz4, initrd.img
-# and the domU variant (tests xen-domu-*: dom0 starts a PVH domU with `xl create`):
+# and, with --domu, the domU variant (tests xen-domu-*: dom0 starts a PVH domU with `xl create`; its
+# kernel build costs about 550 s of CPU, so the other Xen tests do not wait for it):
 #   OUTDIR/tools/*.deb           the cached tool stack packages (TOOL_PKGS), unpacked in OUTDIR/tools/root
 #   OUTDIR/xen-modules/          dom0's Xen device modules from the kernel package (XEN_MODS)
 #   OUTDIR/domu-kernel/bzImage   the domU kernel (tests/xen/domu.config; its source tree beside it)
@@ -24,7 +25,7 @@ set -euo pipefail
 
 prog=${0##*/}
 die() { echo "$prog: error: $*" >&2; exit 1; }
-[ $# -eq 1 ] || die "usage: $prog OUTDIR"
+[ $# -eq 1 ] || { [ $# -eq 2 ] && [ "$2" = --domu ]; } || die "usage: $prog OUTDIR [--domu]"
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 mkdir -p "$1"
@@ -150,6 +151,31 @@ if newer_than "$out/initrd.img" "$here/init" "$busybox" "$0"; then
     mkinitramfs "$out/initrd.img" "$here/init"
 fi
 
+# --- the GRUB disks --------------------------------------------------------------------------
+# mkdisk IMG CFG INITRD TITLE: the GRUB disk with Xen, dom0.lz4 and INITRD as /boot/initrd.img (CFG is
+# written only when its text changes, so an unchanged disk is not rebuilt).
+mkdisk() {
+    local img=$1 cfg=$2 initrd=$3 title=$4 size
+    cat >"$cfg.tmp" <<EOC
+set timeout=0
+set default=0
+menuentry "$title" {
+	multiboot2 /boot/xen.gz $XEN_CMDLINE
+	module2 /boot/dom0.lz4 $DOM0_CMDLINE
+	module2 /boot/initrd.img
+}
+EOC
+    if cmp -s "$cfg.tmp" "$cfg"; then rm -f "$cfg.tmp"; else mv -f "$cfg.tmp" "$cfg"; fi
+    if newer_than "$img" "$out/xen.gz" "$out/dom0.lz4" "$initrd" "$cfg" "$root/tools/mkgrubdisk.sh"; then
+        size=$(( ($(stat -c %s "$out/xen.gz") + $(stat -c %s "$out/dom0.lz4") + $(stat -c %s "$initrd")) / 1048576 + 4 ))
+        "$root/tools/mkgrubdisk.sh" -o "$img" -c "$cfg" -s "$size" -f "$out/xen.gz:/boot/xen.gz" \
+            -f "$out/dom0.lz4:/boot/dom0.lz4" -f "$initrd:/boot/initrd.img" >&2
+    fi
+}
+mkdisk "$out/xen-disk.img" "$out/grub.cfg" "$out/initrd.img" "Xen 4.17 with a PVH dom0"
+echo "$out/xen-disk.img"
+[ "${2:-}" = --domu ] || exit 0
+
 # --- the domU variant ------------------------------------------------------------------------
 # dom0 runs Xen's tool stack (Debian's packages, downloaded and unpacked here, never installed): the
 # C xenstored, xenconsoled (it logs the domU's console to a file dom0 prints), xen-init-dom0 and xl,
@@ -246,28 +272,5 @@ if newer_than "$out/initrd-xl.img" "$here/init-xl" $xsrcs "$busybox" "$0"; then
     mkinitramfs "$out/initrd-xl.img" "$here/init-xl" "${extra[@]}"
 fi
 
-# --- the GRUB disks --------------------------------------------------------------------------
-# mkdisk IMG CFG INITRD TITLE: the GRUB disk with Xen, dom0.lz4 and INITRD as /boot/initrd.img (CFG is
-# written only when its text changes, so an unchanged disk is not rebuilt).
-mkdisk() {
-    local img=$1 cfg=$2 initrd=$3 title=$4 size
-    cat >"$cfg.tmp" <<EOC
-set timeout=0
-set default=0
-menuentry "$title" {
-	multiboot2 /boot/xen.gz $XEN_CMDLINE
-	module2 /boot/dom0.lz4 $DOM0_CMDLINE
-	module2 /boot/initrd.img
-}
-EOC
-    if cmp -s "$cfg.tmp" "$cfg"; then rm -f "$cfg.tmp"; else mv -f "$cfg.tmp" "$cfg"; fi
-    if newer_than "$img" "$out/xen.gz" "$out/dom0.lz4" "$initrd" "$cfg" "$root/tools/mkgrubdisk.sh"; then
-        size=$(( ($(stat -c %s "$out/xen.gz") + $(stat -c %s "$out/dom0.lz4") + $(stat -c %s "$initrd")) / 1048576 + 4 ))
-        "$root/tools/mkgrubdisk.sh" -o "$img" -c "$cfg" -s "$size" -f "$out/xen.gz:/boot/xen.gz" \
-            -f "$out/dom0.lz4:/boot/dom0.lz4" -f "$initrd:/boot/initrd.img" >&2
-    fi
-}
-mkdisk "$out/xen-disk.img" "$out/grub.cfg" "$out/initrd.img" "Xen 4.17 with a PVH dom0"
 mkdisk "$out/xen-domu-disk.img" "$out/grub-domu.cfg" "$out/initrd-xl.img" "Xen 4.17 with a PVH dom0 starting a PVH domU"
-echo "$out/xen-disk.img"
 echo "$out/xen-domu-disk.img"
