@@ -17,7 +17,7 @@
  * VMCS02 is in sync with VMCS12; nested_rare12_sync, entry.c; KVM splits its vmcs02-to-vmcs12 copy
  * the same way): a segment register, a descriptor table or a SYSENTER MSR costs a VMREAD at few
  * exits. */
-static void save_exit_as(struct vcpu *v, u32 reason, bool l2_state, bool lazy)
+static inline __attribute__((always_inline)) void save_exit_as(struct vcpu *v, u32 reason, bool l2_state, bool lazy)
 {
 	/* Lazily, VMCS02 keeps holding the rare fields (L2 ran on them since); a VM-entry failure
 	 * leaves VMCS12's guest state as the last exit saved it, rare fields included. */
@@ -65,7 +65,8 @@ static void load_l1_host_state(struct vcpu *v, u64 l2_cr0)
 	/* L2's EFER and PAT (VMCS02 saves both), which a VM exit without "load IA32_EFER/PAT" leaves in
 	 * place (SDM 28.5.1); after a guest-state failure L2's were never loaded and L1's stay. */
 	bool l2_loaded = l2_cr0 != KEEP_L1_CR0;
-	u64 efer02 = vmcs_read(VMCS_GUEST_IA32_EFER), pat02 = vmcs_read(VMCS_GUEST_IA32_PAT);
+	u64 efer02 = l2_loaded && !(exit12 & EXIT_LOAD_EFER) ? vmcs_read(VMCS_GUEST_IA32_EFER) : 0;
+	u64 pat02 = l2_loaded && !(exit12 & EXIT_LOAD_PAT) ? vmcs_read(VMCS_GUEST_IA32_PAT) : 0;
 
 	if (vmptrld(v->vmcs_pa))
 		panic("VMPTRLD of VMCS01 failed");
