@@ -63,9 +63,9 @@ def main():
     cmd = joined
     at = a.at if a.at is not None else int(re.search(r"^bochs: (\d+) ticks", emu, re.M).group(1)) - a.before_end
     serial = open(os.path.join(a.run_dir, "serial.log"), errors="replace").read()
-    loaded = int(re.search(r"entering the runtime at 0x([0-9a-f]+)", serial).group(1), 16)
+    m = re.search(r"entering the runtime at 0x([0-9a-f]+)", serial)
     syms, entry, end = symbols(a.elf)
-    base = loaded - entry
+    base = int(m.group(1), 16) - entry if m else -(1 << 62)  # a bare run: every instruction a guest's
     addrs = [s for s, _ in syms]
 
     with tempfile.TemporaryDirectory() as tmp:
